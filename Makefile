@@ -1,0 +1,40 @@
+# `make demo` and `make test` each do their own set-up on a fresh machine (Python 3.11+).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Local services used by the integration tests (override from the environment).
+export PYSTATOR_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+export PYSTATOR_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+export PYSTATOR_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pystator demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check pystator tests bench examples
+	$(BIN)/ruff format --check pystator tests bench examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/core.py
+	$(BIN)/python bench/fleet.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,177 @@
+"""``pystator validate`` and ``pystator process``: the engine on the command line.
+
+* ``pystator validate FILE…`` prints every problem of every file (exit 1), or one summary line
+  per machine (exit 0).
+* ``pystator process FILE STATE TRIGGER [--context JSON]`` prints the ``TransitionResult`` as
+  JSON: exit 0 when the transition succeeded, 1 when it was rejected, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from pystator.fsm_core.errors import FSMError, MachineValidationError
+from pystator.fsm_core.results import ActionCall, TimerSpec, TransitionResult
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``validate`` and ``process`` commands."""
+    validate = sub.add_parser("validate", help="check machine definitions (YAML or JSON)")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="machine definition file")
+    validate.set_defaults(func=_validate)
+
+    process = sub.add_parser("process", help="compute one transition and print it as JSON")
+    process.add_argument("file", metavar="FILE", help="machine definition file")
+    process.add_argument("state", metavar="STATE", help="current state")
+    process.add_argument("trigger", metavar="TRIGGER", help="event to apply")
+    process.add_argument(
+        "--context", default="{}", metavar="JSON", help="context as a JSON object (default: {})"
+    )
+    process.set_defaults(func=_process)
+
+
+def _load(path: str) -> Any:
+    from pystator.fsm_core.machine import StateMachine
+
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return StateMachine.from_json(text)
+    try:
+        return StateMachine.from_yaml(path)
+    except OSError as exc:
+        raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+class _CliInputError(Exception):
+    """A problem with the command's input (file missing, bad JSON): exit code 2."""
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+def _validate(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            machine = _load(path)
+        except MachineValidationError as exc:
+            status = EXIT_INVALID
+            for problem in exc.problems:
+                print(f"{path}: {problem}")
+            continue
+        except (FSMError, _CliInputError) as exc:
+            status = EXIT_INVALID
+            print(f"{path}: {exc}")
+            continue
+        print(summarize(machine))
+    return status
+
+
+def summarize(machine: Any) -> str:
+    """``order_management: 3 states, 2 transitions, 2 triggers, 0 timers``."""
+    states = tuple(machine.states)
+    timers = {spec.key for s in states for spec in machine.timers_for_state(s)}
+    return (
+        f"{machine.name}: {_plural(len(states), 'state')}, "
+        f"{_plural(_transition_count(machine), 'transition')}, "
+        f"{_plural(len(tuple(machine.triggers)), 'trigger')}, {_plural(len(timers), 'timer')}"
+    )
+
+
+def _transition_count(machine: Any) -> int:
+    transitions = getattr(machine, "transitions", None)
+    if transitions is not None:
+        return len(tuple(transitions))
+    return len(machine.definition.transitions)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+# --- process ---------------------------------------------------------------------------------
+
+
+def _process(args: argparse.Namespace) -> int:
+    try:
+        context = json.loads(args.context)
+    except json.JSONDecodeError as exc:
+        return _usage(f"--context is not valid JSON: {exc}")
+    if not isinstance(context, dict):
+        return _usage(f"--context must be a JSON object, got {type(context).__name__}")
+    try:
+        machine = _load(args.file)
+    except _CliInputError as exc:
+        return _usage(str(exc))
+    result = machine.process(args.state, args.trigger, context)
+    print(json.dumps(transition_result_to_dict(result), indent=2, default=str))
+    return EXIT_OK if result.success else EXIT_REJECTED
+
+
+def _usage(message: str) -> int:
+    print(f"pystator process: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def transition_result_to_dict(result: TransitionResult) -> dict[str, Any]:
+    """A JSON-friendly rendering of a :class:`TransitionResult`."""
+    return {
+        "success": result.success,
+        "source_state": result.source_state,
+        "target_state": result.target_state,
+        "trigger": result.trigger,
+        "actions": [_action(a) for a in result.actions],
+        "states_exited": list(result.states_exited),
+        "states_entered": list(result.states_entered),
+        "timers_to_arm": [_timer(t) for t in result.timers_to_arm],
+        "timers_to_cancel": [_timer(t) for t in result.timers_to_cancel],
+        "error": result.error.to_dict() if result.error is not None else None,
+        "metadata": _jsonable(result.metadata),
+    }
+
+
+def _action(call: ActionCall) -> dict[str, Any]:
+    return {
+        "name": call.name,
+        "phase": call.phase.value,
+        "params": _jsonable(call.params),
+        "state": call.state,
+    }
+
+
+def _timer(spec: TimerSpec) -> dict[str, Any]:
+    return {
+        "key": spec.key,
+        "state": spec.state,
+        "trigger": spec.trigger,
+        "delay_ms": spec.delay_ms,
+        "kind": spec.kind.value,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, FSMError):
+        return value.to_dict()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

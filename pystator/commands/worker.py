@@ -1,0 +1,262 @@
+"""``pystator worker``, ``pystator submit`` and ``pystator relay``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+from dataclasses import replace
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from pystator.fsm_core.errors import InvalidEventError, SettingsError
+from pystator.logging import configure_logging, get_logger
+from pystator.settings import Settings, load_settings
+from pystator.worker.database import prepare_database
+from pystator.worker.runtime import Runtime, configure, get_runtime, is_memory_broker
+
+#: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard.
+DRAIN_TIMEOUT_SECONDS = 30.0
+#: Exit status when shutdown had to stop hard (second signal or drain timeout).
+EXIT_HARD_STOP = 1
+POOLS = ("threads", "prefork", "solo")
+
+log = get_logger("pystator.worker")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``worker``, ``submit`` and ``relay`` commands."""
+    worker = sub.add_parser("worker", help="run a worker that applies submitted events")
+    worker.add_argument("--concurrency", "-c", type=int, default=2, help="parallel slots")
+    worker.add_argument("--pool", choices=POOLS, default="threads", help="Celery pool")
+    _common(worker)
+    worker.add_argument("--no-relay", action="store_true", help="do not run the relay thread")
+    worker.add_argument(
+        "--source",
+        choices=("table", "queue"),
+        default="table",
+        help="table: worker_events + nudges (default); queue: events in broker messages",
+    )
+    worker.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    worker.set_defaults(func=run_worker)
+
+    submit = sub.add_parser("submit", help="submit one event to the fleet")
+    submit.add_argument("machine")
+    submit.add_argument("entity_id")
+    submit.add_argument("trigger")
+    submit.add_argument("--context", default=None, help="JSON object merged into the context")
+    submit.add_argument("--idempotency-key", default=None)
+    submit.add_argument("--fires-at", default=None, help="ISO-8601 time; default now")
+    submit.add_argument("--max-attempts", type=int, default=None)
+    _common(submit)
+    submit.set_defaults(func=run_submit)
+
+    relay = sub.add_parser("relay", help="re-publish nudges for stranded events; sweep the outbox")
+    relay.add_argument("--once", action="store_true", help="one pass, then exit")
+    relay.add_argument("--interval", type=float, default=None, help="seconds between passes")
+    _common(relay)
+    relay.set_defaults(func=run_relay)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--machines", default=None, help="directory or file of machine definitions")
+    parser.add_argument("--app", default=None, help="module:factory returning guards and actions")
+    parser.add_argument("--queue", default=None, help="Celery queue name (default: pystator)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment settings with the command line's overrides."""
+    settings = load_settings()
+    overrides: dict[str, Any] = {}
+    for name in ("machines", "app", "queue"):
+        value = getattr(args, name, None)
+        if value:
+            overrides[name] = value
+    return replace(settings, **overrides) if overrides else settings
+
+
+def _start(args: argparse.Namespace, *, level: str = "info") -> Runtime:
+    settings = settings_from(args)
+    configure_logging(settings.log_format, level)
+    configure(settings)
+    prepare_database(settings.database_url)
+    return get_runtime()
+
+
+# --- worker ----------------------------------------------------------------------------------
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Start the worker: Celery with a real broker, drain threads with the in-process one."""
+    runtime = _start(args, level=args.log_level)
+    settings = runtime.settings
+    log.info(
+        "worker_starting",
+        machines=list(runtime.machines.names()),
+        concurrency=args.concurrency,
+        pool=args.pool,
+        broker=_safe_url(settings.broker_url),
+        queue=runtime.queue,
+        embedded=is_memory_broker(settings.broker_url),
+        source=args.source,
+    )
+    if is_memory_broker(settings.broker_url):
+        if args.source == "queue":
+            raise SettingsError("--source queue needs a real broker (PYSTATOR_BROKER_URL)")
+        return _run_embedded(runtime, args.concurrency, relay=not args.no_relay)
+    return _run_celery(runtime, args)
+
+
+def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
+    from pystator.worker.embedded import DrainThreads
+
+    threads = DrainThreads(runtime, concurrency=max(concurrency, 1), with_relay=relay)
+    stop = threading.Event()
+    signals_seen: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:
+            log.warning("worker_hard_stop", signal=signum)
+            os._exit(EXIT_HARD_STOP)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads.start()
+    log.info("worker_ready", mode="embedded")
+    while not stop.wait(1.0):
+        pass
+    log.info("worker_draining", timeout_seconds=DRAIN_TIMEOUT_SECONDS)
+    finished = threads.stop(DRAIN_TIMEOUT_SECONDS)
+    runtime.close()
+    log.info("worker_stopped", drained=finished)
+    return 0 if finished else EXIT_HARD_STOP
+
+
+def _run_celery(runtime: Runtime, args: argparse.Namespace) -> int:
+    from celery import signals
+
+    from pystator.worker.app import app
+    from pystator.worker.relay import Relay
+
+    app.conf.task_default_queue = runtime.queue
+    stop = threading.Event()
+    if not args.no_relay:
+
+        def start_relay(**_kwargs: Any) -> None:
+            Relay(runtime).start_thread(stop)
+
+        signals.worker_ready.connect(start_relay, weak=False)
+    signals.worker_shutdown.connect(lambda **_kw: stop.set(), weak=False)
+    signals.worker_shutting_down.connect(_escalate_on_second_signal, weak=False)
+    argv = [
+        "worker",
+        f"--concurrency={max(args.concurrency, 1)}",
+        f"--pool={args.pool}",
+        f"--queues={runtime.queue}",
+        # Celery's own per-task lines only at debug: pystator logs every event that matters
+        f"--loglevel={'DEBUG' if args.log_level == 'debug' else 'WARNING'}",
+        f"--hostname=pystator-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    app.worker_main(argv)
+    return 0
+
+
+def _escalate_on_second_signal(how: str = "Warm", **_kwargs: Any) -> None:
+    """After a warm shutdown starts: a second SIGTERM, or the drain timeout, stops hard.
+
+    (Celery itself only escalates on a second SIGINT.) Runs in the main process, from the
+    signal handler, so installing a handler here is allowed.
+    """
+    if how != "Warm":
+        return
+    from celery.worker import state
+
+    def hard_stop(*_args: Any) -> None:
+        log.warning("worker_hard_stop", reason="second signal or drain timeout")
+        state.should_terminate = EXIT_HARD_STOP  # Celery's cold shutdown: pool terminated
+
+    signal.signal(signal.SIGTERM, hard_stop)
+    timer = threading.Timer(DRAIN_TIMEOUT_SECONDS, hard_stop)
+    timer.daemon = True
+    timer.start()
+    log.info("worker_draining", timeout_seconds=DRAIN_TIMEOUT_SECONDS)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy-style URL (e.g. memory://): show the scheme only
+        return url.split("://", 1)[0] + "://"
+
+
+# --- submit ----------------------------------------------------------------------------------
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    """Submit one event and print its id."""
+    from pystator.worker.producer import EventSpec
+
+    runtime = _start(args, level="warning")
+    context = _json_object(args.context) if args.context else None
+    fires_at = _parse_time(args.fires_at) if args.fires_at else None
+    spec = EventSpec(
+        machine=args.machine,
+        entity_id=args.entity_id,
+        trigger=args.trigger,
+        context=context,
+        fires_at=fires_at,
+        idempotency_key=args.idempotency_key,
+        max_attempts=args.max_attempts or runtime.settings.max_attempts,
+    )
+    receipt = runtime.producer.submit(spec)
+    suffix = " (duplicate)" if receipt.duplicate else ""
+    print(f"{receipt.event_id}{suffix}")
+    return 0
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(f"--context is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidEventError("--context must be a JSON object")
+    return value
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidEventError(f"--fires-at {text!r}: expected an ISO-8601 time") from exc
+
+
+# --- relay -----------------------------------------------------------------------------------
+
+
+def run_relay(args: argparse.Namespace) -> int:
+    """Run the relay loop (or one pass with ``--once``)."""
+    from pystator.worker.relay import Relay
+
+    runtime = _start(args)
+    relay = Relay(runtime, interval=args.interval)
+    if args.once:
+        tick = relay.tick()
+        print(json.dumps({"nudged": tick.nudged, "actions_run": tick.actions_run}))
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_a: stop.set())
+    signal.signal(signal.SIGINT, lambda *_a: stop.set())
+    log.info("relay_started", interval_seconds=relay.interval)
+    relay.run(stop)
+    return 0

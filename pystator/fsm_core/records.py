@@ -1,0 +1,103 @@
+"""Plain records shared by the pure step, the stores and the worker: an entity and an event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: Version of an entity that has never been written. The first write stores version 1.
+NO_VERSION = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityRecord:
+    """The persisted state of one entity of one machine.
+
+    ``version`` starts at 1 and grows by exactly one with every write; stores only write
+    ``WHERE version = expected``. ``entries`` maps every active state (leaf and ancestors, or the
+    encoded parallel configuration) to the version at which it was entered, so a timer armed on
+    entering a state can tell whether the entity is still in that same entry.
+    """
+
+    machine: str
+    entity_id: str
+    state: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 1
+    entries: Mapping[str, int] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class EventOrigin:
+    """Where an event came from (stored in history rows and worker events)."""
+
+    DIRECT = "direct"  # Orchestrator.process_event / EntitySession
+    EVENT = "event"  # submit_event -> worker
+    TIMER = "timer"  # a fired after:/timeout: timer
+    REPLAY = "replay"  # an operator replayed a dead or rejected event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerRef:
+    """Identifies the state entry a fired timer belongs to."""
+
+    key: str
+    state: str
+    entry: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventInput:
+    """One event to apply to one entity."""
+
+    trigger: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    event_id: int | None = None
+    origin: str = EventOrigin.DIRECT
+    timer: TimerRef | None = None  # set for fired timers: applied only if the entry still holds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One row of ``transition_history``: the write that produced ``version``."""
+
+    machine: str
+    entity_id: str
+    version: int
+    source_state: str | None
+    target_state: str
+    trigger: str | None
+    event_id: int | None
+    origin: str
+    actions: tuple[str, ...]
+    payload: Mapping[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArmedTimer:
+    """A timer of one entity's state entry: armed on entering ``state`` at version ``entry``.
+
+    ``due_at`` is None for a timer being cancelled (only its identity matters then).
+    """
+
+    machine: str
+    entity_id: str
+    key: str
+    state: str
+    entry: int
+    trigger: str
+    due_at: datetime | None = None
+
+    @property
+    def timer_id(self) -> str:
+        """Deterministic id: the same timer always gets the same id (idempotent arm/cancel)."""
+        return f"{self.machine}|{self.entity_id}|{self.key}|{self.entry}"
+
+    @property
+    def ref(self) -> TimerRef:
+        """The reference a fired timer's event carries."""
+        return TimerRef(key=self.key, state=self.state, entry=self.entry)

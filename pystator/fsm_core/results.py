@@ -1,0 +1,97 @@
+"""Value objects returned by the engine: the transition result, planned actions and timers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from pystator.fsm_core.errors import FSMError
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _empty_mapping() -> Mapping[str, Any]:
+    """The shared read-only empty mapping (a factory: dataclasses refuse unhashable defaults)."""
+    return _EMPTY
+
+
+class ActionPhase(str, Enum):
+    """When an action runs relative to the state change (exit → transition → enter)."""
+
+    EXIT = "exit"
+    TRANSITION = "transition"
+    ENTER = "enter"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionCall:
+    """One planned action: its registered name, its ``params`` from the YAML, and its phase."""
+
+    name: str
+    phase: ActionPhase
+    params: Mapping[str, Any] = field(default_factory=_empty_mapping)
+    state: str | None = None  # the state whose on_exit/on_enter planned it (None for transitions)
+
+
+class TimerKind(str, Enum):
+    """Where a timer comes from: a transition's ``after:`` or a state's ``timeout:``."""
+
+    AFTER = "after"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerSpec:
+    """A delayed trigger that entering ``state`` arms and leaving ``state`` cancels.
+
+    ``key`` is unique within the machine and stable across loads of the same definition, so a
+    timer id can be derived deterministically from (machine, entity, key, entry).
+    """
+
+    key: str
+    state: str
+    trigger: str
+    delay_ms: int
+    kind: TimerKind = TimerKind.AFTER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransitionResult:
+    """The outcome of ``process``: success, target, planned actions and timers.
+
+    ``states_exited`` / ``states_entered`` list the leaf-to-root exited states and root-to-leaf
+    entered states (LCA order); ``timers_to_arm`` belong to the entered states and
+    ``timers_to_cancel`` to the exited ones.
+    """
+
+    success: bool
+    source_state: str
+    target_state: str | None
+    trigger: str
+    exit_actions: tuple[ActionCall, ...] = ()
+    transition_actions: tuple[ActionCall, ...] = ()
+    enter_actions: tuple[ActionCall, ...] = ()
+    states_exited: tuple[str, ...] = ()
+    states_entered: tuple[str, ...] = ()
+    timers_to_arm: tuple[TimerSpec, ...] = ()
+    timers_to_cancel: tuple[TimerSpec, ...] = ()
+    error: FSMError | None = None
+    metadata: Mapping[str, Any] = field(default_factory=_empty_mapping)
+
+    @property
+    def actions(self) -> tuple[ActionCall, ...]:
+        """Every planned action in execution order (exit, transition, enter)."""
+        return self.exit_actions + self.transition_actions + self.enter_actions
+
+    @property
+    def all_actions(self) -> tuple[str, ...]:
+        """Names of every planned action in execution order (exit, transition, enter)."""
+        return tuple(a.name for a in self.actions)
+
+    @property
+    def state_changed(self) -> bool:
+        """True when the transition succeeded (a self-transition counts: it exits and re-enters)."""
+        return self.success and self.target_state is not None

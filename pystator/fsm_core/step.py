@@ -1,0 +1,262 @@
+"""The one pure step shared by the Orchestrator and the worker fleet.
+
+``(machine, entity record, event, now) → new record + history entry + actions + timers``.
+Callers differ only in how they load the record and commit the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pystator.fsm_core.records import (
+    NO_VERSION,
+    ArmedTimer,
+    EntityRecord,
+    EventInput,
+    HistoryEntry,
+)
+from pystator.fsm_core.results import ActionCall, TransitionResult
+
+if TYPE_CHECKING:
+    from pystator.fsm_core.machine import StateMachine
+
+
+class StepStatus:
+    """What became of an event."""
+
+    APPLIED = "applied"  # state written (new version)
+    REJECTED = "rejected"  # business rejection: nothing written, not retried
+    STALE = "stale"  # a timer for a state entry that no longer holds: dropped
+
+
+REASON_STALE_TIMER = "stale_timer"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepOutcome:
+    """Everything a caller must commit (record, history) and then carry out (timers, actions)."""
+
+    status: str
+    reason: str | None
+    result: TransitionResult
+    record: EntityRecord | None
+    expected_version: int
+    history: HistoryEntry | None
+    actions: tuple[ActionCall, ...]
+    arm: tuple[ArmedTimer, ...]
+    cancel: tuple[ArmedTimer, ...]
+    context: Mapping[str, Any]  # the merged context guards saw and actions receive
+
+
+def starting_record(
+    machine: StateMachine, entity_id: str, record: EntityRecord | None, *, use_initial: bool
+) -> EntityRecord | None:
+    """The record to process from: the stored one, or a virtual initial-state record."""
+    if record is not None or not use_initial:
+        return record
+    initial = machine.get_initial_state()
+    return EntityRecord(
+        machine=machine.name,
+        entity_id=entity_id,
+        state=initial,
+        version=NO_VERSION,
+        entries={initial: NO_VERSION},
+    )
+
+
+def is_stale_timer(record: EntityRecord, event: EventInput) -> bool:
+    """True when ``event`` is a timer whose state entry no longer holds."""
+    timer = event.timer
+    return timer is not None and record.entries.get(timer.state) != timer.entry
+
+
+def merge_context(record: EntityRecord, event: EventInput) -> dict[str, Any]:
+    """The stored context with the event's payload merged over it."""
+    if not event.context:
+        return dict(record.context)
+    return {**record.context, **event.context}
+
+
+def plan(
+    record: EntityRecord,
+    event: EventInput,
+    result: TransitionResult,
+    context: Mapping[str, Any],
+    now: datetime,
+) -> StepOutcome:
+    """Turn an engine result into the outcome to commit. Pure given its inputs."""
+    if not result.success or result.target_state is None:
+        return _unchanged(record, result, context, StepStatus.REJECTED, _reason(result))
+    version = record.version + 1
+    entries = {s: v for s, v in record.entries.items() if s not in result.states_exited}
+    for state in result.states_entered:
+        entries[state] = version
+    new_record = EntityRecord(
+        machine=record.machine,
+        entity_id=record.entity_id,
+        state=result.target_state,
+        context=dict(context),
+        version=version,
+        entries=entries,
+        created_at=record.created_at or now,
+        updated_at=now,
+    )
+    history = HistoryEntry(
+        machine=record.machine,
+        entity_id=record.entity_id,
+        version=version,
+        source_state=record.state if record.version != NO_VERSION else None,
+        target_state=result.target_state,
+        trigger=event.trigger,
+        event_id=event.event_id,
+        origin=event.origin,
+        actions=result.all_actions,
+        payload=dict(event.context) if event.context else None,
+        created_at=now,
+    )
+    return StepOutcome(
+        status=StepStatus.APPLIED,
+        reason=None,
+        result=result,
+        record=new_record,
+        expected_version=record.version,
+        history=history,
+        actions=result.actions,
+        arm=_armed(record, result, version, now),
+        cancel=_cancelled(record, result),
+        context=context,
+    )
+
+
+def _armed(
+    record: EntityRecord, result: TransitionResult, version: int, now: datetime
+) -> tuple[ArmedTimer, ...]:
+    return tuple(
+        ArmedTimer(
+            machine=record.machine,
+            entity_id=record.entity_id,
+            key=spec.key,
+            state=spec.state,
+            entry=version,
+            trigger=spec.trigger,
+            due_at=now + timedelta(milliseconds=spec.delay_ms),
+        )
+        for spec in result.timers_to_arm
+    )
+
+
+def _cancelled(record: EntityRecord, result: TransitionResult) -> tuple[ArmedTimer, ...]:
+    if record.version == NO_VERSION:
+        return ()
+    cancelled = []
+    for spec in result.timers_to_cancel:
+        entry = record.entries.get(spec.state)
+        if entry is None:
+            continue
+        cancelled.append(
+            ArmedTimer(
+                machine=record.machine,
+                entity_id=record.entity_id,
+                key=spec.key,
+                state=spec.state,
+                entry=entry,
+                trigger=spec.trigger,
+            )
+        )
+    return tuple(cancelled)
+
+
+def _reason(result: TransitionResult) -> str:
+    reason = result.metadata.get("reason")
+    return str(reason) if reason else "rejected"
+
+
+def _unchanged(
+    record: EntityRecord,
+    result: TransitionResult,
+    context: Mapping[str, Any],
+    status: str,
+    reason: str,
+) -> StepOutcome:
+    return StepOutcome(
+        status=status,
+        reason=reason,
+        result=result,
+        record=None,
+        expected_version=record.version,
+        history=None,
+        actions=(),
+        arm=(),
+        cancel=(),
+        context=context,
+    )
+
+
+def _stale(record: EntityRecord, event: EventInput) -> StepOutcome:
+    result = TransitionResult(
+        success=False,
+        source_state=record.state,
+        target_state=None,
+        trigger=event.trigger,
+        metadata={"reason": REASON_STALE_TIMER},
+    )
+    return _unchanged(record, result, record.context, StepStatus.STALE, REASON_STALE_TIMER)
+
+
+def _missing(machine: StateMachine, entity_id: str, event: EventInput) -> StepOutcome:
+    from pystator.fsm_core.errors import EntityNotFoundError
+
+    error = EntityNotFoundError(f"entity {entity_id!r} of machine {machine.name!r} does not exist")
+    result = TransitionResult(
+        success=False,
+        source_state="",
+        target_state=None,
+        trigger=event.trigger,
+        error=error,
+        metadata={"reason": "entity_not_found"},
+    )
+    record = EntityRecord(machine=machine.name, entity_id=entity_id, state="", version=NO_VERSION)
+    return _unchanged(record, result, {}, StepStatus.REJECTED, "entity_not_found")
+
+
+def apply_event(
+    machine: StateMachine,
+    record: EntityRecord | None,
+    event: EventInput,
+    now: datetime,
+    *,
+    entity_id: str,
+    use_initial_state_when_missing: bool = True,
+) -> StepOutcome:
+    """Apply one event to one entity (sync guards). Raises only for real failures."""
+    start = starting_record(machine, entity_id, record, use_initial=use_initial_state_when_missing)
+    if start is None:
+        return _missing(machine, entity_id, event)
+    if is_stale_timer(start, event):
+        return _stale(start, event)
+    context = merge_context(start, event)
+    result = machine.process(start.state, event.trigger, context)
+    return plan(start, event, result, context, now)
+
+
+async def aapply_event(
+    machine: StateMachine,
+    record: EntityRecord | None,
+    event: EventInput,
+    now: datetime,
+    *,
+    entity_id: str,
+    use_initial_state_when_missing: bool = True,
+) -> StepOutcome:
+    """Like :func:`apply_event`, awaiting async guards."""
+    start = starting_record(machine, entity_id, record, use_initial=use_initial_state_when_missing)
+    if start is None:
+        return _missing(machine, entity_id, event)
+    if is_stale_timer(start, event):
+        return _stale(start, event)
+    context = merge_context(start, event)
+    result = await machine.aprocess(start.state, event.trigger, context)
+    return plan(start, event, result, context, now)

@@ -1,0 +1,357 @@
+"""The Orchestrator: load → decide → persist → schedule → act, for one event of one entity.
+
+It differs from the worker fleet only in how it loads and commits around the one pure step
+(:func:`pystator.fsm_core.step.apply_event`). A version conflict reloads the entity and
+recomputes (bounded, with a small jittered backoff); timers are armed/cancelled and actions run
+only after the new state has committed. Hooks attached to the machine fire for every evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from pystator.fsm_core.actions import ActionExecutor, ActionRegistry
+from pystator.fsm_core.errors import ActionNotFoundError, ContextValidationError, StaleVersionError
+from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin
+from pystator.fsm_core.results import TransitionResult
+from pystator.fsm_core.step import (
+    StepOutcome,
+    StepStatus,
+    aapply_event,
+    apply_event,
+    is_stale_timer,
+    merge_context,
+    starting_record,
+)
+
+if TYPE_CHECKING:
+    from pystator.fsm_core.guards import GuardRegistry
+    from pystator.fsm_core.hooks import TransitionObserver
+    from pystator.fsm_core.machine import StateMachine
+    from pystator.schedulers.base import Scheduler
+
+LOGGER = logging.getLogger("pystator.orchestrator")
+
+#: ``(entity_id, current_state, trigger, context) -> (ok, errors)``; runs before any guard.
+ContextValidatorFn: TypeAlias = Callable[[str, str, str, dict[str, Any]], tuple[bool, list[str]]]
+Clock: TypeAlias = Callable[[], datetime]
+
+DEFAULT_MAX_ATTEMPTS = 10  # loads + computes of one event before StaleVersionError escapes
+RETRY_BACKOFF_BASE_SECONDS = 0.002
+RETRY_BACKOFF_MAX_SECONDS = 0.1
+REASON_CONTEXT_VALIDATION = "context_validation"
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def conflict_backoff(attempt: int) -> float:
+    """Seconds to wait after the ``attempt``-th version conflict (full jitter, capped)."""
+    ceiling = min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2**attempt)
+    return random.uniform(0, ceiling)
+
+
+class Orchestrator:
+    """Runs events against entities stored in a state store (sync or async store).
+
+    ``guards``/``actions`` are bound to the machine. ``scheduler`` (optional) receives the
+    ``after:``/``timeout:`` timers to arm and cancel after each commit, and fires them back into
+    this orchestrator. The store is the caller's: :meth:`close` shuts the scheduler only.
+    """
+
+    def __init__(
+        self,
+        machine: StateMachine,
+        state_store: Any,
+        guards: GuardRegistry | None = None,
+        actions: ActionRegistry | None = None,
+        context_validator: ContextValidatorFn | None = None,
+        scheduler: Scheduler | None = None,
+        use_initial_state_when_missing: bool = True,
+        *,
+        observer: TransitionObserver | None = None,
+        action_executor: ActionExecutor | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if guards is not None:
+            machine.bind_guards(guards)
+        if actions is not None:
+            machine.bind_actions(actions)
+        if observer is not None:
+            machine.attach_observer(observer)
+        self.machine = machine
+        self.state_store = state_store
+        self.context_validator = context_validator
+        self.scheduler = scheduler
+        self.use_initial_state_when_missing = use_initial_state_when_missing
+        self.max_attempts = max_attempts
+        self._clock = clock
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+        self._is_async_store = inspect.iscoroutinefunction(getattr(state_store, "load", None))
+        registry = actions if actions is not None else machine.action_registry
+        self._actions: ActionRegistry | None = registry
+        if action_executor is None and registry is not None:
+            action_executor = ActionExecutor(registry)
+        self._executor = action_executor
+        self._scheduler_started = False
+        self._closed = False
+
+    # --- public API -------------------------------------------------------------------------
+
+    def process_event(
+        self, entity_id: str, trigger: str, context: Mapping[str, Any] | None = None
+    ) -> TransitionResult:
+        """Apply ``trigger`` to the entity: persist the transition, then arm timers, run actions."""
+        return self.process_input(entity_id, EventInput(trigger=trigger, context=context or {}))
+
+    async def async_process_event(
+        self, entity_id: str, trigger: str, context: Mapping[str, Any] | None = None
+    ) -> TransitionResult:
+        """Like :meth:`process_event`, awaiting async guards, actions and stores."""
+        event = EventInput(trigger=trigger, context=context or {})
+        return await self.async_process_input(entity_id, event)
+
+    def process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
+        """Apply a fully described event (origin, event id, fired timer) with a sync store."""
+        if self._is_async_store:
+            raise TypeError("this orchestrator has an async state store: use async_process_event")
+        self._ensure_scheduler()
+        last_conflict: StaleVersionError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            record = self.state_store.load(self.machine.name, entity_id)
+            rejected = self._validate(entity_id, record, event)
+            if rejected is not None:
+                return rejected
+            outcome = apply_event(
+                self.machine, record, event, self._clock(), **self._step_kw(entity_id)
+            )
+            if outcome.status != StepStatus.APPLIED:
+                return outcome.result
+            self._check_actions(outcome)
+            try:
+                self._save(outcome)
+            except StaleVersionError as exc:
+                last_conflict = exc
+                self._sleep(conflict_backoff(attempt))
+                continue
+            self._schedule(outcome)
+            if self._executor is not None and outcome.actions:
+                self._executor.execute(outcome.actions, outcome.context)
+            return _committed(outcome, attempt)
+        raise self._gave_up(entity_id, last_conflict)
+
+    async def async_process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
+        """Apply a fully described event; the store may be sync or async."""
+        self._ensure_scheduler()
+        last_conflict: StaleVersionError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            record = await self._aload(entity_id)
+            rejected = self._validate(entity_id, record, event)
+            if rejected is not None:
+                return rejected
+            outcome = await aapply_event(
+                self.machine, record, event, self._clock(), **self._step_kw(entity_id)
+            )
+            if outcome.status != StepStatus.APPLIED:
+                return outcome.result
+            self._check_actions(outcome)
+            try:
+                await self._asave(outcome)
+            except StaleVersionError as exc:
+                last_conflict = exc
+                await self._async_sleep(conflict_backoff(attempt))
+                continue
+            self._schedule(outcome)
+            if self._executor is not None and outcome.actions:
+                await self._executor.async_execute(outcome.actions, outcome.context)
+            return _committed(outcome, attempt)
+        raise self._gave_up(entity_id, last_conflict)
+
+    def get_record(self, entity_id: str) -> EntityRecord | None:
+        """The stored record of the entity (sync store)."""
+        return self.state_store.load(self.machine.name, entity_id)  # type: ignore[no-any-return]
+
+    async def async_get_record(self, entity_id: str) -> EntityRecord | None:
+        """The stored record of the entity (sync or async store)."""
+        return await self._aload(entity_id)
+
+    async def close(self) -> None:
+        """Shut the scheduler down (idempotent). The state store stays open: it is the caller's."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.scheduler is not None:
+            await self.scheduler.aclose()
+
+    def close_sync(self) -> None:
+        """:meth:`close` for code without an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.close())
+            return
+        raise RuntimeError("an event loop is running: use 'await orchestrator.close()'")
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close_sync()
+
+    async def __aenter__(self) -> Orchestrator:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- the steps around the pure step -----------------------------------------------------
+
+    def _step_kw(self, entity_id: str) -> dict[str, Any]:
+        return {
+            "entity_id": entity_id,
+            "use_initial_state_when_missing": self.use_initial_state_when_missing,
+        }
+
+    def _validate(
+        self, entity_id: str, record: EntityRecord | None, event: EventInput
+    ) -> TransitionResult | None:
+        """Run the context validator (before any guard); a rejection result, or None."""
+        if self.context_validator is None:
+            return None
+        start = starting_record(
+            self.machine, entity_id, record, use_initial=self.use_initial_state_when_missing
+        )
+        if start is None or is_stale_timer(start, event):
+            return None  # the step reports these outcomes itself
+        context = merge_context(start, event)
+        ok, errors = self.context_validator(entity_id, start.state, event.trigger, context)
+        if ok:
+            return None
+        messages = [str(e) for e in errors]
+        error = ContextValidationError(
+            f"context validation failed for {event.trigger!r} in {start.state!r}: "
+            + ("; ".join(messages) or "rejected"),
+            errors=messages,
+        )
+        return TransitionResult(
+            success=False,
+            source_state=start.state,
+            target_state=None,
+            trigger=event.trigger,
+            error=error,
+            metadata={"reason": REASON_CONTEXT_VALIDATION, "errors": messages},
+        )
+
+    def _check_actions(self, outcome: StepOutcome) -> None:
+        """Refuse to commit a transition whose actions could never run."""
+        if self._actions is None:
+            return
+        for call in outcome.actions:
+            if call.name not in self._actions:
+                raise ActionNotFoundError(
+                    f"action {call.name!r} is not registered", action_name=call.name
+                )
+
+    def _save(self, outcome: StepOutcome) -> None:
+        self.state_store.save(
+            outcome.record, expected_version=outcome.expected_version, history=outcome.history
+        )
+
+    async def _asave(self, outcome: StepOutcome) -> None:
+        saved = self.state_store.save(
+            outcome.record, expected_version=outcome.expected_version, history=outcome.history
+        )
+        if self._is_async_store:
+            await saved
+
+    async def _aload(self, entity_id: str) -> EntityRecord | None:
+        loaded = self.state_store.load(self.machine.name, entity_id)
+        if self._is_async_store:
+            loaded = await loaded
+        return loaded  # type: ignore[no-any-return]
+
+    def _schedule(self, outcome: StepOutcome) -> None:
+        """After commit: cancel the exited states' timers, arm the entered states' timers."""
+        if self.scheduler is None:
+            if outcome.arm:
+                LOGGER.warning(
+                    "transition of %s/%s arms %d timer(s) but the orchestrator has no scheduler",
+                    self.machine.name,
+                    outcome.record.entity_id if outcome.record else "?",
+                    len(outcome.arm),
+                )
+            return
+        if outcome.cancel:
+            self.scheduler.cancel(outcome.cancel)
+        if outcome.arm:
+            self.scheduler.arm(outcome.arm)
+
+    def _ensure_scheduler(self) -> None:
+        if self.scheduler is None or self._scheduler_started:
+            return
+        fire = self._afire if self._is_async_store else self._fire
+        self.scheduler.start(fire)
+        self._scheduler_started = True
+
+    def _fire(self, timer: ArmedTimer) -> None:
+        self.process_input(timer.entity_id, _timer_event(timer))
+
+    async def _afire(self, timer: ArmedTimer) -> None:
+        await self.async_process_input(timer.entity_id, _timer_event(timer))
+
+    def _gave_up(self, entity_id: str, conflict: StaleVersionError | None) -> StaleVersionError:
+        error = StaleVersionError(
+            f"entity {entity_id!r} of machine {self.machine.name!r}: still conflicting after "
+            f"{self.max_attempts} attempts",
+            entity_id=entity_id,
+            expected_version=conflict.expected_version if conflict else None,
+            actual_version=conflict.actual_version if conflict else None,
+        )
+        error.__cause__ = conflict
+        return error
+
+
+def _timer_event(timer: ArmedTimer) -> EventInput:
+    return EventInput(trigger=timer.trigger, origin=EventOrigin.TIMER, timer=timer.ref)
+
+
+def _committed(outcome: StepOutcome, attempts: int) -> TransitionResult:
+    """The engine's result, with the committed version and the attempts it took."""
+    version = outcome.record.version if outcome.record else None
+    metadata = {**outcome.result.metadata, "entity_version": version, "attempts": attempts}
+    return dataclasses.replace(outcome.result, metadata=metadata)
+
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "ContextValidatorFn",
+    "Orchestrator",
+    "conflict_backoff",
+]

@@ -1,0 +1,55 @@
+"""State stores: versioned (optimistically locked) entity records, plus history.
+
+``InMemoryStateStore`` needs nothing; ``SqlStateStore`` / ``AsyncSqlStateStore`` need the ``db``
+extra (and ``postgres`` for PostgreSQL); ``RedisStateStore`` / ``AsyncRedisStateStore`` need the
+``redis`` extra. Optional stores are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pystator.stores.base import AsyncStateStore, StateStore
+from pystator.stores.memory import InMemoryStateStore
+
+_LAZY = {
+    "SqlStateStore": "pystator.stores.sql_store",
+    "AsyncSqlStateStore": "pystator.stores.sql_async",
+    "RedisStateStore": "pystator.stores.redis_store",
+    "AsyncRedisStateStore": "pystator.stores.redis_store",
+}
+MEMORY_URL = "memory://"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def create_store(url: str, *, is_async: bool = False) -> Any:
+    """A store for ``url``: ``memory://``, ``redis://…``, or any SQLAlchemy URL (SQL store)."""
+    scheme = url.split(":", 1)[0].lower()
+    if url == MEMORY_URL:
+        if is_async:
+            raise ValueError("the in-memory store is synchronous (the Orchestrator accepts it)")
+        return InMemoryStateStore()
+    if scheme in ("redis", "rediss", "unix"):
+        name = "AsyncRedisStateStore" if is_async else "RedisStateStore"
+    else:
+        name = "AsyncSqlStateStore" if is_async else "SqlStateStore"
+    return __getattr__(name)(url)
+
+
+__all__ = [
+    "AsyncRedisStateStore",
+    "AsyncSqlStateStore",
+    "AsyncStateStore",
+    "InMemoryStateStore",
+    "RedisStateStore",
+    "SqlStateStore",
+    "StateStore",
+    "create_store",
+]

@@ -1,0 +1,238 @@
+"""Every query on ``entity_states`` and ``transition_history``, as connection-level functions.
+
+The SQL stores and the worker fleet call these inside their own transactions; nothing else
+composes SQL for entities. Writes are versioned: an update only matches ``version = :expected``
+and a create only succeeds when no row exists, otherwise :class:`StaleVersionError` is raised and
+nothing is overwritten. Callers wrap their transaction in
+:func:`pystator.stores.sql.engine.translate_errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
+
+from pystator.fsm_core.errors import StaleVersionError
+from pystator.fsm_core.records import NO_VERSION, EntityRecord, HistoryEntry
+from pystator.stores.sql.schema import entity_states, transition_history
+
+_E = entity_states.c
+_H = transition_history.c
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """The same instant in UTC; naive values (SQLite returns them naive) are taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _key(machine: str, entity_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(_E.machine == machine, _E.entity_id == entity_id)
+
+
+def record_from_row(row: RowMapping) -> EntityRecord:
+    """Build an :class:`EntityRecord` from an ``entity_states`` row mapping."""
+    return EntityRecord(
+        machine=row["machine"],
+        entity_id=row["entity_id"],
+        state=row["state"],
+        context=dict(row["context"] or {}),
+        version=int(row["version"]),
+        entries={str(k): int(v) for k, v in (row["entries"] or {}).items()},
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
+    )
+
+
+def _record_values(record: EntityRecord) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "machine": record.machine,
+        "entity_id": record.entity_id,
+        "state": record.state,
+        "context": dict(record.context),
+        "entries": dict(record.entries),
+        "version": record.version,
+        "created_at": record.created_at or now,
+        "updated_at": record.updated_at or now,
+    }
+
+
+def load_record(
+    conn: Connection, machine: str, entity_id: str, *, for_update: bool = False
+) -> EntityRecord | None:
+    """The stored record of one entity, or None. ``for_update`` locks the row (PostgreSQL)."""
+    query = sa.select(entity_states).where(_key(machine, entity_id))
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return None if row is None else record_from_row(row)
+
+
+def load_records(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], EntityRecord]:
+    """Stored records of many ``(machine, entity_id)`` keys in one query (missing keys absent)."""
+    if not keys:
+        return {}
+    query = sa.select(entity_states).where(sa.tuple_(_E.machine, _E.entity_id).in_(list(keys)))
+    records = (record_from_row(row) for row in conn.execute(query).mappings())
+    return {(r.machine, r.entity_id): r for r in records}
+
+
+def load_version(conn: Connection, machine: str, entity_id: str) -> int:
+    """The stored version of one entity (``NO_VERSION`` when it does not exist)."""
+    query = sa.select(_E.version).where(_key(machine, entity_id))
+    version = conn.execute(query).scalar_one_or_none()
+    return NO_VERSION if version is None else int(version)
+
+
+def _insert_statement(conn: Connection, values: dict[str, Any]) -> sa.Executable | None:
+    name = conn.dialect.name
+    statement: postgresql.Insert | sqlite.Insert
+    if name == "postgresql":
+        statement = postgresql.insert(entity_states).values(values).on_conflict_do_nothing()
+    elif name == "sqlite":
+        statement = sqlite.insert(entity_states).values(values).on_conflict_do_nothing()
+    else:
+        return None
+    # RETURNING, not rowcount: INSERT rowcount is not reported by every driver (psycopg 3).
+    return statement.returning(_E.version)
+
+
+def insert_record(conn: Connection, record: EntityRecord) -> None:
+    """Create the entity's row; :class:`StaleVersionError` if it already exists.
+
+    PostgreSQL and SQLite use ``ON CONFLICT DO NOTHING RETURNING`` so a lost race never aborts
+    the caller's transaction; other dialects fall back to catching the unique violation (in a savepoint).
+    """
+    values = _record_values(record)
+    statement = _insert_statement(conn, values)
+    if statement is not None:
+        inserted = conn.execute(statement).first() is not None
+    else:
+        inserted = _insert_in_savepoint(conn, values)
+    if not inserted:
+        _raise_stale(conn, record, expected_version=NO_VERSION)
+
+
+def _insert_in_savepoint(conn: Connection, values: dict[str, Any]) -> bool:
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.insert(entity_states).values(values))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def update_record(conn: Connection, record: EntityRecord, *, expected_version: int) -> None:
+    """Overwrite the entity's row only if its version is still ``expected_version``."""
+    values = _record_values(record)
+    del values["machine"], values["entity_id"], values["created_at"]
+    statement = (
+        sa.update(entity_states)
+        .where(_key(record.machine, record.entity_id), _E.version == expected_version)
+        .values(values)
+    )
+    if conn.execute(statement).rowcount != 1:
+        _raise_stale(conn, record, expected_version=expected_version)
+
+
+def save_record(conn: Connection, record: EntityRecord, *, expected_version: int) -> None:
+    """Insert when ``expected_version`` is ``NO_VERSION`` (0), else a versioned update."""
+    if expected_version == NO_VERSION:
+        insert_record(conn, record)
+    else:
+        update_record(conn, record, expected_version=expected_version)
+
+
+def _raise_stale(conn: Connection, record: EntityRecord, *, expected_version: int) -> None:
+    actual = load_version(conn, record.machine, record.entity_id)
+    raise StaleVersionError(
+        f"entity {record.entity_id!r} of machine {record.machine!r}: expected version "
+        f"{expected_version}, found {actual}",
+        entity_id=record.entity_id,
+        expected_version=expected_version,
+        actual_version=actual,
+    )
+
+
+def delete_record(conn: Connection, machine: str, entity_id: str) -> bool:
+    """Remove the entity's row (history is kept). True when a row was deleted."""
+    result = conn.execute(sa.delete(entity_states).where(_key(machine, entity_id)))
+    return result.rowcount == 1
+
+
+def history_values(entry: HistoryEntry) -> dict[str, Any]:
+    """The ``transition_history`` row for ``entry``."""
+    return {
+        "machine": entry.machine,
+        "entity_id": entry.entity_id,
+        "version": entry.version,
+        "source_state": entry.source_state,
+        "target_state": entry.target_state,
+        "trigger": entry.trigger,
+        "event_id": entry.event_id,
+        "origin": entry.origin,
+        "actions": list(entry.actions),
+        "payload": None if entry.payload is None else dict(entry.payload),
+        "created_at": entry.created_at,
+    }
+
+
+def insert_history(conn: Connection, entries: Sequence[HistoryEntry]) -> None:
+    """Append history rows (one executemany). A duplicate version violates the unique key."""
+    if entries:
+        conn.execute(sa.insert(transition_history), [history_values(e) for e in entries])
+
+
+def history_from_row(row: RowMapping) -> HistoryEntry:
+    """Build a :class:`HistoryEntry` from a ``transition_history`` row mapping."""
+    return HistoryEntry(
+        machine=row["machine"],
+        entity_id=row["entity_id"],
+        version=int(row["version"]),
+        source_state=row["source_state"],
+        target_state=row["target_state"],
+        trigger=row["trigger"],
+        event_id=row["event_id"],
+        origin=row["origin"],
+        actions=tuple(row["actions"] or ()),
+        payload=row["payload"],
+        created_at=as_utc(row["created_at"]) or datetime.now(UTC),
+    )
+
+
+def load_history(conn: Connection, machine: str, entity_id: str) -> list[HistoryEntry]:
+    """Every history row of one entity, oldest version first."""
+    query = (
+        sa.select(transition_history)
+        .where(_H.machine == machine, _H.entity_id == entity_id)
+        .order_by(_H.version)
+    )
+    return [history_from_row(row) for row in conn.execute(query).mappings()]
+
+
+__all__ = [
+    "as_utc",
+    "delete_record",
+    "history_from_row",
+    "history_values",
+    "insert_history",
+    "insert_record",
+    "load_history",
+    "load_record",
+    "load_records",
+    "load_version",
+    "record_from_row",
+    "save_record",
+    "update_record",
+]

@@ -1,0 +1,116 @@
+"""The worker's database engine: pystator's engine plus SQLite writer serialization.
+
+On SQLite every worker transaction starts with ``BEGIN IMMEDIATE``: it takes the database's single
+write lock up front, so two threads or processes never interleave a claim and a write (that lock
+is SQLite's stand-in for PostgreSQL's per-entity advisory locks). The price is that SQLite
+processes one batch at a time across all workers; use PostgreSQL to scale out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from pystator.stores.sql.engine import create_engine_from_url, is_sqlite
+
+#: Connections per worker process (threads share them); PostgreSQL only.
+DEFAULT_POOL_SIZE = 10
+
+
+def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # let SQLAlchemy emit BEGIN itself
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def worker_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+    """An engine for worker and producer transactions on ``url``."""
+    if is_sqlite(url):
+        engine = create_engine_from_url(url)
+        event.listen(engine, "connect", _autocommit_driver)
+        event.listen(engine, "begin", _begin_immediate)
+        _writer_locks[engine] = threading.Lock()
+        return engine
+    # No pre-ping: it costs a round trip per transaction. A connection found dead raises
+    # StoreUnavailableError once (the pool is then refreshed); workers retry, producers see it.
+    return create_engine_from_url(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+    )
+
+
+_writer_locks: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()``, with SQLite writers of this process queued on a lock.
+
+    Threads of one process then take turns instead of spinning in SQLite's busy handler (which
+    sleeps in growing steps); other processes still wait on the busy timeout.
+    """
+    lock = _writer_locks.get(engine)
+    if lock is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with lock, engine.begin() as conn:
+        yield conn
+
+
+_autocommit_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+_companion_lock = threading.Lock()
+
+
+def _autocommit_engine(engine: Engine) -> Engine:
+    with _companion_lock:
+        companion = _autocommit_engines.get(engine)
+        if companion is None:
+            companion = create_engine_from_url(
+                engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_size=2
+            )
+            _autocommit_engines[engine] = companion
+        return companion
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection whose single statements commit on their own (one round trip each).
+
+    Only for work that is one statement. Served by a companion engine whose connections are
+    permanently in autocommit (switching a pooled connection back and forth costs round trips).
+    SQLite keeps its writer lock and ``BEGIN IMMEDIATE``.
+    """
+    if engine in _writer_locks:
+        with transaction(engine) as conn:
+            yield conn
+        return
+    with _autocommit_engine(engine).connect() as conn:
+        yield conn
+
+
+def dispose(engine: Engine) -> None:
+    """Close the connections of ``engine`` and of its autocommit companion."""
+    companion = _autocommit_engines.pop(engine, None)
+    if companion is not None:
+        companion.dispose()
+    engine.dispose()
+
+
+def prepare_database(url: str) -> None:
+    """Create or upgrade the schema of an embedded SQLite database (PostgreSQL is left alone:
+    run ``pystator db upgrade`` as a deployment step)."""
+    if is_sqlite(url):
+        from pystator.migrations import upgrade
+
+        upgrade(url)
+
+
+__all__ = ["autocommit", "dispose", "prepare_database", "transaction", "worker_engine"]

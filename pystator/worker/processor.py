@@ -1,0 +1,249 @@
+"""The apply loop: claim entities, apply their due events in order, commit everything at once.
+
+One transaction per batch of entities. For each claimed entity (held under a per-entity lock:
+a PostgreSQL advisory lock, or SQLite's single writer) the processor loads the record, runs its
+due events through the pure :func:`~pystator.fsm_core.step.apply_event` one after another in memory,
+and writes the entity once with a version check. History rows, event completions, retries, dead
+letters, outbox rows and timer rows of the whole batch follow in one statement each, then commit.
+
+A failing event (a guard raising, an unknown machine) never touches the database: the step is pure,
+so the failure is recorded as a retry (later events of that entity wait behind it) or, after its
+last attempt, as a dead letter (later events proceed). A version conflict (someone else wrote the
+entity) drops that entity's plan, reloads and recomputes; it never overwrites.
+
+**The nudge race.** A worker that cannot take an entity's lock returns at once; the lock holder
+re-checks for due events *after* committing (when its lock is gone) and goes round again, so an
+event committed while the holder was busy is never left behind. The relay is the safety net.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from pystator.fsm_core.errors import ConfigurationError, FSMError, StaleVersionError
+from pystator.fsm_core.records import NO_VERSION, EntityRecord, EventInput, EventOrigin, TimerRef
+from pystator.fsm_core.step import StepStatus, apply_event
+from pystator.stores.sql import entity_queries, event_queries
+from pystator.stores.sql.engine import translate_errors
+from pystator.stores.sql.event_queries import EntityKey, EventRow
+from pystator.worker.batch import Batch, DbTimers, TimerSink
+from pystator.worker.clock import Clock, utc_now
+from pystator.worker.database import transaction
+from pystator.worker.registry import MachineRegistry
+from pystator.worker.retry import RandomSource, RetryPolicy
+
+DEFAULT_BATCH_ENTITIES = 64
+DEFAULT_EVENTS_PER_ENTITY = 200
+DEFAULT_OUTBOX_LEASE_SECONDS = 30.0
+#: Reload-and-recompute attempts after a version conflict before leaving the entity for later.
+MAX_CONFLICT_RETRIES = 3
+#: Rounds one ``process_entity`` call may run (each round commits) before leaving the rest
+#: to the next nudge or the relay.
+MAX_ENTITY_ROUNDS = 20
+
+AfterCommit = Callable[[Batch], None]
+
+_ORIGINS = {"timer": EventOrigin.TIMER, "replay": EventOrigin.REPLAY}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessorOptions:
+    """Tuning knobs of the apply loop."""
+
+    batch_entities: int = DEFAULT_BATCH_ENTITIES
+    events_per_entity: int = DEFAULT_EVENTS_PER_ENTITY
+    outbox_lease: timedelta = timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def event_input(event: EventRow) -> EventInput:
+    """The pure step's view of a stored event."""
+    timer = None
+    if event.timer_key is not None and event.timer_state is not None:
+        timer = TimerRef(
+            key=event.timer_key, state=event.timer_state, entry=int(event.timer_entry or 0)
+        )
+    return EventInput(
+        trigger=event.trigger,
+        context=event.context,
+        event_id=event.id,
+        origin=_ORIGINS.get(event.origin, EventOrigin.EVENT),
+        timer=timer,
+    )
+
+
+def describe_error(exc: BaseException, attempt: int, now: datetime) -> dict[str, Any]:
+    """The JSON kept per failed attempt: type, message, cause and when."""
+    error: dict[str, Any] = {
+        "attempt": attempt,
+        "error": type(exc).__name__,
+        "message": str(exc),
+        "at": now.isoformat(),
+    }
+    if isinstance(exc, FSMError):
+        error["code"] = exc.code.value
+    cause = exc.__cause__
+    if cause is not None:
+        error["cause"] = f"{type(cause).__name__}: {cause}"
+    return error
+
+
+class Processor:
+    """Applies due events from ``worker_events`` to entity state (thread-safe, no shared state)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        machines: MachineRegistry,
+        *,
+        options: ProcessorOptions | None = None,
+        timers: TimerSink | None = None,
+        after_commit: Sequence[AfterCommit] = (),
+        clock: Clock = utc_now,
+        rand: RandomSource = random.random,
+    ) -> None:
+        self.engine = engine
+        self.machines = machines
+        self.options = options or ProcessorOptions()
+        self.timers: TimerSink = timers or DbTimers()
+        self.after_commit = list(after_commit)
+        self.clock = clock
+        self.rand = rand
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def drain_once(self, limit: int | None = None) -> Batch:
+        """Claim up to ``limit`` entities with due events, apply them, commit. Empty when idle."""
+        size = limit or self.options.batch_entities
+        return self._run(lambda conn, now: event_queries.claim_entities(conn, now, size))
+
+    def drain(self, *, max_batches: int | None = None) -> int:
+        """Run batches until nothing is due; returns the number of events handled."""
+        handled = 0
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batch = self.drain_once()
+            batches += 1
+            if not batch.entities:
+                break
+            handled += len(batch.results)
+        return handled
+
+    def process_entity(self, machine: str, entity_id: str) -> int:
+        """Apply one entity's due events (a nudge); returns how many events were handled.
+
+        Returns at once when another worker holds the entity: that worker re-checks after its
+        commit. After each commit this call re-checks too, so nothing submitted meanwhile waits.
+        """
+        handled = 0
+        for _round in range(MAX_ENTITY_ROUNDS):
+            batch = self._run(lambda conn, _now: self._lock_one(conn, machine, entity_id))
+            handled += len(batch.results)
+            if not batch.entities or not self.has_due(machine, entity_id):
+                break
+        return handled
+
+    def has_due(self, machine: str, entity_id: str) -> bool:
+        """True when the entity's oldest pending event is due (read without any lock)."""
+        with translate_errors("worker events"), self.engine.connect() as conn:
+            return event_queries.has_due_events(conn, machine, entity_id, self.clock())
+
+    # --- one transaction ---------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_one(conn: Connection, machine: str, entity_id: str) -> list[EntityKey]:
+        return [(machine, entity_id)] if event_queries.lock_entity(conn, machine, entity_id) else []
+
+    def _run(self, claim: Callable[[Connection, datetime], list[EntityKey]]) -> Batch:
+        now = self.clock()
+        batch = Batch()
+        with translate_errors("worker"), transaction(self.engine) as conn:
+            keys = claim(conn, now)
+            if not keys:
+                return batch
+            pending = event_queries.pending_events_for_many(
+                conn, keys, now, limit=self.options.events_per_entity
+            )
+            records = entity_queries.load_records(conn, [k for k in keys if k in pending])
+            for key in keys:
+                events = pending.get(key)
+                if events:
+                    batch.extend(self._apply_entity(conn, key, events, now, records.get(key)))
+            batch.flush(conn, now, timers=self.timers, outbox_lease=self.options.outbox_lease)
+        for hook in self.after_commit:
+            hook(batch)
+        return batch
+
+    def _apply_entity(
+        self,
+        conn: Connection,
+        key: EntityKey,
+        events: list[EventRow],
+        now: datetime,
+        stored: EntityRecord | None,
+    ) -> Batch:
+        machine_name, entity_id = key
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                stored = entity_queries.load_record(conn, machine_name, entity_id)
+            part, final = self._plan_entity(key, stored, events, now)
+            try:
+                if final is not stored and final is not None:
+                    expected = stored.version if stored is not None else NO_VERSION
+                    entity_queries.save_record(conn, final, expected_version=expected)
+            except StaleVersionError:
+                continue  # someone else wrote it: reload and recompute
+            return part
+        return Batch()  # still conflicting: leave the events pending for a later round
+
+    def _plan_entity(
+        self,
+        key: EntityKey,
+        stored: EntityRecord | None,
+        events: list[EventRow],
+        now: datetime,
+    ) -> tuple[Batch, EntityRecord | None]:
+        part = Batch()
+        current = stored
+        machine = self.machines.find(key[0])
+        for event in events:
+            try:
+                if machine is None:
+                    raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
+                outcome = apply_event(machine, current, event_input(event), now, entity_id=key[1])
+            except Exception as exc:  # a guard or the engine failed: retry or dead-letter
+                if self._fail(part, event, exc, now):
+                    break  # per-entity order: later events wait behind the retry
+                continue
+            if outcome.status == StepStatus.APPLIED:
+                current = outcome.record
+                part.applied(event, outcome)
+            else:
+                part.closed(event, outcome.status, outcome.reason)
+        return part, current
+
+    def _fail(self, part: Batch, event: EventRow, exc: Exception, now: datetime) -> bool:
+        """Record a failed attempt; True when the event will be retried (so it blocks)."""
+        attempt = event.attempts + 1
+        error = describe_error(exc, attempt, now)
+        if attempt >= event.max_attempts:
+            part.failed(event, error, None)
+            return False
+        retry_at = self.options.retry.next_time(attempt, now, self.rand)
+        part.failed(event, error, retry_at)
+        return True
+
+
+__all__ = [
+    "DEFAULT_BATCH_ENTITIES",
+    "Processor",
+    "ProcessorOptions",
+    "describe_error",
+    "event_input",
+]

@@ -1,0 +1,135 @@
+"""The machines a worker or producer knows, looked up by name, with their guards and actions bound.
+
+Machines come from a directory (every ``*.yaml``, ``*.yml`` and ``*.json`` file) or a single file.
+Guards and actions come from ``--app module:factory``: ``factory()`` is called once per process and
+returns either an object with ``guards`` and ``actions`` attributes, a mapping with those keys, or a
+``(guards, actions)`` tuple; either registry may be None. They are bound to every machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pystator.fsm_core.errors import ConfigurationError, InvalidEventError
+
+if TYPE_CHECKING:
+    from pystator.fsm_core.machine import StateMachine
+
+MACHINE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class MachineRegistry:
+    """Machines by name (``meta.machine_name``)."""
+
+    def __init__(self, machines: Iterable[StateMachine] = ()) -> None:
+        self._machines: dict[str, StateMachine] = {}
+        for machine in machines:
+            self.add(machine)
+
+    def add(self, machine: StateMachine) -> None:
+        """Register ``machine``; two definitions with one name are a configuration error."""
+        existing = self._machines.get(machine.name)
+        if existing is not None and existing is not machine:
+            raise ConfigurationError(f"two machine definitions are named {machine.name!r}")
+        self._machines[machine.name] = machine
+
+    def find(self, name: str) -> StateMachine | None:
+        """The machine called ``name``, or None."""
+        return self._machines.get(name)
+
+    def get(self, name: str) -> StateMachine:
+        """The machine called ``name``; :class:`InvalidEventError` when unknown."""
+        machine = self._machines.get(name)
+        if machine is None:
+            known = ", ".join(sorted(self._machines)) or "none loaded"
+            raise InvalidEventError(
+                f"unknown machine {name!r} (known: {known})", details={"machine": name}
+            )
+        return machine
+
+    def names(self) -> tuple[str, ...]:
+        """Names of every registered machine, sorted."""
+        return tuple(sorted(self._machines))
+
+    def __iter__(self) -> Iterator[StateMachine]:
+        return iter(self._machines.values())
+
+    def __len__(self) -> int:
+        return len(self._machines)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._machines
+
+    def bind(self, guards: Any | None, actions: Any | None) -> None:
+        """Bind guard and action registries to every machine."""
+        for machine in self._machines.values():
+            if guards is not None:
+                machine.bind_guards(guards)
+            if actions is not None:
+                machine.bind_actions(actions)
+
+
+def machine_files(path: str | Path) -> list[Path]:
+    """The definition files at ``path`` (a directory's machine files, or the file itself)."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if root.is_dir():
+        return sorted(p for p in root.iterdir() if p.suffix in MACHINE_SUFFIXES and p.is_file())
+    raise ConfigurationError(f"machines path {str(root)!r} is neither a file nor a directory")
+
+
+def load_machine(path: Path) -> StateMachine:
+    """Load one definition file."""
+    from pystator.fsm_core.machine import StateMachine
+
+    if path.suffix == ".json":
+        return StateMachine.from_json(path.read_text(encoding="utf-8"))
+    return StateMachine.from_yaml(path)
+
+
+def load_app(spec: str) -> tuple[Any | None, Any | None]:
+    """Import ``module:factory`` and return its ``(guards, actions)`` registries."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"--app {spec!r}: expected 'module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"--app {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ConfigurationError(f"--app {spec!r}: {module_name!r} has no attribute {attr!r}")
+    produced = factory() if callable(factory) else factory
+    return _registries(spec, produced)
+
+
+def _registries(spec: str, produced: Any) -> tuple[Any | None, Any | None]:
+    if isinstance(produced, tuple) and len(produced) == 2:
+        return produced[0], produced[1]
+    if isinstance(produced, Mapping):
+        return produced.get("guards"), produced.get("actions")
+    if hasattr(produced, "guards") or hasattr(produced, "actions"):
+        return getattr(produced, "guards", None), getattr(produced, "actions", None)
+    raise ConfigurationError(
+        f"--app {spec!r}: the factory must return (guards, actions), a mapping with 'guards' "
+        f"and 'actions', or an object with those attributes; got {type(produced).__name__}"
+    )
+
+
+def load_registry(machines: str | Path | None, app: str | None = None) -> MachineRegistry:
+    """Load every machine at ``machines`` and bind the ``app`` factory's registries."""
+    registry = MachineRegistry()
+    if machines:
+        for path in machine_files(machines):
+            registry.add(load_machine(path))
+    if app:
+        guards, actions = load_app(app)
+        registry.bind(guards, actions)
+    return registry
+
+
+__all__ = ["MachineRegistry", "load_app", "load_machine", "load_registry", "machine_files"]

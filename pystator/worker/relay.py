@@ -1,0 +1,73 @@
+"""The relay: the safety net that makes the broker an accelerator, not a durability requirement.
+
+Every ``interval`` it re-publishes nudges for due pending events nobody took (a lost message, a
+broker restart, a ``fires_at`` or retry time that has come, a timer that is due) and sweeps the
+action outbox for actions whose worker died before running them. Running several relays is safe:
+nudges and outbox claims are idempotent.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from pystator.fsm_core.errors import StoreError
+from pystator.logging import get_logger
+from pystator.stores.sql import event_queries
+from pystator.stores.sql.engine import translate_errors
+from pystator.worker.runtime import Runtime
+
+#: Entities nudged per tick at most (the rest wait for the next tick).
+DEFAULT_RELAY_LIMIT = 1000
+
+log = get_logger("pystator.relay")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayTick:
+    """What one relay pass did."""
+
+    nudged: int
+    actions_run: int
+
+
+class Relay:
+    """Re-publishes nudges for stranded due events and runs stranded outbox actions."""
+
+    def __init__(
+        self, runtime: Runtime, *, interval: float | None = None, limit: int = DEFAULT_RELAY_LIMIT
+    ) -> None:
+        self.runtime = runtime
+        self.interval = interval or runtime.settings.relay_interval_seconds
+        self.limit = limit
+
+    def tick(self) -> RelayTick:
+        """One pass: nudge stranded entities, then sweep the outbox."""
+        now = self.runtime.processor.clock()
+        with translate_errors("relay"), self.runtime.engine.connect() as conn:
+            keys = event_queries.due_unclaimed_events(
+                conn, now, grace=self.runtime.relay_grace(), limit=self.limit
+            )
+        if keys:
+            self.runtime.nudger.nudge(keys)
+            log.info("relay_nudged", entities=len(keys))
+        actions = self.runtime.outbox.sweep()
+        return RelayTick(nudged=len(keys), actions_run=actions)
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every ``interval`` until ``stop`` is set; database outages are logged, not fatal."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except StoreError as exc:
+                log.warning("relay_store_error", error=str(exc))
+            stop.wait(self.interval)
+
+    def start_thread(self, stop: threading.Event) -> threading.Thread:
+        """Run in a daemon thread."""
+        thread = threading.Thread(target=self.run, args=(stop,), name="pystator-relay", daemon=True)
+        thread.start()
+        return thread
+
+
+__all__ = ["DEFAULT_RELAY_LIMIT", "Relay", "RelayTick"]

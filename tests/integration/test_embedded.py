@@ -1,0 +1,64 @@
+"""Embedded mode: no settings at all — a SQLite file in the working directory, no broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import worker_processes as procs
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_and_submit_in_two_processes_with_no_settings(tmp_path: Path) -> None:
+    machines = ["--machines", str(procs.MACHINES), "--app", procs.APP]
+    log = tmp_path / "worker.log"
+    worker = procs.start(["worker", "--concurrency", "2", *machines], {}, log, cwd=tmp_path)
+    try:
+        procs.wait_for(lambda: "worker_ready" in log.read_text(), "the embedded worker to start")
+        assert (tmp_path / "pystator.db").exists()  # created and migrated by the worker
+        for trigger in ("open", "bump", "close"):
+            done = procs.run(["submit", "wtest", "e1", trigger, *machines], {}, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip().isdigit()
+
+        def closed() -> bool:
+            shown = procs.run(["entities", "show", "wtest", "e1"], {}, cwd=tmp_path)
+            return shown.returncode == 0 and json.loads(shown.stdout)["state"] == "closed"
+
+        procs.wait_for(closed, "the embedded worker to apply the events")
+        poison = ["submit", "wtest", "e2", "open", "--context", '{"poison": 1}', *machines]
+        assert procs.run(poison, {}, cwd=tmp_path).returncode == 0
+        bad = ["submit", "wtest", "e2", "bump", "--context", '{"poison": 1}', *machines]
+        event_id = int(procs.run(bad, {}, cwd=tmp_path).stdout)
+        procs.wait_for(lambda: "event_failed" in log.read_text(), "a logged failed attempt")
+        assert procs.stop(worker) == 0, log.read_text()
+    finally:
+        procs.kill(worker)
+    text = log.read_text()
+    assert "worker_draining" in text and "worker_stopped" in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    (failed, *_) = [line for line in lines if line["event"] == "event_failed"]
+    assert failed["event_id"] == event_id
+    assert (failed["machine"], failed["entity_id"], failed["trigger"]) == ("wtest", "e2", "bump")
+    assert (failed["attempt"], failed["outcome"]) == (1, "retry")
+
+
+def test_submit_refuses_an_unknown_trigger_with_a_clear_message(tmp_path: Path) -> None:
+    done = procs.run(
+        ["submit", "wtest", "e1", "fly", "--machines", str(procs.MACHINES)], {}, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert "machine 'wtest' has no trigger 'fly'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_runs_the_embedded_fleet_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    from pystator.cli import main
+
+    assert main(["demo", "--entities", "20", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "final states  FILLED=20" in out
+    assert "dead=3" in out and "pending=0" in out

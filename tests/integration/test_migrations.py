@@ -1,0 +1,91 @@
+"""The packaged Alembic migrations: upgrade, downgrade, re-upgrade, and no drift from schema.py."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from pystator import migrations
+from pystator.cli import main
+from pystator.stores.sql.engine import create_engine_from_url
+from pystator.stores.sql.schema import metadata
+
+pytestmark = pytest.mark.integration
+
+TABLES = {"entity_states", "transition_history", "worker_events", "action_outbox"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest) -> str:
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(fixture))
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine_from_url(url)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def _drift(url: str) -> list[object]:
+    engine = create_engine_from_url(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade_without_drift(empty_url: str) -> None:
+    assert migrations.current(empty_url) is None
+    migrations.upgrade(empty_url)
+    assert migrations.current(empty_url) == migrations.head()
+    assert _tables(empty_url) == TABLES
+    assert _drift(empty_url) == []
+
+    migrations.downgrade(empty_url, migrations.BASE)
+    assert migrations.current(empty_url) is None
+    assert _tables(empty_url) == set()
+
+    migrations.upgrade(empty_url)
+    assert _drift(empty_url) == []
+
+
+def test_history_lists_the_initial_revision() -> None:
+    revisions = migrations.history()
+    assert revisions[0][0] == "0001"
+    assert revisions[0][1] is None
+    assert revisions[-1][0] == migrations.head()
+
+
+def test_db_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "current", "--url", sqlite_url]) == 0
+    assert "not migrated" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--url", sqlite_url]) == 0
+    assert main(["db", "current", "--url", sqlite_url]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["db", "history"]) == 0
+    assert "0001 (head)" in capsys.readouterr().out
+    assert main(["db", "downgrade", "base", "--url", sqlite_url]) == 0
+    assert migrations.current(sqlite_url) is None
+
+
+def test_unreachable_database_is_a_store_error() -> None:
+    from pystator.fsm_core.errors import StoreUnavailableError
+
+    with pytest.raises(StoreUnavailableError) as info:
+        migrations.current("postgresql://postgres@127.0.0.1:1/nothing")
+    assert info.value.__cause__ is not None
+
+
+def test_migrated_fixtures_are_at_head(pg_migrated_url: str, sqlite_migrated_url: str) -> None:
+    assert migrations.current(pg_migrated_url) == migrations.head()
+    assert migrations.current(sqlite_migrated_url) == migrations.head()
