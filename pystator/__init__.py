@@ -28,6 +28,7 @@ from pystator.fsm_core.errors import (
     UndefinedStateError,
     UndefinedTriggerError,
 )
+from pystator.fsm_core.configuration import ParallelConfiguration
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.hooks import (
     LoggingHook,
@@ -35,7 +36,9 @@ from pystator.fsm_core.hooks import (
     TransitionHook,
     TransitionObserver,
 )
+from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.results import ActionCall, ActionPhase, TimerSpec, TransitionResult
+from pystator.fsm_core.session import EntitySession
 from pystator.orchestrator import ContextValidatorFn, Orchestrator
 from pystator.stores.base import AsyncStateStore, StateStore
 from pystator.stores.memory import InMemoryStateStore
@@ -54,6 +57,7 @@ __all__ = [
     "ContextValidationError",
     "ContextValidatorFn",
     "EntityNotFoundError",
+    "EntitySession",
     "ErrorCode",
     "ExecutionReport",
     "FSMError",
@@ -70,10 +74,12 @@ __all__ = [
     "MachineValidationError",
     "MetricsCollector",
     "Orchestrator",
+    "ParallelConfiguration",
     "RetryPolicy",
     "SchedulerError",
     "SettingsError",
     "StaleVersionError",
+    "StateMachine",
     "StateStore",
     "StoreError",
     "StoreUnavailableError",

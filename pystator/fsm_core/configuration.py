@@ -1,0 +1,49 @@
+"""Active configurations: one state, or a parallel state with one active state per region.
+
+A configuration is stored as a string so every store can persist it unchanged: a plain state
+name (``OPEN``), or for a parallel state ``run[x=x2,y=y1]`` — the parallel state, then each
+region (in definition order) with its active leaf state. Names cannot contain ``[ ] = ,``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelConfiguration:
+    """The active leaf of every region of the parallel state ``state``."""
+
+    state: str
+    regions: tuple[tuple[str, str], ...]
+
+    @property
+    def encoded(self) -> str:
+        """The string form stored as the entity's state."""
+        inner = ",".join(f"{region}={leaf}" for region, leaf in self.regions)
+        return f"{self.state}[{inner}]"
+
+    @property
+    def active(self) -> Mapping[str, str]:
+        """Region name → active leaf state."""
+        return dict(self.regions)
+
+    def __str__(self) -> str:
+        return self.encoded
+
+
+def split_encoded(text: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """``("run", [("x", "x2"), ("y", "y1")])`` for ``run[x=x2,y=y1]``; None if not that shape."""
+    if not text.endswith("]"):
+        return None
+    head, sep, inner = text[:-1].partition("[")
+    if not sep or not head:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for part in inner.split(","):
+        region, eq, leaf = part.partition("=")
+        if not eq or not region or not leaf:
+            return None
+        pairs.append((region, leaf))
+    return head, pairs

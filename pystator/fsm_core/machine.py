@@ -1,0 +1,295 @@
+"""``StateMachine``: a compiled machine definition plus its guards, actions and observer.
+
+The machine holds no entity state: ``process(state, trigger, context)`` is a pure function of
+its arguments (and of the guards it calls). ``create()`` gives a stateful
+:class:`~pystator.fsm_core.session.EntitySession` for one entity.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pystator.fsm_core.actions import ActionRegistry
+from pystator.fsm_core.compiler import CompiledMachine
+from pystator.fsm_core.configuration import ParallelConfiguration, split_encoded
+from pystator.fsm_core.decision import Decider
+from pystator.fsm_core.definition import MachineDefinition, StateKind, TransitionSpec
+from pystator.fsm_core.errors import InvalidStateError
+from pystator.fsm_core.guards import GuardFn, GuardRegistry
+from pystator.fsm_core.hooks import TransitionObserver
+from pystator.fsm_core.loading import load_definition, parse_json, parse_yaml, read_text
+from pystator.fsm_core.results import TimerSpec, TransitionResult
+
+if TYPE_CHECKING:
+    from pystator.fsm_core.session import EntitySession
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class StateMachine:
+    """A machine compiled once from its definition; ``process`` is a lookup plus guard calls."""
+
+    def __init__(self, definition: MachineDefinition) -> None:
+        """Wrap an already validated definition (use :meth:`from_dict` / :meth:`from_yaml`)."""
+        self.definition = definition
+        self._compiled = CompiledMachine(definition)
+        self.guard_registry = GuardRegistry()
+        self.action_registry = ActionRegistry()
+        self._bound_guards: list[GuardRegistry] = []
+        self._observer: TransitionObserver | None = None
+        self._decider = Decider(self._compiled, self._resolve_guard)
+
+    # construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any], *, source: str | None = None) -> StateMachine:
+        """Build from a dict (the parsed YAML/JSON document)."""
+        return cls(load_definition(config, source=source))
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Path) -> StateMachine:
+        """Build from a YAML file; a string holding a newline is read as YAML text itself."""
+        if isinstance(path_or_text, str) and "\n" in path_or_text:
+            return cls.from_dict(parse_yaml(path_or_text), source="<yaml>")
+        source = str(path_or_text)
+        return cls.from_dict(parse_yaml(read_text(path_or_text), source=source), source=source)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str | None = None) -> StateMachine:
+        """Build from JSON text."""
+        return cls.from_dict(parse_json(text, source=source), source=source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> StateMachine:
+        """Build from a ``.yaml``/``.yml`` or ``.json`` file."""
+        if str(path).endswith(".json"):
+            return cls.from_json(read_text(path), source=str(path))
+        return cls.from_yaml(Path(path))
+
+    # description ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """``meta.machine_name``."""
+        return self.definition.meta.name
+
+    @property
+    def version(self) -> str:
+        """``meta.version``."""
+        return self.definition.meta.version
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The ``meta`` block as written (e.g. ``machine.meta["validate_context"]``)."""
+        return dict(self.definition.meta.raw)
+
+    @property
+    def strict_mode(self) -> bool:
+        """Whether unknown keys in the definition were refused."""
+        return self.definition.meta.strict_mode
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        """Every state name, in definition order."""
+        return tuple(s.name for s in self.definition.states)
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Every trigger, sorted."""
+        return tuple(sorted(self._compiled.triggers))
+
+    @property
+    def transitions(self) -> tuple[TransitionSpec, ...]:
+        """The transition rules as defined (state timeouts not included)."""
+        return self.definition.transitions
+
+    def has_trigger(self, trigger: str) -> bool:
+        """True when some transition (or state timeout) uses ``trigger``."""
+        return trigger in self._compiled.triggers
+
+    def has_state(self, state: str) -> bool:
+        """True for a state name or a valid encoded parallel configuration."""
+        try:
+            self._decider.row(state)
+        except InvalidStateError:
+            return False
+        return True
+
+    def get_initial_state(self) -> str:
+        """The configuration a new entity starts in (a leaf, or an encoded parallel state)."""
+        return self._compiled.initial
+
+    def get_available_transitions(self, state: str) -> list[TransitionSpec]:
+        """The transitions that may fire from ``state`` (guards not evaluated), in priority order."""
+        row = self._decider.row(state)
+        if row.terminal:
+            return []
+        found: dict[int, TransitionSpec] = {}
+        for per_leaf in row.candidates.values():
+            for candidates in per_leaf:
+                for candidate in candidates:
+                    found.setdefault(candidate.transition.index, candidate.transition)
+        return [found[i] for i in sorted(found)]
+
+    def allowed_triggers(self, state: str) -> list[str]:
+        """The triggers some transition accepts from ``state`` (guards not evaluated)."""
+        row = self._decider.row(state)
+        return [] if row.terminal else sorted(row.candidates)
+
+    def is_terminal(self, state: str) -> bool:
+        """True when ``state`` (or its configuration) is terminal."""
+        return self._decider.row(state).terminal
+
+    def active_states(self, state: str) -> frozenset[str]:
+        """Every state active in ``state``'s configuration (leaves and their ancestors)."""
+        return frozenset(n for n in self._decider.row(state).active if self._compiled.tree.is_state(n))
+
+    def timers_for_state(self, state: str) -> tuple[TimerSpec, ...]:
+        """The ``after:``/``timeout:`` timers that entering ``state`` arms."""
+        return self._compiled.timers.get(state, ())
+
+    # guards, actions, hooks -----------------------------------------------------------------
+
+    def guard(self, name: str | None = None) -> Callable[[_F], _F]:
+        """Decorator registering a guard on this machine: ``@machine.guard("is_full_fill")``."""
+        return self.guard_registry.decorator(name)
+
+    def action(self, name: str | None = None) -> Callable[[_F], _F]:
+        """Decorator registering an action on this machine: ``@machine.action("notify")``."""
+
+        def wrap(fn: _F) -> _F:
+            self.action_registry.register(name or fn.__name__, fn)
+            return fn
+
+        return wrap
+
+    def bind_guards(self, registry: GuardRegistry) -> None:
+        """Use ``registry``'s guards: copied now, and looked up later for names added after."""
+        for name in registry.names():
+            fn = registry.get(name)
+            if fn is not None:
+                self.guard_registry.register(name, fn)
+        if registry is not self.guard_registry and registry not in self._bound_guards:
+            self._bound_guards.append(registry)
+
+    def bind_actions(self, registry: ActionRegistry) -> None:
+        """Copy ``registry``'s actions into this machine's action registry."""
+        for name in registry.names():
+            fn = registry.get(name)
+            if fn is not None:
+                self.action_registry.register(name, fn)
+
+    def attach_observer(self, observer: TransitionObserver) -> None:
+        """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
+        self._observer = observer
+
+    def detach_observer(self) -> None:
+        """Stop notifying the attached observer."""
+        self._observer = None
+
+    @property
+    def observer(self) -> TransitionObserver | None:
+        """The attached observer, if any."""
+        return self._observer
+
+    def _resolve_guard(self, name: str) -> tuple[GuardFn, bool] | None:
+        for registry in (self.guard_registry, *reversed(self._bound_guards)):
+            fn = registry.get(name)
+            if fn is not None:
+                return fn, registry.is_async(name)
+        return None
+
+    # processing -----------------------------------------------------------------------------
+
+    def process(
+        self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
+    ) -> TransitionResult:
+        """Compute the transition of ``trigger`` from ``current_state``. Pure; never persists."""
+        if self._observer is None:
+            return self._decider.process(current_state, trigger, context)  # type: ignore[no-any-return]
+        return self._observed(current_state, trigger, context)
+
+    async def aprocess(
+        self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
+    ) -> TransitionResult:
+        """Like :meth:`process`, awaiting async guards."""
+        observer = self._observer
+        if observer is None:
+            return await self._decider.aprocess(current_state, trigger, context)  # type: ignore[no-any-return]
+        ctx = context or {}
+        observer.notify_before_process(current_state, trigger, ctx)
+        observer.notify_start(current_state, trigger, ctx)
+        start = time.perf_counter()
+        try:
+            result: TransitionResult = await self._decider.aprocess(current_state, trigger, context)
+        except Exception as exc:
+            observer.notify_error(current_state, trigger, exc)
+            raise
+        observer.notify_complete(result, (time.perf_counter() - start) * 1000)
+        return result
+
+    def _observed(
+        self, state: str, trigger: str, context: Mapping[str, Any] | None
+    ) -> TransitionResult:
+        observer = self._observer
+        assert observer is not None
+        ctx = context or {}
+        observer.notify_before_process(state, trigger, ctx)
+        observer.notify_start(state, trigger, ctx)
+        start = time.perf_counter()
+        try:
+            result: TransitionResult = self._decider.process(state, trigger, context)
+        except Exception as exc:
+            observer.notify_error(state, trigger, exc)
+            raise
+        observer.notify_complete(result, (time.perf_counter() - start) * 1000)
+        return result
+
+    # parallel states ------------------------------------------------------------------------
+
+    def enter_parallel_state(self, name: str) -> ParallelConfiguration:
+        """The configuration entering parallel state ``name`` starts in (regions' initials)."""
+        state = self._compiled.tree.states.get(name)
+        if state is None or state.kind is not StateKind.PARALLEL:
+            raise InvalidStateError(f"{name!r} is not a parallel state", state=name)
+        return _as_configuration(self._compiled.default_configuration(name))
+
+    def process_parallel(
+        self,
+        config: ParallelConfiguration | str,
+        event: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[ParallelConfiguration | str, list[TransitionResult]]:
+        """Apply ``event`` to every region of ``config``; return the new configuration and results.
+
+        The new configuration is a :class:`ParallelConfiguration` while the machine stays in
+        the parallel state, else the plain state it moved to. A rejected event leaves it as is.
+        """
+        state = config.encoded if isinstance(config, ParallelConfiguration) else config
+        result = self.process(state, event, context)
+        if not result.success or result.target_state is None:
+            return config, [result]
+        return _as_configuration(result.target_state), [result]
+
+    # sessions -------------------------------------------------------------------------------
+
+    def create(
+        self, context: Mapping[str, Any] | None = None, initial_state: str | None = None
+    ) -> EntitySession:
+        """A stateful session for one entity, starting in ``initial_state`` (default: initial)."""
+        from pystator.fsm_core.session import EntitySession
+
+        return EntitySession(self, context=context, state=initial_state)
+
+    def __repr__(self) -> str:
+        return f"StateMachine(name={self.name!r}, states={len(self.definition.states)})"
+
+
+def _as_configuration(encoded: str) -> ParallelConfiguration | str:
+    parsed = split_encoded(encoded)
+    if parsed is None:
+        return encoded
+    return ParallelConfiguration(parsed[0], tuple(parsed[1]))

@@ -1,0 +1,37 @@
+"""Naming rules for states, regions, triggers, guards, actions and machines.
+
+A name starts with a letter or ``_`` and continues with letters, digits, ``_``, ``-`` or ``.``
+(``PENDING``, ``pending``, ``order.created``, ``awaiting-payment``). The characters ``[ ] = ,``
+are reserved for the encoding of parallel configurations.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_NAME_LENGTH = 200
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def is_valid_name(value: Any) -> bool:
+    """True when ``value`` follows the naming rules."""
+    return isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and _NAME.match(value) is not None
+
+
+def describe_name_problem(value: Any, what: str) -> str | None:
+    """Why ``value`` is not a valid ``what`` (e.g. "state name"), or None when it is."""
+    if value is None:
+        return f"missing: a {what} is required"
+    if not isinstance(value, str):
+        return f"a {what} must be a string, got {type(value).__name__}"
+    if not value:
+        return f"a {what} must not be empty"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"a {what} must be at most {MAX_NAME_LENGTH} characters"
+    if _NAME.match(value) is None:
+        return (
+            f"invalid {what} {value!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or '_'"
+        )
+    return None

@@ -1,0 +1,208 @@
+"""Semantic checks of a parsed definition: every cross-reference, named by its path.
+
+The checks here need the whole document (does this ``dest`` exist? is there exactly one initial
+state?), so they run after :func:`~pystator.fsm_core.definition.parse_definition` and add to the
+same list of problems.
+"""
+
+from __future__ import annotations
+
+from pystator.fsm_core.definition import MachineDefinition, StateKind, StateSpec, TransitionSpec
+from pystator.fsm_core.errors import ConfigProblem
+from pystator.fsm_core.tree import StateTree
+
+
+def validate_definition(definition: MachineDefinition) -> list[ConfigProblem]:
+    """Every semantic problem of ``definition`` (an empty list when it is sound)."""
+    checker = _Checker(definition)
+    checker.run()
+    return checker.problems
+
+
+class _Checker:
+    def __init__(self, definition: MachineDefinition) -> None:
+        self.definition = definition
+        self.problems: list[ConfigProblem] = []
+        self.states: dict[str, StateSpec] = {}
+        self.region_names = {r.name for r in definition.regions}
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(ConfigProblem(path, message))
+
+    def run(self) -> None:
+        self.unique_names()
+        self.parents()
+        if self.problems:  # the tree below needs unique names and sound parents
+            self.transitions()
+            return
+        tree = StateTree(self.definition)
+        self.initial_states()
+        self.compound_states(tree)
+        self.regions(tree)
+        self.transitions(tree)
+        self.timeouts()
+        self.context_rules()
+
+    def unique_names(self) -> None:
+        seen: dict[str, str] = {}
+        for state in self.definition.states:
+            if state.name in seen:
+                self.problem(
+                    f"{state.path}.name",
+                    f"duplicate state name {state.name!r} (first defined at {seen[state.name]})",
+                )
+            else:
+                seen[state.name] = state.path
+                self.states[state.name] = state
+        for region in self.definition.regions:
+            if region.name in seen:
+                self.problem(
+                    f"{region.path}.name",
+                    f"region name {region.name!r} is already used at {seen[region.name]}",
+                )
+            else:
+                seen[region.name] = region.path
+
+    def parents(self) -> None:
+        for state in self.definition.states:
+            parent = state.parent
+            if parent is None or parent in self.region_names:
+                continue
+            owner = self.states.get(parent)
+            if owner is None:
+                self.problem(f"{state.path}.parent", f"unknown parent state {parent!r}")
+            elif owner.kind is StateKind.TERMINAL:
+                self.problem(f"{state.path}.parent", f"terminal state {parent!r} cannot have children")
+            elif owner.kind is StateKind.PARALLEL:
+                self.problem(
+                    f"{state.path}.parent",
+                    f"parallel state {parent!r} holds states only inside its regions",
+                )
+        for state in self.definition.states:
+            if self.in_cycle(state):
+                self.problem(f"{state.path}.parent", f"state {state.name!r} is its own ancestor")
+
+    def in_cycle(self, state: StateSpec) -> bool:
+        seen = {state.name}
+        parent = state.parent
+        while parent is not None and parent in self.states:
+            if parent in seen:
+                return True
+            seen.add(parent)
+            parent = self.states[parent].parent
+        return False
+
+    def initial_states(self) -> None:
+        initial = [s for s in self.definition.states if s.machine_initial]
+        nested = [s for s in initial if s.parent is not None]
+        for state in nested:
+            self.problem(f"{state.path}.initial", "only a top-level state can be the machine's initial state")
+        top = [s for s in initial if s.parent is None]
+        if not top:
+            self.problem("states", "no initial state: mark one top-level state 'type: initial'")
+        elif len(top) > 1:
+            where = ", ".join(f"{s.name!r} ({s.path})" for s in top)
+            self.problem("states", f"more than one initial state: {where}")
+
+    def compound_states(self, tree: StateTree) -> None:
+        for state in self.definition.states:
+            children = tree.children.get(state.name, ())
+            if state.kind is StateKind.PARALLEL:
+                if not state.regions:
+                    self.problem(state.path, f"parallel state {state.name!r} needs at least one region")
+                continue
+            if not children:
+                if state.initial_child is not None:
+                    self.problem(f"{state.path}.initial", f"state {state.name!r} has no children")
+                continue
+            if state.kind is StateKind.TERMINAL:
+                self.problem(state.path, f"terminal state {state.name!r} cannot have children")
+            initial = tree.initial_child.get(state.name)
+            if initial is None:
+                marked = [c for c in children if self.states[c].kind is StateKind.INITIAL]
+                detail = "several children are 'type: initial'" if marked else "none is marked"
+                self.problem(
+                    state.path,
+                    f"compound state {state.name!r} needs one initial child ({detail}): "
+                    "set 'initial: <child>' or mark one child 'type: initial'",
+                )
+            elif initial not in children:
+                self.problem(f"{state.path}.initial", f"{initial!r} is not a child of {state.name!r}")
+
+    def regions(self, tree: StateTree) -> None:
+        for region in self.definition.regions:
+            if not region.states:
+                self.problem(f"{region.path}.states", f"region {region.name!r} has no states")
+                continue
+            if region.initial is None:
+                self.problem(
+                    f"{region.path}.initial",
+                    f"region {region.name!r} needs an initial state ('initial: <state>')",
+                )
+            elif region.initial not in region.states:
+                self.problem(
+                    f"{region.path}.initial",
+                    f"{region.initial!r} is not a state of region {region.name!r}",
+                )
+            for name in tree.descendants(region.name):
+                state = self.states[name]
+                if state.kind is StateKind.PARALLEL:
+                    self.problem(state.path, "a parallel state inside a region is not supported")
+                if state.kind is StateKind.TERMINAL:
+                    self.problem(state.path, "a terminal state inside a region is not supported")
+
+    def transitions(self, tree: StateTree | None = None) -> None:
+        unguarded: dict[tuple[str, str], str] = {}
+        for t in self.definition.transitions:
+            for i, source in enumerate(t.sources):
+                where = f"{t.path}.source" if len(t.sources) == 1 else f"{t.path}.source[{i}]"
+                self.source(t, source, where, unguarded)
+            self.dest(t, tree)
+
+    def source(
+        self, t: TransitionSpec, source: str, where: str, unguarded: dict[tuple[str, str], str]
+    ) -> None:
+        state = self.states.get(source)
+        if state is None:
+            what = "a region, not a state" if source in self.region_names else "unknown state"
+            self.problem(where, f"{what} {source!r}")
+            return
+        if state.kind is StateKind.TERMINAL:
+            self.problem(where, f"transition out of terminal state {source!r}")
+        key = (source, t.trigger)
+        if key in unguarded:
+            self.problem(
+                t.path,
+                f"unreachable: {unguarded[key]} (same source {source!r} and trigger "
+                f"{t.trigger!r}, no guards) always wins",
+            )
+        elif not t.guards:
+            unguarded[key] = t.path
+
+    def dest(self, t: TransitionSpec, tree: StateTree | None) -> None:
+        if t.dest not in self.states:
+            what = "a region, not a state" if t.dest in self.region_names else "unknown state"
+            self.problem(f"{t.path}.dest", f"{what} {t.dest!r}")
+            return
+        if t.internal and tree is not None:
+            for source in t.sources:
+                if source in self.states and not tree.is_descendant(t.dest, source):
+                    self.problem(
+                        f"{t.path}.internal",
+                        f"an internal transition must stay inside its source {source!r}",
+                    )
+
+    def timeouts(self) -> None:
+        for state in self.definition.states:
+            timeout = state.timeout
+            if timeout is None:
+                continue
+            if state.kind is StateKind.TERMINAL:
+                self.problem(timeout.path, f"terminal state {state.name!r} cannot time out")
+            if timeout.dest not in self.states:
+                self.problem(f"{timeout.path}.dest", f"unknown state {timeout.dest!r}")
+
+    def context_rules(self) -> None:
+        for state in self.definition.meta.validate_context:
+            if state != "*" and state not in self.states:
+                self.problem(f"meta.validate_context.{state}", f"unknown state {state!r}")
