@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pystator.fsm_core.actions import ActionExecutor, ActionRegistry, ExecutionReport, RetryPolicy
+from pystator.fsm_core.configuration import ParallelConfiguration
 from pystator.fsm_core.errors import (
     ActionExecutionError,
     ActionNotFoundError,
@@ -28,7 +29,6 @@ from pystator.fsm_core.errors import (
     UndefinedStateError,
     UndefinedTriggerError,
 )
-from pystator.fsm_core.configuration import ParallelConfiguration
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.hooks import (
     LoggingHook,

@@ -22,7 +22,13 @@ from pystator.fsm_core.definition import (
     TransitionSpec,
 )
 from pystator.fsm_core.errors import InvalidStateError, UndefinedStateError
-from pystator.fsm_core.results import ActionCall, ActionPhase, TimerKind, TimerSpec, TransitionResult
+from pystator.fsm_core.results import (
+    ActionCall,
+    ActionPhase,
+    TimerKind,
+    TimerSpec,
+    TransitionResult,
+)
 from pystator.fsm_core.tree import StateTree
 
 #: Parallel configurations whose rows are kept (their number is finite; this bounds memory).
@@ -66,9 +72,7 @@ class CompiledMachine:
                 self.from_source.setdefault(source, {}).setdefault(t.trigger, []).append(t)
         self.triggers = frozenset(t.trigger for t in self.transitions)
         self.timers = _timers(definition)
-        self.terminal = frozenset(
-            s.name for s in definition.states if s.kind is StateKind.TERMINAL
-        )
+        self.terminal = frozenset(s.name for s in definition.states if s.kind is StateKind.TERMINAL)
         self.inside_parallel = frozenset(
             name
             for name in self.tree.states
@@ -210,10 +214,12 @@ class CompiledMachine:
             path = chain if domain is None else chain[: chain.index(domain)]
             entries.extend(reversed(path))
             entries.extend(tree.default_entry(t.dest))
-        remaining = (active - exits) | set(entries)
+        remaining = set(active - exits) | set(entries)
         entries.extend(self._complete(remaining))
         new_active = frozenset((active - exits) | set(entries))
-        exited = sorted((n for n in exits if tree.is_state(n)), key=lambda n: (-tree.depth[n], -tree.order[n]))
+        exited = sorted(
+            (n for n in exits if tree.is_state(n)), key=lambda n: (-tree.depth[n], -tree.order[n])
+        )
         entered = sorted(
             {n for n in entries if tree.is_state(n)}, key=lambda n: (tree.depth[n], tree.order[n])
         )

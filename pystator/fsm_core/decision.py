@@ -27,6 +27,7 @@ from pystator.fsm_core.errors import (
     UndefinedTriggerError,
 )
 from pystator.fsm_core.guards import GuardFn
+from pystator.fsm_core.results import TransitionResult
 
 #: Resolves a guard name to ``(function, is_async)``; None when no registry knows it.
 GuardResolver = Callable[[str], "tuple[GuardFn, bool] | None"]
@@ -101,6 +102,7 @@ class Decider:
             context = _EMPTY
         elif not isinstance(context, Mapping):
             raise _bad_context(context)
+        error: FSMError
         if row.terminal:
             error = TerminalStateError(
                 f"state {row.label!r} is terminal: no transition leaves it",
@@ -174,7 +176,9 @@ class Decider:
 
     # guards ---------------------------------------------------------------------------------
 
-    def _failing_guard(self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]) -> str | None:
+    def _failing_guard(
+        self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
+    ) -> str | None:
         for guard in guards:
             expression = guard.expression
             if expression is not None:
@@ -261,9 +265,9 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def _rejected(row: Row, trigger: Any, error: FSMError, metadata: dict[str, Any]) -> Any:
-    from pystator.fsm_core.results import TransitionResult
-
+def _rejected(
+    row: Row, trigger: Any, error: FSMError, metadata: dict[str, Any]
+) -> TransitionResult:
     return TransitionResult(
         success=False,
         source_state=row.label,

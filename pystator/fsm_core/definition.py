@@ -314,7 +314,11 @@ class _Parser:
         children_raw = data.get("children", data.get("states"))
         if "children" in data and "states" in data:
             self.problem(path, "use either 'children' or 'states' for nested states, not both")
-        children = [] if children_raw is None else self.state_list(children_raw, _child_path(path, data), name)
+        children = (
+            []
+            if children_raw is None
+            else self.state_list(children_raw, _child_path(path, data), name)
+        )
         regions = self.region_list(data.get("regions"), f"{path}.regions", name, kind)
         if name is None:
             return None
@@ -357,7 +361,9 @@ class _Parser:
             return raw, None
         if isinstance(raw, str):
             return False, self.name(raw, path, "initial child state name")
-        self.problem(path, f"must be true/false (machine initial) or a child state name, got {_type(raw)}")
+        self.problem(
+            path, f"must be true/false (machine initial) or a child state name, got {_type(raw)}"
+        )
         return False, None
 
     def region_list(
@@ -434,7 +440,9 @@ class _Parser:
         items = raw if isinstance(raw, list) else [raw]
         specs = []
         for i, item in enumerate(items):
-            spec = self.guard(item, f"{path}.{key}[{i}]" if isinstance(raw, list) else f"{path}.{key}")
+            spec = self.guard(
+                item, f"{path}.{key}[{i}]" if isinstance(raw, list) else f"{path}.{key}"
+            )
             if spec is not None:
                 specs.append(spec)
         return tuple(specs)
@@ -486,7 +494,9 @@ class _Parser:
             self.problem(path, "a timeout needs 'after' (e.g. '30s') or 'seconds'")
             delay = None
         dest = self.name(data.get("dest"), f"{path}.dest", "timeout destination state")
-        trigger = self.name(data.get("trigger", DEFAULT_TIMEOUT_TRIGGER), f"{path}.trigger", "trigger")
+        trigger = self.name(
+            data.get("trigger", DEFAULT_TIMEOUT_TRIGGER), f"{path}.trigger", "trigger"
+        )
         if delay is None or dest is None or trigger is None:
             return None
         return TimeoutSpec(delay_ms=delay, dest=dest, trigger=trigger, path=path)
@@ -542,7 +552,9 @@ class _Parser:
             self.problem(path, "must name at least one state")
         names = []
         for i, item in enumerate(items):
-            name = self.name(item, f"{path}[{i}]" if isinstance(raw, list) else path, "source state")
+            name = self.name(
+                item, f"{path}[{i}]" if isinstance(raw, list) else path, "source state"
+            )
             if name is not None:
                 names.append(name)
         return tuple(names)

@@ -12,7 +12,9 @@ MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_EXPECTED = "expected milliseconds (e.g. 5000) or a duration such as '500ms', '5s', '10m', '1h', '1d'"
+_EXPECTED = (
+    "expected milliseconds (e.g. 5000) or a duration such as '500ms', '5s', '10m', '1h', '1d'"
+)
 
 
 class DelayError(ConfigurationError):

@@ -50,7 +50,11 @@ def parse_json(text: str, *, source: str | None = None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise MachineValidationError(
-            [ConfigProblem("", f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}")],
+            [
+                ConfigProblem(
+                    "", f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                )
+            ],
             source=source,
         ) from exc
 

@@ -145,7 +145,9 @@ class StateMachine:
 
     def active_states(self, state: str) -> frozenset[str]:
         """Every state active in ``state``'s configuration (leaves and their ancestors)."""
-        return frozenset(n for n in self._decider.row(state).active if self._compiled.tree.is_state(n))
+        return frozenset(
+            n for n in self._decider.row(state).active if self._compiled.tree.is_state(n)
+        )
 
     def timers_for_state(self, state: str) -> tuple[TimerSpec, ...]:
         """The ``after:``/``timeout:`` timers that entering ``state`` arms."""
@@ -155,7 +157,12 @@ class StateMachine:
 
     def guard(self, name: str | None = None) -> Callable[[_F], _F]:
         """Decorator registering a guard on this machine: ``@machine.guard("is_full_fill")``."""
-        return self.guard_registry.decorator(name)
+
+        def wrap(fn: _F) -> _F:
+            self.guard_registry.register(name or fn.__name__, fn)
+            return fn
+
+        return wrap
 
     def action(self, name: str | None = None) -> Callable[[_F], _F]:
         """Decorator registering an action on this machine: ``@machine.action("notify")``."""
@@ -255,7 +262,10 @@ class StateMachine:
         state = self._compiled.tree.states.get(name)
         if state is None or state.kind is not StateKind.PARALLEL:
             raise InvalidStateError(f"{name!r} is not a parallel state", state=name)
-        return _as_configuration(self._compiled.default_configuration(name))
+        encoded = self._compiled.default_configuration(name)
+        parsed = split_encoded(encoded)
+        assert parsed is not None
+        return ParallelConfiguration(parsed[0], tuple(parsed[1]))
 
     def process_parallel(
         self,

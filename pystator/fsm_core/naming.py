@@ -16,7 +16,9 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 def is_valid_name(value: Any) -> bool:
     """True when ``value`` follows the naming rules."""
-    return isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and _NAME.match(value) is not None
+    return (
+        isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and _NAME.match(value) is not None
+    )
 
 
 def describe_name_problem(value: Any, what: str) -> str | None:

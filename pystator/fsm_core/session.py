@@ -115,9 +115,7 @@ class EntitySession:
             raise ConfigurationError("a snapshot must be a mapping with at least a 'state' key")
         name = snapshot.get("machine", machine.name)
         if name != machine.name:
-            raise ConfigurationError(
-                f"snapshot belongs to machine {name!r}, not {machine.name!r}"
-            )
+            raise ConfigurationError(f"snapshot belongs to machine {name!r}, not {machine.name!r}")
         context = snapshot.get("context") or {}
         return cls(machine, context=context, state=snapshot["state"])
 

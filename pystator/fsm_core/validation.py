@@ -72,7 +72,9 @@ class _Checker:
             if owner is None:
                 self.problem(f"{state.path}.parent", f"unknown parent state {parent!r}")
             elif owner.kind is StateKind.TERMINAL:
-                self.problem(f"{state.path}.parent", f"terminal state {parent!r} cannot have children")
+                self.problem(
+                    f"{state.path}.parent", f"terminal state {parent!r} cannot have children"
+                )
             elif owner.kind is StateKind.PARALLEL:
                 self.problem(
                     f"{state.path}.parent",
@@ -96,7 +98,9 @@ class _Checker:
         initial = [s for s in self.definition.states if s.machine_initial]
         nested = [s for s in initial if s.parent is not None]
         for state in nested:
-            self.problem(f"{state.path}.initial", "only a top-level state can be the machine's initial state")
+            self.problem(
+                f"{state.path}.initial", "only a top-level state can be the machine's initial state"
+            )
         top = [s for s in initial if s.parent is None]
         if not top:
             self.problem("states", "no initial state: mark one top-level state 'type: initial'")
@@ -109,7 +113,9 @@ class _Checker:
             children = tree.children.get(state.name, ())
             if state.kind is StateKind.PARALLEL:
                 if not state.regions:
-                    self.problem(state.path, f"parallel state {state.name!r} needs at least one region")
+                    self.problem(
+                        state.path, f"parallel state {state.name!r} needs at least one region"
+                    )
                 continue
             if not children:
                 if state.initial_child is not None:
@@ -127,7 +133,9 @@ class _Checker:
                     "set 'initial: <child>' or mark one child 'type: initial'",
                 )
             elif initial not in children:
-                self.problem(f"{state.path}.initial", f"{initial!r} is not a child of {state.name!r}")
+                self.problem(
+                    f"{state.path}.initial", f"{initial!r} is not a child of {state.name!r}"
+                )
 
     def regions(self, tree: StateTree) -> None:
         for region in self.definition.regions:
