@@ -36,7 +36,12 @@ ORDER: dict[str, Any] = {
             "dest": "FILLED",
             "guards": ["positive", "expr: fill_qty >= order_qty"],
         },
-        {"trigger": "fill", "source": ["OPEN", "PARTIAL"], "dest": "PARTIAL", "guards": ["positive"]},
+        {
+            "trigger": "fill",
+            "source": ["OPEN", "PARTIAL"],
+            "dest": "PARTIAL",
+            "guards": ["positive"],
+        },
     ],
 }
 

@@ -96,7 +96,10 @@ def test_two_initial_states_and_none() -> None:
             },
             "'q' is not a state of region 'r'",
         ),
-        ({"states": [{"name": "A", "type": "initial", "regions": []}]}, "only a state of type 'parallel'"),
+        (
+            {"states": [{"name": "A", "type": "initial", "regions": []}]},
+            "only a state of type 'parallel'",
+        ),
         ({"states": [{"name": "bad name", "type": "initial"}]}, "invalid state name 'bad name'"),
     ],
 )
@@ -110,7 +113,11 @@ def test_single_mistakes_are_named(change: dict[str, Any], expected: str) -> Non
 
 def test_expression_guards_are_checked_at_load() -> None:
     found = problems(
-        base(transitions=[{"trigger": "go", "source": "A", "dest": "B", "guards": ["expr: __import__('os')"]}])
+        base(
+            transitions=[
+                {"trigger": "go", "source": "A", "dest": "B", "guards": ["expr: __import__('os')"]}
+            ]
+        )
     )
     assert any(p.startswith("transitions[0].guards[0]: invalid guard expression") for p in found)
 
