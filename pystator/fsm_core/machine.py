@@ -38,7 +38,6 @@ class StateMachine:
         self._compiled = CompiledMachine(definition)
         self.guard_registry = GuardRegistry()
         self.action_registry = ActionRegistry()
-        self._bound_guards: list[GuardRegistry] = []
         self._observer: TransitionObserver | None = None
         self._decider = Decider(self._compiled, self._resolve_guard)
 
@@ -174,20 +173,28 @@ class StateMachine:
         return wrap
 
     def bind_guards(self, registry: GuardRegistry) -> None:
-        """Use ``registry``'s guards: copied now, and looked up later for names added after."""
-        for name in registry.names():
-            fn = registry.get(name)
-            if fn is not None:
-                self.guard_registry.register(name, fn)
-        if registry is not self.guard_registry and registry not in self._bound_guards:
-            self._bound_guards.append(registry)
+        """Make ``registry`` this machine's guard registry (shared, so later additions count).
+
+        Guards registered on the machine before (``@machine.guard``) are carried over unless
+        ``registry`` already has a guard of that name.
+        """
+        if registry is self.guard_registry:
+            return
+        for name in self.guard_registry.names():
+            fn = self.guard_registry.get(name)
+            if fn is not None and name not in registry:
+                registry.register(name, fn)
+        self.guard_registry = registry
 
     def bind_actions(self, registry: ActionRegistry) -> None:
-        """Copy ``registry``'s actions into this machine's action registry."""
-        for name in registry.names():
-            fn = registry.get(name)
-            if fn is not None:
-                self.action_registry.register(name, fn)
+        """Make ``registry`` this machine's action registry (same rules as :meth:`bind_guards`)."""
+        if registry is self.action_registry:
+            return
+        for name in self.action_registry.names():
+            fn = self.action_registry.get(name)
+            if fn is not None and name not in registry:
+                registry.register(name, fn)
+        self.action_registry = registry
 
     def attach_observer(self, observer: TransitionObserver) -> None:
         """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
@@ -203,11 +210,9 @@ class StateMachine:
         return self._observer
 
     def _resolve_guard(self, name: str) -> tuple[GuardFn, bool] | None:
-        for registry in (self.guard_registry, *reversed(self._bound_guards)):
-            fn = registry.get(name)
-            if fn is not None:
-                return fn, registry.is_async(name)
-        return None
+        registry = self.guard_registry
+        fn = registry.get(name)
+        return None if fn is None else (fn, registry.is_async(name))
 
     # processing -----------------------------------------------------------------------------
 
