@@ -31,9 +31,33 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+class _StderrLogger:
+    """Writes each line to the *current* ``sys.stderr``.
+
+    Looking the stream up per line (instead of binding it at configuration time) keeps logging
+    from background threads working when the stream is swapped (pytest capture, daemons), and a
+    stream already closed at shutdown drops the line instead of killing the calling thread.
+    """
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        try:
+            stream.write(message + "\n")
+            stream.flush()
+        except (ValueError, OSError):  # closed at interpreter or test teardown: nowhere to write
+            return
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _StderrLoggerFactory:
+    def __call__(self, *args: Any) -> _StderrLogger:
+        return _StderrLogger()
 
 
 def _passthrough(_logger: Any, _name: str, event_dict: Any) -> Any:
