@@ -1,5 +1,20 @@
 """Timer backends for delayed transitions (``after:``) and state timeouts."""
 
+from typing import TYPE_CHECKING, Any
+
+from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.schedulers.base import FireCallback, Scheduler
 
-__all__ = ["FireCallback", "Scheduler"]
+if TYPE_CHECKING:
+    from pystator.schedulers.redis_scheduler import RedisScheduler
+
+
+def __getattr__(name: str) -> Any:  # backends with optional dependencies load on first use
+    if name == "RedisScheduler":
+        from pystator.schedulers.redis_scheduler import RedisScheduler
+
+        return RedisScheduler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AsyncioScheduler", "FireCallback", "RedisScheduler", "Scheduler"]

@@ -1,0 +1,25 @@
+"""``pystator.scheduler``: the timer backends under the import path the README uses.
+
+``from pystator.scheduler import AsyncioScheduler`` is the same class as
+``pystator.schedulers.AsyncioScheduler``; this module only re-exports. ``RedisScheduler``
+loads on first use (it needs the ``redis`` extra).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
+from pystator.schedulers.base import FireCallback, Scheduler
+
+if TYPE_CHECKING:
+    from pystator.schedulers.redis_scheduler import RedisScheduler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisScheduler":
+        from pystator.schedulers.redis_scheduler import RedisScheduler
+
+        return RedisScheduler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AsyncioScheduler", "FireCallback", "RedisScheduler", "Scheduler"]
