@@ -150,8 +150,12 @@ class Decider:
             return selected[0].result
         return self._combined(row, selected)
 
-    def _combined(self, row: Row, selected: list[Candidate]) -> Any:
+    def _combined(self, row: Row, selected: list[Candidate]) -> TransitionResult:
         """One result for the transitions taken in several regions (conflicts: first wins)."""
+        key = tuple(c.transition.index for c in selected)
+        result = row.combined.get(key)
+        if result is not None:
+            return result
         compiled = self._compiled
         chosen: list[tuple[TransitionSpec, str]] = []
         leaving: set[str] = set()
@@ -166,12 +170,9 @@ class Decider:
             seen.add(t.index)
             leaving |= exits
             chosen.append((t, candidate.source))
-        key = tuple(t.index for t, _ in chosen)
-        result = row.combined.get(key)
-        if result is None:
-            result = compiled.apply(row.label, row.active, chosen)
-            if len(row.combined) < MAX_CACHED_CONFIGURATIONS:
-                row.combined[key] = result
+        result = compiled.apply(row.label, row.active, chosen)
+        if len(row.combined) < MAX_CACHED_CONFIGURATIONS:
+            row.combined[key] = result
         return result
 
     # guards ---------------------------------------------------------------------------------
