@@ -262,6 +262,40 @@ _UPSERT_FROM_ARRAYS = sa.text(
 )
 
 
+# One event (the common producer call): plain scalar parameters, a statement the server plans
+# far more cheaply than the unnest form.
+_UPSERT_ONE = sa.text(
+    """
+    INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
+        idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
+        timer_state, timer_entry, errors, created_at, updated_at)
+    VALUES (:machine, :entity_id, :trigger, CAST(:context AS jsonb), 'pending', :origin,
+        :idempotency_key, 0, 0, :max_attempts, :fires_at, :timer_key, :timer_state,
+        :timer_entry, CAST('[]' AS jsonb), :now, :now)
+    ON CONFLICT (machine, idempotency_key)
+    DO UPDATE SET duplicate_count = worker_events.duplicate_count + 1
+    RETURNING id, duplicate_count, idempotency_key, machine
+    """
+)
+
+
+def _one_params(event: NewEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "now": now,
+        "machine": event.machine,
+        "entity_id": event.entity_id,
+        "trigger": event.trigger,
+        "context": json.dumps(dict(event.context)),
+        "origin": event.origin,
+        "idempotency_key": event.idempotency_key,
+        "max_attempts": event.max_attempts,
+        "fires_at": event.fires_at,
+        "timer_key": event.timer_key,
+        "timer_state": event.timer_state,
+        "timer_entry": event.timer_entry,
+    }
+
+
 def _array_params(events: Sequence[NewEvent], now: datetime) -> dict[str, Any]:
     return {
         "now": now,
@@ -318,7 +352,9 @@ def _insert_chunk(
                 continue
             first_index[key] = len(unique)
         unique.append(event)
-    if _is_postgres(conn):
+    if _is_postgres(conn) and len(unique) == 1:
+        returned = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).all()
+    elif _is_postgres(conn):
         returned = conn.execute(_UPSERT_FROM_ARRAYS, _array_params(unique, now)).all()
     else:
         returned = conn.execute(_upsert(conn), [_event_values(e, now) for e in unique]).all()
