@@ -47,3 +47,9 @@ def split_encoded(text: str) -> tuple[str, list[tuple[str, str]]] | None:
             return None
         pairs.append((region, leaf))
     return head, pairs
+
+
+def parse_configuration(text: str) -> ParallelConfiguration | None:
+    """The :class:`ParallelConfiguration` ``text`` encodes, or None for a plain state name."""
+    parsed = split_encoded(text)
+    return None if parsed is None else ParallelConfiguration(parsed[0], tuple(parsed[1]))

@@ -53,7 +53,7 @@ class Decider:
             raise UndefinedStateError(f"undefined state {state!r}") from None
         return row if row is not None else self._compiled.row(state)
 
-    def process(self, state: Any, trigger: Any, context: Any) -> Any:
+    def process(self, state: Any, trigger: Any, context: Any) -> TransitionResult:
         """The :class:`TransitionResult` of ``trigger`` in ``state`` (sync guards only)."""
         row = self.row(state)
         try:
@@ -78,7 +78,7 @@ class Decider:
                 rejected = rejected or failed
         return self._finish(row, trigger, selected, rejected)
 
-    async def aprocess(self, state: Any, trigger: Any, context: Any) -> Any:
+    async def aprocess(self, state: Any, trigger: Any, context: Any) -> TransitionResult:
         """Like :meth:`process`, awaiting async guards."""
         row = self.row(state)
         ctx, early = self._prepare(row, trigger, context)
@@ -97,7 +97,9 @@ class Decider:
 
     # steps ----------------------------------------------------------------------------------
 
-    def _prepare(self, row: Row, trigger: Any, context: Any) -> tuple[Mapping[str, Any], Any]:
+    def _prepare(
+        self, row: Row, trigger: Any, context: Any
+    ) -> tuple[Mapping[str, Any], TransitionResult | None]:
         if context is None:
             context = _EMPTY
         elif not isinstance(context, Mapping):
@@ -136,7 +138,7 @@ class Decider:
 
     def _finish(
         self, row: Row, trigger: str, selected: list[Candidate], rejected: str | None
-    ) -> Any:
+    ) -> TransitionResult:
         if not selected:
             error = GuardRejectedError(
                 f"guard {rejected!r} rejected {trigger!r} in state {row.label!r}",

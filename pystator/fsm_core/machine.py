@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.compiler import CompiledMachine
-from pystator.fsm_core.configuration import ParallelConfiguration, split_encoded
+from pystator.fsm_core.configuration import ParallelConfiguration, parse_configuration
 from pystator.fsm_core.decision import Decider
 from pystator.fsm_core.definition import MachineDefinition, StateKind, TransitionSpec
 from pystator.fsm_core.errors import InvalidStateError
@@ -178,23 +178,11 @@ class StateMachine:
         Guards registered on the machine before (``@machine.guard``) are carried over unless
         ``registry`` already has a guard of that name.
         """
-        if registry is self.guard_registry:
-            return
-        for name in self.guard_registry.names():
-            fn = self.guard_registry.get(name)
-            if fn is not None and name not in registry:
-                registry.register(name, fn)
-        self.guard_registry = registry
+        self.guard_registry = _adopt(self.guard_registry, registry)
 
     def bind_actions(self, registry: ActionRegistry) -> None:
         """Make ``registry`` this machine's action registry (same rules as :meth:`bind_guards`)."""
-        if registry is self.action_registry:
-            return
-        for name in self.action_registry.names():
-            fn = self.action_registry.get(name)
-            if fn is not None and name not in registry:
-                registry.register(name, fn)
-        self.action_registry = registry
+        self.action_registry = _adopt(self.action_registry, registry)
 
     def attach_observer(self, observer: TransitionObserver) -> None:
         """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
@@ -220,9 +208,17 @@ class StateMachine:
         self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
     ) -> TransitionResult:
         """Compute the transition of ``trigger`` from ``current_state``. Pure; never persists."""
-        if self._observer is None:
-            return self._decider.process(current_state, trigger, context)  # type: ignore[no-any-return]
-        return self._observed(current_state, trigger, context)
+        observer = self._observer
+        if observer is None:
+            return self._decider.process(current_state, trigger, context)
+        start = _notify_start(observer, current_state, trigger, context)
+        try:
+            result = self._decider.process(current_state, trigger, context)
+        except Exception as exc:
+            observer.notify_error(current_state, trigger, exc)
+            raise
+        observer.notify_complete(result, (time.perf_counter() - start) * 1000)
+        return result
 
     async def aprocess(
         self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
@@ -230,32 +226,12 @@ class StateMachine:
         """Like :meth:`process`, awaiting async guards."""
         observer = self._observer
         if observer is None:
-            return await self._decider.aprocess(current_state, trigger, context)  # type: ignore[no-any-return]
-        ctx = context or {}
-        observer.notify_before_process(current_state, trigger, ctx)
-        observer.notify_start(current_state, trigger, ctx)
-        start = time.perf_counter()
+            return await self._decider.aprocess(current_state, trigger, context)
+        start = _notify_start(observer, current_state, trigger, context)
         try:
-            result: TransitionResult = await self._decider.aprocess(current_state, trigger, context)
+            result = await self._decider.aprocess(current_state, trigger, context)
         except Exception as exc:
             observer.notify_error(current_state, trigger, exc)
-            raise
-        observer.notify_complete(result, (time.perf_counter() - start) * 1000)
-        return result
-
-    def _observed(
-        self, state: str, trigger: str, context: Mapping[str, Any] | None
-    ) -> TransitionResult:
-        observer = self._observer
-        assert observer is not None
-        ctx = context or {}
-        observer.notify_before_process(state, trigger, ctx)
-        observer.notify_start(state, trigger, ctx)
-        start = time.perf_counter()
-        try:
-            result: TransitionResult = self._decider.process(state, trigger, context)
-        except Exception as exc:
-            observer.notify_error(state, trigger, exc)
             raise
         observer.notify_complete(result, (time.perf_counter() - start) * 1000)
         return result
@@ -267,10 +243,9 @@ class StateMachine:
         state = self._compiled.tree.states.get(name)
         if state is None or state.kind is not StateKind.PARALLEL:
             raise InvalidStateError(f"{name!r} is not a parallel state", state=name)
-        encoded = self._compiled.default_configuration(name)
-        parsed = split_encoded(encoded)
-        assert parsed is not None
-        return ParallelConfiguration(parsed[0], tuple(parsed[1]))
+        config = parse_configuration(self._compiled.default_configuration(name))
+        assert config is not None  # a parallel state's configuration is always encoded
+        return config
 
     def process_parallel(
         self,
@@ -304,7 +279,27 @@ class StateMachine:
 
 
 def _as_configuration(encoded: str) -> ParallelConfiguration | str:
-    parsed = split_encoded(encoded)
-    if parsed is None:
-        return encoded
-    return ParallelConfiguration(parsed[0], tuple(parsed[1]))
+    return parse_configuration(encoded) or encoded
+
+
+_Registry = TypeVar("_Registry", GuardRegistry, ActionRegistry)
+
+
+def _adopt(current: _Registry, registry: _Registry) -> _Registry:
+    """``registry``, after copying in the entries of ``current`` it does not have."""
+    if registry is not current:
+        for name in current.names():
+            fn = current.get(name)
+            if fn is not None and name not in registry:
+                registry.register(name, fn)
+    return registry
+
+
+def _notify_start(
+    observer: TransitionObserver, state: str, trigger: str, context: Mapping[str, Any] | None
+) -> float:
+    """Tell the hooks an evaluation starts; returns the start time for its duration."""
+    ctx = context or {}
+    observer.notify_before_process(state, trigger, ctx)
+    observer.notify_start(state, trigger, ctx)
+    return time.perf_counter()

@@ -8,7 +8,7 @@ nothing). ``is_<state>`` properties and ``<trigger>()`` methods are generated fr
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pystator.fsm_core.errors import ConfigurationError, InvalidStateError
@@ -130,7 +130,7 @@ class EntitySession:
             if state is not None:
                 return self.is_in(state)
         if machine.has_trigger(name):
-            return _trigger_method(self.send, name)
+            return functools.partial(self.send, name)
         raise AttributeError(
             f"{type(self).__name__} of machine {machine.name!r} has no attribute {name!r} "
             "(is_<state> and <trigger>() are generated from the machine's states and triggers)"
@@ -153,8 +153,3 @@ def _state_named(machine: StateMachine, suffix: str) -> str | None:
         return suffix
     matches = [s for s in states if s.lower() == suffix.lower()]
     return matches[0] if len(matches) == 1 else None
-
-
-def _trigger_method(send: Callable[..., TransitionResult], trigger: str) -> Callable[..., Any]:
-    method = functools.partial(send, trigger)
-    return method

@@ -11,7 +11,8 @@ Event statuses: ``pending`` → ``completed`` | ``rejected`` | ``stale`` | ``dea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -279,38 +280,38 @@ _UPSERT_ONE = sa.text(
 )
 
 
+def _context_json(event: NewEvent) -> str:
+    return json.dumps(dict(event.context))
+
+
+# (scalar parameter of _UPSERT_ONE, array parameter of _UPSERT_FROM_ARRAYS, value of an event)
+_EVENT_PARAMS: tuple[tuple[str, str, Callable[[NewEvent], Any]], ...] = (
+    ("machine", "machines", operator.attrgetter("machine")),
+    ("entity_id", "entity_ids", operator.attrgetter("entity_id")),
+    ("trigger", "triggers", operator.attrgetter("trigger")),
+    ("context", "contexts", _context_json),
+    ("origin", "origins", operator.attrgetter("origin")),
+    ("idempotency_key", "keys", operator.attrgetter("idempotency_key")),
+    ("max_attempts", "max_attempts", operator.attrgetter("max_attempts")),
+    ("fires_at", "fires_at", operator.attrgetter("fires_at")),
+    ("timer_key", "timer_keys", operator.attrgetter("timer_key")),
+    ("timer_state", "timer_states", operator.attrgetter("timer_state")),
+    ("timer_entry", "timer_entries", operator.attrgetter("timer_entry")),
+)
+
+
 def _one_params(event: NewEvent, now: datetime) -> dict[str, Any]:
-    return {
-        "now": now,
-        "machine": event.machine,
-        "entity_id": event.entity_id,
-        "trigger": event.trigger,
-        "context": json.dumps(dict(event.context)),
-        "origin": event.origin,
-        "idempotency_key": event.idempotency_key,
-        "max_attempts": event.max_attempts,
-        "fires_at": event.fires_at,
-        "timer_key": event.timer_key,
-        "timer_state": event.timer_state,
-        "timer_entry": event.timer_entry,
-    }
+    params: dict[str, Any] = {scalar: value(event) for scalar, _, value in _EVENT_PARAMS}
+    params["now"] = now
+    return params
 
 
 def _array_params(events: Sequence[NewEvent], now: datetime) -> dict[str, Any]:
-    return {
-        "now": now,
-        "machines": [e.machine for e in events],
-        "entity_ids": [e.entity_id for e in events],
-        "triggers": [e.trigger for e in events],
-        "contexts": [json.dumps(dict(e.context)) for e in events],
-        "origins": [e.origin for e in events],
-        "keys": [e.idempotency_key for e in events],
-        "max_attempts": [e.max_attempts for e in events],
-        "fires_at": [e.fires_at for e in events],
-        "timer_keys": [e.timer_key for e in events],
-        "timer_states": [e.timer_state for e in events],
-        "timer_entries": [e.timer_entry for e in events],
+    params: dict[str, Any] = {
+        array: [value(e) for e in events] for _, array, value in _EVENT_PARAMS
     }
+    params["now"] = now
+    return params
 
 
 def insert_events(
