@@ -22,6 +22,9 @@ DEFAULT_MAX_CONTEXT_BYTES = 64 * 1024
 DEFAULT_RELAY_INTERVAL_SECONDS = 1.0
 DEFAULT_RETRY_BASE_SECONDS = 0.5
 DEFAULT_RETRY_MAX_SECONDS = 300.0
+DEFAULT_TIMER_POLL_SECONDS = 0.05
+DEFAULT_TIMER_RECOVERY_SECONDS = 10.0
+DEFAULT_TIMER_HORIZON_SECONDS = 60.0
 CONFIG_FILE_NAME = "pystator.cfg"
 ENV_PREFIX = "PYSTATOR_"
 SCHEDULERS = ("db", "redis", "celery", "asyncio")
@@ -44,6 +47,9 @@ class Settings:
     retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS
     log_format: str = "auto"  # auto|json|console
     queue: str = "pystator"  # Celery queue the fleet's nudges travel on
+    timer_poll_seconds: float = DEFAULT_TIMER_POLL_SECONDS  # db/redis: how often pollers look
+    timer_recovery_seconds: float = DEFAULT_TIMER_RECOVERY_SECONDS  # redis/celery: sweep delay
+    timer_horizon_seconds: float = DEFAULT_TIMER_HORIZON_SECONDS  # celery: ETA publish window
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -56,6 +62,9 @@ class Settings:
             raise SettingsError(
                 f"PYSTATOR_LOG_FORMAT={self.log_format!r}: expected auto, json or console"
             )
+        for name in ("timer_poll_seconds", "timer_recovery_seconds", "timer_horizon_seconds"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive number")
         for name in ("max_attempts", "max_context_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive integer")

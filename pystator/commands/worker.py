@@ -145,12 +145,13 @@ def _run_celery(runtime: Runtime, args: argparse.Namespace) -> int:
 
     app.conf.task_default_queue = runtime.queue
     stop = threading.Event()
-    if not args.no_relay:
 
-        def start_relay(**_kwargs: Any) -> None:
+    def start_threads(**_kwargs: Any) -> None:
+        runtime.scheduler.start_thread(stop)
+        if not args.no_relay:
             Relay(runtime).start_thread(stop)
 
-        signals.worker_ready.connect(start_relay, weak=False)
+    signals.worker_ready.connect(start_threads, weak=False)
     signals.worker_shutdown.connect(lambda **_kw: stop.set(), weak=False)
     signals.worker_shutting_down.connect(_escalate_on_second_signal, weak=False)
     argv = [

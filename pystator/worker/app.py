@@ -19,6 +19,7 @@ from pystator.logging import get_logger
 from pystator.settings import load_settings
 from pystator.worker.nudge import DRAIN_TASK, PROCESS_ENTITY_TASK
 from pystator.worker.runtime import get_runtime
+from pystator.worker.timers import FIRE_TIMER_TASK, fire_timer_task
 
 #: A task longer than this is implausible; a Redis visibility timeout below it risks redelivery
 #: of a message while its task is still running.
@@ -66,6 +67,7 @@ def make_app(broker_url: str, queue: str) -> Celery:
     celery.task(name=DRAIN_TASK, **retrying)(drain)
     from pystator.worker.queue_mode import register_task
 
+    celery.task(name=FIRE_TIMER_TASK, **retrying)(fire_timer_task)
     register_task(celery)  # queue mode: events carried in the message (pystator.apply_event)
     return celery
 

@@ -28,7 +28,7 @@ DEAD = "dead"
 
 
 class TimerSink(Protocol):
-    """Where armed and cancelled timers go. The default stores them as future events."""
+    """Where armed and cancelled timers go (see :mod:`pystator.worker.timers`)."""
 
     def in_transaction(
         self,
@@ -41,33 +41,6 @@ class TimerSink(Protocol):
 
     def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
         """Hand timers to an external scheduler once the state change is committed."""
-
-
-class DbTimers:
-    """Timers as ``worker_events`` rows (origin ``timer``, ``fires_at`` = due time).
-
-    Arming twice is a no-op (the idempotency key is the timer id); leaving the state entry marks
-    the row ``cancelled``; a fire for an entry that no longer holds is recorded ``stale``.
-    """
-
-    def __init__(self, *, max_attempts: int = 5) -> None:
-        self.max_attempts = max_attempts
-
-    def in_transaction(
-        self,
-        conn: Connection,
-        arm: Sequence[ArmedTimer],
-        cancel: Sequence[ArmedTimer],
-        now: datetime,
-    ) -> None:
-        """Insert armed timers then cancel exited ones (so arm+cancel in one batch cancels)."""
-        if arm:
-            event_queries.insert_timer_events(conn, arm, now, max_attempts=self.max_attempts)
-        if cancel:
-            event_queries.cancel_timer_events(conn, cancel, now)
-
-    def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
-        """Nothing to do: the rows are the timers."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,7 +185,6 @@ __all__ = [
     "RETRY",
     "STALE",
     "Batch",
-    "DbTimers",
     "EventResult",
     "TimerSink",
 ]

@@ -43,6 +43,7 @@ class DrainThreads:
             )
             thread.start()
             self.threads.append(thread)
+        self.threads.append(self.runtime.scheduler.start_thread(self.stopping))
         if self.with_relay:
             self.threads.append(Relay(self.runtime).start_thread(self.stopping))
 

@@ -32,11 +32,12 @@ from pystator.fsm_core.step import StepStatus, apply_event
 from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.event_queries import EntityKey, EventRow
-from pystator.worker.batch import Batch, DbTimers, TimerSink
+from pystator.worker.batch import Batch, TimerSink
 from pystator.worker.clock import Clock, utc_now
 from pystator.worker.database import transaction
 from pystator.worker.registry import MachineRegistry
 from pystator.worker.retry import RandomSource, RetryPolicy
+from pystator.worker.timers import TableTimers
 
 DEFAULT_BATCH_ENTITIES = 64
 DEFAULT_EVENTS_PER_ENTITY = 200
@@ -111,7 +112,7 @@ class Processor:
         self.engine = engine
         self.machines = machines
         self.options = options or ProcessorOptions()
-        self.timers: TimerSink = timers or DbTimers()
+        self.timers: TimerSink = timers or TableTimers()
         self.after_commit = list(after_commit)
         self.clock = clock
         self.rand = rand
@@ -176,6 +177,8 @@ class Processor:
                 if events:
                     batch.extend(self._apply_entity(conn, key, events, now, records.get(key)))
             batch.flush(conn, now, timers=self.timers, outbox_lease=self.options.outbox_lease)
+        if batch.arm or batch.cancel:
+            self.timers.after_commit(batch.arm, batch.cancel)
         for hook in self.after_commit:
             hook(batch)
         return batch

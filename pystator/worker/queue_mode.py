@@ -106,6 +106,10 @@ def apply_message(
         ids = event_queries.insert_outbox(
             conn, actions, now, lease=runtime.processor.options.outbox_lease
         )
+        if outcome.arm or outcome.cancel:  # timers fire as table events (checked for staleness)
+            runtime.scheduler.in_transaction(conn, outcome.arm, outcome.cancel, now)
+    if outcome.arm or outcome.cancel:
+        runtime.scheduler.after_commit(outcome.arm, outcome.cancel)
     runtime.outbox.run_ids(ids)
     return outcome.status
 

@@ -11,13 +11,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.fsm_core.errors import SettingsError
 from pystator.logging import get_logger
 from pystator.settings import Settings, load_settings
-from pystator.worker.batch import APPLIED, Batch, EventResult, TimerSink
+from pystator.worker.batch import APPLIED, Batch, EventResult
 from pystator.worker.database import dispose, worker_engine
 from pystator.worker.nudge import BackgroundNudger, LocalNudger, Nudger
 from pystator.worker.outbox import OutboxRunner
@@ -25,6 +26,10 @@ from pystator.worker.processor import Processor, ProcessorOptions
 from pystator.worker.producer import Limits, Producer
 from pystator.worker.registry import MachineRegistry, load_registry
 from pystator.worker.retry import RetryPolicy
+from pystator.worker.timers import TableTimers, TimerFiring, make_timers
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 MEMORY_BROKER = "memory://"
 DEFAULT_QUEUE = "pystator"
@@ -37,16 +42,27 @@ def is_memory_broker(url: str) -> bool:
     return url.startswith("memory://")
 
 
+def celery_app(settings: Settings, queue: str) -> Celery:
+    """The fleet's Celery app for ``settings.broker_url`` (the environment's, or a new one)."""
+    if is_memory_broker(settings.broker_url):
+        raise SettingsError(
+            "PYSTATOR_SCHEDULER=celery needs a real broker: set PYSTATOR_BROKER_URL "
+            "(the in-process broker of the embedded mode cannot hold ETA tasks)"
+        )
+    from pystator.worker.app import app, make_app
+
+    if app.conf.broker_url != settings.broker_url:
+        return make_app(settings.broker_url, queue)  # settings other than the environment's
+    return app
+
+
 def make_nudger(settings: Settings, queue: str) -> Nudger:
     """The nudger for ``settings.broker_url`` (local wake-ups for the in-process broker)."""
     if is_memory_broker(settings.broker_url):
         return LocalNudger()
-    from pystator.worker.app import app, make_app
     from pystator.worker.nudge import CeleryNudger
 
-    if app.conf.broker_url != settings.broker_url:
-        app = make_app(settings.broker_url, queue)  # settings other than the environment's
-    return BackgroundNudger(CeleryNudger(app, queue))
+    return BackgroundNudger(CeleryNudger(celery_app(settings, queue), queue))
 
 
 @dataclass
@@ -59,12 +75,21 @@ class Runtime:
     nudger: Nudger
     queue: str = DEFAULT_QUEUE
     run_actions_inline: bool = True
-    timers: TimerSink | None = None  # default: timers as future worker_events rows (DbTimers)
+    timers: TableTimers | None = None  # default: the table scheduler (PYSTATOR_SCHEDULER=db)
+    timer_firing: TimerFiring | None = None
     processor: Processor = field(init=False)
     outbox: OutboxRunner = field(init=False)
     producer: Producer = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.timer_firing is None:
+            self.timer_firing = TimerFiring(
+                self.engine, self.nudger, max_attempts=self.settings.max_attempts
+            )
+        if self.timers is None:
+            self.timers = TableTimers(
+                self.timer_firing, poll_interval=self.settings.timer_poll_seconds
+            )
         retry = RetryPolicy(
             base_seconds=self.settings.retry_base_seconds,
             max_seconds=self.settings.retry_max_seconds,
@@ -98,13 +123,32 @@ class Runtime:
         registry = (
             machines if machines is not None else load_registry(settings.machines, settings.app)
         )
+        engine = worker_engine(settings.database_url)
+        nudger = make_nudger(settings, queue)
+        timers, firing = make_timers(
+            settings, engine, nudger, queue=queue, app_for=lambda: celery_app(settings, queue)
+        )
         return cls(
             settings=settings,
-            engine=worker_engine(settings.database_url),
+            engine=engine,
             machines=registry,
-            nudger=make_nudger(settings, queue),
+            nudger=nudger,
             queue=queue,
+            timers=timers,
+            timer_firing=firing,
         )
+
+    @property
+    def scheduler(self) -> TableTimers:
+        """The timer scheduler (set in ``__post_init__``)."""
+        assert self.timers is not None
+        return self.timers
+
+    @property
+    def firing(self) -> TimerFiring:
+        """Turns due timer rows into events (set in ``__post_init__``)."""
+        assert self.timer_firing is not None
+        return self.timer_firing
 
     def _after_commit(self, batch: Batch) -> None:
         for result in batch.results:
@@ -117,7 +161,9 @@ class Runtime:
         return timedelta(seconds=max(2 * self.settings.relay_interval_seconds, 1.0))
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the timer scheduler's client."""
+        if self.timers is not None:
+            self.timers.close()
         dispose(self.engine)
 
 

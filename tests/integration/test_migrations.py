@@ -14,7 +14,13 @@ from pystator.stores.sql.schema import metadata
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"entity_states", "transition_history", "worker_events", "action_outbox"}
+TABLES = {
+    "entity_states",
+    "transition_history",
+    "worker_events",
+    "action_outbox",
+    "worker_timers",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -73,7 +79,7 @@ def test_db_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["db", "current", "--url", sqlite_url]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "history"]) == 0
-    assert "0001 (head)" in capsys.readouterr().out
+    assert "0002 (head)" in capsys.readouterr().out
     assert main(["db", "downgrade", "base", "--url", sqlite_url]) == 0
     assert migrations.current(sqlite_url) is None
 

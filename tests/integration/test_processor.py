@@ -248,20 +248,6 @@ def test_stranded_outbox_rows_are_swept_after_their_lease(rig: Rig) -> None:
     assert len(rig.hooks.calls) == 1
 
 
-def test_timer_rows_are_idempotent_and_cancellable(rig: Rig) -> None:
-    now = utc_now()
-    timer = ArmedTimer(
-        machine=MACHINE, entity_id="a", key="t1", state="open", entry=1, trigger="close", due_at=now
-    )
-    with rig.engine.begin() as conn:
-        first = event_queries.insert_timer_events(conn, [timer], now)
-        again = event_queries.insert_timer_events(conn, [timer], now)
-        assert first[0][0] == again[0][0] and again[0][1] is True
-        assert event_queries.cancel_timer_events(conn, [timer], now) == 1
-    event = rig.event(first[0][0])
-    assert (event.status, event.origin, event.timer_entry) == ("cancelled", "timer", 1)
-
-
 def test_a_stale_timer_is_dropped(rig: Rig) -> None:
     rig.submit("a", "open")
     rig.processor.drain()

@@ -430,31 +430,6 @@ def insert_timer_events(
     return insert_events(conn, events, now) if events else []
 
 
-def cancel_timer_events(conn: Connection, cancelled: Sequence[ArmedTimer], now: datetime) -> int:
-    """Mark the pending timer events of exited state entries ``cancelled``; returns how many."""
-    total = 0
-    by_machine: dict[str, list[str]] = {}
-    for timer in cancelled:
-        by_machine.setdefault(timer.machine, []).append(timer.timer_id)
-    for machine, timer_ids in by_machine.items():
-        result = conn.execute(
-            sa.update(worker_events)
-            .where(
-                _W.machine == machine,
-                _W.idempotency_key.in_(timer_ids),
-                _W.status == PENDING,
-            )
-            .values(
-                status=CANCELLED,
-                updated_at=now,
-                completed_at=now,
-                outcome={"reason": "timer_cancelled"},
-            )
-        )
-        total += result.rowcount
-    return total
-
-
 # --- claiming and applying -------------------------------------------------------------------
 
 
@@ -924,7 +899,6 @@ __all__ = [
     "NewAction",
     "NewEvent",
     "OutboxRow",
-    "cancel_timer_events",
     "claim_entities",
     "claim_outbox",
     "complete_events",

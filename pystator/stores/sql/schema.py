@@ -146,6 +146,25 @@ action_outbox = Table(
     ),
 )
 
+# Armed timers of the fleet: one row per (entity, state entry, timer) until it fires or its state
+# entry is left (then the row is deleted). Firing turns the row into a worker_events row in the
+# same transaction, so the event's id (its place in the entity's order) is its firing time.
+worker_timers = Table(
+    "worker_timers",
+    metadata,
+    Column("timer_id", Text, primary_key=True),  # ArmedTimer.timer_id: machine|entity|key|entry
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
+    Column("trigger", String(TRIGGER_LENGTH), nullable=False),
+    Column("timer_key", String(400), nullable=False),
+    Column("timer_state", Text, nullable=False),
+    Column("timer_entry", BigInteger, nullable=False),
+    _ts("due_at"),
+    _ts("handed_at", nullable=True),  # when handed to an external scheduler (Celery ETA)
+    _ts("created_at"),
+    Index("ix_worker_timers_due_at", "due_at"),
+)
+
 __all__ = [
     "ENTITY_ID_LENGTH",
     "IDEMPOTENCY_KEY_LENGTH",
@@ -156,4 +175,5 @@ __all__ = [
     "metadata",
     "transition_history",
     "worker_events",
+    "worker_timers",
 ]
