@@ -13,7 +13,6 @@ from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.schema import action_outbox, transition_history
-from pystator.worker.clock import utc_now
 from pystator.worker.database import dispose
 from tests.worker_support import MACHINE, Rig, make_rig
 
