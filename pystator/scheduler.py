@@ -2,7 +2,7 @@
 
 ``from pystator.scheduler import AsyncioScheduler`` is the same class as
 ``pystator.schedulers.AsyncioScheduler``; this module only re-exports. ``RedisScheduler``
-loads on first use (it needs the ``redis`` extra).
+and ``CeleryScheduler`` load on first use (they need the ``redis`` / ``worker`` extras).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -11,6 +11,7 @@ from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.schedulers.base import FireCallback, Scheduler
 
 if TYPE_CHECKING:
+    from pystator.schedulers.celery_scheduler import CeleryScheduler
     from pystator.schedulers.redis_scheduler import RedisScheduler
 
 
@@ -19,7 +20,11 @@ def __getattr__(name: str) -> Any:
         from pystator.schedulers.redis_scheduler import RedisScheduler
 
         return RedisScheduler
+    if name == "CeleryScheduler":
+        from pystator.schedulers.celery_scheduler import CeleryScheduler
+
+        return CeleryScheduler
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AsyncioScheduler", "FireCallback", "RedisScheduler", "Scheduler"]
+__all__ = ["AsyncioScheduler", "CeleryScheduler", "FireCallback", "RedisScheduler", "Scheduler"]

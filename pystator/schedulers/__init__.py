@@ -6,6 +6,7 @@ from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.schedulers.base import FireCallback, Scheduler
 
 if TYPE_CHECKING:
+    from pystator.schedulers.celery_scheduler import CeleryScheduler
     from pystator.schedulers.redis_scheduler import RedisScheduler
 
 
@@ -14,7 +15,11 @@ def __getattr__(name: str) -> Any:  # backends with optional dependencies load o
         from pystator.schedulers.redis_scheduler import RedisScheduler
 
         return RedisScheduler
+    if name == "CeleryScheduler":
+        from pystator.schedulers.celery_scheduler import CeleryScheduler
+
+        return CeleryScheduler
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AsyncioScheduler", "FireCallback", "RedisScheduler", "Scheduler"]
+__all__ = ["AsyncioScheduler", "CeleryScheduler", "FireCallback", "RedisScheduler", "Scheduler"]

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 try:
@@ -38,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.base import FireCallback
+from pystator.schedulers.payload import decode_timer, encode_timer, to_millis, utc_now
 
 DEFAULT_PREFIX = "pystator:timers"
 DEFAULT_LEASE_SECONDS = 30.0
@@ -109,51 +109,6 @@ def translate_errors(action: str) -> Iterator[None]:
         yield
     except redis.RedisError as exc:
         raise SchedulerError(f"Redis scheduler could not {action}: {exc}") from exc
-
-
-def utc_now() -> datetime:
-    """The default clock: the current time, aware UTC."""
-    return datetime.now(UTC)
-
-
-def to_millis(moment: datetime) -> int:
-    """Epoch milliseconds of an aware datetime (the sorted-set score)."""
-    if moment.tzinfo is None:
-        raise SchedulerError(f"naive datetime {moment.isoformat()}: timers need aware UTC times")
-    return int(moment.timestamp() * 1000)
-
-
-def encode_timer(timer: ArmedTimer) -> str:
-    """The JSON payload kept in the payload hash."""
-    if timer.due_at is None:
-        raise SchedulerError(f"timer {timer.timer_id!r} has no due_at and cannot be armed")
-    to_millis(timer.due_at)
-    return json.dumps(
-        {
-            "machine": timer.machine,
-            "entity_id": timer.entity_id,
-            "key": timer.key,
-            "state": timer.state,
-            "entry": timer.entry,
-            "trigger": timer.trigger,
-            "due_at": timer.due_at.astimezone(UTC).isoformat(),
-        },
-        separators=(",", ":"),
-    )
-
-
-def decode_timer(raw: bytes | str) -> ArmedTimer:
-    """Rebuild an :class:`ArmedTimer` from its payload (ValueError/KeyError/TypeError if bad)."""
-    doc = json.loads(raw)
-    return ArmedTimer(
-        machine=doc["machine"],
-        entity_id=doc["entity_id"],
-        key=doc["key"],
-        state=doc["state"],
-        entry=int(doc["entry"]),
-        trigger=doc["trigger"],
-        due_at=datetime.fromisoformat(doc["due_at"]),
-    )
 
 
 def _text(value: bytes | str) -> str:
