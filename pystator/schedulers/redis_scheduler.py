@@ -166,6 +166,7 @@ class RedisScheduler:
         self._release = self.client.register_script(RELEASE_SCRIPT)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._fire: FireCallback | None = None
         self._closed = False
 
     # --- the Scheduler protocol ----------------------------------------------------------------
@@ -175,7 +176,13 @@ class RedisScheduler:
         if self._closed:
             raise SchedulerError("RedisScheduler is closed")
         if self._thread is not None:
+            if fire != self._fire:
+                raise SchedulerError(
+                    "this RedisScheduler already delivers to another callback: give each "
+                    "Orchestrator its own RedisScheduler (and its own prefix)"
+                )
             return
+        self._fire = fire
         self._thread = threading.Thread(
             target=self._run, args=(fire,), name=f"pystator-timers:{self.prefix}", daemon=True
         )

@@ -337,3 +337,18 @@ def test_redis_errors_become_scheduler_errors() -> None:
             scheduler.claim_due(T0)
     finally:
         scheduler.close()
+
+
+def test_one_scheduler_refuses_a_second_different_callback(
+    make_scheduler: Callable[..., RedisScheduler],
+) -> None:
+    scheduler = make_scheduler()
+
+    def first(_t: ArmedTimer) -> None:
+        return None
+
+    scheduler.start(first)
+    scheduler.start(first)  # the same callback again: idempotent
+    with pytest.raises(SchedulerError, match="own RedisScheduler"):
+        scheduler.start(lambda _t: None)  # a second Orchestrator would steal the first's timers
+    scheduler.close()
