@@ -56,9 +56,7 @@ class TimerRig:
         self.machines = MachineRegistry([StateMachine.from_dict(CONFIG)])
         self.firing = TimerFiring(self.engine, NullNudger(), clock=self.clock)
         self.timers = TableTimers(self.firing)
-        self.processor = Processor(
-            self.engine, self.machines, timers=self.timers, clock=self.clock
-        )
+        self.processor = Processor(self.engine, self.machines, timers=self.timers, clock=self.clock)
         self.producer = Producer(
             engine=self.engine, machines=self.machines, nudger=NullNudger(), clock=self.clock
         )
@@ -157,9 +155,7 @@ def test_a_timer_fired_after_its_entry_was_left_is_recorded_stale(rig: TimerRig)
 
     assert rig.state("a") == "done"
     with rig.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT trigger, status FROM worker_events ORDER BY id")
-        ).all()
+        rows = conn.execute(sa.text("SELECT trigger, status FROM worker_events ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [
         ("start", "completed"),
         ("finish", "completed"),
