@@ -21,6 +21,8 @@ from pystator.stores.sql.engine import create_engine_from_url, is_sqlite
 
 #: Connections per worker process (threads share them); PostgreSQL only.
 DEFAULT_POOL_SIZE = 10
+#: ``psycopg.pq.TransactionStatus.IDLE`` (no transaction open, no command in progress).
+_IDLE = 0
 
 
 def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
@@ -73,8 +75,14 @@ def _autocommit_engine(engine: Engine) -> Engine:
     with _companion_lock:
         companion = _autocommit_engines.get(engine)
         if companion is None:
+            # Its connections never hold a transaction open (every statement commits on its
+            # own), so returning one to the pool needs no ROLLBACK.
             companion = create_engine_from_url(
-                engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_size=2
+                engine.url,
+                isolation_level="AUTOCOMMIT",
+                pool_pre_ping=False,
+                pool_size=2,
+                pool_reset_on_return=None,
             )
             _autocommit_engines[engine] = companion
         return companion
@@ -96,6 +104,35 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def has_driver_path(engine: Engine) -> bool:
+    """True when :func:`driver_autocommit` can serve ``engine`` (PostgreSQL through psycopg 3)."""
+    return engine not in _writer_locks and engine.dialect.driver == "psycopg"
+
+
+@contextmanager
+def driver_autocommit(engine: Engine) -> Iterator[Any]:
+    """The psycopg connection under :func:`autocommit`, for a hot single-statement path.
+
+    SQLAlchemy's per-execute machinery (compile cache lookup, result metadata, connection
+    events) costs more Python time than the statement's round trip; the producer's one-event
+    insert skips it. The connection is in autocommit mode, so each statement has committed
+    when it returns. A connection psycopg reports broken is dropped from the pool.
+    """
+    fairy = _autocommit_engine(engine).raw_connection()
+    conn: Any = fairy.driver_connection
+    try:
+        if not conn.autocommit:  # set on connect by the companion engine; never run otherwise
+            raise RuntimeError("pystator: the producer's connection is not in autocommit mode")
+        yield conn
+    except BaseException:
+        # Broken, or left mid-statement (an interrupt): do not hand it to the next caller.
+        if conn.broken or conn.info.transaction_status != _IDLE:
+            fairy.invalidate()
+        raise
+    finally:
+        fairy.close()
+
+
 def dispose(engine: Engine) -> None:
     """Close the connections of ``engine`` and of its autocommit companion."""
     companion = _autocommit_engines.pop(engine, None)
@@ -113,4 +150,12 @@ def prepare_database(url: str) -> None:
         upgrade(url)
 
 
-__all__ = ["autocommit", "dispose", "prepare_database", "transaction", "worker_engine"]
+__all__ = [
+    "autocommit",
+    "dispose",
+    "driver_autocommit",
+    "has_driver_path",
+    "prepare_database",
+    "transaction",
+    "worker_engine",
+]

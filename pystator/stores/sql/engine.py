@@ -7,6 +7,7 @@ exceptions to :class:`~pystator.fsm_core.errors.StoreError` subclasses with the 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,18 @@ def create_async_engine_from_url(url: str | URL, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+@functools.cache
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """The exception types :func:`translate_errors` maps: SQLAlchemy's, sqlite3's, and psycopg's
+    own (raised by the producer's raw-cursor path, which bypasses SQLAlchemy). Looked up on the
+    first error, so importing this module does not import psycopg."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is optional
+        return (sa.exc.SQLAlchemyError, sqlite3.Error)
+    return (sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
@@ -99,12 +112,14 @@ def translate_errors(what: str = "SQL store") -> Iterator[None]:
     """Translate SQLAlchemy/DBAPI errors raised inside the block into the pystator error tree."""
     try:
         yield
-    except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+    except OSError as exc:
+        raise StoreUnavailableError(f"{what} unavailable: {exc}") from exc
+    except Exception as exc:
+        if not isinstance(exc, _driver_errors()):
+            raise
         if _is_unavailable(exc):
             raise StoreUnavailableError(f"{what} unavailable: {_short(exc)}") from exc
         raise StoreError(f"{what} failed: {_short(exc)}") from exc
-    except OSError as exc:
-        raise StoreUnavailableError(f"{what} unavailable: {exc}") from exc
 
 
 def _short(exc: BaseException) -> str:

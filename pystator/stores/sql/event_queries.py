@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -264,20 +265,20 @@ _UPSERT_FROM_ARRAYS = sa.text(
 
 
 # One event (the common producer call): plain scalar parameters, a statement the server plans
-# far more cheaply than the unnest form.
-_UPSERT_ONE = sa.text(
-    """
+# far more cheaply than the unnest form. Written in psycopg's placeholder style for the raw-cursor
+# path (:func:`insert_one`); SQLAlchemy connections run the same text with ``:name`` binds.
+_UPSERT_ONE_SQL = """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
         timer_state, timer_entry, errors, created_at, updated_at)
-    VALUES (:machine, :entity_id, :trigger, CAST(:context AS jsonb), 'pending', :origin,
-        :idempotency_key, 0, 0, :max_attempts, :fires_at, :timer_key, :timer_state,
-        :timer_entry, CAST('[]' AS jsonb), :now, :now)
+    VALUES (%(machine)s, %(entity_id)s, %(trigger)s, CAST(%(context)s AS jsonb), 'pending',
+        %(origin)s, %(idempotency_key)s, 0, 0, %(max_attempts)s, %(fires_at)s, %(timer_key)s,
+        %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(now)s, %(now)s)
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + 1
-    RETURNING id, duplicate_count, idempotency_key, machine
-    """
-)
+    RETURNING id, duplicate_count
+"""
+_UPSERT_ONE = sa.text(re.sub(r"%\((\w+)\)s", r":\1", _UPSERT_ONE_SQL))
 
 
 def _context_json(event: NewEvent) -> str:
@@ -337,6 +338,17 @@ def is_single_statement(events: Sequence[NewEvent]) -> bool:
     return len(keys) == len(set(keys))
 
 
+def insert_one(driver_conn: Any, event: NewEvent, now: datetime) -> tuple[int, bool]:
+    """Insert one event through a raw psycopg connection in autocommit mode (PostgreSQL).
+
+    Same statement and result as :func:`insert_events` for a single event, minus SQLAlchemy's
+    per-execute overhead (the producer's hot path). psycopg prepares the statement server-side
+    after a few runs on a connection. Returns ``(id, duplicate)``.
+    """
+    row = driver_conn.execute(_UPSERT_ONE_SQL, _one_params(event, now)).fetchone()
+    return int(row[0]), int(row[1]) > 0
+
+
 def _insert_chunk(
     conn: Connection, events: Sequence[NewEvent], now: datetime
 ) -> list[tuple[int, bool]]:
@@ -353,8 +365,10 @@ def _insert_chunk(
                 continue
             first_index[key] = len(unique)
         unique.append(event)
+    returned: Sequence[Any]
     if _is_postgres(conn) and len(unique) == 1:
-        returned = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).all()
+        event_id, dup_count = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).one()
+        returned = [(event_id, dup_count, unique[0].idempotency_key, unique[0].machine)]
     elif _is_postgres(conn):
         returned = conn.execute(_UPSERT_FROM_ARRAYS, _array_params(unique, now)).all()
     else:
@@ -910,6 +924,7 @@ __all__ = [
     "get_event",
     "has_due_events",
     "insert_events",
+    "insert_one",
     "insert_outbox",
     "insert_timer_events",
     "is_single_statement",
