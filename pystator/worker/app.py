@@ -17,15 +17,17 @@ from celery import Celery, signals
 from pystator.fsm_core.errors import StoreUnavailableError
 from pystator.logging import get_logger
 from pystator.settings import load_settings
-from pystator.worker.nudge import DRAIN_TASK, PROCESS_ENTITY_TASK
+from pystator.worker.nudge import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 from pystator.worker.runtime import get_runtime
-from pystator.worker.timers import FIRE_TIMER_TASK, fire_timer_task
+from pystator.worker.timers import FIRE_TIMER_TASK, fire_timers_task
 
 #: A task longer than this is implausible; a Redis visibility timeout below it risks redelivery
 #: of a message while its task is still running.
 PLAUSIBLE_TASK_SECONDS = 300
 #: Redis visibility timeout we configure (seconds): far above any nudge's run time.
 REDIS_VISIBILITY_TIMEOUT_SECONDS = 3600
+#: Longest sleep of a worker's ETA timer between looks at its schedule (Celery's default: 1 s).
+ETA_PRECISION_SECONDS = 0.02
 #: Batches one ``drain`` message may run before yielding the worker slot.
 DRAIN_MAX_BATCHES = 50
 #: Task-level retries while the database is unreachable (then the relay takes over).
@@ -52,6 +54,9 @@ def make_app(broker_url: str, queue: str) -> Celery:
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_transport_options={"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS},
+        # ETA tasks (timers): Celery's timer otherwise sleeps up to 1 s between looks, which
+        # made timers fire up to a second late.
+        worker_timer_precision=ETA_PRECISION_SECONDS,
     )
     # The database being down is retried with exponential backoff and jitter; if it stays down
     # the events simply remain pending and the relay nudges them again later.
@@ -64,10 +69,11 @@ def make_app(broker_url: str, queue: str) -> Celery:
         "max_retries": STORE_MAX_RETRIES,
     }
     celery.task(name=PROCESS_ENTITY_TASK, **retrying)(process_entity)
+    celery.task(name=PROCESS_ENTITIES_TASK, **retrying)(process_entities)
     celery.task(name=DRAIN_TASK, **retrying)(drain)
     from pystator.worker.queue_mode import register_task
 
-    celery.task(name=FIRE_TIMER_TASK, **retrying)(fire_timer_task)
+    celery.task(name=FIRE_TIMER_TASK, **retrying)(fire_timers_task)
     register_task(celery)  # queue mode: events carried in the message (pystator.apply_event)
     return celery
 
@@ -75,6 +81,11 @@ def make_app(broker_url: str, queue: str) -> Celery:
 def process_entity(machine: str, entity_id: str) -> int:
     """Apply the entity's due events (no-op when another worker holds it or nothing is due)."""
     return get_runtime().processor.process_entity(machine, entity_id)
+
+
+def process_entities(keys: list[list[str]]) -> int:
+    """Apply the due events of several named entities (one nudge naming many)."""
+    return get_runtime().processor.process_entities([(k[0], k[1]) for k in keys])
 
 
 def drain() -> int:
@@ -125,4 +136,11 @@ _settings = load_settings()
 app = make_app(_settings.broker_url, _settings.queue)
 celery = app
 
-__all__ = ["app", "broker_warnings", "drain", "make_app", "process_entity"]
+__all__ = [
+    "app",
+    "broker_warnings",
+    "drain",
+    "make_app",
+    "process_entities",
+    "process_entity",
+]

@@ -18,6 +18,7 @@ event committed while the holder was busy is never left behind. The relay is the
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -150,12 +151,35 @@ class Processor:
                 break
         return handled
 
+    def process_entities(self, keys: Sequence[EntityKey]) -> int:
+        """:meth:`process_entity` for several entities, in shared transactions.
+
+        Entities another worker holds are skipped (their holder re-checks after its commit).
+        """
+        remaining = list(dict.fromkeys(keys))
+        handled = 0
+        for _round in range(MAX_ENTITY_ROUNDS):
+            batch = self._run(functools.partial(self._lock_many, keys=remaining))
+            handled += len(batch.results)
+            if not batch.entities:
+                break
+            remaining = [key for key in remaining if self.has_due(*key)]
+            if not remaining:
+                break
+        return handled
+
     def has_due(self, machine: str, entity_id: str) -> bool:
         """True when the entity's oldest pending event is due (read without any lock)."""
         with translate_errors("worker events"), self.engine.connect() as conn:
             return event_queries.has_due_events(conn, machine, entity_id, self.clock())
 
     # --- one transaction ---------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_many(
+        conn: Connection, _now: datetime, *, keys: Sequence[EntityKey]
+    ) -> list[EntityKey]:
+        return [key for key in keys if event_queries.lock_entity(conn, *key)]
 
     @staticmethod
     def _lock_one(conn: Connection, machine: str, entity_id: str) -> list[EntityKey]:

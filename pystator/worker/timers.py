@@ -49,7 +49,9 @@ if TYPE_CHECKING:
     from pystator.schedulers.redis_scheduler import RedisScheduler
     from pystator.settings import Settings
 
-FIRE_TIMER_TASK = "pystator.fire_timer"
+FIRE_TIMER_TASK = "pystator.fire_timers"
+#: Timers due within one such slot share one ETA task (its ETA: the slot's latest due time).
+ETA_SLOT = timedelta(milliseconds=10)
 #: Timers one firing transaction takes at most.
 DEFAULT_FIRE_BATCH = 500
 DEFAULT_POLL_SECONDS = 0.05
@@ -325,18 +327,20 @@ class CeleryTimers(_SweepingTimers):
         self.publish(soon)
 
     def publish(self, timers: Sequence[ArmedTimer]) -> int:
-        """Send one ETA task per timer; a broker failure is logged (the sweep covers it)."""
+        """Send ETA tasks, one per 10 ms slot of due times (a broker consumer takes few ETA
+        messages at a time, so one message per timer would make a burst of timers late);
+        a broker failure is logged (the sweep covers it). Returns how many timers were sent."""
         sent = 0
         try:
-            for timer in timers:
+            for eta, ids in eta_slots(timers):
                 self.app.send_task(
                     FIRE_TIMER_TASK,
-                    args=[timer.timer_id],
-                    eta=timer.due_at,
+                    args=[ids],
+                    eta=eta,
                     queue=self.queue,
                     ignore_result=True,
                 )
-                sent += 1
+                sent += len(ids)
         except Exception as exc:  # kombu/amqp errors
             log.warning("timer_handoff_failed", scheduler=self.name, error=str(exc), sent=sent)
         return sent
@@ -355,14 +359,29 @@ class CeleryTimers(_SweepingTimers):
         return handed + self.sweep_due()
 
 
-def fire_timer_task(timer_id: str) -> int:
-    """The ``pystator.fire_timer`` Celery task: fire the timer, then apply its entity's events."""
+def eta_slots(timers: Sequence[ArmedTimer]) -> list[tuple[datetime, list[str]]]:
+    """Group timers into :data:`ETA_SLOT`-wide slots of due time: (latest due, timer ids)."""
+    slots: dict[int, list[ArmedTimer]] = {}
+    width = ETA_SLOT.total_seconds()
+    for timer in timers:
+        if timer.due_at is not None:
+            slots.setdefault(int(timer.due_at.timestamp() // width), []).append(timer)
+    return [
+        (max(t.due_at for t in group if t.due_at is not None), [t.timer_id for t in group])
+        for _slot, group in sorted(slots.items())
+    ]
+
+
+def fire_timers_task(timer_ids: list[str] | str) -> int:
+    """The ``pystator.fire_timers`` Celery task: fire the timers still armed, then apply their
+    entities' events here (a redelivered task finds no rows and does nothing)."""
     from pystator.worker.runtime import get_runtime
 
     runtime = get_runtime()
-    fired = runtime.firing.fire_ids([timer_id], nudge=False)
-    for machine, entity_id in entity_keys(fired):
-        runtime.processor.process_entity(machine, entity_id)
+    ids = [timer_ids] if isinstance(timer_ids, str) else list(timer_ids)
+    fired = runtime.firing.fire_ids(ids, nudge=False)
+    if fired:
+        runtime.processor.process_entities(entity_keys(fired))
     return len(fired)
 
 
@@ -408,6 +427,7 @@ __all__ = [
     "TableTimers",
     "TimerFiring",
     "entity_keys",
-    "fire_timer_task",
+    "eta_slots",
+    "fire_timers_task",
     "make_timers",
 ]

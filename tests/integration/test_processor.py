@@ -359,3 +359,24 @@ def test_timers_fired_by_an_external_scheduler_apply_once_and_only_if_fresh(rig:
     assert rig.event(first.event_id).status == "completed"
     assert rig.event(old.event_id).status == "stale"
     assert rig.record("a").state == "closed"
+
+
+def test_one_nudge_naming_many_entities_applies_them_all(rig: Rig) -> None:
+    for entity in ("a", "b", "c"):
+        rig.submit(entity, "open")
+        rig.submit(entity, "bump", n=1)
+    keys = [(MACHINE, "a"), (MACHINE, "b"), (MACHINE, "c"), (MACHINE, "a")]
+    assert rig.processor.process_entities(keys) == 6
+    assert all(rig.record(e).version == 2 for e in ("a", "b", "c"))
+    assert rig.processor.process_entities(keys) == 0  # redelivered: nothing left
+
+
+def test_a_many_entity_nudge_skips_entities_another_worker_holds(pg_rig: Rig) -> None:
+    rig = pg_rig
+    rig.submit("a", "open")
+    rig.submit("b", "open")
+    with rig.engine.begin() as conn:
+        assert event_queries.lock_entity(conn, MACHINE, "a")
+        assert rig.processor.process_entities([(MACHINE, "a"), (MACHINE, "b")]) == 1
+    assert rig.record("a") is None  # left to the lock holder
+    assert rig.processor.process_entities([(MACHINE, "a")]) == 1

@@ -269,9 +269,9 @@ def test_celery_eta_timers_fire_exactly_once(
                 fleet.start_all(WORKERS)
             settle(engine, fleet)
             assert not fleet.exited(), fleet.log_tail()
-            if fault == "none":  # the ETA tasks fired them all, before any sweep could
+            if fault == "none":  # the ETA tasks fired them all, on time
                 assert recovered(fleet) == 0
-                assert max_lateness(engine) < RECOVERY_SECONDS
+                assert max_lateness(engine) < RECOVERY_SECONDS / 2
     finally:
         set_default_runtime(None, db_url=pg_url)
         runtime.close()

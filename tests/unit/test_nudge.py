@@ -1,0 +1,81 @@
+"""Nudges: message shapes per batch size, and the background nudger's coalescing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pystator.stores.sql.event_queries import EntityKey
+from pystator.worker.nudge import (
+    DRAIN_TASK,
+    PROCESS_ENTITIES_TASK,
+    PROCESS_ENTITY_TASK,
+    BackgroundNudger,
+    CeleryNudger,
+)
+
+
+class RecordingApp:
+    """Stands in for the Celery app (a boundary we do not own): records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any], str]] = []
+
+    def send_task(self, name: str, *, args: list[Any], queue: str, ignore_result: bool) -> None:
+        self.sent.append((name, args, queue))
+
+
+class RecordingNudger:
+    def __init__(self) -> None:
+        self.calls: list[list[EntityKey]] = []
+        self.lock = threading.Lock()
+
+    def nudge(self, keys: Sequence[EntityKey]) -> None:
+        with self.lock:
+            self.calls.append(list(keys))
+
+
+def keys(n: int) -> list[EntityKey]:
+    return [("m", f"e{i}") for i in range(n)]
+
+
+def test_message_shape_follows_the_number_of_entities() -> None:
+    app = RecordingApp()
+    nudger = CeleryNudger(app, "q")  # type: ignore[arg-type]
+    nudger.nudge([("m", "a"), ("m", "a")])
+    nudger.nudge(keys(3))
+    nudger.nudge(keys(33))
+    names = [name for name, _args, _q in app.sent]
+    assert names[0] == PROCESS_ENTITY_TASK and app.sent[0][1] == ["m", "a"]
+    assert names[1] == PROCESS_ENTITIES_TASK
+    assert app.sent[1][1] == [[["m", "e0"], ["m", "e1"], ["m", "e2"]]]
+    assert set(names[2:]) == {DRAIN_TASK}
+    assert {q for _n, _a, q in app.sent} == {"q"}
+
+
+def test_a_broker_failure_is_swallowed() -> None:
+    class Failing:
+        def send_task(self, *_args: Any, **_kwargs: Any) -> None:
+            raise ConnectionError("broker down")
+
+    CeleryNudger(Failing(), "q").nudge(keys(2))  # type: ignore[arg-type]  # must not raise
+
+
+def test_keys_arriving_within_the_linger_share_one_publish() -> None:
+    inner = RecordingNudger()
+    nudger = BackgroundNudger(inner, linger=0.2)
+    for key in keys(10):
+        nudger.nudge([key])
+    assert nudger.flush(5)
+    assert inner.calls == [keys(10)]
+
+
+def test_without_linger_every_key_is_still_published() -> None:
+    inner = RecordingNudger()
+    nudger = BackgroundNudger(inner, linger=0)
+    for key in keys(50) + keys(50):
+        nudger.nudge([key])
+    assert nudger.flush(5)
+    published = [key for call in inner.calls for key in call]
+    assert sorted(set(published)) == sorted(keys(50))
