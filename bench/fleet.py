@@ -45,7 +45,9 @@ MACHINES = ROOT / "bench" / "machines"
 MACHINE = "bench_cycle"
 DRAIN_ENTITIES = 1000
 DRAIN_EVENTS_PER_ENTITY = 5
-SINGLE_SUBMITS = 1000
+SINGLE_SUBMITS = 3000
+#: Submits before the single-producer clock starts (a producer process is long-lived).
+PRODUCER_WARM_UP = 50
 SUBMIT_THREADS = 8
 BATCH_SUBMITS = 20_000
 LATENCY_SAMPLES = 200
@@ -126,6 +128,8 @@ def warm_up(engine: sa.Engine, url: str, workers: int) -> None:
 def measure_single_submit(url: str) -> float:
     from pystator.worker import submit_event_sync
 
+    for n in range(PRODUCER_WARM_UP):  # connections, prepared statements, broker channel
+        submit_event_sync(MACHINE, f"warm-producer-{n}", "next", db_url=url)
     start = time.perf_counter()
     for n in range(SINGLE_SUBMITS):
         submit_event_sync(MACHINE, f"single-{n}", "next", db_url=url)
