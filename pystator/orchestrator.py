@@ -15,10 +15,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from pystator.clock import utc_now
 from pystator.fsm_core.actions import ActionExecutor, ActionRegistry
 from pystator.fsm_core.errors import ActionNotFoundError, ContextValidationError, StaleVersionError
 from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin
@@ -49,11 +50,6 @@ DEFAULT_MAX_ATTEMPTS = 10  # loads + computes of one event before StaleVersionEr
 RETRY_BACKOFF_BASE_SECONDS = 0.002
 RETRY_BACKOFF_MAX_SECONDS = 0.1
 REASON_CONTEXT_VALIDATION = "context_validation"
-
-
-def utc_now() -> datetime:
-    """The default clock."""
-    return datetime.now(UTC)
 
 
 def conflict_backoff(attempt: int) -> float:

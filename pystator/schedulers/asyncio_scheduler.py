@@ -23,10 +23,10 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.background_loop import BackgroundLoop
@@ -37,13 +37,6 @@ DEFAULT_RETRY_MAX_SECONDS = 30.0
 BACKGROUND_THREAD_NAME = "pystator-asyncio-timers"
 
 LOGGER = logging.getLogger("pystator.schedulers.asyncio")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The default clock: the current time, aware UTC."""
-    return datetime.now(UTC)
 
 
 def retry_backoff(attempt: int, base: float, cap: float) -> float:

@@ -22,14 +22,15 @@ import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.base import FireCallback
-from pystator.schedulers.payload import decode_timer, encode_timer, utc_now
+from pystator.schedulers.payload import decode_timer, encode_timer
 
 if TYPE_CHECKING:
     from celery import Celery, Task
@@ -44,7 +45,6 @@ RETRY_MAX_SECONDS = 60.0
 
 LOGGER = logging.getLogger("pystator.schedulers.celery")
 
-Clock = Callable[[], datetime]
 
 _callbacks: dict[str, FireCallback] = {}
 _callbacks_lock = threading.Lock()

@@ -12,11 +12,6 @@ from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 
 
-def utc_now() -> datetime:
-    """The default clock: the current time, aware UTC."""
-    return datetime.now(UTC)
-
-
 def to_millis(moment: datetime) -> int:
     """Epoch milliseconds of an aware datetime (a sorted-set score)."""
     if moment.tzinfo is None:
@@ -57,4 +52,4 @@ def decode_timer(raw: bytes | str) -> ArmedTimer:
     )
 
 
-__all__ = ["decode_timer", "encode_timer", "to_millis", "utc_now"]
+__all__ = ["decode_timer", "encode_timer", "to_millis"]

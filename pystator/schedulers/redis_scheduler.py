@@ -34,10 +34,11 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the Redis scheduler needs: pip install 'pystator[redis]'") from exc
 
+from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.base import FireCallback
-from pystator.schedulers.payload import decode_timer, encode_timer, to_millis, utc_now
+from pystator.schedulers.payload import decode_timer, encode_timer, to_millis
 
 DEFAULT_PREFIX = "pystator:timers"
 DEFAULT_LEASE_SECONDS = 30.0
@@ -50,7 +51,6 @@ ERROR_PAUSE_SECONDS = 1.0  # between polls while Redis fails, so an outage does 
 
 LOGGER = logging.getLogger("pystator.schedulers.redis")
 
-Clock = Callable[[], datetime]
 _T = TypeVar("_T")
 
 # KEYS: pending, claimed, payloads. ARGV: now (ms), lease expiry (ms), batch size.

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-#: Returns the current time as an aware UTC datetime.
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
+from pystator.clock import Clock, utc_now
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -14,11 +14,12 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 
 from pystator import StateMachine
+from pystator.clock import utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.orchestrator import Orchestrator
 from pystator.schedulers.celery_scheduler import FIRE_TASK, CeleryScheduler
-from pystator.schedulers.payload import encode_timer, utc_now
+from pystator.schedulers.payload import encode_timer
 from pystator.stores import InMemoryStateStore
 from tests.fleet_harness import wait_until
 
