@@ -35,6 +35,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/timers.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
