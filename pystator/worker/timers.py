@@ -373,16 +373,13 @@ def eta_slots(timers: Sequence[ArmedTimer]) -> list[tuple[datetime, list[str]]]:
 
 
 def fire_timers_task(timer_ids: list[str] | str) -> int:
-    """The ``pystator.fire_timers`` Celery task: fire the timers still armed, then apply their
-    entities' events here (a redelivered task finds no rows and does nothing)."""
+    """The ``pystator.fire_timers`` Celery task: fire the timers still armed (a redelivered task
+    finds no rows and does nothing) and nudge their entities. Applying them here instead made
+    each task several transactions long, and a burst of timer tasks queued up behind itself."""
     from pystator.worker.runtime import get_runtime
 
-    runtime = get_runtime()
     ids = [timer_ids] if isinstance(timer_ids, str) else list(timer_ids)
-    fired = runtime.firing.fire_ids(ids, nudge=False)
-    if fired:
-        runtime.processor.process_entities(entity_keys(fired))
-    return len(fired)
+    return len(get_runtime().firing.fire_ids(ids))
 
 
 def make_timers(
