@@ -14,6 +14,8 @@ SIGKILLed while it holds Celery ETA tasks. Afterwards, checked against the table
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +199,31 @@ def wait_for_workers(engine: sa.Engine, fleet: WorkerFleet, runtime: object) -> 
             conn.execute(sa.text(f"DELETE FROM {table}"))
 
 
+def freeze_holding_claims(fleet: WorkerFleet, client: redis.Redis, claimed_key: str) -> int:
+    """SIGSTOP every worker at a moment Redis shows claimed timers; returns how many are held.
+
+    A claim is acked within milliseconds, so the workers are frozen first and the claims counted
+    after: if the last one was acked just before the stop, they are resumed and we look again.
+    """
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        wait_until(
+            lambda: client.zcard(claimed_key) > 0,
+            timeout=30,
+            interval=0.0005,
+            message="a worker holding claimed timers",
+        )
+        groups = [proc.pid for proc in fleet.procs.values()]
+        for pgid in groups:
+            os.killpg(pgid, signal.SIGSTOP)
+        held = int(client.zcard(claimed_key))
+        if held:
+            return held
+        for pgid in groups:
+            os.killpg(pgid, signal.SIGCONT)
+    raise AssertionError("never caught a worker holding claimed timers")
+
+
 @pytest.mark.parametrize("fault", ["none", "kill_while_claiming", "redis_restart"])
 def test_redis_timers_fire_exactly_once(
     pg_url: str, engine: sa.Engine, private_redis: RedisServer, tmp_path: Path, fault: str
@@ -212,16 +239,10 @@ def test_redis_timers_fire_exactly_once(
         submit_workload(runtime, engine)
         if fault == "kill_while_claiming":
             client = redis.Redis.from_url(url)
-            wait_until(
-                lambda: client.zcard(claimed_key) > 0,
-                timeout=30,
-                interval=0.0005,
-                message="a worker holding claimed timers",
-            )
+            held = freeze_holding_claims(fleet, client, claimed_key)
             for slot in sorted(fleet.procs):
-                fleet.kill(slot)
-            held = client.zcard(claimed_key)
-            assert held > 0, "the workers died without holding claims; nothing was tested"
+                fleet.kill(slot)  # frozen with claims in hand: they die holding them
+            assert held > 0 and client.zcard(claimed_key) == held
             client.close()
             fleet.start_all(WORKERS)
         elif fault == "redis_restart":
