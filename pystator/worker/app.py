@@ -60,7 +60,11 @@ def make_app(broker_url: str, queue: str) -> Celery:
     )
     # The database being down is retried with exponential backoff and jitter; if it stays down
     # the events simply remain pending and the relay nudges them again later.
+    # shared=False: these tasks belong to this app. A shared task is also added to every other
+    # Celery app in the process, and a second make_app() then gives a new app two callables
+    # under one name (Celery's DuplicateTaskNameWarning).
     retrying: dict[str, Any] = {
+        "shared": False,
         "ignore_result": True,
         "autoretry_for": (StoreUnavailableError,),
         "retry_backoff": True,

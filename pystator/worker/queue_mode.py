@@ -143,7 +143,7 @@ def register_task(app: Celery) -> None:
         log.debug("event_processed", attempt=attempt, outcome=status, **fields)
         return status
 
-    app.task(name=APPLY_EVENT_TASK, bind=True, ignore_result=True, max_retries=None)(
+    app.task(name=APPLY_EVENT_TASK, bind=True, ignore_result=True, max_retries=None, shared=False)(
         apply_event_task
     )
 
