@@ -143,16 +143,11 @@ class Processor:
         Returns at once when another worker holds the entity: that worker re-checks after its
         commit. After each commit this call re-checks too, so nothing submitted meanwhile waits.
         """
-        handled = 0
-        for _round in range(MAX_ENTITY_ROUNDS):
-            batch = self._run(lambda conn, _now: self._lock_one(conn, machine, entity_id))
-            handled += len(batch.results)
-            if not batch.entities or not self.has_due(machine, entity_id):
-                break
-        return handled
+        return self.process_entities([(machine, entity_id)])
 
     def process_entities(self, keys: Sequence[EntityKey]) -> int:
-        """:meth:`process_entity` for several entities, in shared transactions.
+        """:meth:`process_entity` for several entities, in shared transactions (round after
+        round, each committing, while any of them still has due events).
 
         Entities another worker holds are skipped (their holder re-checks after its commit).
         """
@@ -180,10 +175,6 @@ class Processor:
         conn: Connection, _now: datetime, *, keys: Sequence[EntityKey]
     ) -> list[EntityKey]:
         return [key for key in keys if event_queries.lock_entity(conn, *key)]
-
-    @staticmethod
-    def _lock_one(conn: Connection, machine: str, entity_id: str) -> list[EntityKey]:
-        return [(machine, entity_id)] if event_queries.lock_entity(conn, machine, entity_id) else []
 
     def _run(self, claim: Callable[[Connection, datetime], list[EntityKey]]) -> Batch:
         now = self.clock()
