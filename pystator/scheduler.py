@@ -7,6 +7,7 @@ and ``CeleryScheduler`` load on first use (they need the ``redis`` / ``worker`` 
 
 from typing import TYPE_CHECKING, Any
 
+from pystator.schedulers import lazy_backend
 from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.schedulers.base import FireCallback, Scheduler
 
@@ -16,15 +17,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RedisScheduler":
-        from pystator.schedulers.redis_scheduler import RedisScheduler
-
-        return RedisScheduler
-    if name == "CeleryScheduler":
-        from pystator.schedulers.celery_scheduler import CeleryScheduler
-
-        return CeleryScheduler
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_backend(__name__, name)
 
 
 __all__ = ["AsyncioScheduler", "CeleryScheduler", "FireCallback", "RedisScheduler", "Scheduler"]
