@@ -244,7 +244,11 @@ class WorkerFleet:
 
 @contextlib.contextmanager
 def producer_runtime(
-    database_url: str, broker_url: str, machines: Path = FLEET_MACHINES
+    database_url: str,
+    broker_url: str,
+    machines: Path = FLEET_MACHINES,
+    *,
+    queue: str | None = None,
 ) -> Iterator[Any]:
     """Make ``submit_event_sync(..., db_url=database_url)`` in this process nudge ``broker_url``.
 
@@ -262,6 +266,7 @@ def producer_runtime(
         broker_url=broker_url,
         machines=str(machines),
         app=None,
+        **({"queue": queue} if queue else {}),
     )
     runtime = Runtime.from_settings(settings)
     set_default_runtime(runtime, db_url=database_url)

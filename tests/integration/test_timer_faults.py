@@ -263,39 +263,23 @@ def test_celery_eta_timers_fire_exactly_once(
 ) -> None:
     fleet = fleet_for(pg_url, amqp_url, tmp_path, "celery")
     fleet.extra_env = {**fleet.extra_env, "PYSTATOR_QUEUE": unique_name}
-    from dataclasses import replace
-
-    from pystator.settings import load_settings
-    from pystator.worker.runtime import Runtime, set_default_runtime
-
-    settings = replace(
-        load_settings(),
-        database_url=pg_url,
-        broker_url=amqp_url,
-        machines=str(MACHINES),
-        app=None,
-        queue=unique_name,
-    )
-    runtime = Runtime.from_settings(settings)
-    set_default_runtime(runtime, db_url=pg_url)
-    try:
-        with fleet:
+    with (
+        producer_runtime(pg_url, amqp_url, machines=MACHINES, queue=unique_name) as runtime,
+        fleet,
+    ):
+        fleet.start_all(WORKERS)
+        wait_for_workers(engine, fleet, runtime)
+        submit_workload(runtime, engine)
+        if fault == "kill_holding_eta_tasks":
+            time.sleep(0.5)  # the ETA tasks are now held, unacknowledged, by the workers
+            for slot in sorted(fleet.procs):
+                fleet.kill(slot)
             fleet.start_all(WORKERS)
-            wait_for_workers(engine, fleet, runtime)
-            submit_workload(runtime, engine)
-            if fault == "kill_holding_eta_tasks":
-                time.sleep(0.5)  # the ETA tasks are now held, unacknowledged, by the workers
-                for slot in sorted(fleet.procs):
-                    fleet.kill(slot)
-                fleet.start_all(WORKERS)
-            settle(engine, fleet)
-            assert not fleet.exited(), fleet.log_tail()
-            if fault == "none":  # the ETA tasks fired them all, on time
-                assert recovered(fleet) == 0
-                assert max_lateness(engine) < RECOVERY_SECONDS / 2
-    finally:
-        set_default_runtime(None, db_url=pg_url)
-        runtime.close()
+        settle(engine, fleet)
+        assert not fleet.exited(), fleet.log_tail()
+        if fault == "none":  # the ETA tasks fired them all, on time
+            assert recovered(fleet) == 0
+            assert max_lateness(engine) < RECOVERY_SECONDS / 2
     check_exactly_once(engine)
 
 
