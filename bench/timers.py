@@ -236,7 +236,7 @@ def producer(url: str, broker_url: str, queue: str) -> Iterator[Any]:
         queue=queue,
         scheduler="db",  # the producer only submits; the workers' scheduler fires the timers
     )
-    runtime = Runtime.from_settings(settings, queue=queue)
+    runtime = Runtime.from_settings(settings)
     try:
         yield runtime.producer
     finally:

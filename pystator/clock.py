@@ -14,4 +14,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["Clock", "utc_now"]
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC. A naive value (SQLite hands them back naive) is taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    """:func:`as_utc` for a nullable column."""
+    return None if value is None else as_utc(value)
+
+
+__all__ = ["Clock", "as_utc", "as_utc_or_none", "utc_now"]

@@ -12,21 +12,19 @@ import asyncio
 import dataclasses
 import inspect
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pystator.clock import utc_now
+from pystator.clock import Clock, utc_now
 from pystator.fsm_core.actions import ActionExecutor, ActionRegistry
+from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import ActionNotFoundError, ContextValidationError, StaleVersionError
-from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin
+from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin, Outcome
 from pystator.fsm_core.results import TransitionResult
 from pystator.fsm_core.step import (
     StepOutcome,
-    StepStatus,
     aapply_event,
     apply_event,
     is_stale_timer,
@@ -44,18 +42,17 @@ LOGGER = logging.getLogger("pystator.orchestrator")
 
 #: ``(entity_id, current_state, trigger, context) -> (ok, errors)``; runs before any guard.
 ContextValidatorFn: TypeAlias = Callable[[str, str, str, dict[str, Any]], tuple[bool, list[str]]]
-Clock: TypeAlias = Callable[[], datetime]
 
-DEFAULT_MAX_ATTEMPTS = 10  # loads + computes of one event before StaleVersionError escapes
+DEFAULT_CONFLICT_ATTEMPTS = 10  # loads + computes of one event before StaleVersionError escapes
 RETRY_BACKOFF_BASE_SECONDS = 0.002
 RETRY_BACKOFF_MAX_SECONDS = 0.1
 REASON_CONTEXT_VALIDATION = "context_validation"
 
 
-def conflict_backoff(attempt: int) -> float:
-    """Seconds to wait after the ``attempt``-th version conflict (full jitter, capped)."""
-    ceiling = min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2**attempt)
-    return random.uniform(0, ceiling)
+#: Wait between a version conflict and the reload (full jitter: concurrent writers spread out).
+CONFLICT_BACKOFF = Backoff(
+    base_seconds=RETRY_BACKOFF_BASE_SECONDS, max_seconds=RETRY_BACKOFF_MAX_SECONDS
+)
 
 
 class Orchestrator:
@@ -78,7 +75,7 @@ class Orchestrator:
         *,
         observer: TransitionObserver | None = None,
         action_executor: ActionExecutor | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
         clock: Clock = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -138,14 +135,14 @@ class Orchestrator:
             outcome = apply_event(
                 self.machine, record, event, self._clock(), **self._step_kw(entity_id)
             )
-            if outcome.status != StepStatus.APPLIED:
+            if outcome.status != Outcome.APPLIED:
                 return outcome.result
             self._check_actions(outcome)
             try:
                 self._save(outcome)
             except StaleVersionError as exc:
                 last_conflict = exc
-                self._sleep(conflict_backoff(attempt))
+                self._sleep(CONFLICT_BACKOFF.delay(attempt + 1))
                 continue
             self._schedule(outcome)
             if self._executor is not None and outcome.actions:
@@ -165,14 +162,14 @@ class Orchestrator:
             outcome = await aapply_event(
                 self.machine, record, event, self._clock(), **self._step_kw(entity_id)
             )
-            if outcome.status != StepStatus.APPLIED:
+            if outcome.status != Outcome.APPLIED:
                 return outcome.result
             self._check_actions(outcome)
             try:
                 await self._asave(outcome)
             except StaleVersionError as exc:
                 last_conflict = exc
-                await self._async_sleep(conflict_backoff(attempt))
+                await self._async_sleep(CONFLICT_BACKOFF.delay(attempt + 1))
                 continue
             self._schedule(outcome)
             if self._executor is not None and outcome.actions:
@@ -346,8 +343,8 @@ def _committed(outcome: StepOutcome, attempts: int) -> TransitionResult:
 
 
 __all__ = [
-    "DEFAULT_MAX_ATTEMPTS",
+    "CONFLICT_BACKOFF",
+    "DEFAULT_CONFLICT_ATTEMPTS",
     "ContextValidatorFn",
     "Orchestrator",
-    "conflict_backoff",
 ]

@@ -11,16 +11,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from pystator import ActionRegistry, GuardRegistry
+from pystator.fsm_core.backoff import Backoff
 from pystator.settings import Settings
-from pystator.stores.sql import entity_queries, event_queries
+from pystator.stores.sql import admin_queries, entity_queries, history_queries
+from pystator.stores.sql.connections import fleet_engine
+from pystator.stores.sql.rows import EventRow
 from pystator.stores.sql.schema import transition_history, worker_events
-from pystator.worker.database import worker_engine
 from pystator.worker.nudge import NullNudger
 from pystator.worker.outbox import OutboxRunner
 from pystator.worker.processor import Processor, ProcessorOptions
 from pystator.worker.producer import Producer
 from pystator.worker.registry import MachineRegistry
-from pystator.worker.retry import RetryPolicy
 from pystator.worker.runtime import Runtime
 
 MACHINE = "wtest"
@@ -118,14 +119,14 @@ class Rig:
     processor: Processor
     outbox: OutboxRunner
 
-    def events(self) -> list[event_queries.EventRow]:
+    def events(self) -> list[EventRow]:
         with self.engine.connect() as conn:
-            rows = event_queries.list_events(conn, event_queries.EventFilter(), limit=100_000)
+            rows = admin_queries.list_events(conn, admin_queries.EventFilter(), limit=100_000)
         return sorted(rows, key=lambda e: e.id)
 
-    def event(self, event_id: int) -> event_queries.EventRow:
+    def event(self, event_id: int) -> EventRow:
         with self.engine.connect() as conn:
-            row = event_queries.get_event(conn, event_id)
+            row = admin_queries.get_event(conn, event_id)
         assert row is not None
         return row
 
@@ -135,7 +136,7 @@ class Rig:
 
     def history(self, entity_id: str) -> list[Any]:
         with self.engine.connect() as conn:
-            return entity_queries.load_history(conn, MACHINE, entity_id)
+            return history_queries.load_history(conn, MACHINE, entity_id)
 
     def count(self, table: sa.Table, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(table)
@@ -154,9 +155,9 @@ class Rig:
 def make_rig(url: str, *, retry_base: float = 1.0, max_attempts_actions: int = 3) -> Rig:
     hooks = Hooks()
     clock = FakeClock()
-    engine = worker_engine(url)
+    engine = fleet_engine(url)
     machines = make_machines(hooks)
-    retry = RetryPolicy(base_seconds=retry_base, max_seconds=60)
+    retry = Backoff(base_seconds=retry_base, max_seconds=60)
     outbox = OutboxRunner(
         engine, machines, retry=retry, max_attempts=max_attempts_actions, clock=clock
     )
@@ -176,7 +177,7 @@ def make_runtime(url: str, hooks: Hooks, **settings: Any) -> Runtime:
     """A real-clock runtime (what a worker process builds) over ``url``."""
     return Runtime(
         settings=Settings(database_url=url, **settings),
-        engine=worker_engine(url),
+        engine=fleet_engine(url),
         machines=make_machines(hooks),
         nudger=NullNudger(),
     )

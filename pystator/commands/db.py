@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from sqlalchemy import make_url
+
 from pystator import migrations
 from pystator.settings import load_settings
 
@@ -52,8 +54,6 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def _safe(url: str) -> str:
-    from sqlalchemy import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 

@@ -19,7 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import ConfigurationError
+from pystator.fsm_core.guards import GuardRegistry
+from pystator.logging import configure_logging
+from pystator.migrations import prepare_embedded
+from pystator.settings import Settings
+from pystator.stores.sql import entity_queries
+from pystator.stores.sql.connections import fleet_engine
+from pystator.worker import admin
+from pystator.worker.embedded import DrainThreads
+from pystator.worker.nudge import LocalNudger
+from pystator.worker.registry import MachineRegistry, load_machine
+from pystator.worker.runtime import Runtime
 
 DEFAULT_ENTITIES = 400
 DEFAULT_THREADS = 2
@@ -104,18 +116,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
-    from pystator import ActionRegistry, GuardRegistry
-    from pystator.logging import configure_logging
-    from pystator.settings import Settings
-    from pystator.worker.database import prepare_database, worker_engine
-    from pystator.worker.embedded import DrainThreads
-    from pystator.worker.nudge import LocalNudger
-    from pystator.worker.registry import MachineRegistry, load_machine
-    from pystator.worker.runtime import Runtime
-
     configure_logging("console", "error")  # the demo prints its own summary
     url = f"sqlite:///{db_path}"
-    prepare_database(url)
+    prepare_embedded(url)
     app = DemoApp(random.Random(args.seed))
     guards, actions = GuardRegistry(), ActionRegistry()
     guards.register("exchange_ok", app.exchange_ok)
@@ -125,7 +128,7 @@ def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
     machines.bind(guards, actions)
     settings = Settings(database_url=url, retry_base_seconds=0.02, retry_max_seconds=0.2)
     runtime = Runtime(
-        settings=settings, engine=worker_engine(url), machines=machines, nudger=LocalNudger()
+        settings=settings, engine=fleet_engine(url), machines=machines, nudger=LocalNudger()
     )
     threads = DrainThreads(runtime, concurrency=args.threads, poll_interval=0.02)
     machine_name = next(iter(machines)).name
@@ -152,12 +155,9 @@ def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
     return 0
 
 
-def _wait(runtime: Any, total: int, started: float) -> None:
-    from pystator.stores.sql import event_queries
-
+def _wait(runtime: Runtime, total: int, started: float) -> None:
     while True:
-        with runtime.engine.connect() as conn:
-            stats = event_queries.stats(conn)
+        stats = admin.stats(runtime.engine)
         pending = stats["events"]["pending"]
         _bar("applied", total - pending, total)
         if pending == 0 or time.perf_counter() - started > DEMO_TIMEOUT_SECONDS:
@@ -167,14 +167,12 @@ def _wait(runtime: Any, total: int, started: float) -> None:
 
 
 def _report(
-    runtime: Any, app: DemoApp, entities: int, total: int, submitted: float, elapsed: float
+    runtime: Runtime, app: DemoApp, entities: int, total: int, submitted: float, elapsed: float
 ) -> None:
-    from pystator.stores.sql import entity_queries, event_queries
-
     machine = next(iter(runtime.machines)).name
     keys = [(machine, f"order-{i:04d}") for i in range(entities)]
+    stats = admin.stats(runtime.engine)
     with runtime.engine.connect() as conn:
-        stats = event_queries.stats(conn)
         records = entity_queries.load_records(conn, keys)
     states = Counter(r.state for r in records.values())
     events = stats["events"]

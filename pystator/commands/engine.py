@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from pystator.fsm_core.errors import FSMError, MachineValidationError
+from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.results import ActionCall, TimerSpec, TransitionResult
 
 EXIT_OK = 0
@@ -40,9 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     process.set_defaults(func=_process)
 
 
-def _load(path: str) -> Any:
-    from pystator.fsm_core.machine import StateMachine
-
+def _load(path: str) -> StateMachine:
     if path.endswith(".json"):
         try:
             with open(path, encoding="utf-8") as fh:

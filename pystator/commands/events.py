@@ -1,4 +1,7 @@
-"""Operator commands: ``pystator events list|show|stats|replay|discard`` and ``entities show``."""
+"""Operator commands: ``pystator events list|show|stats|replay|discard`` and ``entities show``.
+
+Thin: each parses its arguments, calls one function of :mod:`pystator.worker.admin` and prints.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,16 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from pystator.fsm_core.errors import InvalidEventError
+from pystator.fsm_core.records import EventStatus
 from pystator.settings import load_settings
-from pystator.stores.sql import entity_queries, event_queries
-from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.event_queries import EVENT_STATUSES, EventFilter, EventRow
-from pystator.worker.clock import utc_now
-from pystator.worker.database import worker_engine
+from pystator.stores.sql.admin_queries import EventFilter
+from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.stores.sql.rows import EventRow
+from pystator.worker import admin
+from pystator.worker.runtime import make_nudger
 
 DEFAULT_LIST_LIMIT = 50
+STATUSES = tuple(status.value for status in EventStatus)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--status", choices=EVENT_STATUSES, default=None)
+    parser.add_argument("--status", choices=STATUSES, default=None)
     parser.add_argument("--machine", default=None)
     parser.add_argument("--entity", dest="entity_id", default=None)
     parser.add_argument("--trigger", default=None)
@@ -74,7 +78,7 @@ def _filter(args: argparse.Namespace) -> EventFilter:
 
 
 def _engine() -> Engine:
-    return worker_engine(load_settings().database_url)
+    return fleet_engine(load_settings().database_url)
 
 
 def _print_json(data: Any) -> None:
@@ -95,33 +99,20 @@ def _line(event: EventRow) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``events list``."""
-    with translate_errors("events"), _engine().connect() as conn:
-        events = event_queries.list_events(conn, _filter(args), limit=args.limit)
-    for event in events:
+    for event in admin.list_events(_engine(), _filter(args), limit=args.limit):
         print(json.dumps(event.to_dict(), default=str) if args.json else _line(event))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``events show ID``."""
-    with translate_errors("events"), _engine().connect() as conn:
-        event = event_queries.get_event(conn, args.id)
-        actions = event_queries.list_outbox(conn, event_id=args.id) if event else []
-    if event is None:
-        raise InvalidEventError(f"no event with id {args.id}")
-    data = event.to_dict()
-    data["actions"] = [
-        {"id": a.id, "action": a.action, "phase": a.phase, "attempts": a.attempts}
-        for a in reversed(actions)
-    ]
-    _print_json(data)
+    _print_json(admin.show_event(_engine(), args.id).to_dict())
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``events stats``."""
-    with translate_errors("events"), _engine().connect() as conn:
-        stats = event_queries.stats(conn)
+    stats = admin.stats(_engine())
     if args.json:
         _print_json(stats)
         return 0
@@ -135,73 +126,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_selection(where: EventFilter) -> None:
-    if not (where.ids or where.status or where.machine or where.entity_id or where.trigger):
-        raise InvalidEventError("give event ids or at least one filter (--status, --machine, …)")
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     """``events replay ID…`` or by filter; nudges the workers afterwards."""
-    from pystator.worker.runtime import Runtime
-
-    where = _filter(args)
-    _require_selection(where)
     engine = _engine()
-    with translate_errors("events"), engine.begin() as conn:
-        keys = event_queries.replay(conn, where, utc_now())
-    runtime = Runtime.from_settings(load_settings())
-    runtime.nudger.nudge(keys)  # the relay would find them too; this is just sooner
-    flush = getattr(runtime.nudger, "flush", None)
-    if flush is not None:
-        flush()
-    runtime.close()
-    print(f"replayed events of {len(keys)} entities")
+    try:
+        entities = admin.replay(engine, _filter(args), make_nudger(load_settings()))
+    finally:
+        dispose(engine)
+    print(f"replayed events of {entities} entities")
     return 0
 
 
 def cmd_discard(args: argparse.Namespace) -> int:
     """``events discard ID…`` or by filter."""
-    where = _filter(args)
-    _require_selection(where)
-    with translate_errors("events"), _engine().begin() as conn:
-        count = event_queries.discard(conn, where, utc_now())
-    print(f"discarded {count} events")
+    print(f"discarded {admin.discard(_engine(), _filter(args))} events")
     return 0
 
 
 def cmd_entity_show(args: argparse.Namespace) -> int:
     """``entities show MACHINE ENTITY``."""
-    with translate_errors("entities"), _engine().connect() as conn:
-        record = entity_queries.load_record(conn, args.machine, args.entity_id)
-        history = entity_queries.load_history(conn, args.machine, args.entity_id)
-        pending = event_queries.list_events(
-            conn,
-            EventFilter(status="pending", machine=args.machine, entity_id=args.entity_id),
-            limit=DEFAULT_LIST_LIMIT,
-        )
-    if record is None and not history:
-        raise InvalidEventError(f"no entity {args.machine}/{args.entity_id}")
-    data: dict[str, Any] = {
-        "machine": args.machine,
-        "entity_id": args.entity_id,
-        "state": record.state if record else None,
-        "version": record.version if record else None,
-        "context": dict(record.context) if record else None,
-        "updated_at": record.updated_at.isoformat() if record and record.updated_at else None,
-        "pending_events": [e.id for e in reversed(pending)],
-    }
-    if args.history:
-        data["history"] = [
-            {
-                "version": h.version,
-                "from": h.source_state,
-                "to": h.target_state,
-                "trigger": h.trigger,
-                "event_id": h.event_id,
-                "origin": h.origin,
-                "at": h.created_at.isoformat(),
-            }
-            for h in history[-args.history :]
-        ]
-    _print_json(data)
+    view = admin.entity_view(_engine(), args.machine, args.entity_id)
+    _print_json(view.to_dict(history=args.history))
     return 0

@@ -12,11 +12,21 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from celery import Celery, signals
+from celery.worker import state as celery_state
+from sqlalchemy.engine import make_url
+
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
 from pystator.logging import configure_logging, get_logger
+from pystator.migrations import prepare_embedded
 from pystator.settings import Settings, load_settings
-from pystator.worker.database import prepare_database
-from pystator.worker.runtime import Runtime, configure, get_runtime, is_memory_broker
+from pystator.worker.app import make_worker_app
+from pystator.worker.celery_config import is_memory_broker
+from pystator.worker.duties import Duties
+from pystator.worker.embedded import DrainThreads
+from pystator.worker.producer import EventSpec
+from pystator.worker.relay import Relay
+from pystator.worker.runtime import Runtime, configure, get_runtime, set_default_runtime
 
 #: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard.
 DRAIN_TIMEOUT_SECONDS = 30.0
@@ -78,11 +88,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return replace(settings, **overrides) if overrides else settings
 
 
-def _start(args: argparse.Namespace, *, level: str = "info") -> Runtime:
+def _prepare(args: argparse.Namespace, *, level: str = "info") -> Settings:
     settings = settings_from(args)
     configure_logging(settings.log_format, level)
     configure(settings)
-    prepare_database(settings.database_url)
+    prepare_embedded(settings.database_url)
+    return settings
+
+
+def _start(args: argparse.Namespace, *, level: str = "info") -> Runtime:
+    _prepare(args, level=level)
     return get_runtime()
 
 
@@ -91,8 +106,15 @@ def _start(args: argparse.Namespace, *, level: str = "info") -> Runtime:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Start the worker: Celery with a real broker, drain threads with the in-process one."""
-    runtime = _start(args, level=args.log_level)
-    settings = runtime.settings
+    settings = _prepare(args, level=args.log_level)
+    embedded = is_memory_broker(settings.broker_url)
+    if embedded and args.source == "queue":
+        raise SettingsError("--source queue needs a real broker (PYSTATOR_BROKER_URL)")
+    app = None if embedded else make_worker_app(settings, source=args.source)
+    # A worker publishes (nudges, ETA timers) on the app it runs; prefork children build
+    # their own runtime from the same settings.
+    runtime = Runtime.from_settings(settings, app=app)
+    set_default_runtime(runtime)
     log.info(
         "worker_starting",
         machines=list(runtime.machines.names()),
@@ -100,19 +122,15 @@ def run_worker(args: argparse.Namespace) -> int:
         pool=args.pool,
         broker=_safe_url(settings.broker_url),
         queue=runtime.queue,
-        embedded=is_memory_broker(settings.broker_url),
+        embedded=embedded,
         source=args.source,
     )
-    if is_memory_broker(settings.broker_url):
-        if args.source == "queue":
-            raise SettingsError("--source queue needs a real broker (PYSTATOR_BROKER_URL)")
+    if app is None:
         return _run_embedded(runtime, args.concurrency, relay=not args.no_relay)
-    return _run_celery(runtime, args)
+    return _run_celery(runtime, app, args)
 
 
 def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
-    from pystator.worker.embedded import DrainThreads
-
     threads = DrainThreads(runtime, concurrency=max(concurrency, 1), with_relay=relay)
     stop = threading.Event()
     signals_seen: list[int] = []
@@ -137,22 +155,11 @@ def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
     return 0 if finished else EXIT_HARD_STOP
 
 
-def _run_celery(runtime: Runtime, args: argparse.Namespace) -> int:
-    from celery import signals
+def _run_celery(runtime: Runtime, app: Celery, args: argparse.Namespace) -> int:
+    duties = Duties(runtime, relay=not args.no_relay)
 
-    from pystator.worker.app import app
-    from pystator.worker.relay import Relay
-
-    app.conf.task_default_queue = runtime.queue
-    stop = threading.Event()
-
-    def start_threads(**_kwargs: Any) -> None:
-        runtime.scheduler.start_thread(stop)
-        if not args.no_relay:
-            Relay(runtime).start_thread(stop)
-
-    signals.worker_ready.connect(start_threads, weak=False)
-    signals.worker_shutdown.connect(lambda **_kw: stop.set(), weak=False)
+    signals.worker_ready.connect(lambda **_kw: duties.start(), weak=False)
+    signals.worker_shutdown.connect(lambda **_kw: duties.stop.set(), weak=False)
     signals.worker_shutting_down.connect(_escalate_on_second_signal, weak=False)
     argv = [
         "worker",
@@ -178,11 +185,10 @@ def _escalate_on_second_signal(how: str = "Warm", **_kwargs: Any) -> None:
     """
     if how != "Warm":
         return
-    from celery.worker import state
 
     def hard_stop(*_args: Any) -> None:
         log.warning("worker_hard_stop", reason="second signal or drain timeout")
-        state.should_terminate = EXIT_HARD_STOP  # Celery's cold shutdown: pool terminated
+        celery_state.should_terminate = EXIT_HARD_STOP  # Celery's cold shutdown: pool terminated
 
     signal.signal(signal.SIGTERM, hard_stop)
     timer = threading.Timer(DRAIN_TIMEOUT_SECONDS, hard_stop)
@@ -192,8 +198,6 @@ def _escalate_on_second_signal(how: str = "Warm", **_kwargs: Any) -> None:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a SQLAlchemy-style URL (e.g. memory://): show the scheme only
@@ -205,8 +209,6 @@ def _safe_url(url: str) -> str:
 
 def run_submit(args: argparse.Namespace) -> int:
     """Submit one event and print its id."""
-    from pystator.worker.producer import EventSpec
-
     runtime = _start(args, level="warning")
     context = _json_object(args.context) if args.context else None
     fires_at = _parse_time(args.fires_at) if args.fires_at else None
@@ -247,8 +249,6 @@ def _parse_time(text: str) -> datetime:
 
 def run_relay(args: argparse.Namespace) -> int:
     """Run the relay loop (or one pass with ``--once``)."""
-    from pystator.worker.relay import Relay
-
     runtime = _start(args)
     relay = Relay(runtime, interval=args.interval)
     if args.once:

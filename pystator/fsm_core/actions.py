@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeAlias
 
+from pystator.fsm_core.backoff import backoff_ceiling
 from pystator.fsm_core.errors import ActionExecutionError, ActionNotFoundError, FSMError
 from pystator.fsm_core.guards import is_async_callable
 from pystator.fsm_core.results import ActionCall, ActionPhase, TransitionResult
@@ -175,8 +176,12 @@ class RetryPolicy:
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        delay = self.backoff_seconds * self.multiplier ** (attempt - 1)
-        return min(delay, self.max_backoff_seconds)
+        return backoff_ceiling(
+            attempt,
+            base_seconds=self.backoff_seconds,
+            max_seconds=self.max_backoff_seconds,
+            multiplier=self.multiplier,
+        )
 
 
 NO_RETRY = RetryPolicy()

@@ -35,6 +35,7 @@ class ErrorCode(str, Enum):
     SCHEDULER_ERROR = "SCHEDULER_ERROR"
     INVALID_EVENT = "INVALID_EVENT"
     SETTINGS = "SETTINGS"
+    ENTITY_BUSY = "ENTITY_BUSY"
 
 
 class FSMError(Exception):
@@ -285,6 +286,12 @@ class EntityNotFoundError(StoreError):
     """No record exists for the entity."""
 
     default_code = ErrorCode.ENTITY_NOT_FOUND
+
+
+class EntityBusyError(StoreError):
+    """Another worker holds the entity's lock; the work is retried shortly, nothing is lost."""
+
+    default_code = ErrorCode.ENTITY_BUSY
 
 
 class SchedulerError(FSMError):

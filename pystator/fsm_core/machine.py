@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.compiler import CompiledMachine
@@ -22,9 +22,7 @@ from pystator.fsm_core.guards import GuardFn, GuardRegistry
 from pystator.fsm_core.hooks import TransitionObserver
 from pystator.fsm_core.loading import load_definition, parse_json, parse_yaml, read_text
 from pystator.fsm_core.results import TimerSpec, TransitionResult
-
-if TYPE_CHECKING:
-    from pystator.fsm_core.session import EntitySession
+from pystator.fsm_core.session import EntitySession
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -270,8 +268,6 @@ class StateMachine:
         self, context: Mapping[str, Any] | None = None, initial_state: str | None = None
     ) -> EntitySession:
         """A stateful session for one entity, starting in ``initial_state`` (default: initial)."""
-        from pystator.fsm_core.session import EntitySession
-
         return EntitySession(self, context=context, state=initial_state)
 
     def __repr__(self) -> str:

@@ -5,10 +5,50 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 #: Version of an entity that has never been written. The first write stores version 1.
 NO_VERSION = 0
+
+#: ``(machine, entity_id)``: the key of one entity everywhere (stores, nudges, claims).
+EntityKey = tuple[str, str]
+
+
+class Outcome(StrEnum):
+    """What one attempt at an event came to (logged, counted, returned by the pure step)."""
+
+    APPLIED = "applied"  # state written (new version)
+    REJECTED = "rejected"  # business rejection: nothing written, not retried
+    STALE = "stale"  # a timer for a state entry that no longer holds: dropped
+    RETRY = "retry"  # the attempt failed; the event is due again later
+    DEAD = "dead"  # the last attempt failed; the event is dead-lettered
+
+
+class EventStatus(StrEnum):
+    """The lifecycle of a stored event (``worker_events.status``)."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"  # applied
+    REJECTED = "rejected"
+    STALE = "stale"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+    DISCARDED = "discarded"
+
+    @classmethod
+    def after(cls, outcome: Outcome) -> EventStatus:
+        """The status an event takes after an attempt with ``outcome``."""
+        return _STATUS_AFTER[outcome]
+
+
+_STATUS_AFTER = {
+    Outcome.APPLIED: EventStatus.COMPLETED,
+    Outcome.REJECTED: EventStatus.REJECTED,
+    Outcome.STALE: EventStatus.STALE,
+    Outcome.RETRY: EventStatus.PENDING,
+    Outcome.DEAD: EventStatus.DEAD,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,9 +71,10 @@ class EntityRecord:
     updated_at: datetime | None = None
 
 
-class EventOrigin:
+class EventOrigin(StrEnum):
     """Where an event came from (stored in history rows and worker events)."""
 
+    SUBMIT = "submit"  # a worker event as stored by submit_event (applied with origin EVENT)
     DIRECT = "direct"  # Orchestrator.process_event / EntitySession
     EVENT = "event"  # submit_event -> worker
     TIMER = "timer"  # a fired after:/timeout: timer

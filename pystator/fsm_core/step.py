@@ -11,25 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pystator.fsm_core.errors import EntityNotFoundError
 from pystator.fsm_core.records import (
     NO_VERSION,
     ArmedTimer,
     EntityRecord,
     EventInput,
     HistoryEntry,
+    Outcome,
 )
 from pystator.fsm_core.results import ActionCall, TransitionResult
 
 if TYPE_CHECKING:
     from pystator.fsm_core.machine import StateMachine
-
-
-class StepStatus:
-    """What became of an event."""
-
-    APPLIED = "applied"  # state written (new version)
-    REJECTED = "rejected"  # business rejection: nothing written, not retried
-    STALE = "stale"  # a timer for a state entry that no longer holds: dropped
 
 
 REASON_STALE_TIMER = "stale_timer"
@@ -39,7 +33,7 @@ REASON_STALE_TIMER = "stale_timer"
 class StepOutcome:
     """Everything a caller must commit (record, history) and then carry out (timers, actions)."""
 
-    status: str
+    status: Outcome  # APPLIED, REJECTED or STALE
     reason: str | None
     result: TransitionResult
     record: EntityRecord | None
@@ -89,7 +83,7 @@ def plan(
 ) -> StepOutcome:
     """Turn an engine result into the outcome to commit. Pure given its inputs."""
     if not result.success or result.target_state is None:
-        return _unchanged(record, result, context, StepStatus.REJECTED, _reason(result))
+        return _unchanged(record, result, context, Outcome.REJECTED, _reason(result))
     version = record.version + 1
     entries = {s: v for s, v in record.entries.items() if s not in result.states_exited}
     for state in result.states_entered:
@@ -118,7 +112,7 @@ def plan(
         created_at=now,
     )
     return StepOutcome(
-        status=StepStatus.APPLIED,
+        status=Outcome.APPLIED,
         reason=None,
         result=result,
         record=new_record,
@@ -178,7 +172,7 @@ def _unchanged(
     record: EntityRecord,
     result: TransitionResult,
     context: Mapping[str, Any],
-    status: str,
+    status: Outcome,
     reason: str,
 ) -> StepOutcome:
     return StepOutcome(
@@ -203,12 +197,10 @@ def _stale(record: EntityRecord, event: EventInput) -> StepOutcome:
         trigger=event.trigger,
         metadata={"reason": REASON_STALE_TIMER},
     )
-    return _unchanged(record, result, record.context, StepStatus.STALE, REASON_STALE_TIMER)
+    return _unchanged(record, result, record.context, Outcome.STALE, REASON_STALE_TIMER)
 
 
 def _missing(machine: StateMachine, entity_id: str, event: EventInput) -> StepOutcome:
-    from pystator.fsm_core.errors import EntityNotFoundError
-
     error = EntityNotFoundError(f"entity {entity_id!r} of machine {machine.name!r} does not exist")
     result = TransitionResult(
         success=False,
@@ -219,7 +211,7 @@ def _missing(machine: StateMachine, entity_id: str, event: EventInput) -> StepOu
         metadata={"reason": "entity_not_found"},
     )
     record = EntityRecord(machine=machine.name, entity_id=entity_id, state="", version=NO_VERSION)
-    return _unchanged(record, result, {}, StepStatus.REJECTED, "entity_not_found")
+    return _unchanged(record, result, {}, Outcome.REJECTED, "entity_not_found")
 
 
 def apply_event(

@@ -16,7 +16,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from pystator.stores.sql.engine import create_engine_from_url, normalize_url, translate_errors
+from pystator.stores.sql.engine import (
+    create_engine_from_url,
+    is_sqlite,
+    normalize_url,
+    translate_errors,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 HEAD = "head"
@@ -59,6 +64,13 @@ def current(url: str) -> str | None:
         engine.dispose()
 
 
+def prepare_embedded(url: str) -> None:
+    """Create or upgrade the schema of an embedded SQLite database. PostgreSQL is left alone:
+    there ``pystator db upgrade`` is a deployment step, not something every worker races to do."""
+    if is_sqlite(url):
+        upgrade(url)
+
+
 def head() -> str:
     """The newest revision shipped with this version of pystator."""
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
@@ -78,4 +90,14 @@ def history() -> list[tuple[str, str | None, str]]:
     return list(reversed(rows))
 
 
-__all__ = ["BASE", "HEAD", "alembic_config", "current", "downgrade", "head", "history", "upgrade"]
+__all__ = [
+    "BASE",
+    "HEAD",
+    "alembic_config",
+    "current",
+    "downgrade",
+    "head",
+    "history",
+    "prepare_embedded",
+    "upgrade",
+]

@@ -12,7 +12,7 @@ called:
 
 A due timer is fired in its own task: the callback is called and, if it returns an awaitable,
 awaited. A callback that raises is logged with its traceback and retried after a capped
-exponential backoff (:func:`retry_backoff`), until it succeeds, the timer is cancelled or
+exponential backoff (:func:`~pystator.fsm_core.backoff.backoff_ceiling`), until it succeeds, the timer is cancelled or
 re-armed, ``max_attempts`` is reached, or the scheduler closes. Cancelling a timer whose callback
 is running does not interrupt the callback; it only prevents a retry.
 """
@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pystator.clock import Clock, utc_now
+from pystator.fsm_core.backoff import backoff_ceiling
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.background_loop import BackgroundLoop
@@ -37,11 +38,6 @@ DEFAULT_RETRY_MAX_SECONDS = 30.0
 BACKGROUND_THREAD_NAME = "pystator-asyncio-timers"
 
 LOGGER = logging.getLogger("pystator.schedulers.asyncio")
-
-
-def retry_backoff(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait after the ``attempt``-th failed firing (1, 2, ...): doubling, capped."""
-    return float(min(cap, base * 2 ** (attempt - 1)))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -251,7 +247,9 @@ class AsyncioScheduler:
                 if self._is_current(entry):
                     del self._entries[timer_id]
             return
-        delay = retry_backoff(entry.failures, self._retry_base, self._retry_max)
+        delay = backoff_ceiling(
+            entry.failures, base_seconds=self._retry_base, max_seconds=self._retry_max
+        )
         LOGGER.exception(
             "timer %s: fire callback failed (attempt %d); retrying in %.3fs",
             timer_id,
@@ -302,6 +300,5 @@ __all__ = [
     "DEFAULT_RETRY_BASE_SECONDS",
     "DEFAULT_RETRY_MAX_SECONDS",
     "AsyncioScheduler",
-    "retry_backoff",
     "utc_now",
 ]

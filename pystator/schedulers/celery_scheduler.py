@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pystator.clock import Clock, utc_now
+from pystator.fsm_core.backoff import backoff_ceiling
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.base import FireCallback
@@ -167,7 +168,9 @@ def fire_task(task: Task[Any, Any], name: str, payload: str, horizon_seconds: fl
         return "hopped"
     fire = _callbacks.get(name)
     attempt = task.request.retries + 1
-    countdown = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    countdown = backoff_ceiling(
+        attempt, base_seconds=RETRY_BASE_SECONDS, max_seconds=RETRY_MAX_SECONDS
+    )
     if fire is None:
         LOGGER.error(
             "timer %s: no Orchestrator in this worker process started a CeleryScheduler named "

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pystator.fsm_core.records import EntityRecord, HistoryEntry
 from pystator.stores.base import check_history, check_version
 from pystator.stores.sql import entity_queries as queries
+from pystator.stores.sql import history_queries
 from pystator.stores.sql.engine import create_async_engine_from_url, translate_errors
 
 
@@ -20,7 +21,7 @@ def _save(
 ) -> None:
     queries.save_record(conn, record, expected_version=expected_version)
     if history is not None:
-        queries.insert_history(conn, [history])
+        history_queries.insert_history(conn, [history])
 
 
 class AsyncSqlStateStore:
@@ -60,7 +61,7 @@ class AsyncSqlStateStore:
         """Every history entry of the entity, oldest version first."""
         with translate_errors():
             async with self._reader.connect() as conn:
-                return await conn.run_sync(queries.load_history, machine, entity_id)
+                return await conn.run_sync(history_queries.load_history, machine, entity_id)
 
     async def close(self) -> None:
         """Dispose the engine if this store created it."""

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, Engine
 from pystator.fsm_core.records import EntityRecord, HistoryEntry
 from pystator.stores.base import check_history, check_version
 from pystator.stores.sql import entity_queries as queries
+from pystator.stores.sql import history_queries
 from pystator.stores.sql.engine import create_engine_from_url, translate_errors
 
 READ_ISOLATION = "AUTOCOMMIT"
@@ -50,12 +51,12 @@ class SqlStateStore:
         with translate_errors(), self.engine.begin() as conn:
             queries.save_record(conn, record, expected_version=expected_version)
             if history is not None:
-                queries.insert_history(conn, [history])
+                history_queries.insert_history(conn, [history])
 
     def history(self, machine: str, entity_id: str) -> list[HistoryEntry]:
         """Every history entry of the entity, oldest version first."""
         with translate_errors(), self._reader.connect() as conn:
-            return queries.load_history(conn, machine, entity_id)
+            return history_queries.load_history(conn, machine, entity_id)
 
     def close(self) -> None:
         """Dispose the engine if this store created it."""

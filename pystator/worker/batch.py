@@ -7,52 +7,45 @@ inside the same transaction as the entity writes. Nothing here decides anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from pystator.fsm_core.records import ArmedTimer, HistoryEntry
+from pystator.fsm_core.records import ArmedTimer, EventStatus, HistoryEntry, Outcome
 from pystator.fsm_core.step import StepOutcome
-from pystator.stores.sql import entity_queries, event_queries
-from pystator.stores.sql.event_queries import EventRow, FinishedEvent, NewAction, OutboxRow
-
-#: Event outcomes as logged and counted.
-APPLIED = "applied"
-REJECTED = "rejected"
-STALE = "stale"
-RETRY = "retry"
-DEAD = "dead"
+from pystator.schedulers.fleet_timers import TimerSink
+from pystator.stores.sql import event_queries, history_queries, outbox_queries
+from pystator.stores.sql.rows import FailedEvent, FinishedEvent, NewAction, OutboxRow
 
 
-class TimerSink(Protocol):
-    """Where armed and cancelled timers go (see :mod:`pystator.worker.timers`)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRef:
+    """The event an attempt was about (``id`` is None for queue mode's carried events)."""
 
-    def in_transaction(
-        self,
-        conn: Connection,
-        arm: Sequence[ArmedTimer],
-        cancel: Sequence[ArmedTimer],
-        now: datetime,
-    ) -> None:
-        """Write timers inside the worker's transaction (durable with the state change)."""
-
-    def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
-        """Hand timers to an external scheduler once the state change is committed."""
+    id: int | None
+    machine: str
+    entity_id: str
+    trigger: str
+    attempts: int = 0  # attempts made before this one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventResult:
     """What became of one event in a batch (for logs, counters and tests)."""
 
-    event: EventRow
-    outcome: str  # applied | rejected | stale | retry | dead
+    event: EventRef
+    outcome: Outcome
     reason: str | None = None
-    attempt: int = 1
     target_state: str | None = None
     error: Mapping[str, Any] | None = None
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number (1-based)."""
+        return self.event.attempts + 1
 
 
 @dataclass(slots=True)
@@ -61,8 +54,7 @@ class Batch:
 
     history: list[HistoryEntry] = field(default_factory=list)
     finished: list[FinishedEvent] = field(default_factory=list)
-    retries: list[tuple[int, list[dict[str, Any]], datetime]] = field(default_factory=list)
-    dead: list[tuple[int, list[dict[str, Any]]]] = field(default_factory=list)
+    failed: list[FailedEvent] = field(default_factory=list)
     actions: list[NewAction] = field(default_factory=list)
     arm: list[ArmedTimer] = field(default_factory=list)
     cancel: list[ArmedTimer] = field(default_factory=list)
@@ -74,21 +66,23 @@ class Batch:
         """Add an entity's part (built separately so a version conflict can drop it)."""
         self.history += other.history
         self.finished += other.finished
-        self.retries += other.retries
-        self.dead += other.dead
+        self.failed += other.failed
         self.actions += other.actions
         self.arm += other.arm
         self.cancel += other.cancel
         self.results += other.results
         self.entities += 1
 
-    def applied(self, event: EventRow, outcome: StepOutcome) -> None:
+    def applied(self, event: EventRef, outcome: StepOutcome) -> None:
         """Record an applied event: its history row, completion, actions and timers."""
         record = outcome.record
         assert record is not None and outcome.history is not None
         self.history.append(outcome.history)
-        result = {"target_state": record.state, "version": record.version}
-        self.finished.append(FinishedEvent(id=event.id, status=APPLIED_STATUS, outcome=result))
+        if event.id is not None:
+            result = {"target_state": record.state, "version": record.version}
+            self.finished.append(
+                FinishedEvent(id=event.id, status=EventStatus.COMPLETED, outcome=result)
+            )
         self.actions += [
             NewAction(
                 event_id=event.id,
@@ -105,35 +99,37 @@ class Batch:
         self.arm += outcome.arm
         self.cancel += outcome.cancel
         self.results.append(
-            EventResult(
-                event=event,
-                outcome=APPLIED,
-                attempt=event.attempts + 1,
-                target_state=record.state,
-            )
+            EventResult(event=event, outcome=Outcome.APPLIED, target_state=record.state)
         )
 
-    def closed(self, event: EventRow, status: str, reason: str | None) -> None:
+    def closed(self, event: EventRef, outcome: Outcome, reason: str | None) -> None:
         """Record a business rejection or a stale timer (not retried)."""
-        outcome = {"reason": reason or status}
-        self.finished.append(FinishedEvent(id=event.id, status=status, outcome=outcome))
-        self.results.append(
-            EventResult(event=event, outcome=status, reason=reason, attempt=event.attempts + 1)
-        )
+        if event.id is not None:
+            self.finished.append(
+                FinishedEvent(
+                    id=event.id,
+                    status=EventStatus.after(outcome),
+                    outcome={"reason": reason or outcome.value},
+                )
+            )
+        self.results.append(EventResult(event=event, outcome=outcome, reason=reason))
 
-    def failed(self, event: EventRow, error: dict[str, Any], retry_at: datetime | None) -> None:
-        """Record a failed attempt: retried at ``retry_at``, or dead when it is None."""
-        errors = [*map(dict, event.errors), error]
-        if retry_at is None:
-            self.dead.append((event.id, errors))
-        else:
-            self.retries.append((event.id, errors, retry_at))
+    def failed_attempt(
+        self,
+        event: EventRef,
+        errors: list[dict[str, Any]],
+        retry_at: datetime | None,
+    ) -> None:
+        """Record a failed attempt (``errors``: every attempt's, this one last): retried at
+        ``retry_at``, or dead when it is None."""
+        if event.id is not None:
+            self.failed.append(FailedEvent(id=event.id, errors=errors, retry_at=retry_at))
+        error = errors[-1]
         self.results.append(
             EventResult(
                 event=event,
-                outcome=DEAD if retry_at is None else RETRY,
+                outcome=Outcome.DEAD if retry_at is None else Outcome.RETRY,
                 reason=str(error.get("error")),
-                attempt=event.attempts + 1,
                 error=error,
             )
         )
@@ -142,49 +138,23 @@ class Batch:
         self, conn: Connection, now: datetime, *, timers: TimerSink, outbox_lease: timedelta
     ) -> None:
         """Write everything collected (entity rows were written per entity already)."""
-        entity_queries.insert_history(conn, self.history)
+        history_queries.insert_history(conn, self.history)
         event_queries.complete_events(conn, self.finished, now)
-        for event_id, errors, retry_at in self.retries:
-            event_queries.retry_event(conn, event_id, errors, retry_at, now)
-        for event_id, errors in self.dead:
-            event_queries.dead_letter(conn, event_id, errors, now)
-        self.action_ids = event_queries.insert_outbox(conn, self.actions, now, lease=outbox_lease)
+        event_queries.fail_events(conn, self.failed, now)
+        self.action_ids = outbox_queries.insert_outbox(conn, self.actions, now, lease=outbox_lease)
         if self.arm or self.cancel:
             timers.in_transaction(conn, self.arm, self.cancel, now)
 
     def outbox_rows(self) -> list[OutboxRow]:
         """The outbox rows this batch committed (ids from the insert), without re-reading them."""
         return [
-            OutboxRow(
-                id=action_id,
-                event_id=a.event_id,
-                machine=a.machine,
-                entity_id=a.entity_id,
-                entity_version=a.entity_version,
-                action=a.action,
-                phase=a.phase,
-                params=a.params,
-                context=a.context,
-                attempts=0,
-                errors=(),
-            )
-            for action_id, a in zip(self.action_ids, self.actions, strict=True)
+            OutboxRow.committed(action_id, action)
+            for action_id, action in zip(self.action_ids, self.actions, strict=True)
         ]
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome) -> int:
         """How many events of this batch had ``outcome``."""
         return sum(1 for r in self.results if r.outcome == outcome)
 
 
-APPLIED_STATUS = event_queries.COMPLETED
-
-__all__ = [
-    "APPLIED",
-    "DEAD",
-    "REJECTED",
-    "RETRY",
-    "STALE",
-    "Batch",
-    "EventResult",
-    "TimerSink",
-]
+__all__ = ["Batch", "EventRef", "EventResult"]

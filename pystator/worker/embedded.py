@@ -10,16 +10,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
+from pystator.worker.duties import Duties
 from pystator.worker.nudge import LocalNudger
-from pystator.worker.relay import Relay
-from pystator.worker.retry import RetryPolicy
 from pystator.worker.runtime import Runtime
 
 DEFAULT_POLL_INTERVAL_SECONDS = 0.05
 #: Backoff after a database error in a drain loop.
-OUTAGE_BACKOFF = RetryPolicy(base_seconds=0.1, max_seconds=5.0)
+OUTAGE_BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)
 
 log = get_logger("pystator.worker")
 
@@ -34,6 +34,10 @@ class DrainThreads:
     with_relay: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    duties: Duties = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.duties = Duties(self.runtime, relay=self.with_relay, stop=self.stopping)
 
     def start(self) -> None:
         """Start the threads."""
@@ -43,9 +47,7 @@ class DrainThreads:
             )
             thread.start()
             self.threads.append(thread)
-        self.threads.append(self.runtime.scheduler.start_thread(self.stopping))
-        if self.with_relay:
-            self.threads.append(Relay(self.runtime).start_thread(self.stopping))
+        self.duties.start()
 
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the loops to finish their current batch; True when all stopped in time."""
@@ -53,7 +55,8 @@ class DrainThreads:
         self._wake()
         for thread in self.threads:
             thread.join(timeout)
-        return not any(t.is_alive() for t in self.threads)
+        stopped = self.duties.shutdown(timeout)
+        return stopped and not any(t.is_alive() for t in self.threads)
 
     def _wake(self) -> None:
         nudger = self.runtime.nudger

@@ -14,13 +14,13 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from pystator.logging import get_logger
-from pystator.stores.sql.event_queries import EntityKey
+from celery import Celery
 
-if TYPE_CHECKING:
-    from celery import Celery
+from pystator.fsm_core.records import EntityKey
+from pystator.worker.observer import FleetObserver
+from pystator.worker.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 
 #: Above this many entities in one submission, publish ``drain`` messages instead of one
 #: message per entity (a drain claims many entities per transaction).
@@ -33,12 +33,6 @@ MAX_DRAIN_MESSAGES = 16
 #: Most entities one ``process_entities`` message names.
 ENTITIES_PER_MESSAGE = DRAIN_THRESHOLD
 
-PROCESS_ENTITY_TASK = "pystator.process_entity"
-PROCESS_ENTITIES_TASK = "pystator.process_entities"
-DRAIN_TASK = "pystator.drain"
-
-log = get_logger("pystator.nudge")
-
 
 class Nudger(Protocol):
     """Tells workers that entities have due events."""
@@ -46,12 +40,19 @@ class Nudger(Protocol):
     def nudge(self, keys: Sequence[EntityKey]) -> None:
         """Publish nudges for ``keys`` (best effort: never raises)."""
 
+    def flush(self, timeout: float = ...) -> bool:
+        """Wait until every nudge asked for so far is published; False on timeout."""
+
 
 class NullNudger:
     """Publishes nothing (workers poll or the relay finds the events)."""
 
     def nudge(self, keys: Sequence[EntityKey]) -> None:
         """Do nothing."""
+
+    def flush(self, timeout: float = 0.0) -> bool:
+        """Nothing is ever queued."""
+        return True
 
 
 class LocalNudger:
@@ -65,36 +66,49 @@ class LocalNudger:
         if keys:
             self.wakeup.set()
 
+    def flush(self, timeout: float = 0.0) -> bool:
+        """Wake-ups are immediate."""
+        return True
+
 
 class CeleryNudger:
     """Publishes nudges on ``queue``: ``pystator.process_entity`` for one entity,
     ``pystator.process_entities`` naming up to 32, ``pystator.drain`` for more."""
 
-    def __init__(self, app: Celery, queue: str) -> None:
+    def __init__(self, app: Celery, queue: str, observer: FleetObserver | None = None) -> None:
         self.app = app
         self.queue = queue
+        self.observer = observer or FleetObserver()
 
     def nudge(self, keys: Sequence[EntityKey]) -> None:
-        """Publish; a broker failure is logged (the relay re-publishes), not raised."""
+        """Publish; a broker failure is reported to the observer (the relay re-publishes)."""
         unique = list(dict.fromkeys(keys))
         if not unique:
             return
+        sent = 0
         try:
             if len(unique) > DRAIN_THRESHOLD:
                 count = min(math.ceil(len(unique) / ENTITIES_PER_DRAIN), MAX_DRAIN_MESSAGES)
                 for _ in range(count):
-                    self._send(DRAIN_TASK, [])
+                    sent += self._send(DRAIN_TASK, [])
             elif len(unique) == 1:
-                self._send(PROCESS_ENTITY_TASK, list(unique[0]))
+                sent += self._send(PROCESS_ENTITY_TASK, list(unique[0]))
             else:
                 for start in range(0, len(unique), ENTITIES_PER_MESSAGE):
                     chunk = unique[start : start + ENTITIES_PER_MESSAGE]
-                    self._send(PROCESS_ENTITIES_TASK, [[list(key) for key in chunk]])
+                    sent += self._send(PROCESS_ENTITIES_TASK, [[list(key) for key in chunk]])
         except Exception as exc:  # kombu/redis/amqp errors: the relay is the safety net
-            log.warning("nudge_failed", error=f"{type(exc).__name__}: {exc}", entities=len(unique))
+            self.observer.nudge_failed(f"{type(exc).__name__}: {exc}", len(unique))
+            return
+        self.observer.nudges_sent(sent, len(unique))
 
-    def _send(self, task: str, args: list[Any]) -> None:
+    def flush(self, timeout: float = 0.0) -> bool:
+        """Publishing is synchronous: nothing is ever left queued."""
+        return True
+
+    def _send(self, task: str, args: list[Any]) -> int:
         self.app.send_task(task, args=args, queue=self.queue, ignore_result=True)
+        return 1
 
 
 #: Seconds :meth:`BackgroundNudger.flush` waits at interpreter exit for unsent nudges.
@@ -153,4 +167,10 @@ class BackgroundNudger:
                 self._idle.set()
 
 
-__all__ = ["BackgroundNudger", "CeleryNudger", "LocalNudger", "Nudger", "NullNudger"]
+__all__ = [
+    "BackgroundNudger",
+    "CeleryNudger",
+    "LocalNudger",
+    "Nudger",
+    "NullNudger",
+]

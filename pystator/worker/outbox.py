@@ -15,23 +15,27 @@ is retried with backoff and, after ``max_attempts``, marked ``dead`` with its er
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import random
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.clock import Clock, utc_now
+from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.errors import ActionNotFoundError
-from pystator.stores.sql import event_queries
+from pystator.stores.sql import outbox_queries
+from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.event_queries import OutboxRow
-from pystator.worker.clock import Clock, utc_now
-from pystator.worker.database import transaction
-from pystator.worker.processor import describe_error
+from pystator.stores.sql.rows import OutboxRow
+from pystator.worker.failures import describe_error
+from pystator.worker.observer import FleetObserver
+from pystator.worker.processor import default_retry
 from pystator.worker.registry import MachineRegistry
-from pystator.worker.retry import RandomSource, RetryPolicy
 
 #: Key of the dedup token block in the context handed to actions.
 TOKEN_KEY = "_pystator"
@@ -62,15 +66,17 @@ class OutboxRunner:
         engine: Engine,
         machines: MachineRegistry,
         *,
-        retry: RetryPolicy | None = None,
+        retry: Backoff | None = None,
         max_attempts: int = DEFAULT_ACTION_MAX_ATTEMPTS,
         lease: timedelta = timedelta(seconds=30),
         clock: Clock = utc_now,
         rand: RandomSource = random.random,
+        observer: FleetObserver | None = None,
     ) -> None:
         self.engine = engine
         self.machines = machines
-        self.retry = retry or RetryPolicy()
+        self.observer = observer or FleetObserver()
+        self.retry = retry or default_retry()
         self.max_attempts = max_attempts
         self.lease = lease
         self.clock = clock
@@ -81,13 +87,13 @@ class OutboxRunner:
         if not ids:
             return 0
         with translate_errors("action outbox"), self.engine.connect() as conn:
-            rows = event_queries.load_outbox(conn, ids)
+            rows = outbox_queries.load_outbox(conn, ids)
         return self.run(rows)
 
     def sweep(self, limit: int = DEFAULT_SWEEP_LIMIT) -> int:
         """Claim and run stranded or retry-due actions (the relay's outbox sweep)."""
         with translate_errors("action outbox"), transaction(self.engine) as conn:
-            rows = event_queries.claim_outbox(conn, self.clock(), limit, lease=self.lease)
+            rows = outbox_queries.claim_outbox(conn, self.clock(), limit, lease=self.lease)
         return self.run(rows)
 
     def run(self, rows: Sequence[OutboxRow]) -> int:
@@ -95,12 +101,16 @@ class OutboxRunner:
         done: list[int] = []
         failures: list[tuple[OutboxRow, Exception]] = []
         for row in rows:
+            started = time.perf_counter()
             try:
                 self._invoke(row)
             except Exception as exc:  # the action failed: recorded and retried below
                 failures.append((row, exc))
+                dead = row.attempts + 1 >= self.max_attempts
+                self.observer.action_finished(row, exc, dead, time.perf_counter() - started)
             else:
                 done.append(row.id)
+                self.observer.action_finished(row, None, False, time.perf_counter() - started)
         self._record(done, failures)
         return len(done)
 
@@ -117,11 +127,11 @@ class OutboxRunner:
     def _record(self, done: list[int], failures: list[tuple[OutboxRow, Exception]]) -> None:
         now = self.clock()
         with translate_errors("action outbox"), transaction(self.engine) as conn:
-            event_queries.complete_outbox(conn, done, now)
+            outbox_queries.complete_outbox(conn, done, now)
             for row, exc in failures:
                 attempt = row.attempts + 1
                 errors = [*map(dict, row.errors), describe_error(exc, attempt, now)]
-                event_queries.fail_outbox(
+                outbox_queries.fail_outbox(
                     conn, row.id, errors, now, retry_at=self._retry_at(attempt, now)
                 )
 
@@ -132,8 +142,6 @@ class OutboxRunner:
 
 
 def _run_coroutine(awaitable: Any) -> None:
-    import asyncio
-
     async def _wait() -> None:
         await awaitable
 

@@ -11,6 +11,9 @@ so the failure is recorded as a retry (later events of that entity wait behind i
 last attempt, as a dead letter (later events proceed). A version conflict (someone else wrote the
 entity) drops that entity's plan, reloads and recomputes; it never overwrites.
 
+Queue mode's carried events (no ``worker_events`` row) go through the same batch, flush and
+after-commit path (:meth:`Processor.apply_carried`): there is one commit path.
+
 **The nudge race.** A worker that cannot take an entity's lock returns at once; the lock holder
 re-checks for due events *after* committing (when its lock is gone) and goes round again, so an
 event committed while the holder was busy is never left behind. The relay is the safety net.
@@ -23,35 +26,52 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.fsm_core.errors import ConfigurationError, FSMError, StaleVersionError
-from pystator.fsm_core.records import NO_VERSION, EntityRecord, EventInput, EventOrigin, TimerRef
-from pystator.fsm_core.step import StepStatus, apply_event
+from pystator.clock import Clock, utc_now
+from pystator.fsm_core.backoff import Backoff, RandomSource
+from pystator.fsm_core.errors import ConfigurationError, EntityBusyError, StaleVersionError
+from pystator.fsm_core.records import (
+    NO_VERSION,
+    EntityKey,
+    EntityRecord,
+    EventInput,
+    EventOrigin,
+    Outcome,
+    TimerRef,
+)
+from pystator.fsm_core.step import apply_event
+from pystator.schedulers.fleet_timers import DbTimerSink, TimerSink
+from pystator.settings import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_MAX_SECONDS
 from pystator.stores.sql import entity_queries, event_queries
+from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.event_queries import EntityKey, EventRow
-from pystator.worker.batch import Batch, TimerSink
-from pystator.worker.clock import Clock, utc_now
-from pystator.worker.database import transaction
+from pystator.stores.sql.locking import lock_entity
+from pystator.stores.sql.rows import EventRow
+from pystator.worker.batch import Batch, EventRef
+from pystator.worker.failures import describe_error
 from pystator.worker.registry import MachineRegistry
-from pystator.worker.retry import RandomSource, RetryPolicy
-from pystator.worker.timers import TableTimers
 
 DEFAULT_BATCH_ENTITIES = 64
 DEFAULT_EVENTS_PER_ENTITY = 200
 DEFAULT_OUTBOX_LEASE_SECONDS = 30.0
 #: Reload-and-recompute attempts after a version conflict before leaving the entity for later.
 MAX_CONFLICT_RETRIES = 3
-#: Rounds one ``process_entity`` call may run (each round commits) before leaving the rest
+#: Rounds one ``process_entities`` call may run (each round commits) before leaving the rest
 #: to the next nudge or the relay.
 MAX_ENTITY_ROUNDS = 20
 
 AfterCommit = Callable[[Batch], None]
+Claim = Callable[[Connection, datetime], list[EntityKey]]
 
-_ORIGINS = {"timer": EventOrigin.TIMER, "replay": EventOrigin.REPLAY}
+#: Stored origins the step sees as themselves; everything else (``submit``) is an ``event``.
+_ORIGINS: dict[str, EventOrigin] = {o.value: o for o in (EventOrigin.TIMER, EventOrigin.REPLAY)}
+
+
+def default_retry() -> Backoff:
+    """The events' retry backoff with the documented defaults."""
+    return Backoff(base_seconds=DEFAULT_RETRY_BASE_SECONDS, max_seconds=DEFAULT_RETRY_MAX_SECONDS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +81,7 @@ class ProcessorOptions:
     batch_entities: int = DEFAULT_BATCH_ENTITIES
     events_per_entity: int = DEFAULT_EVENTS_PER_ENTITY
     outbox_lease: timedelta = timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: Backoff = field(default_factory=default_retry)
 
 
 def event_input(event: EventRow) -> EventInput:
@@ -80,20 +100,15 @@ def event_input(event: EventRow) -> EventInput:
     )
 
 
-def describe_error(exc: BaseException, attempt: int, now: datetime) -> dict[str, Any]:
-    """The JSON kept per failed attempt: type, message, cause and when."""
-    error: dict[str, Any] = {
-        "attempt": attempt,
-        "error": type(exc).__name__,
-        "message": str(exc),
-        "at": now.isoformat(),
-    }
-    if isinstance(exc, FSMError):
-        error["code"] = exc.code.value
-    cause = exc.__cause__
-    if cause is not None:
-        error["cause"] = f"{type(cause).__name__}: {cause}"
-    return error
+def event_ref(event: EventRow) -> EventRef:
+    """What a batch result says about a stored event."""
+    return EventRef(
+        id=event.id,
+        machine=event.machine,
+        entity_id=event.entity_id,
+        trigger=event.trigger,
+        attempts=event.attempts,
+    )
 
 
 class Processor:
@@ -113,7 +128,7 @@ class Processor:
         self.engine = engine
         self.machines = machines
         self.options = options or ProcessorOptions()
-        self.timers: TimerSink = timers or TableTimers()
+        self.timers: TimerSink = timers or DbTimerSink()
         self.after_commit = list(after_commit)
         self.clock = clock
         self.rand = rand
@@ -168,22 +183,49 @@ class Processor:
         with translate_errors("worker events"), self.engine.connect() as conn:
             return event_queries.has_due_events(conn, machine, entity_id, self.clock())
 
+    def apply_carried(self, machine_name: str, entity_id: str, event: EventInput) -> Outcome:
+        """Queue mode: apply one event carried by a broker message (it has no stored row).
+
+        Same lock, step, flush and after-commit path as stored events. Raises
+        :class:`EntityBusyError` when another worker holds the entity, :class:`StaleVersionError`
+        on a concurrent write, and whatever a guard raised: the caller's message is retried.
+        """
+        machine = self.machines.get(machine_name)
+        ref = EventRef(id=None, machine=machine_name, entity_id=entity_id, trigger=event.trigger)
+        now = self.clock()
+        batch = Batch()
+        with translate_errors("queue mode"), transaction(self.engine) as conn:
+            if not lock_entity(conn, machine_name, entity_id):
+                raise EntityBusyError(f"{machine_name}/{entity_id} is locked by another worker")
+            stored = entity_queries.load_record(conn, machine_name, entity_id)
+            outcome = apply_event(machine, stored, event, now, entity_id=entity_id)
+            if outcome.status == Outcome.APPLIED and outcome.record is not None:
+                expected = stored.version if stored is not None else NO_VERSION
+                entity_queries.save_record(conn, outcome.record, expected_version=expected)
+                batch.applied(ref, outcome)
+            else:
+                batch.closed(ref, outcome.status, outcome.reason)
+            batch.entities = 1
+            self._flush(conn, batch, now)
+        self._after(batch)
+        return outcome.status
+
     # --- one transaction ---------------------------------------------------------------------
 
     @staticmethod
     def _lock_many(
         conn: Connection, _now: datetime, *, keys: Sequence[EntityKey]
     ) -> list[EntityKey]:
-        return [key for key in keys if event_queries.lock_entity(conn, *key)]
+        return [key for key in keys if lock_entity(conn, *key)]
 
-    def _run(self, claim: Callable[[Connection, datetime], list[EntityKey]]) -> Batch:
+    def _run(self, claim: Claim) -> Batch:
         now = self.clock()
         batch = Batch()
         with translate_errors("worker"), transaction(self.engine) as conn:
             keys = claim(conn, now)
             if not keys:
                 return batch
-            pending = event_queries.pending_events_for_many(
+            pending = event_queries.pending_events(
                 conn, keys, now, limit=self.options.events_per_entity
             )
             records = entity_queries.load_records(conn, [k for k in keys if k in pending])
@@ -191,12 +233,18 @@ class Processor:
                 events = pending.get(key)
                 if events:
                     batch.extend(self._apply_entity(conn, key, events, now, records.get(key)))
-            batch.flush(conn, now, timers=self.timers, outbox_lease=self.options.outbox_lease)
+            self._flush(conn, batch, now)
+        self._after(batch)
+        return batch
+
+    def _flush(self, conn: Connection, batch: Batch, now: datetime) -> None:
+        batch.flush(conn, now, timers=self.timers, outbox_lease=self.options.outbox_lease)
+
+    def _after(self, batch: Batch) -> None:
         if batch.arm or batch.cancel:
             self.timers.after_commit(batch.arm, batch.cancel)
         for hook in self.after_commit:
             hook(batch)
-        return batch
 
     def _apply_entity(
         self,
@@ -239,22 +287,22 @@ class Processor:
                 if self._fail(part, event, exc, now):
                     break  # per-entity order: later events wait behind the retry
                 continue
-            if outcome.status == StepStatus.APPLIED:
+            if outcome.status == Outcome.APPLIED:
                 current = outcome.record
-                part.applied(event, outcome)
+                part.applied(event_ref(event), outcome)
             else:
-                part.closed(event, outcome.status, outcome.reason)
+                part.closed(event_ref(event), outcome.status, outcome.reason)
         return part, current
 
     def _fail(self, part: Batch, event: EventRow, exc: Exception, now: datetime) -> bool:
         """Record a failed attempt; True when the event will be retried (so it blocks)."""
         attempt = event.attempts + 1
-        error = describe_error(exc, attempt, now)
+        errors = [*map(dict, event.errors), describe_error(exc, attempt, now)]
         if attempt >= event.max_attempts:
-            part.failed(event, error, None)
+            part.failed_attempt(event_ref(event), errors, None)
             return False
         retry_at = self.options.retry.next_time(attempt, now, self.rand)
-        part.failed(event, error, retry_at)
+        part.failed_attempt(event_ref(event), errors, retry_at)
         return True
 
 
@@ -262,6 +310,7 @@ __all__ = [
     "DEFAULT_BATCH_ENTITIES",
     "Processor",
     "ProcessorOptions",
-    "describe_error",
+    "default_retry",
     "event_input",
+    "event_ref",
 ]

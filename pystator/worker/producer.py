@@ -9,26 +9,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
+from pystator.clock import Clock, as_utc, utc_now
 from pystator.fsm_core.errors import InvalidEventError
-from pystator.fsm_core.records import ArmedTimer
+from pystator.fsm_core.records import EntityKey
 from pystator.settings import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CONTEXT_BYTES
-from pystator.stores.sql import event_queries
-from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.event_queries import EntityKey, NewEvent
-from pystator.stores.sql.schema import ENTITY_ID_LENGTH, IDEMPOTENCY_KEY_LENGTH
-from pystator.worker.clock import Clock, utc_now
-from pystator.worker.database import (
+from pystator.stores.sql import submit_queries
+from pystator.stores.sql.connections import (
     autocommit,
     driver_autocommit,
     has_driver_path,
     transaction,
 )
+from pystator.stores.sql.engine import translate_errors
+from pystator.stores.sql.rows import NewEvent
+from pystator.stores.sql.schema import ENTITY_ID_LENGTH, IDEMPOTENCY_KEY_LENGTH
 from pystator.worker.nudge import Nudger, NullNudger
 from pystator.worker.registry import MachineRegistry
 
@@ -159,7 +159,7 @@ class Producer:
         now = self.clock()
         row = self.validate(spec, now)
         with translate_errors("submit"), driver_autocommit(self.engine) as conn:
-            inserted = event_queries.insert_one(conn, row, now)
+            inserted = submit_queries.insert_one(conn, row, now)
         self.nudger.nudge(_due_keys([row], [inserted], now))
         return Receipt(event_id=inserted[0], duplicate=inserted[1])
 
@@ -170,30 +170,11 @@ class Producer:
         if not rows:
             return []
         # One statement is atomic on its own: skip BEGIN/COMMIT round trips for small batches.
-        single = event_queries.is_single_statement(rows)
+        single = submit_queries.is_single_statement(rows)
         scope = autocommit(self.engine) if single else transaction(self.engine)
         with translate_errors("submit"), scope as conn:
-            inserted = event_queries.insert_events(conn, rows, now)
+            inserted = submit_queries.insert_events(conn, rows, now)
         self.nudger.nudge(_due_keys(rows, inserted, now))
-        return [Receipt(event_id=i, duplicate=d) for i, d in inserted]
-
-    def submit_timers(self, timers: Sequence[ArmedTimer]) -> list[Receipt]:
-        """Turn due timers from an external scheduler (Redis, Celery ETA) into events.
-
-        The event carries the timer's state entry, so the worker drops it (``stale``) if the
-        entity has left that entry; its idempotency key is the timer id, so a timer fired twice
-        is counted as a duplicate instead of applied twice.
-        """
-        now = self.clock()
-        with translate_errors("submit timers"), transaction(self.engine) as conn:
-            inserted = event_queries.insert_timer_events(conn, timers, now)
-        self.nudger.nudge(
-            [
-                (t.machine, t.entity_id)
-                for t, (_i, dup) in zip(timers, inserted, strict=True)
-                if not dup
-            ]
-        )
         return [Receipt(event_id=i, duplicate=d) for i, d in inserted]
 
     def enqueue(self, conn_or_session: Any, spec: EventSpec) -> Receipt:
@@ -206,7 +187,7 @@ class Producer:
         row = self.validate(spec, now)
         conn = _connection_of(conn_or_session)
         with translate_errors("enqueue"):
-            ((event_id, duplicate),) = event_queries.insert_events(conn, [row], now)
+            ((event_id, duplicate),) = submit_queries.insert_events(conn, [row], now)
         if not duplicate and row.fires_at <= now:
             self._nudge_on_commit(conn_or_session, (row.machine, row.entity_id))
         return Receipt(event_id=event_id, duplicate=duplicate)
@@ -261,7 +242,7 @@ def _due_keys(
 def _aware(value: datetime) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidEventError(f"fires_at must be a datetime, got {type(value).__name__}")
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return as_utc(value)
 
 
 __all__ = ["EventSpec", "Limits", "Producer", "Receipt"]

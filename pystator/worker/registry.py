@@ -11,12 +11,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pystator.fsm_core.errors import ConfigurationError, InvalidEventError
-
-if TYPE_CHECKING:
-    from pystator.fsm_core.machine import StateMachine
+from pystator.fsm_core.machine import StateMachine
 
 MACHINE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -84,8 +82,6 @@ def machine_files(path: str | Path) -> list[Path]:
 
 def load_machine(path: Path) -> StateMachine:
     """Load one definition file."""
-    from pystator.fsm_core.machine import StateMachine
-
     if path.suffix == ".json":
         return StateMachine.from_json(path.read_text(encoding="utf-8"))
     return StateMachine.from_yaml(path)

@@ -50,7 +50,7 @@ class Relay:
             )
         if keys:
             self.runtime.nudger.nudge(keys)
-            log.info("relay_nudged", entities=len(keys))
+            self.runtime.observer.relay_republished(len(keys))
         actions = self.runtime.outbox.sweep()
         return RelayTick(nudged=len(keys), actions_run=actions)
 
@@ -62,12 +62,6 @@ class Relay:
             except StoreError as exc:
                 log.warning("relay_store_error", error=str(exc))
             stop.wait(self.interval)
-
-    def start_thread(self, stop: threading.Event) -> threading.Thread:
-        """Run in a daemon thread."""
-        thread = threading.Thread(target=self.run, args=(stop,), name="pystator-relay", daemon=True)
-        thread.start()
-        return thread
 
 
 __all__ = ["DEFAULT_RELAY_LIMIT", "Relay", "RelayTick"]

@@ -1,68 +1,42 @@
-"""One process's wiring of the fleet: engine, machines, producer, processor, outbox, nudger.
+"""One process's wiring of the fleet: engine, machines, producer, processor, outbox, nudger, timers.
 
-Built from :class:`~pystator.settings.Settings` on first use and rebuilt after a fork (a prefork
-Celery child must not share its parent's database connections). Tests and embedding code build a
-:class:`Runtime` themselves or call :func:`set_default_runtime`.
+A :class:`Runtime` is built from :class:`~pystator.settings.Settings` (:meth:`Runtime.from_settings`)
+and handed its Celery app (a producer's app only publishes; a worker's also runs the tasks). The
+process's default runtime (:func:`get_runtime`, what ``submit_event`` and the Celery tasks use) is
+built on first use and rebuilt after a fork: a prefork Celery child must not share its parent's
+database connections. Tests and embedding code build a :class:`Runtime` themselves or call
+:func:`set_default_runtime`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
+from celery import Celery
 from sqlalchemy.engine import Engine
 
+from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import SettingsError
-from pystator.logging import get_logger
+from pystator.fsm_core.records import ArmedTimer
+from pystator.schedulers.fleet_celery_timers import CeleryTimerSink
+from pystator.schedulers.fleet_redis_timers import RedisTimerSink
+from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring, TimerSink, entity_keys
+from pystator.schedulers.redis_scheduler import RedisScheduler
 from pystator.settings import Settings, load_settings
-from pystator.worker.batch import APPLIED, Batch, EventResult
-from pystator.worker.database import dispose, worker_engine
-from pystator.worker.nudge import BackgroundNudger, LocalNudger, Nudger
+from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.worker.batch import Batch
+from pystator.worker.celery_config import is_memory_broker, new_app
+from pystator.worker.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
+from pystator.worker.observer import FleetObserver, LoggingObserver, Observers
 from pystator.worker.outbox import OutboxRunner
 from pystator.worker.processor import Processor, ProcessorOptions
 from pystator.worker.producer import Limits, Producer
 from pystator.worker.registry import MachineRegistry, load_registry
-from pystator.worker.retry import RetryPolicy
-from pystator.worker.timers import TableTimers, TimerFiring, make_timers
-
-if TYPE_CHECKING:
-    from celery import Celery
-
-MEMORY_BROKER = "memory://"
-DEFAULT_QUEUE = "pystator"
-
-log = get_logger("pystator.worker")
-
-
-def is_memory_broker(url: str) -> bool:
-    """True for the in-process broker (no cross-process nudges: workers poll)."""
-    return url.startswith("memory://")
-
-
-def celery_app(settings: Settings, queue: str) -> Celery:
-    """The fleet's Celery app for ``settings.broker_url`` (the environment's, or a new one)."""
-    if is_memory_broker(settings.broker_url):
-        raise SettingsError(
-            "PYSTATOR_SCHEDULER=celery needs a real broker: set PYSTATOR_BROKER_URL "
-            "(the in-process broker of the embedded mode cannot hold ETA tasks)"
-        )
-    from pystator.worker.app import app, make_app
-
-    if app.conf.broker_url != settings.broker_url:
-        return make_app(settings.broker_url, queue)  # settings other than the environment's
-    return app
-
-
-def make_nudger(settings: Settings, queue: str) -> Nudger:
-    """The nudger for ``settings.broker_url`` (local wake-ups for the in-process broker)."""
-    if is_memory_broker(settings.broker_url):
-        return LocalNudger()
-    from pystator.worker.nudge import CeleryNudger
-
-    return BackgroundNudger(CeleryNudger(celery_app(settings, queue), queue))
+from pystator.worker.tasks import timer_publisher
 
 
 @dataclass
@@ -73,40 +47,37 @@ class Runtime:
     engine: Engine
     machines: MachineRegistry
     nudger: Nudger
-    queue: str = DEFAULT_QUEUE
+    app: Celery | None = None  # None with the in-process broker
     run_actions_inline: bool = True
-    timers: TableTimers | None = None  # default: the table scheduler (PYSTATOR_SCHEDULER=db)
-    timer_firing: TimerFiring | None = None
+    observer: Observers = field(default_factory=lambda: Observers([LoggingObserver()]))
+    timer_firing: TimerFiring = field(init=False)
+    timers: TimerSink = field(init=False)
     processor: Processor = field(init=False)
     outbox: OutboxRunner = field(init=False)
     producer: Producer = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.timer_firing is None:
-            self.timer_firing = TimerFiring(
-                self.engine, self.nudger, max_attempts=self.settings.max_attempts
-            )
-        if self.timers is None:
-            self.timers = TableTimers(
-                self.timer_firing, poll_interval=self.settings.timer_poll_seconds
-            )
-        retry = RetryPolicy(
-            base_seconds=self.settings.retry_base_seconds,
-            max_seconds=self.settings.retry_max_seconds,
+        settings = self.settings
+        self.timer_firing = TimerFiring(
+            self.engine, self._timers_fired, max_attempts=settings.max_attempts
         )
-        self.outbox = OutboxRunner(self.engine, self.machines, retry=retry)
+        self.timers = make_timer_sink(settings, self.timer_firing, self.app)
+        retry = Backoff(
+            base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
+        )
+        self.outbox = OutboxRunner(self.engine, self.machines, retry=retry, observer=self.observer)
         self.processor = Processor(
             self.engine,
             self.machines,
             options=ProcessorOptions(retry=retry),
             timers=self.timers,
-            after_commit=[self._after_commit],
+            after_commit=[self.observer.batch_committed, self._run_actions],
         )
         self.producer = Producer(
             engine=self.engine,
             machines=self.machines,
             nudger=self.nudger,
-            limits=Limits(max_context_bytes=self.settings.max_context_bytes),
+            limits=Limits(max_context_bytes=settings.max_context_bytes),
         )
 
     @classmethod
@@ -115,44 +86,40 @@ class Runtime:
         settings: Settings | None = None,
         *,
         machines: MachineRegistry | None = None,
-        queue: str | None = None,
+        app: Celery | None = None,
+        observers: Sequence[FleetObserver] = (),
     ) -> Runtime:
-        """Wire a runtime from settings (machines from ``settings.machines`` / ``app``)."""
+        """Wire a runtime from settings (machines from ``settings.machines`` / ``app``).
+
+        ``app`` is the Celery app to publish on (a worker passes the app it runs); by default a
+        publishing-only app on ``settings.broker_url`` (none for the in-process broker).
+        """
         settings = settings or load_settings()
-        queue = queue or settings_queue(settings)
         registry = (
             machines if machines is not None else load_registry(settings.machines, settings.app)
         )
-        engine = worker_engine(settings.database_url)
-        nudger = make_nudger(settings, queue)
-        timers, firing = make_timers(
-            settings, engine, nudger, queue=queue, app_for=lambda: celery_app(settings, queue)
-        )
+        observer = Observers([LoggingObserver(), *observers])
+        if not is_memory_broker(settings.broker_url):
+            app = app or new_app(settings)
         return cls(
             settings=settings,
-            engine=engine,
+            engine=fleet_engine(settings.database_url),
             machines=registry,
-            nudger=nudger,
-            queue=queue,
-            timers=timers,
-            timer_firing=firing,
+            nudger=make_nudger(settings, app, observer),
+            app=app,
+            observer=observer,
         )
 
     @property
-    def scheduler(self) -> TableTimers:
-        """The timer scheduler (set in ``__post_init__``)."""
-        assert self.timers is not None
-        return self.timers
+    def queue(self) -> str:
+        """The Celery queue of this deployment (``PYSTATOR_QUEUE``)."""
+        return self.settings.queue
 
-    @property
-    def firing(self) -> TimerFiring:
-        """Turns due timer rows into events (set in ``__post_init__``)."""
-        assert self.timer_firing is not None
-        return self.timer_firing
+    def _timers_fired(self, timers: Sequence[ArmedTimer], now: datetime) -> None:
+        self.nudger.nudge(entity_keys(timers))
+        self.observer.timers_fired(timers, now)
 
-    def _after_commit(self, batch: Batch) -> None:
-        for result in batch.results:
-            _log_result(result)
+    def _run_actions(self, batch: Batch) -> None:
         if self.run_actions_inline and batch.action_ids:
             self.outbox.run(batch.outbox_rows())
 
@@ -161,33 +128,49 @@ class Runtime:
         return timedelta(seconds=max(2 * self.settings.relay_interval_seconds, 1.0))
 
     def close(self) -> None:
-        """Release database connections and the timer scheduler's client."""
-        if self.timers is not None:
-            self.timers.close()
+        """Release database connections and the timer backend's client."""
+        self.timers.close()
         dispose(self.engine)
 
 
-def settings_queue(settings: Settings) -> str:
-    """The Celery queue of this deployment (``PYSTATOR_QUEUE``, default ``pystator``)."""
-    return settings.queue or DEFAULT_QUEUE
+def make_nudger(
+    settings: Settings, app: Celery | None = None, observer: FleetObserver | None = None
+) -> Nudger:
+    """The nudger for ``settings.broker_url``: Celery messages published from a background
+    thread, or local wake-ups with the in-process broker (``app`` defaults to a new one)."""
+    if is_memory_broker(settings.broker_url):
+        return LocalNudger()
+    celery = app or new_app(settings)
+    return BackgroundNudger(CeleryNudger(celery, settings.queue, observer or LoggingObserver()))
 
 
-def _log_result(result: EventResult) -> None:
-    event = result.event
-    fields: dict[str, Any] = {
-        "event_id": event.id,
-        "machine": event.machine,
-        "entity_id": event.entity_id,
-        "trigger": event.trigger,
-        "attempt": result.attempt,
-        "outcome": result.outcome,
-    }
-    if result.outcome == APPLIED:
-        log.debug("event_applied", target_state=result.target_state, **fields)
-    elif result.error is not None:
-        log.warning("event_failed", error=result.error.get("message"), **fields)
-    else:
-        log.info("event_closed", reason=result.reason, **fields)
+def make_timer_sink(settings: Settings, firing: TimerFiring, app: Celery | None) -> TimerSink:
+    """The timer backend ``settings.scheduler`` names (``PYSTATOR_SCHEDULER``)."""
+    recovery = timedelta(seconds=settings.timer_recovery_seconds)
+    if settings.scheduler == "db":
+        return DbTimerSink(firing, poll_interval=settings.timer_poll_seconds)
+    if settings.scheduler == "redis":
+        assert settings.redis_url is not None  # Settings refuses redis without a URL
+        scheduler = RedisScheduler(
+            settings.redis_url, prefix=f"pystator:{settings.queue}:timers", clock=firing.clock
+        )
+        return RedisTimerSink(
+            firing, scheduler, poll_interval=settings.timer_poll_seconds, recovery=recovery
+        )
+    if settings.scheduler == "celery":
+        if app is None:
+            raise SettingsError(
+                "PYSTATOR_SCHEDULER=celery needs a real broker: set PYSTATOR_BROKER_URL "
+                "(the in-process broker of the embedded mode cannot hold ETA tasks)"
+            )
+        horizon = timedelta(seconds=settings.timer_horizon_seconds)
+        publish = timer_publisher(app, settings.queue)
+        return CeleryTimerSink(firing, publish, horizon=horizon, recovery=recovery)
+    raise SettingsError(
+        f"PYSTATOR_SCHEDULER={settings.scheduler}: the asyncio scheduler keeps timers in one "
+        "process's memory, which the worker fleet cannot use; choose db, redis or celery "
+        "(asyncio is for the Orchestrator alone)"
+    )
 
 
 _lock = threading.Lock()
@@ -222,7 +205,7 @@ def get_runtime(db_url: str | None = None) -> Runtime:
         if runtime is None:
             settings = current_settings()
             if db_url is not None:
-                settings = _with_url(settings, db_url)
+                settings = replace(settings, database_url=db_url)
             runtime = Runtime.from_settings(settings)
             _default[key] = runtime
     return runtime
@@ -238,17 +221,12 @@ def set_default_runtime(runtime: Runtime | None, db_url: str | None = None) -> N
             _default[key] = runtime
 
 
-def _with_url(settings: Settings, db_url: str) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, database_url=db_url)
-
-
 __all__ = [
     "Runtime",
     "configure",
     "current_settings",
     "get_runtime",
-    "is_memory_broker",
+    "make_nudger",
+    "make_timer_sink",
     "set_default_runtime",
 ]

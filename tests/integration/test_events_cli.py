@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from pystator.cli import main
-from pystator.worker.database import dispose
+from pystator.stores.sql.connections import dispose
 from pystator.worker.producer import EventSpec
 from tests.worker_support import MACHINE, Rig, make_rig
 

@@ -12,16 +12,18 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import StateMachine
+from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
+from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
 from pystator.settings import Settings
-from pystator.stores.sql import timer_queries
+from pystator.stores.sql import entity_queries, history_queries, timer_queries
+from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_timers
-from pystator.worker.database import dispose, worker_engine
 from pystator.worker.nudge import NullNudger
 from pystator.worker.processor import Processor
 from pystator.worker.producer import EventSpec, Producer
 from pystator.worker.registry import MachineRegistry
-from pystator.worker.timers import TableTimers, TimerFiring, make_timers
+from pystator.worker.runtime import make_timer_sink
 from tests.worker_support import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -52,10 +54,10 @@ class TimerRig:
 
     def __init__(self, url: str) -> None:
         self.clock = FakeClock()
-        self.engine = worker_engine(url)
+        self.engine = fleet_engine(url)
         self.machines = MachineRegistry([StateMachine.from_dict(CONFIG)])
-        self.firing = TimerFiring(self.engine, NullNudger(), clock=self.clock)
-        self.timers = TableTimers(self.firing)
+        self.firing = TimerFiring(self.engine, clock=self.clock)
+        self.timers = DbTimerSink(self.firing)
         self.processor = Processor(self.engine, self.machines, timers=self.timers, clock=self.clock)
         self.producer = Producer(
             engine=self.engine, machines=self.machines, nudger=NullNudger(), clock=self.clock
@@ -66,8 +68,6 @@ class TimerRig:
         return self.producer.submit(spec).event_id
 
     def state(self, entity_id: str) -> str:
-        from pystator.stores.sql import entity_queries
-
         with self.engine.connect() as conn:
             record = entity_queries.load_record(conn, MACHINE, entity_id)
         assert record is not None
@@ -79,10 +79,8 @@ class TimerRig:
         return sorted(rows)
 
     def history(self, entity_id: str) -> list[tuple[str, str | None, str]]:
-        from pystator.stores.sql import entity_queries
-
         with self.engine.connect() as conn:
-            rows = entity_queries.load_history(conn, MACHINE, entity_id)
+            rows = history_queries.load_history(conn, MACHINE, entity_id)
         return [(h.target_state, h.trigger, h.origin) for h in rows]
 
 
@@ -265,14 +263,13 @@ def test_celery_hand_off_marks_timers_within_the_horizon(pg_migrated_url: str) -
 
 
 def test_the_fleet_refuses_the_in_process_scheduler() -> None:
-    from pystator.fsm_core.errors import SettingsError
-
     settings = Settings(scheduler="asyncio")
+    firing = TimerFiring(sa.create_engine("sqlite://"))
     with pytest.raises(SettingsError, match="asyncio"):
-        make_timers(
-            settings,
-            sa.create_engine("sqlite://"),
-            NullNudger(),
-            queue="q",
-            app_for=lambda: pytest.fail("no Celery app needed"),
-        )
+        make_timer_sink(settings, firing, None)
+
+
+def test_the_celery_timer_backend_needs_a_real_broker() -> None:
+    firing = TimerFiring(sa.create_engine("sqlite://"))
+    with pytest.raises(SettingsError, match="real broker"):
+        make_timer_sink(Settings(scheduler="celery"), firing, None)

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.stores.sql import entity_queries, event_queries
+from pystator.stores.sql import admin_queries, entity_queries, outbox_queries, submit_queries
+from pystator.stores.sql.connections import dispose
+from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.schema import action_outbox, transition_history
-from pystator.worker.database import dispose
 from tests.worker_support import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration
@@ -150,7 +151,7 @@ def test_a_failure_inside_the_commit_leaves_nothing_half_applied(
         raise sa.exc.OperationalError("INSERT INTO action_outbox", {}, Exception("disk full"))
 
     # entity rows, history and completions are written before the outbox insert fails
-    monkeypatch.setattr(event_queries, "insert_outbox", broken)
+    monkeypatch.setattr(outbox_queries, "insert_outbox", broken)
     with pytest.raises(StoreError):
         rig.processor.drain()
 
@@ -205,7 +206,7 @@ def test_actions_run_after_commit_with_the_outbox_id_as_token(rig: Rig) -> None:
     def check(ctx: Mapping[str, Any]) -> None:
         token = ctx["_pystator"]
         with rig.engine.connect() as conn:  # a separate connection sees the committed event
-            status = event_queries.get_event(conn, token["event_id"]).status
+            status = admin_queries.get_event(conn, token["event_id"]).status
         seen.append((token, status))
 
     rig.hooks.on_action = check
@@ -215,7 +216,7 @@ def test_actions_run_after_commit_with_the_outbox_id_as_token(rig: Rig) -> None:
     ((token, status),) = seen
     assert status == "completed"
     with rig.engine.connect() as conn:
-        (row,) = event_queries.list_outbox(conn, event_id=event_id)
+        (row,) = outbox_queries.list_outbox(conn, event_id=event_id)
     assert token["action_id"] == row.id and token["event_id"] == event_id
     assert token["entity_id"] == "a" and token["entity_version"] == 1
     assert rig.hooks.calls[0]["order"] == 7
@@ -254,7 +255,7 @@ def test_a_stale_timer_is_dropped(rig: Rig) -> None:
         machine=MACHINE, entity_id="a", key="t", state="new", entry=0, trigger="close"
     )
     with rig.engine.begin() as conn:
-        (row,) = event_queries.insert_timer_events(conn, [timer], rig.clock())
+        (row,) = submit_queries.insert_timer_events(conn, [timer], rig.clock())
     rig.processor.drain()
     assert rig.event(row[0]).status == "stale"
     assert rig.record("a").state == "open"
@@ -339,7 +340,7 @@ def test_claims_skip_entities_locked_by_another_transaction(pg_rig: Rig) -> None
     rig.submit("a", "open")
     rig.submit("b", "open")
     with rig.engine.begin() as conn:
-        assert event_queries.lock_entity(conn, MACHINE, "a")
+        assert lock_entity(conn, MACHINE, "a")
         assert rig.processor.drain() == 1  # only b
     assert rig.processor.drain() == 1  # a, once the lock is gone
 
@@ -353,11 +354,15 @@ def test_timers_fired_by_an_external_scheduler_apply_once_and_only_if_fresh(rig:
     stale = ArmedTimer(
         machine=MACHINE, entity_id="a", key="t", state="open", entry=0, trigger="close"
     )
-    first, again, old = (rig.producer.submit_timers([t])[0] for t in (fresh, fresh, stale))
-    assert again.event_id == first.event_id and again.duplicate
+    now = rig.clock()
+    with rig.engine.begin() as conn:  # what TimerFiring writes when a scheduler fires them
+        first, again, old = (
+            submit_queries.insert_timer_events(conn, [t], now)[0] for t in (fresh, fresh, stale)
+        )
+    assert again[0] == first[0] and again[1]
     rig.processor.drain()
-    assert rig.event(first.event_id).status == "completed"
-    assert rig.event(old.event_id).status == "stale"
+    assert rig.event(first[0]).status == "completed"
+    assert rig.event(old[0]).status == "stale"
     assert rig.record("a").state == "closed"
 
 
@@ -376,7 +381,7 @@ def test_a_many_entity_nudge_skips_entities_another_worker_holds(pg_rig: Rig) ->
     rig.submit("a", "open")
     rig.submit("b", "open")
     with rig.engine.begin() as conn:
-        assert event_queries.lock_entity(conn, MACHINE, "a")
+        assert lock_entity(conn, MACHINE, "a")
         assert rig.processor.process_entities([(MACHINE, "a"), (MACHINE, "b")]) == 1
     assert rig.record("a") is None  # left to the lock holder
     assert rig.processor.process_entities([(MACHINE, "a")]) == 1

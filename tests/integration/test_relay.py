@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pystator.stores.sql.event_queries import EntityKey
+from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql.schema import action_outbox, worker_events
 from pystator.worker.producer import EventSpec
 from pystator.worker.relay import Relay

@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from pystator.fsm_core.errors import InvalidEventError
+from pystator.stores.sql import submit_queries
+from pystator.stores.sql.connections import dispose
+from pystator.stores.sql.rows import NewEvent
 from pystator.stores.sql.schema import worker_events
 from pystator.worker import enqueue, submit_event, submit_event_sync, submit_events
-from pystator.worker.database import dispose
 from pystator.worker.producer import EventSpec, Limits
 from pystator.worker.runtime import Runtime, set_default_runtime
 from tests.worker_support import MACHINE, Hooks, Rig, make_rig, make_runtime
@@ -58,17 +60,13 @@ def test_duplicate_idempotency_key_returns_the_first_id_and_is_counted(rig: Rig)
 
 
 def test_the_same_key_on_another_machine_is_not_a_duplicate(rig: Rig) -> None:
-    from pystator.stores.sql import event_queries
-
     now = rig.clock()
     rows = [
-        event_queries.NewEvent(
-            machine=machine, entity_id="a", trigger="open", fires_at=now, idempotency_key="k"
-        )
+        NewEvent(machine=machine, entity_id="a", trigger="open", fires_at=now, idempotency_key="k")
         for machine in (MACHINE, "other")
     ]
     with rig.engine.begin() as conn:
-        results = event_queries.insert_events(conn, rows, now)
+        results = submit_queries.insert_events(conn, rows, now)
     assert results[0][0] != results[1][0]
     assert [d for _, d in results] == [False, False]
 

@@ -12,7 +12,9 @@ from pystator.fsm_core.errors import InvalidEventError
 from pystator.settings import Settings
 from pystator.stores.sql import entity_queries
 from pystator.stores.sql.schema import worker_events
+from pystator.worker.celery_config import broker_warnings, new_app
 from pystator.worker.producer import EventSpec
+from pystator.worker.queue_mode import publish_event
 from pystator.worker.runtime import Runtime, make_nudger
 from tests import worker_processes as procs
 from tests.worker_support import MACHINE, Hooks, make_runtime
@@ -22,8 +24,9 @@ pytestmark = pytest.mark.integration
 
 def _producer(db_url: str, broker_url: str, queue: str) -> Runtime:
     runtime = make_runtime(db_url, Hooks())
-    settings = replace(runtime.settings, broker_url=broker_url, queue=queue)
-    runtime.nudger = make_nudger(settings, queue)
+    runtime.settings = replace(runtime.settings, broker_url=broker_url, queue=queue)
+    runtime.app = new_app(runtime.settings)
+    runtime.nudger = make_nudger(runtime.settings, runtime.app)
     runtime.producer.nudger = runtime.nudger
     return runtime
 
@@ -77,11 +80,10 @@ def test_worker_applies_submitted_events_and_drains_on_sigterm(
 
 
 def test_settings_warnings_name_duplicate_delivery_risks() -> None:
-    from pystator.worker.app import broker_warnings, make_app
-
-    safe = make_app("redis://127.0.0.1:6379/0", "q")
+    settings = Settings(broker_url="redis://127.0.0.1:6379/0", queue="q")
+    safe = new_app(settings)
     assert broker_warnings(safe) == []
-    risky = make_app("redis://127.0.0.1:6379/0", "q")
+    risky = new_app(settings)
     risky.conf.broker_transport_options = {"visibility_timeout": 10}
     risky.conf.task_acks_late = False
     warnings = broker_warnings(risky)
@@ -93,21 +95,16 @@ def test_settings_warnings_name_duplicate_delivery_risks() -> None:
 def test_queue_mode_applies_events_carried_in_messages(
     pg_migrated_url: str, redis_url: str, unique_name: str, tmp_path: Path
 ) -> None:
-    from pystator.worker.app import make_app
-    from pystator.worker.queue_mode import publish_event
-
     queue = f"pystator-{unique_name}"
     settings = {"PYSTATOR_DATABASE_URL": pg_migrated_url, "PYSTATOR_BROKER_URL": redis_url}
     args = ["worker", "--source", "queue", "--concurrency", "2", "--queue", queue]
     args += ["--machines", str(procs.MACHINES), "--app", procs.APP]
     worker = procs.start(args, settings, tmp_path / "worker.log")
     runtime = _producer(pg_migrated_url, redis_url, queue)
-    runtime.queue = queue
-    app = make_app(redis_url, queue)
     try:
-        publish_event(app, MACHINE, "q1", "open", {"via": "queue"}, runtime=runtime)
+        publish_event(runtime, MACHINE, "q1", "open", {"via": "queue"})
         with pytest.raises(InvalidEventError):
-            publish_event(app, MACHINE, "q1", "fly", runtime=runtime)
+            publish_event(runtime, MACHINE, "q1", "fly")
 
         def opened() -> bool:
             with runtime.engine.connect() as conn:

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pystator.fsm_core.backoff import backoff_ceiling
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.scheduler import AsyncioScheduler, FireCallback, Scheduler
-from pystator.schedulers.asyncio_scheduler import BACKGROUND_THREAD_NAME, retry_backoff
+from pystator.schedulers.asyncio_scheduler import BACKGROUND_THREAD_NAME
 
 SAFETY_TIMEOUT = 10.0  # only reached if a timer never fires: the test then fails, not hangs
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -329,4 +330,5 @@ def test_bad_arms_are_refused() -> None:
 
 
 def test_retry_backoff_doubles_up_to_the_cap() -> None:
-    assert [retry_backoff(n, 0.5, 3.0) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    ceilings = [backoff_ceiling(n, base_seconds=0.5, max_seconds=3.0) for n in (1, 2, 3, 4, 5)]
+    assert ceilings == [0.5, 1.0, 2.0, 3.0, 3.0]

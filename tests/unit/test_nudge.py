@@ -6,14 +6,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from pystator.stores.sql.event_queries import EntityKey
-from pystator.worker.nudge import (
-    DRAIN_TASK,
-    PROCESS_ENTITIES_TASK,
-    PROCESS_ENTITY_TASK,
-    BackgroundNudger,
-    CeleryNudger,
-)
+from pystator.fsm_core.records import EntityKey
+from pystator.worker.nudge import BackgroundNudger, CeleryNudger
+from pystator.worker.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 
 
 class RecordingApp:

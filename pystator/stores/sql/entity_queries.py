@@ -1,4 +1,4 @@
-"""Every query on ``entity_states`` and ``transition_history``, as connection-level functions.
+"""Every query on ``entity_states``, as connection-level functions.
 
 The SQL stores and the worker fleet call these inside their own transactions; nothing else
 composes SQL for entities. Writes are versioned: an update only matches ``version = :expected``
@@ -10,28 +10,18 @@ nothing is overwritten. Callers wrap their transaction in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
+from pystator.clock import as_utc_or_none, utc_now
 from pystator.fsm_core.errors import StaleVersionError
-from pystator.fsm_core.records import NO_VERSION, EntityRecord, HistoryEntry
-from pystator.stores.sql.schema import entity_states, transition_history
+from pystator.fsm_core.records import NO_VERSION, EntityKey, EntityRecord
+from pystator.stores.sql.schema import entity_states
 
 _E = entity_states.c
-_H = transition_history.c
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """The same instant in UTC; naive values (SQLite returns them naive) are taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _key(machine: str, entity_id: str) -> sa.ColumnElement[bool]:
@@ -47,13 +37,13 @@ def record_from_row(row: RowMapping) -> EntityRecord:
         context=dict(row["context"] or {}),
         version=int(row["version"]),
         entries={str(k): int(v) for k, v in (row["entries"] or {}).items()},
-        created_at=as_utc(row["created_at"]),
-        updated_at=as_utc(row["updated_at"]),
+        created_at=as_utc_or_none(row["created_at"]),
+        updated_at=as_utc_or_none(row["updated_at"]),
     )
 
 
 def _record_values(record: EntityRecord) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = utc_now()
     return {
         "machine": record.machine,
         "entity_id": record.entity_id,
@@ -77,9 +67,7 @@ def load_record(
     return None if row is None else record_from_row(row)
 
 
-def load_records(
-    conn: Connection, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], EntityRecord]:
+def load_records(conn: Connection, keys: Sequence[EntityKey]) -> dict[EntityKey, EntityRecord]:
     """Stored records of many ``(machine, entity_id)`` keys in one query (missing keys absent)."""
     if not keys:
         return {}
@@ -165,70 +153,8 @@ def _raise_stale(conn: Connection, record: EntityRecord, *, expected_version: in
     )
 
 
-def delete_record(conn: Connection, machine: str, entity_id: str) -> bool:
-    """Remove the entity's row (history is kept). True when a row was deleted."""
-    result = conn.execute(sa.delete(entity_states).where(_key(machine, entity_id)))
-    return result.rowcount == 1
-
-
-def history_values(entry: HistoryEntry) -> dict[str, Any]:
-    """The ``transition_history`` row for ``entry``."""
-    return {
-        "machine": entry.machine,
-        "entity_id": entry.entity_id,
-        "version": entry.version,
-        "source_state": entry.source_state,
-        "target_state": entry.target_state,
-        "trigger": entry.trigger,
-        "event_id": entry.event_id,
-        "origin": entry.origin,
-        "actions": list(entry.actions),
-        "payload": None if entry.payload is None else dict(entry.payload),
-        "created_at": entry.created_at,
-    }
-
-
-def insert_history(conn: Connection, entries: Sequence[HistoryEntry]) -> None:
-    """Append history rows (one executemany). A duplicate version violates the unique key."""
-    if entries:
-        conn.execute(sa.insert(transition_history), [history_values(e) for e in entries])
-
-
-def history_from_row(row: RowMapping) -> HistoryEntry:
-    """Build a :class:`HistoryEntry` from a ``transition_history`` row mapping."""
-    return HistoryEntry(
-        machine=row["machine"],
-        entity_id=row["entity_id"],
-        version=int(row["version"]),
-        source_state=row["source_state"],
-        target_state=row["target_state"],
-        trigger=row["trigger"],
-        event_id=row["event_id"],
-        origin=row["origin"],
-        actions=tuple(row["actions"] or ()),
-        payload=row["payload"],
-        created_at=as_utc(row["created_at"]) or datetime.now(UTC),
-    )
-
-
-def load_history(conn: Connection, machine: str, entity_id: str) -> list[HistoryEntry]:
-    """Every history row of one entity, oldest version first."""
-    query = (
-        sa.select(transition_history)
-        .where(_H.machine == machine, _H.entity_id == entity_id)
-        .order_by(_H.version)
-    )
-    return [history_from_row(row) for row in conn.execute(query).mappings()]
-
-
 __all__ = [
-    "as_utc",
-    "delete_record",
-    "history_from_row",
-    "history_values",
-    "insert_history",
     "insert_record",
-    "load_history",
     "load_record",
     "load_records",
     "load_version",

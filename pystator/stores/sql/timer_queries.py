@@ -7,7 +7,7 @@ task or the recovery sweep. Times are passed in (the caller's clock).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from pystator.clock import as_utc
 from pystator.fsm_core.records import ArmedTimer
-from pystator.stores.sql.entity_queries import as_utc
+from pystator.stores.sql.locking import is_postgres
+from pystator.stores.sql.rows import chunks
 from pystator.stores.sql.schema import worker_timers
 
 _T = worker_timers.c
@@ -25,13 +27,8 @@ _T = worker_timers.c
 ID_CHUNK = 1000
 
 
-def _chunks(items: Sequence[Any], size: int = ID_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _insert(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if is_postgres(conn) else sqlite
     return dialect.insert(worker_timers)
 
 
@@ -76,7 +73,7 @@ def arm(
         }
         for t in timers
     ]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows, ID_CHUNK):
         conn.execute(_insert(conn).on_conflict_do_nothing(index_elements=["timer_id"]), chunk)
 
 
@@ -84,7 +81,7 @@ def cancel(conn: Connection, timers: Sequence[ArmedTimer]) -> int:
     """Delete the timers of exited state entries; returns how many were still armed."""
     ids = [t.timer_id for t in timers]
     total = 0
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, ID_CHUNK):
         total += conn.execute(sa.delete(worker_timers).where(_T.timer_id.in_(chunk))).rowcount
     return total
 
@@ -110,7 +107,7 @@ def take_due(conn: Connection, due_by: datetime, limit: int) -> list[ArmedTimer]
 def take(conn: Connection, timer_ids: Sequence[str]) -> list[ArmedTimer]:
     """Delete and return the timers among ``timer_ids`` that are still armed."""
     taken: list[ArmedTimer] = []
-    for chunk in _chunks(list(dict.fromkeys(timer_ids))):
+    for chunk in chunks(list(dict.fromkeys(timer_ids)), ID_CHUNK):
         query = sa.delete(worker_timers).where(_T.timer_id.in_(chunk))
         taken += [_timer(r) for r in conn.execute(query.returning(*worker_timers.c)).all()]
     return sorted(taken, key=_due_order)
@@ -134,11 +131,6 @@ def hand_off(conn: Connection, due_by: datetime, now: datetime, limit: int) -> l
     return sorted((_timer(r) for r in conn.execute(query).all()), key=_due_order)
 
 
-def next_due(conn: Connection) -> datetime | None:
-    """The earliest due time of any armed timer (None when none is armed)."""
-    return as_utc(conn.execute(sa.select(sa.func.min(_T.due_at))).scalar())
-
-
 def count(conn: Connection) -> int:
     """How many timers are armed."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(worker_timers)).scalar() or 0)
@@ -149,4 +141,4 @@ def _due_order(timer: ArmedTimer) -> tuple[datetime, str]:
     return (timer.due_at, timer.timer_id)
 
 
-__all__ = ["arm", "cancel", "count", "hand_off", "next_due", "take", "take_due"]
+__all__ = ["arm", "cancel", "count", "hand_off", "take", "take_due"]

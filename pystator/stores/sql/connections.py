@@ -1,9 +1,13 @@
-"""The worker's database engine: pystator's engine plus SQLite writer serialization.
+"""Connections and transactions of the fleet, for both dialects.
 
-On SQLite every worker transaction starts with ``BEGIN IMMEDIATE``: it takes the database's single
-write lock up front, so two threads or processes never interleave a claim and a write (that lock
-is SQLite's stand-in for PostgreSQL's per-entity advisory locks). The price is that SQLite
+``fleet_engine`` builds the engine workers and producers use. On SQLite every transaction starts
+with ``BEGIN IMMEDIATE``: it takes the database's single write lock up front, so two threads or
+processes never interleave a claim and a write (that lock is SQLite's stand-in for PostgreSQL's
+per-entity advisory locks, see :mod:`pystator.stores.sql.locking`). The price is that SQLite
 processes one batch at a time across all workers; use PostgreSQL to scale out.
+
+``autocommit`` and ``driver_autocommit`` serve single-statement work (a producer's insert) from a
+companion engine whose connections are permanently in autocommit mode.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def worker_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+def fleet_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     """An engine for worker and producer transactions on ``url``."""
     if is_sqlite(url):
         engine = create_engine_from_url(url)
@@ -141,21 +145,11 @@ def dispose(engine: Engine) -> None:
     engine.dispose()
 
 
-def prepare_database(url: str) -> None:
-    """Create or upgrade the schema of an embedded SQLite database (PostgreSQL is left alone:
-    run ``pystator db upgrade`` as a deployment step)."""
-    if is_sqlite(url):
-        from pystator.migrations import upgrade
-
-        upgrade(url)
-
-
 __all__ = [
     "autocommit",
     "dispose",
     "driver_autocommit",
+    "fleet_engine",
     "has_driver_path",
-    "prepare_database",
     "transaction",
-    "worker_engine",
 ]

@@ -1,0 +1,267 @@
+"""The worker fleet's timers: where an armed ``after:``/``timeout:`` timer is kept and what fires it.
+
+Whatever the backend, an armed timer is a ``worker_timers`` row written in the transaction that
+entered its state (durable with the state change) and deleted by the one that leaves it. Firing a
+timer deletes its row and inserts its event (origin ``timer``, carrying the state entry) in one
+transaction, so it fires at most once whoever gets there first, and the event takes its place in
+the entity's order when it fires, not when it was armed. The step drops (``stale``) a fired timer
+whose state entry has been left meanwhile. The backends (``PYSTATOR_SCHEDULER``) differ only in
+what notices the due time:
+
+``db`` (:class:`DbTimerSink`, the default)
+    A poller thread in every worker takes due rows every ``timer_poll_seconds``; PostgreSQL's
+    ``SKIP LOCKED`` shares them between workers.
+``redis`` (:class:`~pystator.schedulers.fleet_redis_timers.RedisTimerSink`)
+    After commit the timer also goes into a :class:`~pystator.schedulers.RedisScheduler` sorted
+    set; pollers in every worker claim due ones under a lease and fire them by id.
+``celery`` (:class:`~pystator.schedulers.fleet_celery_timers.CeleryTimerSink`)
+    Timers due within a horizon are published as Celery ETA tasks after commit; later ones wait
+    in the table until a publisher thread hands them over near their due time.
+
+Redis and Celery are accelerators: a recovery sweep fires any row overdue by
+``timer_recovery_seconds`` (a crash between commit and hand-off, a Redis restart that lost its
+data, a lost ETA message).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.engine import Connection, Engine
+
+from pystator.clock import Clock, utc_now
+from pystator.fsm_core.errors import SchedulerError, StoreError
+from pystator.fsm_core.records import ArmedTimer, EntityKey
+from pystator.logging import get_logger
+from pystator.stores.sql import submit_queries, timer_queries
+from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.engine import translate_errors
+
+#: Timers one firing transaction takes at most.
+DEFAULT_FIRE_BATCH = 500
+DEFAULT_POLL_SECONDS = 0.05
+DEFAULT_RECOVERY_SECONDS = 10.0
+#: Seconds between recovery sweeps (Redis and Celery backends) and hand-off passes (Celery).
+SWEEP_INTERVAL_SECONDS = 1.0
+#: Backoff after a failed poll (database or Redis down).
+ERROR_PAUSE_SECONDS = 1.0
+
+#: Called after commit with the timers a firing transaction turned into events.
+FiredCallback = Callable[[Sequence[ArmedTimer], datetime], None]
+
+log = get_logger("pystator.timers")
+
+
+class TimerSink(Protocol):
+    """Where the fleet's armed and cancelled timers go, and the loop that fires them."""
+
+    name: str
+
+    def in_transaction(
+        self,
+        conn: Connection,
+        arm: Sequence[ArmedTimer],
+        cancel: Sequence[ArmedTimer],
+        now: datetime,
+    ) -> None:
+        """Write timers inside the worker's transaction (durable with the state change)."""
+
+    def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
+        """Hand timers to an external scheduler once the state change is committed."""
+
+    def run(self, stop: threading.Event) -> None:
+        """Fire due timers until ``stop`` is set."""
+
+    def close(self) -> None:
+        """Release the backend's clients."""
+
+
+def _ignore_fired(_timers: Sequence[ArmedTimer], _now: datetime) -> None:
+    """The default :data:`FiredCallback`: nobody to tell."""
+
+
+class TimerFiring:
+    """Turns armed timer rows into events: one transaction per batch, a callback after commit."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_fired: FiredCallback = _ignore_fired,
+        *,
+        clock: Clock = utc_now,
+        max_attempts: int = 5,
+        batch_size: int = DEFAULT_FIRE_BATCH,
+    ) -> None:
+        self.engine = engine
+        self.on_fired = on_fired
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.batch_size = batch_size
+
+    def fire_due(self, due_by: datetime | None = None) -> list[ArmedTimer]:
+        """Fire up to one batch of timers due by ``due_by`` (default now); returns them."""
+        moment = self.clock() if due_by is None else due_by
+        return self._fire(lambda conn: timer_queries.take_due(conn, moment, self.batch_size))
+
+    def fire_ids(self, timer_ids: Sequence[str]) -> list[ArmedTimer]:
+        """Fire the timers among ``timer_ids`` that are still armed; returns them."""
+        if not timer_ids:
+            return []
+        return self._fire(lambda conn: timer_queries.take(conn, timer_ids))
+
+    def _fire(self, take: Callable[[Connection], list[ArmedTimer]]) -> list[ArmedTimer]:
+        now = self.clock()
+        with translate_errors("fire timers"), transaction(self.engine) as conn:
+            taken = take(conn)
+            if taken:
+                submit_queries.insert_timer_events(conn, taken, now, max_attempts=self.max_attempts)
+        if taken:
+            self.on_fired(taken, now)
+        return taken
+
+
+def entity_keys(timers: Sequence[ArmedTimer]) -> list[EntityKey]:
+    """The distinct entities of ``timers``, in order."""
+    return list(dict.fromkeys((t.machine, t.entity_id) for t in timers))
+
+
+def lateness_ms(timers: Sequence[ArmedTimer], now: datetime) -> float:
+    """How late the latest-due of ``timers`` was at ``now``, in milliseconds."""
+    due = max((t.due_at for t in timers if t.due_at is not None), default=now)
+    return round((now - due).total_seconds() * 1000, 1)
+
+
+def without_cancelled(arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> list[ArmedTimer]:
+    """Armed and left in the same batch: nothing to hand to an external scheduler."""
+    if not cancel:
+        return list(arm)
+    cancelled = {t.timer_id for t in cancel}
+    return [t for t in arm if t.timer_id not in cancelled]
+
+
+class DbTimerSink:
+    """``PYSTATOR_SCHEDULER=db``: the table is the scheduler; a poller thread fires due rows.
+
+    Without a :class:`TimerFiring` it only stores and cancels timers (a processor in a test or
+    a process that never polls).
+    """
+
+    name = "db"
+
+    def __init__(
+        self,
+        firing: TimerFiring | None = None,
+        *,
+        poll_interval: float = DEFAULT_POLL_SECONDS,
+    ) -> None:
+        self.firing = firing
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+
+    def in_transaction(
+        self,
+        conn: Connection,
+        arm: Sequence[ArmedTimer],
+        cancel: Sequence[ArmedTimer],
+        now: datetime,
+    ) -> None:
+        """Store armed timers, then delete exited ones (armed and left in one batch: gone)."""
+        if arm:
+            timer_queries.arm(conn, arm, now, handed_until=self.handed_until(now))
+        if cancel:
+            timer_queries.cancel(conn, cancel)
+
+    def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
+        """Wake this process's poller when a timer is due before its next look."""
+        if arm and self.firing is not None:
+            soon = self.firing.clock() + timedelta(seconds=self.poll_interval)
+            if any(t.due_at is not None and t.due_at <= soon for t in arm):
+                self._wake.set()
+
+    def handed_until(self, now: datetime) -> datetime | None:
+        """Timers due by this time are handed to an external scheduler at arm time (none here)."""
+        del now
+        return None
+
+    def poll_once(self) -> int:
+        """Fire one batch of due timers; returns how many fired."""
+        return len(self.require_firing().fire_due())
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; database and Redis outages are logged, not fatal."""
+        batch = self.require_firing().batch_size
+        stop_wakes = threading.Thread(target=self._wake_on, args=(stop,), daemon=True)
+        stop_wakes.start()
+        while not stop.is_set():
+            try:
+                fired = self.poll_once()
+            except (StoreError, SchedulerError) as exc:
+                log.warning("timer_poll_failed", scheduler=self.name, error=str(exc))
+                stop.wait(ERROR_PAUSE_SECONDS)
+                continue
+            if fired < batch:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+
+    def close(self) -> None:
+        """Release what the backend holds (nothing here)."""
+
+    def require_firing(self) -> TimerFiring:
+        """The :class:`TimerFiring` this sink polls with (an error if it was built without)."""
+        if self.firing is None:
+            raise SchedulerError("this timer sink was built without a TimerFiring: it cannot poll")
+        return self.firing
+
+    def _wake_on(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._wake.set()
+
+
+class SweepingTimerSink(DbTimerSink):
+    """An external scheduler in front of the table, with the recovery sweep behind it."""
+
+    def __init__(
+        self,
+        firing: TimerFiring,
+        *,
+        poll_interval: float,
+        recovery: timedelta,
+    ) -> None:
+        super().__init__(firing, poll_interval=poll_interval)
+        self.recovery = recovery
+        self._last_sweep = 0.0
+
+    def sweep_due(self) -> int:
+        """Fire rows overdue by ``recovery`` (their hand-off was lost); at most every second."""
+        firing = self.require_firing()
+        now = firing.clock()
+        if now.timestamp() - self._last_sweep < SWEEP_INTERVAL_SECONDS:
+            return 0
+        self._last_sweep = now.timestamp()
+        recovered = firing.fire_due(now - self.recovery)
+        if recovered:
+            log.warning(
+                "timers_recovered",
+                scheduler=self.name,
+                count=len(recovered),
+                detail="fired from the table: their hand-off to the scheduler was lost",
+            )
+        return len(recovered)
+
+
+__all__ = [
+    "DEFAULT_FIRE_BATCH",
+    "DEFAULT_POLL_SECONDS",
+    "DEFAULT_RECOVERY_SECONDS",
+    "DbTimerSink",
+    "FiredCallback",
+    "SweepingTimerSink",
+    "TimerFiring",
+    "TimerSink",
+    "entity_keys",
+    "lateness_ms",
+    "without_cancelled",
+]

@@ -1,0 +1,125 @@
+"""Operator queries on ``worker_events`` and ``action_outbox``: filters, listing, replay, discard
+and statistics. The worker loop never calls these; :mod:`pystator.worker.admin` does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pystator.fsm_core.records import EntityKey, EventStatus
+from pystator.stores.sql.rows import (
+    DISCARDABLE,
+    REPLAYABLE,
+    EventRow,
+    OutboxStatus,
+    event_from_row,
+)
+from pystator.stores.sql.schema import action_outbox, worker_events
+
+_W = worker_events.c
+_O = action_outbox.c
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter:
+    """Which events an operator command applies to (all fields optional, combined with AND)."""
+
+    ids: tuple[int, ...] = ()
+    status: str | None = None
+    machine: str | None = None
+    entity_id: str | None = None
+    trigger: str | None = None
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        """The SQL conditions of this filter."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if self.ids:
+            conditions.append(_W.id.in_(list(self.ids)))
+        for column, value in (
+            (_W.status, self.status),
+            (_W.machine, self.machine),
+            (_W.entity_id, self.entity_id),
+            (_W.trigger, self.trigger),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        return conditions
+
+
+def get_event(conn: Connection, event_id: int) -> EventRow | None:
+    """One event by id."""
+    row = conn.execute(sa.select(worker_events).where(_W.id == event_id)).mappings().first()
+    return None if row is None else event_from_row(row)
+
+
+def list_events(conn: Connection, where: EventFilter, *, limit: int = 50) -> list[EventRow]:
+    """Events matching ``where``, newest first."""
+    query = sa.select(worker_events).where(*where.where()).order_by(_W.id.desc()).limit(limit)
+    return [event_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def replay(conn: Connection, where: EventFilter, now: datetime) -> list[EntityKey]:
+    """Send finished events matching ``where`` back to ``pending`` with fresh attempts.
+
+    Their past errors are kept. Returns the entities to nudge.
+    """
+    conditions = [*where.where(), _W.status.in_(REPLAYABLE)]
+    keys = conn.execute(sa.select(_W.machine, _W.entity_id).where(*conditions).distinct()).all()
+    conn.execute(
+        sa.update(worker_events)
+        .where(*conditions)
+        .values(
+            status=EventStatus.PENDING,
+            attempts=0,
+            fires_at=now,
+            outcome=None,
+            completed_at=None,
+            updated_at=now,
+        )
+    )
+    return [(k[0], k[1]) for k in keys]
+
+
+def discard(conn: Connection, where: EventFilter, now: datetime) -> int:
+    """Mark pending, dead or rejected events matching ``where`` as ``discarded``."""
+    result = conn.execute(
+        sa.update(worker_events)
+        .where(*where.where(), _W.status.in_(DISCARDABLE))
+        .values(status=EventStatus.DISCARDED, updated_at=now, completed_at=now)
+    )
+    return int(result.rowcount)
+
+
+def stats(conn: Connection) -> dict[str, Any]:
+    """Counts for operators and the dashboard: events by status, retries, duplicates, outbox."""
+    by_status = {str(status): 0 for status in EventStatus}
+    for status, count in conn.execute(
+        sa.select(_W.status, sa.func.count()).group_by(_W.status)
+    ).all():
+        by_status[str(status)] = int(count)
+    totals = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(_W.duplicate_count), 0),
+            sa.func.count().filter(_W.attempts > 1),
+            sa.func.count().filter(sa.and_(_W.status == EventStatus.PENDING, _W.attempts > 0)),
+        )
+    ).one()
+    outbox = {str(status): 0 for status in OutboxStatus}
+    for status, count in conn.execute(
+        sa.select(_O.status, sa.func.count()).group_by(_O.status)
+    ).all():
+        outbox[str(status)] = int(count)
+    return {
+        "events": by_status,
+        "duplicates": int(totals[0]),
+        "retried": int(totals[1]),
+        "retrying": int(totals[2]),
+        "outbox": outbox,
+    }
+
+
+__all__ = ["EventFilter", "discard", "get_event", "list_events", "replay", "stats"]

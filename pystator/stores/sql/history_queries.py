@@ -1,0 +1,72 @@
+"""Every query on ``transition_history``: one row per committed entity version.
+
+Rows are appended in the transaction that writes the entity (the unique ``(machine, entity_id,
+version)`` key refuses a second row for one version) and never updated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from pystator.clock import as_utc, utc_now
+from pystator.fsm_core.records import HistoryEntry
+from pystator.stores.sql.schema import transition_history
+
+_H = transition_history.c
+
+
+def history_values(entry: HistoryEntry) -> dict[str, Any]:
+    """The ``transition_history`` row for ``entry``."""
+    return {
+        "machine": entry.machine,
+        "entity_id": entry.entity_id,
+        "version": entry.version,
+        "source_state": entry.source_state,
+        "target_state": entry.target_state,
+        "trigger": entry.trigger,
+        "event_id": entry.event_id,
+        "origin": entry.origin,
+        "actions": list(entry.actions),
+        "payload": None if entry.payload is None else dict(entry.payload),
+        "created_at": entry.created_at,
+    }
+
+
+def insert_history(conn: Connection, entries: Sequence[HistoryEntry]) -> None:
+    """Append history rows (one executemany). A duplicate version violates the unique key."""
+    if entries:
+        conn.execute(sa.insert(transition_history), [history_values(e) for e in entries])
+
+
+def history_from_row(row: RowMapping) -> HistoryEntry:
+    """Build a :class:`HistoryEntry` from a ``transition_history`` row mapping."""
+    return HistoryEntry(
+        machine=row["machine"],
+        entity_id=row["entity_id"],
+        version=int(row["version"]),
+        source_state=row["source_state"],
+        target_state=row["target_state"],
+        trigger=row["trigger"],
+        event_id=row["event_id"],
+        origin=row["origin"],
+        actions=tuple(row["actions"] or ()),
+        payload=row["payload"],
+        created_at=as_utc(row["created_at"]) if row["created_at"] else utc_now(),
+    )
+
+
+def load_history(conn: Connection, machine: str, entity_id: str) -> list[HistoryEntry]:
+    """Every history row of one entity, oldest version first."""
+    query = (
+        sa.select(transition_history)
+        .where(_H.machine == machine, _H.entity_id == entity_id)
+        .order_by(_H.version)
+    )
+    return [history_from_row(row) for row in conn.execute(query).mappings()]
+
+
+__all__ = ["history_from_row", "history_values", "insert_history", "load_history"]

@@ -1,0 +1,36 @@
+"""Per-entity locks, for both dialects: one entity is worked on by one transaction at a time.
+
+PostgreSQL: a transaction-scoped advisory lock on a 64-bit hash of ``machine/entity_id``, taken
+with ``pg_try_advisory_xact_lock`` (never waits; released by commit or rollback). SQLite: the
+fleet's transactions start with ``BEGIN IMMEDIATE`` (:mod:`pystator.stores.sql.connections`), so
+the transaction itself holds the database's only write lock and every entity is already locked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+def is_postgres(conn: Connection) -> bool:
+    """True on PostgreSQL (advisory locks, ``SKIP LOCKED``, array parameters)."""
+    return conn.dialect.name == "postgresql"
+
+
+def try_lock_expression(machine: Any, entity_id: Any) -> sa.ColumnElement[Any]:
+    """SQL that takes the entity's advisory lock for the transaction; true when it got it."""
+    key = sa.func.hashtextextended(sa.cast(machine, sa.Text) + "/" + entity_id, 0)
+    return sa.func.pg_try_advisory_xact_lock(key)
+
+
+def lock_entity(conn: Connection, machine: str, entity_id: str) -> bool:
+    """Take this entity's lock for the transaction; False when another worker holds it."""
+    if not is_postgres(conn):
+        return True  # BEGIN IMMEDIATE: this transaction already excludes every other writer
+    expression = try_lock_expression(sa.literal(machine, sa.Text), sa.literal(entity_id, sa.Text))
+    return bool(conn.execute(sa.select(expression)).scalar())
+
+
+__all__ = ["is_postgres", "lock_entity", "try_lock_expression"]

@@ -1,0 +1,225 @@
+"""Value objects for the fleet's tables (``worker_events``, ``action_outbox``) and their row readers.
+
+The query modules, the worker and the operator functions all speak in these; none of them holds
+SQL. Statuses and origins are the enums of :mod:`pystator.fsm_core.records`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pystator.clock import as_utc, as_utc_or_none
+from pystator.fsm_core.records import EventOrigin, EventStatus
+
+#: Rows per INSERT statement (keeps PostgreSQL under its 65,535 bind parameter limit).
+INSERT_CHUNK_ROWS = 2000
+
+#: Statuses an operator may send back to ``pending``.
+REPLAYABLE = (
+    EventStatus.REJECTED,
+    EventStatus.STALE,
+    EventStatus.DEAD,
+    EventStatus.DISCARDED,
+    EventStatus.CANCELLED,
+)
+#: Statuses an operator may discard.
+DISCARDABLE = (EventStatus.PENDING, EventStatus.DEAD, EventStatus.REJECTED)
+
+
+class OutboxStatus(StrEnum):
+    """The lifecycle of an ``action_outbox`` row."""
+
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to insert into ``worker_events``."""
+
+    machine: str
+    entity_id: str
+    trigger: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    fires_at: datetime
+    origin: str = EventOrigin.SUBMIT
+    idempotency_key: str | None = None
+    max_attempts: int = 5
+    timer_key: str | None = None
+    timer_state: str | None = None
+    timer_entry: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRow:
+    """One ``worker_events`` row as read back."""
+
+    id: int
+    machine: str
+    entity_id: str
+    trigger: str
+    context: Mapping[str, Any]
+    status: str
+    origin: str
+    idempotency_key: str | None
+    duplicate_count: int
+    attempts: int
+    max_attempts: int
+    fires_at: datetime
+    timer_key: str | None
+    timer_state: str | None
+    timer_entry: int | None
+    errors: tuple[Mapping[str, Any], ...]
+    outcome: Mapping[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view (operator commands and the HTTP API)."""
+        data = {name: getattr(self, name) for name in self.__slots__}
+        for key in ("fires_at", "created_at", "updated_at", "completed_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        data["errors"] = [dict(e) for e in self.errors]
+        data["context"] = dict(self.context)
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishedEvent:
+    """An event leaving ``pending`` for good: completed, rejected or stale."""
+
+    id: int
+    status: EventStatus
+    outcome: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedEvent:
+    """A failed attempt of an event: due again at ``retry_at``, or dead when it is None."""
+
+    id: int
+    errors: Sequence[Mapping[str, Any]]
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAction:
+    """An action to run after commit (one ``action_outbox`` row)."""
+
+    event_id: int | None
+    machine: str
+    entity_id: str
+    entity_version: int
+    action: str
+    phase: str
+    params: Mapping[str, Any]
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRow:
+    """One ``action_outbox`` row as read back; ``id`` is the action's dedup token."""
+
+    id: int
+    event_id: int | None
+    machine: str
+    entity_id: str
+    entity_version: int
+    action: str
+    phase: str
+    params: Mapping[str, Any]
+    context: Mapping[str, Any]
+    attempts: int
+    errors: tuple[Mapping[str, Any], ...]
+    status: str = OutboxStatus.PENDING
+
+    @classmethod
+    def committed(cls, action_id: int, action: NewAction) -> OutboxRow:
+        """The row an insert of ``action`` created, without reading it back."""
+        return cls(
+            id=action_id,
+            event_id=action.event_id,
+            machine=action.machine,
+            entity_id=action.entity_id,
+            entity_version=action.entity_version,
+            action=action.action,
+            phase=action.phase,
+            params=action.params,
+            context=action.context,
+            attempts=0,
+            errors=(),
+        )
+
+
+def event_from_row(row: Any) -> EventRow:
+    """Build an :class:`EventRow` from a ``worker_events`` row mapping."""
+    return EventRow(
+        id=int(row["id"]),
+        machine=row["machine"],
+        entity_id=row["entity_id"],
+        trigger=row["trigger"],
+        context=row["context"] or {},
+        status=row["status"],
+        origin=row["origin"],
+        idempotency_key=row["idempotency_key"],
+        duplicate_count=int(row["duplicate_count"]),
+        attempts=int(row["attempts"]),
+        max_attempts=int(row["max_attempts"]),
+        fires_at=as_utc(row["fires_at"]),
+        timer_key=row["timer_key"],
+        timer_state=row["timer_state"],
+        timer_entry=row["timer_entry"],
+        errors=tuple(row["errors"] or ()),
+        outcome=row["outcome"],
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
+        completed_at=as_utc_or_none(row["completed_at"]),
+    )
+
+
+def outbox_from_row(row: Any) -> OutboxRow:
+    """Build an :class:`OutboxRow` from an ``action_outbox`` row mapping."""
+    return OutboxRow(
+        id=int(row["id"]),
+        event_id=row["event_id"],
+        machine=row["machine"],
+        entity_id=row["entity_id"],
+        entity_version=int(row["entity_version"]),
+        action=row["action"],
+        phase=row["phase"],
+        params=row["params"] or {},
+        context=row["context"] or {},
+        attempts=int(row["attempts"]),
+        errors=tuple(row["errors"] or ()),
+        status=row["status"],
+    )
+
+
+def chunks(items: Sequence[Any], size: int = INSERT_CHUNK_ROWS) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+__all__ = [
+    "DISCARDABLE",
+    "INSERT_CHUNK_ROWS",
+    "REPLAYABLE",
+    "EventRow",
+    "FailedEvent",
+    "FinishedEvent",
+    "NewAction",
+    "NewEvent",
+    "OutboxRow",
+    "OutboxStatus",
+    "chunks",
+    "event_from_row",
+    "outbox_from_row",
+]

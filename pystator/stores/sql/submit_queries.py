@@ -1,0 +1,266 @@
+"""Inserting events into ``worker_events``: single, batched, in a caller's transaction, timers.
+
+A duplicate ``(machine, idempotency_key)`` never inserts a second row: it bumps the first event's
+``duplicate_count`` and returns that event's id flagged as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from pystator.fsm_core.records import ArmedTimer, EventOrigin, EventStatus
+from pystator.stores.sql.locking import is_postgres
+from pystator.stores.sql.rows import INSERT_CHUNK_ROWS, NewEvent, chunks
+from pystator.stores.sql.schema import worker_events
+
+_W = worker_events.c
+
+
+def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "machine": event.machine,
+        "entity_id": event.entity_id,
+        "trigger": event.trigger,
+        "context": dict(event.context),
+        "status": EventStatus.PENDING,
+        "origin": event.origin,
+        "idempotency_key": event.idempotency_key,
+        "duplicate_count": 0,
+        "attempts": 0,
+        "max_attempts": event.max_attempts,
+        "fires_at": event.fires_at,
+        "timer_key": event.timer_key,
+        "timer_state": event.timer_state,
+        "timer_entry": event.timer_entry,
+        "errors": [],
+        "outcome": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _upsert(conn: Connection) -> sa.Executable:
+    insert = postgresql.insert if is_postgres(conn) else sqlite.insert
+    statement = insert(worker_events)
+    return statement.on_conflict_do_update(
+        index_elements=[_W.machine, _W.idempotency_key],
+        set_={"duplicate_count": _W.duplicate_count + 1},
+    ).returning(_W.id, _W.duplicate_count, _W.idempotency_key, _W.machine)
+
+
+# PostgreSQL: one statement with one array parameter per column, whatever the batch size (a
+# multi-row VALUES statement costs far more to build and parse). WITH ORDINALITY keeps ids in
+# submission order.
+_UPSERT_FROM_ARRAYS = sa.text(
+    """
+    INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
+        idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
+        timer_state, timer_entry, errors, created_at, updated_at)
+    SELECT d.machine, d.entity_id, d.trigger, CAST(d.context AS jsonb), 'pending', d.origin,
+        d.idempotency_key, 0, 0, d.max_attempts, d.fires_at, d.timer_key, d.timer_state,
+        d.timer_entry, CAST('[]' AS jsonb), :now, :now
+    FROM unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]),
+                CAST(:triggers AS text[]), CAST(:contexts AS text[]), CAST(:origins AS text[]),
+                CAST(:keys AS text[]), CAST(:max_attempts AS integer[]),
+                CAST(:fires_at AS timestamptz[]), CAST(:timer_keys AS text[]),
+                CAST(:timer_states AS text[]), CAST(:timer_entries AS bigint[]))
+         WITH ORDINALITY AS d(machine, entity_id, trigger, context, origin, idempotency_key,
+                              max_attempts, fires_at, timer_key, timer_state, timer_entry, ord)
+    ORDER BY d.ord
+    ON CONFLICT (machine, idempotency_key)
+    DO UPDATE SET duplicate_count = worker_events.duplicate_count + 1
+    RETURNING id, duplicate_count, idempotency_key, machine
+    """
+)
+
+
+# One event (the common producer call): plain scalar parameters, a statement the server plans
+# far more cheaply than the unnest form. Written in psycopg's placeholder style for the raw-cursor
+# path (:func:`insert_one`); SQLAlchemy connections run the same text with ``:name`` binds.
+_UPSERT_ONE_SQL = """
+    INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
+        idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
+        timer_state, timer_entry, errors, created_at, updated_at)
+    VALUES (%(machine)s, %(entity_id)s, %(trigger)s, CAST(%(context)s AS jsonb), 'pending',
+        %(origin)s, %(idempotency_key)s, 0, 0, %(max_attempts)s, %(fires_at)s, %(timer_key)s,
+        %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(now)s, %(now)s)
+    ON CONFLICT (machine, idempotency_key)
+    DO UPDATE SET duplicate_count = worker_events.duplicate_count + 1
+    RETURNING id, duplicate_count
+"""
+_UPSERT_ONE = sa.text(re.sub(r"%\((\w+)\)s", r":\1", _UPSERT_ONE_SQL))
+
+
+def _context_json(event: NewEvent) -> str:
+    return json.dumps(dict(event.context))
+
+
+# (scalar parameter of _UPSERT_ONE, array parameter of _UPSERT_FROM_ARRAYS, value of an event)
+_EVENT_PARAMS: tuple[tuple[str, str, Callable[[NewEvent], Any]], ...] = (
+    ("machine", "machines", operator.attrgetter("machine")),
+    ("entity_id", "entity_ids", operator.attrgetter("entity_id")),
+    ("trigger", "triggers", operator.attrgetter("trigger")),
+    ("context", "contexts", _context_json),
+    ("origin", "origins", operator.attrgetter("origin")),
+    ("idempotency_key", "keys", operator.attrgetter("idempotency_key")),
+    ("max_attempts", "max_attempts", operator.attrgetter("max_attempts")),
+    ("fires_at", "fires_at", operator.attrgetter("fires_at")),
+    ("timer_key", "timer_keys", operator.attrgetter("timer_key")),
+    ("timer_state", "timer_states", operator.attrgetter("timer_state")),
+    ("timer_entry", "timer_entries", operator.attrgetter("timer_entry")),
+)
+
+
+def _one_params(event: NewEvent, now: datetime) -> dict[str, Any]:
+    params: dict[str, Any] = {scalar: value(event) for scalar, _, value in _EVENT_PARAMS}
+    params["now"] = now
+    return params
+
+
+def _array_params(events: Sequence[NewEvent], now: datetime) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        array: [value(e) for e in events] for _, array, value in _EVENT_PARAMS
+    }
+    params["now"] = now
+    return params
+
+
+def insert_events(
+    conn: Connection, events: Sequence[NewEvent], now: datetime
+) -> list[tuple[int, bool]]:
+    """Insert events in one statement per chunk; returns ``(id, duplicate)`` in input order.
+
+    A duplicate ``(machine, idempotency_key)`` does not insert: it bumps the first event's
+    ``duplicate_count`` and returns that event's id with ``duplicate=True``. The returned
+    ``duplicate_count`` tells the two apart (0 only for a fresh row), on PostgreSQL and SQLite.
+    """
+    results: list[tuple[int, bool]] = []
+    for chunk in chunks(events):
+        results.extend(_insert_chunk(conn, chunk, now))
+    return results
+
+
+def is_single_statement(events: Sequence[NewEvent]) -> bool:
+    """True when :func:`insert_events` writes ``events`` with exactly one statement."""
+    if len(events) > INSERT_CHUNK_ROWS:
+        return False
+    keys = [(e.machine, e.idempotency_key) for e in events if e.idempotency_key is not None]
+    return len(keys) == len(set(keys))
+
+
+def insert_one(driver_conn: Any, event: NewEvent, now: datetime) -> tuple[int, bool]:
+    """Insert one event through a raw psycopg connection in autocommit mode (PostgreSQL).
+
+    Same statement and result as :func:`insert_events` for a single event, minus SQLAlchemy's
+    per-execute overhead (the producer's hot path). psycopg prepares the statement server-side
+    after a few runs on a connection. Returns ``(id, duplicate)``.
+    """
+    row = driver_conn.execute(_UPSERT_ONE_SQL, _one_params(event, now)).fetchone()
+    return int(row[0]), int(row[1]) > 0
+
+
+def _insert_chunk(
+    conn: Connection, events: Sequence[NewEvent], now: datetime
+) -> list[tuple[int, bool]]:
+    # Repeats of one key inside a batch would make the upsert touch a row twice (an error on
+    # PostgreSQL): send each key once, then count the repeats as duplicates of it.
+    first_index: dict[tuple[str, str], int] = {}
+    unique: list[NewEvent] = []
+    repeat_of: dict[int, int] = {}
+    for index, event in enumerate(events):
+        if event.idempotency_key is not None:
+            key = (event.machine, event.idempotency_key)
+            if key in first_index:
+                repeat_of[index] = first_index[key]
+                continue
+            first_index[key] = len(unique)
+        unique.append(event)
+    returned: Sequence[Any]
+    if is_postgres(conn) and len(unique) == 1:
+        event_id, dup_count = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).one()
+        returned = [(event_id, dup_count, unique[0].idempotency_key, unique[0].machine)]
+    elif is_postgres(conn):
+        returned = conn.execute(_UPSERT_FROM_ARRAYS, _array_params(unique, now)).all()
+    else:
+        returned = conn.execute(_upsert(conn), [_event_values(e, now) for e in unique]).all()
+    by_position = _match_returned(conn, unique, returned)
+    out: list[tuple[int, bool]] = []
+    position = 0
+    for index in range(len(events)):
+        if index in repeat_of:
+            event_id = by_position[repeat_of[index]][0]
+            out.append((event_id, True))
+        else:
+            out.append(by_position[position])
+            position += 1
+    if repeat_of:
+        _count_repeats(conn, [out[i][0] for i in repeat_of])
+    return out
+
+
+def _match_returned(
+    conn: Connection, unique: Sequence[NewEvent], returned: Sequence[Any]
+) -> list[tuple[int, bool]]:
+    """Map RETURNING rows to input positions: keyed rows by key, the others by ascending id."""
+    keyed = {
+        (row[3], row[2]): (int(row[0]), int(row[1]) > 0) for row in returned if row[2] is not None
+    }
+    plain = sorted(int(row[0]) for row in returned if row[2] is None)
+    plain_iter = iter(plain)
+    matched: list[tuple[int, bool]] = []
+    for event in unique:
+        if event.idempotency_key is None:
+            matched.append((next(plain_iter), False))
+        else:
+            matched.append(keyed[(event.machine, event.idempotency_key)])
+    if len(returned) != len(unique):  # pragma: no cover - a driver contract violation
+        raise RuntimeError("worker_events insert returned an unexpected number of rows")
+    del conn
+    return matched
+
+
+def _count_repeats(conn: Connection, ids: Sequence[int]) -> None:
+    for event_id in ids:
+        conn.execute(
+            sa.update(worker_events)
+            .where(_W.id == event_id)
+            .values(duplicate_count=_W.duplicate_count + 1)
+        )
+
+
+def insert_timer_events(
+    conn: Connection, armed: Sequence[ArmedTimer], now: datetime, *, max_attempts: int = 5
+) -> list[tuple[int, bool]]:
+    """Store armed timers as future events (origin ``timer``); re-arming one is a no-op.
+
+    The idempotency key is the deterministic ``timer_id``, so a timer armed twice (a redelivered
+    batch, a recomputed transition) is counted as a duplicate instead of firing twice.
+    """
+    events = [
+        NewEvent(
+            machine=t.machine,
+            entity_id=t.entity_id,
+            trigger=t.trigger,
+            fires_at=t.due_at or now,
+            origin=EventOrigin.TIMER,
+            idempotency_key=t.timer_id,
+            max_attempts=max_attempts,
+            timer_key=t.key,
+            timer_state=t.state,
+            timer_entry=t.entry,
+        )
+        for t in armed
+    ]
+    return insert_events(conn, events, now) if events else []
+
+
+__all__ = ["insert_events", "insert_one", "insert_timer_events", "is_single_statement"]
