@@ -1,15 +1,27 @@
-"""The producer functions, bound to this process's default runtime (settings-driven)."""
+"""The producer functions, bound to this process's default runtime (settings-driven).
+
+Every function takes the event's fields positionally (``machine_name, entity_id, trigger,
+context``) and its options as keywords (:class:`SubmitOptions`: ``fires_at``,
+``idempotency_key``, ``max_attempts``), plus ``db_url=`` to pick another database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from pystator.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.worker.producer import EventSpec
 from pystator.worker.runtime import get_runtime
+
+
+class SubmitOptions(TypedDict, total=False):
+    """Optional fields of one submitted event."""
+
+    fires_at: datetime | None  # not applied before this time (default: now)
+    idempotency_key: str | None  # unique per machine: a repeat returns the first event's id
+    max_attempts: int  # failed attempts before the event is dead-lettered (default 5)
 
 
 def submit_event_sync(
@@ -18,10 +30,8 @@ def submit_event_sync(
     trigger: str,
     context: Mapping[str, Any] | None = None,
     *,
-    fires_at: datetime | None = None,
-    idempotency_key: str | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     db_url: str | None = None,
+    **options: Unpack[SubmitOptions],
 ) -> int:
     """Store an event for the fleet and nudge a worker; returns the event id.
 
@@ -29,13 +39,7 @@ def submit_event_sync(
     in its ``duplicate_count``. Bad input raises :class:`~pystator.InvalidEventError`.
     """
     spec = EventSpec(
-        machine=machine_name,
-        entity_id=entity_id,
-        trigger=trigger,
-        context=context,
-        fires_at=fires_at,
-        idempotency_key=idempotency_key,
-        max_attempts=max_attempts,
+        machine=machine_name, entity_id=entity_id, trigger=trigger, context=context, **options
     )
     return get_runtime(db_url).producer.submit(spec).event_id
 
@@ -46,22 +50,12 @@ async def submit_event(
     trigger: str,
     context: Mapping[str, Any] | None = None,
     *,
-    fires_at: datetime | None = None,
-    idempotency_key: str | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     db_url: str | None = None,
+    **options: Unpack[SubmitOptions],
 ) -> int:
     """Async form of :func:`submit_event_sync` (the insert runs in a worker thread)."""
     return await asyncio.to_thread(
-        submit_event_sync,
-        machine_name,
-        entity_id,
-        trigger,
-        context,
-        fires_at=fires_at,
-        idempotency_key=idempotency_key,
-        max_attempts=max_attempts,
-        db_url=db_url,
+        submit_event_sync, machine_name, entity_id, trigger, context, db_url=db_url, **options
     )
 
 
@@ -84,23 +78,15 @@ def enqueue(
     trigger: str,
     context: Mapping[str, Any] | None = None,
     *,
-    fires_at: datetime | None = None,
-    idempotency_key: str | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     db_url: str | None = None,
+    **options: Unpack[SubmitOptions],
 ) -> int:
     """Store an event inside the caller's own transaction (a SQLAlchemy Connection or Session
     on the pystator database): the event exists if and only if that transaction commits."""
     spec = EventSpec(
-        machine=machine_name,
-        entity_id=entity_id,
-        trigger=trigger,
-        context=context,
-        fires_at=fires_at,
-        idempotency_key=idempotency_key,
-        max_attempts=max_attempts,
+        machine=machine_name, entity_id=entity_id, trigger=trigger, context=context, **options
     )
     return get_runtime(db_url).producer.enqueue(conn_or_session, spec).event_id
 
 
-__all__ = ["enqueue", "submit_event", "submit_event_sync", "submit_events"]
+__all__ = ["SubmitOptions", "enqueue", "submit_event", "submit_event_sync", "submit_events"]

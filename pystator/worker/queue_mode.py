@@ -12,11 +12,10 @@ Workers consume these messages with ``pystator worker --source queue``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from pystator.fsm_core.errors import SettingsError
-from pystator.settings import DEFAULT_MAX_ATTEMPTS
+from pystator.fsm_core.errors import InvalidEventError, SettingsError
+from pystator.worker.api import SubmitOptions
 from pystator.worker.producer import EventSpec
 from pystator.worker.runtime import Runtime
 from pystator.worker.tasks import APPLY_EVENT_TASK
@@ -28,21 +27,17 @@ def publish_event(
     entity_id: str,
     trigger: str,
     context: Mapping[str, Any] | None = None,
-    *,
-    fires_at: datetime | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    **options: Unpack[SubmitOptions],
 ) -> str:
-    """Validate and publish one event as a message on ``runtime``'s app; returns its message id."""
+    """Validate and publish one event as a message on ``runtime``'s app; returns its message id
+    (``idempotency_key`` is refused: queue mode has no table to remember keys in)."""
     if runtime.app is None:
         raise SettingsError("queue mode needs a real broker: set PYSTATOR_BROKER_URL")
+    if options.get("idempotency_key") is not None:
+        raise InvalidEventError("queue mode keeps no idempotency keys: use the table mode")
     now = runtime.processor.clock()
     spec = EventSpec(
-        machine=machine_name,
-        entity_id=entity_id,
-        trigger=trigger,
-        context=context,
-        fires_at=fires_at,
-        max_attempts=max_attempts,
+        machine=machine_name, entity_id=entity_id, trigger=trigger, context=context, **options
     )
     row = runtime.producer.validate(spec, now)
     result = runtime.app.send_task(

@@ -126,15 +126,8 @@ def register(app: Celery, runtime: RuntimeProvider, *, source: str = "table") ->
     def fire_timers_task(timer_ids: list[str] | str) -> int:
         return fire_timers(runtime(), timer_ids)
 
-    def apply_event_task(
-        task: Task[Any, Any],
-        machine_name: str,
-        entity_id: str,
-        trigger: str,
-        context: Mapping[str, Any],
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    ) -> str:
-        return apply_event(runtime(), task, machine_name, entity_id, trigger, context, max_attempts)
+    def apply_event_task(task: Task[Any, Any], *args: Any) -> str:
+        return apply_event(runtime(), task, *args)
 
     bodies: dict[str, Callable[..., Any]] = {
         PROCESS_ENTITY_TASK: process_entity_task,

@@ -7,7 +7,7 @@ SQL. Statuses and origins are the enums of :mod:`pystator.fsm_core.records`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -124,38 +124,18 @@ class NewAction:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OutboxRow:
+class OutboxRow(NewAction):
     """One ``action_outbox`` row as read back; ``id`` is the action's dedup token."""
 
     id: int
-    event_id: int | None
-    machine: str
-    entity_id: str
-    entity_version: int
-    action: str
-    phase: str
-    params: Mapping[str, Any]
-    context: Mapping[str, Any]
-    attempts: int
-    errors: tuple[Mapping[str, Any], ...]
+    attempts: int = 0
+    errors: tuple[Mapping[str, Any], ...] = ()
     status: str = OutboxStatus.PENDING
 
     @classmethod
     def committed(cls, action_id: int, action: NewAction) -> OutboxRow:
         """The row an insert of ``action`` created, without reading it back."""
-        return cls(
-            id=action_id,
-            event_id=action.event_id,
-            machine=action.machine,
-            entity_id=action.entity_id,
-            entity_version=action.entity_version,
-            action=action.action,
-            phase=action.phase,
-            params=action.params,
-            context=action.context,
-            attempts=0,
-            errors=(),
-        )
+        return cls(id=action_id, **{f.name: getattr(action, f.name) for f in fields(NewAction)})
 
 
 def event_from_row(row: Any) -> EventRow:
