@@ -121,6 +121,14 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
     ]
 
 
+def test_compose_gives_workers_time_to_drain() -> None:
+    from pystator.commands.worker import DRAIN_TIMEOUT_SECONDS
+
+    grace = COMPOSE["services"]["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > DRAIN_TIMEOUT_SECONDS
+    assert COMPOSE["services"]["worker"]["stop_signal"] == "SIGTERM"
+
+
 def test_pystator_services_run_locked_down() -> None:
     for name in ("migrate", "worker", "relay", "api"):
         service = COMPOSE["services"][name]

@@ -199,7 +199,11 @@ def test_worker_runs_its_metrics_port(default: Release) -> None:
 
 
 def test_grace_period_covers_the_drain(default: Release) -> None:
+    from pystator.commands.worker import DRAIN_TIMEOUT_SECONDS
+
     values = chart_defaults()["worker"]
+    # the worker's own drain timeout (not yet a setting): the chart's default must match it
+    assert values["drainSeconds"] == DRAIN_TIMEOUT_SECONDS
     pod = default.one("Deployment", WORKER)["spec"]["template"]["spec"]
     expected = values["drainSeconds"] + values["terminationMarginSeconds"]
     assert pod["terminationGracePeriodSeconds"] == expected > values["drainSeconds"]
