@@ -18,7 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pystator.commands.engine",  # validate, process
     "pystator.commands.db",  # db upgrade/downgrade/current/history
     "pystator.commands.worker",  # worker, submit, relay
-    "pystator.commands.events",  # events …, entities …
+    "pystator.commands.events",  # events …, entities …, actions …
+    "pystator.commands.health",  # health
     "pystator.commands.demo",  # demo
 )
 

@@ -25,6 +25,17 @@ DEFAULT_RETRY_MAX_SECONDS = 300.0
 DEFAULT_TIMER_POLL_SECONDS = 0.05
 DEFAULT_TIMER_RECOVERY_SECONDS = 10.0
 DEFAULT_TIMER_HORIZON_SECONDS = 60.0
+DEFAULT_MAX_CONTEXT_DEPTH = 32
+DEFAULT_MAX_ENTITY_CONTEXT_BYTES = 256 * 1024
+DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_HEARTBEAT_SECONDS = 5.0
+DEFAULT_STALL_SECONDS = 60.0
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30.0
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 60.0
+DEFAULT_ACTION_TIMEOUT_SECONDS = 30.0
+DEFAULT_ACTION_MAX_ATTEMPTS = 20
+DEFAULT_ACTION_RETRY_BASE_SECONDS = 1.0
+DEFAULT_ACTION_RETRY_MAX_SECONDS = 3600.0
 CONFIG_FILE_NAME = "pystator.cfg"
 ENV_PREFIX = "PYSTATOR_"
 SCHEDULERS = ("db", "redis", "celery", "asyncio")
@@ -50,6 +61,18 @@ class Settings:
     timer_poll_seconds: float = DEFAULT_TIMER_POLL_SECONDS  # db/redis: how often pollers look
     timer_recovery_seconds: float = DEFAULT_TIMER_RECOVERY_SECONDS  # redis/celery: sweep delay
     timer_horizon_seconds: float = DEFAULT_TIMER_HORIZON_SECONDS  # celery: ETA publish window
+    max_context_depth: int = DEFAULT_MAX_CONTEXT_DEPTH  # nesting levels of a submitted context
+    max_entity_context_bytes: int = DEFAULT_MAX_ENTITY_CONTEXT_BYTES  # merged context cap
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES  # stored context bytes one batch loads
+    db_pool_size: int = 0  # connections per process; 0 derives it from the concurrency
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    stall_seconds: float = DEFAULT_STALL_SECONDS  # pystator health: no progress for this long
+    statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS  # PostgreSQL
+    idle_in_transaction_timeout_seconds: float = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS
+    action_timeout_seconds: float = DEFAULT_ACTION_TIMEOUT_SECONDS
+    action_max_attempts: int = DEFAULT_ACTION_MAX_ATTEMPTS
+    action_retry_base_seconds: float = DEFAULT_ACTION_RETRY_BASE_SECONDS
+    action_retry_max_seconds: float = DEFAULT_ACTION_RETRY_MAX_SECONDS
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -62,12 +85,39 @@ class Settings:
             raise SettingsError(
                 f"PYSTATOR_LOG_FORMAT={self.log_format!r}: expected auto, json or console"
             )
-        for name in ("timer_poll_seconds", "timer_recovery_seconds", "timer_horizon_seconds"):
+        for name in _POSITIVE_NUMBERS:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive number")
-        for name in ("max_attempts", "max_context_bytes"):
+        for name in _POSITIVE_INTEGERS:
             if getattr(self, name) < 1:
                 raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive integer")
+        if self.db_pool_size < 0:
+            raise SettingsError("PYSTATOR_DB_POOL_SIZE must be 0 (derive) or a positive integer")
+
+
+_POSITIVE_NUMBERS = (
+    "timer_poll_seconds",
+    "timer_recovery_seconds",
+    "timer_horizon_seconds",
+    "relay_interval_seconds",
+    "retry_base_seconds",
+    "retry_max_seconds",
+    "heartbeat_seconds",
+    "stall_seconds",
+    "statement_timeout_seconds",
+    "idle_in_transaction_timeout_seconds",
+    "action_timeout_seconds",
+    "action_retry_base_seconds",
+    "action_retry_max_seconds",
+)
+_POSITIVE_INTEGERS = (
+    "max_attempts",
+    "max_context_bytes",
+    "max_context_depth",
+    "max_entity_context_bytes",
+    "batch_max_bytes",
+    "action_max_attempts",
+)
 
 
 def _convert(name: str, raw: str, kind: object) -> object:

@@ -1,4 +1,4 @@
-"""Operator commands: ``pystator events list|show|stats|replay|discard`` and ``entities show``.
+"""Operator commands: ``pystator events …``, ``pystator actions …``, ``pystator entities show``.
 
 Thin: each parses its arguments, calls one function of :mod:`pystator.worker.admin` and prints.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -15,12 +17,16 @@ from pystator.fsm_core.records import EventStatus
 from pystator.settings import load_settings
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.stores.sql.rows import EventRow
+from pystator.stores.sql.outbox_queries import ActionFilter
+from pystator.stores.sql.rows import EventRow, OutboxRow, OutboxStatus
 from pystator.worker import admin
 from pystator.worker.runtime import make_nudger
 
 DEFAULT_LIST_LIMIT = 50
 STATUSES = tuple(status.value for status in EventStatus)
+ACTION_STATUSES = tuple(status.value for status in OutboxStatus)
+#: Exit status when a bulk change needs confirmation and none could be asked for.
+EXIT_NOT_CONFIRMED = 3
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,12 +49,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stats.set_defaults(func=cmd_stats)
 
     for name, func, text in (
-        ("replay", cmd_replay, "send dead/rejected/discarded events back to pending"),
+        ("replay", cmd_replay, "send dead (or other finished) events back to pending"),
         ("discard", cmd_discard, "mark pending/dead/rejected events discarded"),
     ):
         parser = esub.add_parser(name, help=text)
         parser.add_argument("id", type=int, nargs="*", help="event ids (or use filters)")
         _filters(parser)
+        _confirmation(parser)
+        parser.set_defaults(func=func)
+
+    actions = sub.add_parser("actions", help="inspect and repair outbox actions")
+    asub = actions.add_subparsers(dest="actions_command", metavar="ACTION", required=True)
+    alist = asub.add_parser("list", help="outbox actions, newest first")
+    _action_filters(alist)
+    alist.add_argument("--limit", type=int, default=DEFAULT_LIST_LIMIT)
+    alist.add_argument("--json", action="store_true", help="one JSON object per line")
+    alist.set_defaults(func=cmd_actions_list)
+    for name, func, text in (
+        ("replay", cmd_actions_replay, "send dead or discarded actions back to pending"),
+        ("discard", cmd_actions_discard, "give up on pending or dead actions"),
+    ):
+        parser = asub.add_parser(name, help=text)
+        parser.add_argument("id", type=int, nargs="*", help="action ids (or use filters)")
+        _action_filters(parser)
+        _confirmation(parser)
         parser.set_defaults(func=func)
 
     entities = sub.add_parser("entities", help="inspect entity state")
@@ -65,6 +89,48 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine", default=None)
     parser.add_argument("--entity", dest="entity_id", default=None)
     parser.add_argument("--trigger", default=None)
+
+
+def _action_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", choices=ACTION_STATUSES, default=None)
+    parser.add_argument("--machine", default=None)
+    parser.add_argument("--entity", dest="entity_id", default=None)
+    parser.add_argument("--action", default=None, help="the action's name")
+    parser.add_argument("--event", dest="event_id", type=int, default=None)
+
+
+def _confirmation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--dry-run", action="store_true", help="print the count; change nothing")
+
+
+def _action_filter(args: argparse.Namespace) -> ActionFilter:
+    return ActionFilter(
+        ids=tuple(getattr(args, "id", None) or ()),
+        status=args.status,
+        machine=args.machine,
+        entity_id=args.entity_id,
+        action=args.action,
+        event_id=args.event_id,
+    )
+
+
+def refusal(args: argparse.Namespace, count: int, what: str) -> int | None:
+    """None to go ahead, else the exit status to stop with. Event or action ids alone need no
+    confirmation; a change by filter needs ``--yes`` or a ``y`` typed at the prompt."""
+    print(f"{what}: {count}")
+    if args.dry_run or count == 0:
+        return 0
+    by_filter = any(
+        getattr(args, name, None) is not None
+        for name in ("status", "machine", "entity_id", "trigger", "action", "event_id")
+    )
+    if args.yes or not by_filter:
+        return None
+    if not sys.stdin.isatty():
+        print("not confirmed: run again with --yes (or --dry-run to only count)", file=sys.stderr)
+        return EXIT_NOT_CONFIRMED
+    return None if input("proceed? [y/N] ").strip().lower() in ("y", "yes") else 0
 
 
 def _filter(args: argparse.Namespace) -> EventFilter:
@@ -127,10 +193,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """``events replay ID…`` or by filter; nudges the workers afterwards."""
+    """``events replay ID…`` or by filter (``--status dead`` unless another is given); shows the
+    count, asks, replays, nudges the workers."""
+    where = _filter(args)
+    if where.status is None and any((where.machine, where.entity_id, where.trigger)):
+        where = replace(where, status=EventStatus.DEAD)
     engine = _engine()
     try:
-        entities = admin.replay(engine, _filter(args), make_nudger(load_settings()))
+        if (
+            stop := refusal(args, admin.count_replay(engine, where), "events to replay")
+        ) is not None:
+            return stop
+        entities = admin.replay(engine, where, make_nudger(load_settings()))
     finally:
         dispose(engine)
     print(f"replayed events of {entities} entities")
@@ -138,9 +212,64 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_discard(args: argparse.Namespace) -> int:
-    """``events discard ID…`` or by filter."""
-    print(f"discarded {admin.discard(_engine(), _filter(args))} events")
+    """``events discard ID…`` or by filter; shows the count and asks first."""
+    where = _filter(args)
+    engine = _engine()
+    if (stop := refusal(args, admin.count_discard(engine, where), "events to discard")) is not None:
+        return stop
+    print(f"discarded {admin.discard(engine, where)} events")
     return 0
+
+
+def cmd_actions_list(args: argparse.Namespace) -> int:
+    """``actions list``."""
+    for row in admin.list_actions(_engine(), _action_filter(args), limit=args.limit):
+        print(json.dumps(_action_dict(row), default=str) if args.json else _action_line(row))
+    return 0
+
+
+def cmd_actions_replay(args: argparse.Namespace) -> int:
+    """``actions replay ID…`` or by filter (``--status dead`` unless another is given)."""
+    where = _action_filter(args)
+    if where.status is None and not where.is_empty() and not where.ids:
+        where = replace(where, status=OutboxStatus.DEAD)
+    engine = _engine()
+    if (stop := refusal(args, admin.count_actions(engine, where), "actions matching")) is not None:
+        return stop
+    print(f"replayed {admin.replay_actions(engine, where)} actions")
+    return 0
+
+
+def cmd_actions_discard(args: argparse.Namespace) -> int:
+    """``actions discard ID…`` or by filter."""
+    where = _action_filter(args)
+    engine = _engine()
+    if (stop := refusal(args, admin.count_actions(engine, where), "actions matching")) is not None:
+        return stop
+    print(f"discarded {admin.discard_actions(engine, where)} actions")
+    return 0
+
+
+def _action_dict(row: OutboxRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "action": row.action,
+        "machine": row.machine,
+        "entity_id": row.entity_id,
+        "event_id": row.event_id,
+        "attempts": row.attempts,
+        "errors": [dict(e) for e in row.errors],
+    }
+
+
+def _action_line(row: OutboxRow) -> str:
+    last_error = row.errors[-1].get("message") if row.errors else ""
+    return (
+        f"{row.id:>8}  {row.status:<9}  {row.machine}/{row.entity_id}  {row.action}"
+        f"  event={row.event_id}  attempts={row.attempts}"
+        + (f"  error={last_error}" if last_error else "")
+    )
 
 
 def cmd_entity_show(args: argparse.Namespace) -> int:

@@ -22,7 +22,6 @@ from pystator.migrations import prepare_embedded
 from pystator.settings import Settings, load_settings
 from pystator.worker.app import make_worker_app
 from pystator.worker.celery_config import is_memory_broker
-from pystator.worker.duties import Duties
 from pystator.worker.embedded import DrainThreads
 from pystator.worker.producer import EventSpec
 from pystator.worker.relay import Relay
@@ -88,10 +87,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return replace(settings, **overrides) if overrides else settings
 
 
-def _prepare(args: argparse.Namespace, *, level: str = "info") -> Settings:
+def _prepare(
+    args: argparse.Namespace, *, level: str = "info", concurrency: int | None = None
+) -> Settings:
     settings = settings_from(args)
     configure_logging(settings.log_format, level)
-    configure(settings)
+    configure(settings, concurrency=concurrency)
     prepare_embedded(settings.database_url)
     return settings
 
@@ -106,14 +107,17 @@ def _start(args: argparse.Namespace, *, level: str = "info") -> Runtime:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Start the worker: Celery with a real broker, drain threads with the in-process one."""
-    settings = _prepare(args, level=args.log_level)
+    concurrency = max(args.concurrency, 1)
+    settings = _prepare(args, level=args.log_level, concurrency=concurrency)
     embedded = is_memory_broker(settings.broker_url)
     if embedded and args.source == "queue":
         raise SettingsError("--source queue needs a real broker (PYSTATOR_BROKER_URL)")
-    app = None if embedded else make_worker_app(settings, source=args.source)
+    relay = not args.no_relay
+    app = None if embedded else make_worker_app(settings, source=args.source, relay=relay)
     # A worker publishes (nudges, ETA timers) on the app it runs; prefork children build
     # their own runtime from the same settings.
-    runtime = Runtime.from_settings(settings, app=app)
+    runtime = Runtime.from_settings(settings, app=app, concurrency=concurrency)
+    runtime.status.info.update(concurrency=concurrency, pool=args.pool, queue=runtime.queue)
     set_default_runtime(runtime)
     log.info(
         "worker_starting",
@@ -126,7 +130,8 @@ def run_worker(args: argparse.Namespace) -> int:
         source=args.source,
     )
     if app is None:
-        return _run_embedded(runtime, args.concurrency, relay=not args.no_relay)
+        runtime.status.kind = "embedded"
+        return _run_embedded(runtime, concurrency, relay=relay)
     return _run_celery(runtime, app, args)
 
 
@@ -156,10 +161,7 @@ def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
 
 
 def _run_celery(runtime: Runtime, app: Celery, args: argparse.Namespace) -> int:
-    duties = Duties(runtime, relay=not args.no_relay)
-
-    signals.worker_ready.connect(lambda **_kw: duties.start(), weak=False)
-    signals.worker_shutdown.connect(lambda **_kw: duties.stop.set(), weak=False)
+    # The duties (timers, relay, heartbeat) start with the worker: a bootstep of the app.
     signals.worker_shutting_down.connect(_escalate_on_second_signal, weak=False)
     argv = [
         "worker",
@@ -222,6 +224,8 @@ def run_submit(args: argparse.Namespace) -> int:
         max_attempts=args.max_attempts or runtime.settings.max_attempts,
     )
     receipt = runtime.producer.submit(spec)
+    # Publish the nudge now, while the process is whole (not from an exit hook).
+    runtime.nudger.flush()
     suffix = " (duplicate)" if receipt.duplicate else ""
     print(f"{receipt.event_id}{suffix}")
     return 0

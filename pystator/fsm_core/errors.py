@@ -36,6 +36,7 @@ class ErrorCode(str, Enum):
     INVALID_EVENT = "INVALID_EVENT"
     SETTINGS = "SETTINGS"
     ENTITY_BUSY = "ENTITY_BUSY"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
 
 
 class FSMError(Exception):
@@ -304,3 +305,21 @@ class InvalidEventError(FSMError):
     """An event was refused at submission (unknown machine or trigger, bad context, bad id)."""
 
     default_code = ErrorCode.INVALID_EVENT
+
+
+class IdempotencyConflictError(InvalidEventError):
+    """An idempotency key was reused for a different event (another entity, trigger or context).
+
+    Nothing was stored. ``event_id`` is the event the key belongs to (HTTP: 409 Conflict).
+    """
+
+    default_code = ErrorCode.IDEMPOTENCY_CONFLICT
+
+    def __init__(
+        self, message: str, *, machine: str, idempotency_key: str, event_id: int, **kw: Any
+    ) -> None:
+        details = {"machine": machine, "idempotency_key": idempotency_key, "event_id": event_id}
+        super().__init__(message, details=details, **kw)
+        self.machine = machine
+        self.idempotency_key = idempotency_key
+        self.event_id = event_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,8 +137,13 @@ class ArmedTimer:
 
     @property
     def timer_id(self) -> str:
-        """Deterministic id: the same timer always gets the same id (idempotent arm/cancel)."""
-        return f"{self.machine}|{self.entity_id}|{self.key}|{self.entry}"
+        """Deterministic id: the same timer always gets the same id (idempotent arm/cancel).
+
+        A digest of (machine, entity, key, entry), 42 characters whatever their lengths, so every
+        valid entity id fits every column that stores it.
+        """
+        identity = json.dumps([self.machine, self.entity_id, self.key, self.entry])
+        return "t-" + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
     @property
     def ref(self) -> TimerRef:

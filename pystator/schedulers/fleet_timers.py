@@ -25,6 +25,7 @@ data, a lost ETA message).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -33,7 +34,9 @@ from typing import Protocol
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.clock import Clock, utc_now
-from pystator.fsm_core.errors import SchedulerError, StoreError
+from pystator.failures import describe_error
+from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.errors import SchedulerError, StoreError, StoreUnavailableError
 from pystator.fsm_core.records import ArmedTimer, EntityKey
 from pystator.logging import get_logger
 from pystator.stores.sql import submit_queries, timer_queries
@@ -48,6 +51,12 @@ DEFAULT_RECOVERY_SECONDS = 10.0
 SWEEP_INTERVAL_SECONDS = 1.0
 #: Backoff after a failed poll (database or Redis down).
 ERROR_PAUSE_SECONDS = 1.0
+
+#: A fire-by-id message may run this much before the timer's due time (clock skew, ETA slots);
+#: earlier, it takes nothing.
+FIRE_BY_ID_TOLERANCE = timedelta(seconds=1)
+#: Backoff of a timer whose firing failed (the database refused its event).
+DEFAULT_TIMER_RETRY = Backoff(base_seconds=1.0, max_seconds=300.0)
 
 #: Called after commit with the timers a firing transaction turned into events.
 FiredCallback = Callable[[Sequence[ArmedTimer], datetime], None]
@@ -72,8 +81,8 @@ class TimerSink(Protocol):
     def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
         """Hand timers to an external scheduler once the state change is committed."""
 
-    def run(self, stop: threading.Event) -> None:
-        """Fire due timers until ``stop`` is set."""
+    def run(self, stop: threading.Event, tick: Callable[[], None] = ...) -> None:
+        """Fire due timers until ``stop`` is set, calling ``tick`` once per round."""
 
     def close(self) -> None:
         """Release the backend's clients."""
@@ -84,7 +93,13 @@ def _ignore_fired(_timers: Sequence[ArmedTimer], _now: datetime) -> None:
 
 
 class TimerFiring:
-    """Turns armed timer rows into events: one transaction per batch, a callback after commit."""
+    """Turns armed timer rows into events: one transaction per batch, a callback after commit.
+
+    A batch that fails (anything but the database being unreachable) is fired again timer by
+    timer, so one timer that cannot fire never holds back the others: that timer is retried with
+    ``retry`` backoff and, after ``max_attempts`` failed firings, set aside with its errors
+    (``worker_timers.dead_at``).
+    """
 
     def __init__(
         self,
@@ -94,33 +109,97 @@ class TimerFiring:
         clock: Clock = utc_now,
         max_attempts: int = 5,
         batch_size: int = DEFAULT_FIRE_BATCH,
+        retry: Backoff = DEFAULT_TIMER_RETRY,
     ) -> None:
         self.engine = engine
         self.on_fired = on_fired
         self.clock = clock
         self.max_attempts = max_attempts
         self.batch_size = batch_size
+        self.retry = retry
 
     def fire_due(self, due_by: datetime | None = None) -> list[ArmedTimer]:
         """Fire up to one batch of timers due by ``due_by`` (default now); returns them."""
         moment = self.clock() if due_by is None else due_by
-        return self._fire(lambda conn: timer_queries.take_due(conn, moment, self.batch_size))
+        try:
+            return self._fire(lambda conn: timer_queries.take_due(conn, moment, self.batch_size))
+        except _BatchFailed:
+            with translate_errors("fire timers"), self.engine.connect() as conn:
+                ids = timer_queries.due_ids(conn, moment, self.batch_size)
+            return self._fire_each(ids)
 
     def fire_ids(self, timer_ids: Sequence[str]) -> list[ArmedTimer]:
-        """Fire the timers among ``timer_ids`` that are still armed; returns them."""
+        """Fire the timers among ``timer_ids`` that are still armed and due; returns them."""
         if not timer_ids:
             return []
-        return self._fire(lambda conn: timer_queries.take(conn, timer_ids))
+        due_by = self.clock() + FIRE_BY_ID_TOLERANCE
+        try:
+            return self._fire(lambda conn: timer_queries.take(conn, timer_ids, due_by))
+        except _BatchFailed:
+            return self._fire_each(timer_ids)
 
     def _fire(self, take: Callable[[Connection], list[ArmedTimer]]) -> list[ArmedTimer]:
         now = self.clock()
-        with translate_errors("fire timers"), transaction(self.engine) as conn:
-            taken = take(conn)
-            if taken:
-                submit_queries.insert_timer_events(conn, taken, now, max_attempts=self.max_attempts)
+        try:
+            with translate_errors("fire timers"), transaction(self.engine) as conn:
+                taken = take(conn)
+                if taken:
+                    submit_queries.insert_timer_events(
+                        conn, taken, now, max_attempts=self.max_attempts
+                    )
+        except StoreUnavailableError:
+            raise  # an outage: nothing to isolate, the timers stay armed
+        except StoreError as exc:
+            raise _BatchFailed(exc) from exc
         if taken:
             self.on_fired(taken, now)
         return taken
+
+    def _fire_each(self, timer_ids: Sequence[str]) -> list[ArmedTimer]:
+        fired: list[ArmedTimer] = []
+        for timer_id in timer_ids:
+            take = functools.partial(
+                _take_one, timer_id=timer_id, due_by=self.clock() + FIRE_BY_ID_TOLERANCE
+            )
+            try:
+                fired += self._fire(take)
+            except _BatchFailed as failed:
+                self._set_back(timer_id, failed.error)
+        return fired
+
+    def _set_back(self, timer_id: str, exc: BaseException) -> None:
+        """Charge a failed firing to the one timer that caused it (retry later, or set aside)."""
+        now = self.clock()
+        try:
+            with translate_errors("fire timers"), transaction(self.engine) as conn:
+                dead = timer_queries.record_failure(
+                    conn,
+                    timer_id,
+                    describe_error(exc, 0, now),
+                    max_attempts=self.max_attempts,
+                    retry_at=self.retry.next_time(1, now),
+                    now=now,
+                )
+        except StoreError as again:  # cannot even record it: the next poll tries again
+            log.error("timer_failure_not_recorded", timer_id=timer_id, error=str(again))
+            return
+        log.warning(
+            "timer_set_aside" if dead else "timer_fire_failed",
+            timer_id=timer_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
+
+def _take_one(conn: Connection, *, timer_id: str, due_by: datetime) -> list[ArmedTimer]:
+    return timer_queries.take(conn, [timer_id], due_by)
+
+
+class _BatchFailed(Exception):
+    """A firing transaction failed for a reason other than an outage."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def entity_keys(timers: Sequence[ArmedTimer]) -> list[EntityKey]:
@@ -190,12 +269,13 @@ class DbTimerSink:
         """Fire one batch of due timers; returns how many fired."""
         return len(self.require_firing().fire_due())
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, tick: Callable[[], None] = lambda: None) -> None:
         """Poll until ``stop`` is set; database and Redis outages are logged, not fatal."""
         batch = self.require_firing().batch_size
         stop_wakes = threading.Thread(target=self._wake_on, args=(stop,), daemon=True)
         stop_wakes.start()
         while not stop.is_set():
+            tick()
             try:
                 fired = self.poll_once()
             except (StoreError, SchedulerError) as exc:

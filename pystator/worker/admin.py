@@ -23,6 +23,7 @@ from pystator.stores.sql import (
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
+from pystator.stores.sql.outbox_queries import ActionFilter
 from pystator.stores.sql.rows import EventRow, OutboxRow
 from pystator.worker.nudge import Nudger
 
@@ -114,9 +115,27 @@ def require_selection(where: EventFilter) -> None:
         raise InvalidEventError("give event ids or at least one filter (--status, --machine, …)")
 
 
+def count_replay(engine: Engine, where: EventFilter) -> int:
+    """How many events :func:`replay` would send back (the preview before confirming)."""
+    require_selection(where)
+    with translate_errors("events"), engine.connect() as conn:
+        return admin_queries.count_replayable(conn, where)
+
+
+def count_discard(engine: Engine, where: EventFilter) -> int:
+    """How many events :func:`discard` would discard (the preview before confirming)."""
+    require_selection(where)
+    with translate_errors("events"), engine.connect() as conn:
+        return admin_queries.count_discardable(conn, where)
+
+
 def replay(engine: Engine, where: EventFilter, nudger: Nudger, *, clock: Clock = utc_now) -> int:
     """Send finished events matching ``where`` back to ``pending`` (fresh attempts, old errors
-    kept) and nudge their entities; returns how many entities were nudged."""
+    kept) and nudge their entities; returns how many entities were nudged.
+
+    A replayed event keeps its id, so it takes its original place in its entity's order: it is
+    applied before any later event of that entity still pending.
+    """
     require_selection(where)
     with translate_errors("events"), transaction(engine) as conn:
         keys = admin_queries.replay(conn, where, clock())
@@ -126,10 +145,47 @@ def replay(engine: Engine, where: EventFilter, nudger: Nudger, *, clock: Clock =
 
 
 def discard(engine: Engine, where: EventFilter, *, clock: Clock = utc_now) -> int:
-    """Mark pending, dead or rejected events matching ``where`` discarded; returns the count."""
+    """Mark pending, dead or rejected events matching ``where`` discarded; returns the count.
+
+    Takes each affected entity's lock first: an event being applied right now ends applied
+    (and is then not discarded) or discarded (and is then not applied), never both.
+    """
     require_selection(where)
     with translate_errors("events"), transaction(engine) as conn:
         return admin_queries.discard(conn, where, clock())
+
+
+def list_actions(engine: Engine, where: ActionFilter, *, limit: int = 50) -> list[OutboxRow]:
+    """Outbox rows matching ``where``, newest first."""
+    with translate_errors("actions"), engine.connect() as conn:
+        return outbox_queries.list_outbox(conn, where, limit=limit)
+
+
+def count_actions(engine: Engine, where: ActionFilter) -> int:
+    """How many outbox rows match ``where`` (the preview before confirming)."""
+    _require_action_selection(where)
+    with translate_errors("actions"), engine.connect() as conn:
+        return outbox_queries.count_outbox(conn, where)
+
+
+def replay_actions(engine: Engine, where: ActionFilter, *, clock: Clock = utc_now) -> int:
+    """Send dead or discarded actions matching ``where`` back to pending, due now (a worker's
+    relay runs them); returns how many."""
+    _require_action_selection(where)
+    with translate_errors("actions"), transaction(engine) as conn:
+        return outbox_queries.replay_outbox(conn, where, clock())
+
+
+def discard_actions(engine: Engine, where: ActionFilter, *, clock: Clock = utc_now) -> int:
+    """Give up on pending or dead actions matching ``where``; returns how many."""
+    _require_action_selection(where)
+    with translate_errors("actions"), transaction(engine) as conn:
+        return outbox_queries.discard_outbox(conn, where, clock())
+
+
+def _require_action_selection(where: ActionFilter) -> None:
+    if where.is_empty():
+        raise InvalidEventError("give action ids or at least one filter (--status, --action, …)")
 
 
 def entity_view(engine: Engine, machine: str, entity_id: str) -> EntityView:
@@ -151,13 +207,20 @@ def entity_view(engine: Engine, machine: str, entity_id: str) -> EntityView:
 
 
 __all__ = [
+    "ActionFilter",
     "EntityView",
     "EventDetail",
     "EventFilter",
+    "count_actions",
+    "count_discard",
+    "count_replay",
     "discard",
+    "discard_actions",
     "entity_view",
+    "list_actions",
     "list_events",
     "replay",
+    "replay_actions",
     "require_selection",
     "show_event",
     "stats",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from pystator.worker.producer import EventSpec
+from pystator.worker.producer import EventSpec, Receipt
 from pystator.worker.runtime import get_runtime
 
 
@@ -32,16 +32,19 @@ def submit_event_sync(
     *,
     db_url: str | None = None,
     **options: Unpack[SubmitOptions],
-) -> int:
-    """Store an event for the fleet and nudge a worker; returns the event id.
+) -> Receipt:
+    """Store an event for the fleet and nudge a worker; returns the event id (an ``int``
+    whose ``.duplicate`` says whether the idempotency key already held this same event).
 
-    A duplicate ``idempotency_key`` (per machine) returns the first event's id and is counted
-    in its ``duplicate_count``. Bad input raises :class:`~pystator.InvalidEventError`.
+    A repeated ``idempotency_key`` (per machine) with the same entity, trigger and context
+    returns the first event's id and is counted in its ``duplicate_count``; with a different
+    event it raises :class:`~pystator.IdempotencyConflictError` and stores nothing. Bad input
+    raises :class:`~pystator.InvalidEventError` naming the field and the rule.
     """
     spec = EventSpec(
         machine=machine_name, entity_id=entity_id, trigger=trigger, context=context, **options
     )
-    return get_runtime(db_url).producer.submit(spec).event_id
+    return get_runtime(db_url).producer.submit(spec)
 
 
 async def submit_event(
@@ -52,7 +55,7 @@ async def submit_event(
     *,
     db_url: str | None = None,
     **options: Unpack[SubmitOptions],
-) -> int:
+) -> Receipt:
     """Async form of :func:`submit_event_sync` (the insert runs in a worker thread)."""
     return await asyncio.to_thread(
         submit_event_sync, machine_name, entity_id, trigger, context, db_url=db_url, **options
@@ -61,14 +64,14 @@ async def submit_event(
 
 def submit_events(
     events: Iterable[EventSpec | Mapping[str, Any]], *, db_url: str | None = None
-) -> list[int]:
+) -> list[Receipt]:
     """Store many events in one transaction (one INSERT per 2,000 rows); returns their ids.
 
     Each item is an :class:`EventSpec` or a mapping with its fields (``machine`` or
     ``machine_name``, ``entity_id``, ``trigger``, optional ``context``, ``fires_at``,
     ``idempotency_key``, ``max_attempts``). The whole batch is refused if any item is invalid.
     """
-    return [r.event_id for r in get_runtime(db_url).producer.submit_many(events)]
+    return get_runtime(db_url).producer.submit_many(events)
 
 
 def enqueue(
@@ -80,13 +83,13 @@ def enqueue(
     *,
     db_url: str | None = None,
     **options: Unpack[SubmitOptions],
-) -> int:
+) -> Receipt:
     """Store an event inside the caller's own transaction (a SQLAlchemy Connection or Session
     on the pystator database): the event exists if and only if that transaction commits."""
     spec = EventSpec(
         machine=machine_name, entity_id=entity_id, trigger=trigger, context=context, **options
     )
-    return get_runtime(db_url).producer.enqueue(conn_or_session, spec).event_id
+    return get_runtime(db_url).producer.enqueue(conn_or_session, spec)
 
 
 __all__ = ["SubmitOptions", "enqueue", "submit_event", "submit_event_sync", "submit_events"]

@@ -61,6 +61,7 @@ class Batch:
     results: list[EventResult] = field(default_factory=list)
     entities: int = 0
     action_ids: list[int] = field(default_factory=list)
+    lease_until: datetime | None = None  # when the committed outbox rows become claimable
 
     def extend(self, other: Batch) -> None:
         """Add an entity's part (built separately so a version conflict can drop it)."""
@@ -142,6 +143,7 @@ class Batch:
         event_queries.complete_events(conn, self.finished, now)
         event_queries.fail_events(conn, self.failed, now)
         self.action_ids = outbox_queries.insert_outbox(conn, self.actions, now, lease=outbox_lease)
+        self.lease_until = now + outbox_lease
         if self.arm or self.cancel:
             timers.in_transaction(conn, self.arm, self.cancel, now)
 

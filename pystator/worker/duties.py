@@ -1,20 +1,34 @@
-"""A worker's background duties besides applying events: firing timers and the relay.
+"""A worker's background duties besides applying events: timers, the relay, the heartbeat.
 
 However a worker is started (``pystator worker`` in embedded mode or under Celery, or Celery's own
-``celery -A pystator.worker.app worker``), it runs the same :class:`Duties`: the timer backend's
-loop (poll due timers, hand them over, recovery sweep) and, unless switched off, the relay
-(re-publish stranded nudges, sweep the action outbox).
+``celery -A pystator.worker.app worker``, where a bootstep starts them), it runs the same
+:class:`Duties`: the timer backend's loop (poll due timers, hand them over, recovery sweep), the
+relay (re-publish stranded nudges, sweep the action outbox) unless switched off, and the
+heartbeat. A prefork Celery child runs the heartbeat only.
+
+**A duty that dies takes its process down.** A background thread that ends with an error would
+leave a process that looks alive but no longer fires timers or relays; so the duty is recorded as
+dead (the heartbeat reports it), logged at critical, and the process exits with status
+:data:`EXIT_DUTY_DIED` for its supervisor (Kubernetes, systemd, compose) to restart it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystator.logging import get_logger
+from pystator.worker.liveness import Heartbeat
 from pystator.worker.relay import Relay
 from pystator.worker.runtime import Runtime
+
+#: Exit status of a process whose background duty died.
+EXIT_DUTY_DIED = 70
+
+#: ``loop(stop, tick)``: runs until ``stop`` is set, calling ``tick()`` once per iteration.
+DutyLoop = Callable[[threading.Event, Callable[[], None]], None]
 
 log = get_logger("pystator.worker")
 
@@ -25,17 +39,40 @@ class Duties:
 
     runtime: Runtime
     relay: bool = True
+    timers: bool = True
+    fatal: bool = True  # a dying duty ends the process (tests switch this off)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    _started: bool = field(default=False, init=False)
 
     def start(self) -> None:
-        """Start the threads (once)."""
-        if self.threads:
+        """Start the duties' threads (once)."""
+        if self._started:
             return
-        timers = self.runtime.timers
-        self._spawn(f"pystator-timers-{timers.name}", timers.run)
+        self._started = True
+        runtime = self.runtime
+        settings = runtime.settings
+        heartbeat = Heartbeat(
+            runtime.engine,
+            runtime.status,
+            interval=settings.heartbeat_seconds,
+            stall_seconds=settings.stall_seconds,
+            hung=runtime.outbox.hung_actions,
+        )
+        self.spawn(heartbeat.name, lambda stop, _tick: heartbeat.run(stop))
+        if self.timers:
+            self.spawn(f"timers-{runtime.timers.name}", runtime.timers.run)
         if self.relay:
-            self._spawn("pystator-relay", Relay(self.runtime).run)
+            self.spawn("relay", Relay(runtime).run)
+
+    def spawn(self, name: str, loop: DutyLoop) -> threading.Thread:
+        """Run ``loop`` in a supervised daemon thread named ``pystator-<name>``."""
+        thread = threading.Thread(
+            target=self._supervised, args=(name, loop), name=f"pystator-{name}", daemon=True
+        )
+        thread.start()
+        self.threads.append(thread)
+        return thread
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Ask the threads to stop; True when all stopped within ``timeout``."""
@@ -44,10 +81,24 @@ class Duties:
             thread.join(timeout)
         return not any(t.is_alive() for t in self.threads)
 
-    def _spawn(self, name: str, loop: Callable[[threading.Event], None]) -> None:
-        thread = threading.Thread(target=loop, args=(self.stop,), name=name, daemon=True)
-        thread.start()
-        self.threads.append(thread)
+    def _supervised(self, name: str, loop: DutyLoop) -> None:
+        status = self.runtime.status
+        status.tick(name)
+        try:
+            loop(self.stop, lambda: status.tick(name))
+        except BaseException as exc:  # any death of a duty is fatal to the process
+            self.died(name, exc)
+            return
+        if not self.stop.is_set():
+            self.died(name, RuntimeError("the loop returned while the worker was running"))
+
+    def died(self, name: str, exc: BaseException) -> None:
+        """Record a dead duty; unless ``fatal`` is off, end the process for a restart."""
+        error = f"{type(exc).__name__}: {exc}"
+        self.runtime.status.died(name, error)
+        log.critical("duty_died", duty=name, error=error, exit_status=EXIT_DUTY_DIED)
+        if self.fatal:
+            os._exit(EXIT_DUTY_DIED)
 
 
-__all__ = ["Duties"]
+__all__ = ["EXIT_DUTY_DIED", "Duties", "DutyLoop"]

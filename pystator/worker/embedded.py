@@ -8,6 +8,7 @@ outage backs off exponentially. :meth:`DrainThreads.stop` lets in-flight batches
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystator.fsm_core.backoff import Backoff
@@ -26,37 +27,33 @@ log = get_logger("pystator.worker")
 
 @dataclass
 class DrainThreads:
-    """``concurrency`` drain loops plus a relay thread (outbox sweep, due-event nudges)."""
+    """``concurrency`` drain loops plus the worker's duties (timers, relay, heartbeat), each a
+    supervised thread: one that dies ends the process (see :mod:`pystator.worker.duties`)."""
 
     runtime: Runtime
     concurrency: int = 2
     poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS
     with_relay: bool = True
+    fatal: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
     duties: Duties = field(init=False)
 
     def __post_init__(self) -> None:
-        self.duties = Duties(self.runtime, relay=self.with_relay, stop=self.stopping)
+        self.duties = Duties(
+            self.runtime, relay=self.with_relay, fatal=self.fatal, stop=self.stopping
+        )
 
     def start(self) -> None:
         """Start the threads."""
         for index in range(self.concurrency):
-            thread = threading.Thread(
-                target=self._loop, name=f"pystator-drain-{index}", daemon=True
-            )
-            thread.start()
-            self.threads.append(thread)
+            self.duties.spawn(f"drain-{index}", self._loop)
         self.duties.start()
 
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the loops to finish their current batch; True when all stopped in time."""
         self.stopping.set()
         self._wake()
-        for thread in self.threads:
-            thread.join(timeout)
-        stopped = self.duties.shutdown(timeout)
-        return stopped and not any(t.is_alive() for t in self.threads)
+        return self.duties.shutdown(timeout)
 
     def _wake(self) -> None:
         nudger = self.runtime.nudger
@@ -71,18 +68,22 @@ class DrainThreads:
         else:
             self.stopping.wait(seconds)
 
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event, tick: Callable[[], None]) -> None:
         failures = 0
         processor = self.runtime.processor
-        while not self.stopping.is_set():
+        status = self.runtime.status
+        while not stop.is_set():
+            tick()
             try:
-                batch = processor.drain_once()
+                with status.working():
+                    batch = processor.drain_once()
             except StoreError as exc:
                 failures += 1
                 log.warning("drain_store_error", error=str(exc), failures=failures)
-                self.stopping.wait(OUTAGE_BACKOFF.delay(failures))
+                stop.wait(OUTAGE_BACKOFF.delay(failures))
                 continue
             failures = 0
+            status.applied(len(batch.results))
             if not batch.entities:
                 self._wait(self.poll_interval)
 

@@ -10,7 +10,16 @@ key, ``_pystator``::
 
 An action that must take effect once records ``action_id`` (e.g. a unique column, or an
 ``Idempotency-Key`` header) and ignores a repeat. Actions run in outbox id order; a raising action
-is retried with backoff and, after ``max_attempts``, marked ``dead`` with its errors kept.
+is retried with backoff (``PYSTATOR_ACTION_RETRY_BASE_SECONDS`` doubling up to
+``…_MAX_SECONDS``) and, after ``PYSTATOR_ACTION_MAX_ATTEMPTS``, marked ``dead`` with its errors
+kept; operators can replay or discard it.
+
+**Leases and timeouts.** A committed row becomes claimable by the relay's sweep only after its
+lease; the worker that committed it runs it before then. Each action runs with a timeout
+(``PYSTATOR_ACTION_TIMEOUT_SECONDS``) on an action thread: one that overruns is recorded as a
+failure and retried later, and its thread, still running, is reported to the health check. An
+action is only started inline while its timeout ends within the lease, so the sweep never runs
+an action that an inline run may still be running.
 """
 
 from __future__ import annotations
@@ -18,29 +27,48 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.failures import describe_error
 from pystator.fsm_core.backoff import Backoff, RandomSource
-from pystator.fsm_core.errors import ActionNotFoundError
+from pystator.fsm_core.errors import (
+    ActionNotFoundError,
+    FSMTimeoutError,
+    StoreError,
+    StoreUnavailableError,
+)
+from pystator.logging import get_logger
+from pystator.settings import (
+    DEFAULT_ACTION_MAX_ATTEMPTS,
+    DEFAULT_ACTION_RETRY_BASE_SECONDS,
+    DEFAULT_ACTION_RETRY_MAX_SECONDS,
+    DEFAULT_ACTION_TIMEOUT_SECONDS,
+)
 from pystator.stores.sql import outbox_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import OutboxRow
-from pystator.worker.failures import describe_error
 from pystator.worker.observer import FleetObserver
-from pystator.worker.processor import default_retry
 from pystator.worker.registry import MachineRegistry
 
 #: Key of the dedup token block in the context handed to actions.
 TOKEN_KEY = "_pystator"
-DEFAULT_ACTION_MAX_ATTEMPTS = 5
 DEFAULT_SWEEP_LIMIT = 200
+#: Threads that run actions with a timeout (per process).
+ACTION_THREADS = 8
+#: Margin of a lease over the action timeout it must cover.
+LEASE_MARGIN_SECONDS = 30.0
+
+log = get_logger("pystator.outbox")
 
 
 def action_context(row: OutboxRow) -> dict[str, Any]:
@@ -58,6 +86,19 @@ def action_context(row: OutboxRow) -> dict[str, Any]:
     }
 
 
+def lease_for(timeout: float | None) -> timedelta:
+    """The outbox lease an action timeout needs: twice the timeout plus a margin."""
+    return timedelta(seconds=2 * (timeout or 0.0) + LEASE_MARGIN_SECONDS)
+
+
+def default_action_retry() -> Backoff:
+    """Failed actions: doubling from 1 s up to an hour between attempts."""
+    return Backoff(
+        base_seconds=DEFAULT_ACTION_RETRY_BASE_SECONDS,
+        max_seconds=DEFAULT_ACTION_RETRY_MAX_SECONDS,
+    )
+
+
 class OutboxRunner:
     """Runs outbox rows with the machines' action registries and records the outcome."""
 
@@ -68,7 +109,8 @@ class OutboxRunner:
         *,
         retry: Backoff | None = None,
         max_attempts: int = DEFAULT_ACTION_MAX_ATTEMPTS,
-        lease: timedelta = timedelta(seconds=30),
+        timeout: float | None = DEFAULT_ACTION_TIMEOUT_SECONDS,
+        lease: timedelta | None = None,
         clock: Clock = utc_now,
         rand: RandomSource = random.random,
         observer: FleetObserver | None = None,
@@ -76,11 +118,15 @@ class OutboxRunner:
         self.engine = engine
         self.machines = machines
         self.observer = observer or FleetObserver()
-        self.retry = retry or default_retry()
+        self.retry = retry or default_action_retry()
         self.max_attempts = max_attempts
-        self.lease = lease
+        self.timeout = timeout
+        self.lease = lease or lease_for(timeout)
         self.clock = clock
         self.rand = rand
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._running: dict[int, float] = {}  # outbox id -> monotonic start, while running
 
     def run_ids(self, ids: Sequence[int]) -> int:
         """Run freshly committed actions by id (the worker's after-commit path)."""
@@ -92,15 +138,29 @@ class OutboxRunner:
 
     def sweep(self, limit: int = DEFAULT_SWEEP_LIMIT) -> int:
         """Claim and run stranded or retry-due actions (the relay's outbox sweep)."""
-        with translate_errors("action outbox"), transaction(self.engine) as conn:
-            rows = outbox_queries.claim_outbox(conn, self.clock(), limit, lease=self.lease)
-        return self.run(rows)
+        now = self.clock()
+        try:
+            with translate_errors("action outbox"), transaction(self.engine) as conn:
+                rows = outbox_queries.claim_outbox(conn, now, limit, lease=self.lease)
+        except StoreUnavailableError:
+            raise
+        except StoreError:  # one row refuses the claim: claim them one at a time
+            rows = self._claim_each(now, limit)
+        return self.run(rows, deadline=now + self.lease)
 
-    def run(self, rows: Sequence[OutboxRow]) -> int:
-        """Run ``rows`` in order; returns how many succeeded."""
+    def run(self, rows: Sequence[OutboxRow], *, deadline: datetime | None = None) -> int:
+        """Run ``rows`` in order; returns how many succeeded.
+
+        ``deadline`` is when the rows' lease ends (default: a lease from now, for rows just
+        committed); an action whose timeout would outlast it is left to the sweep.
+        """
+        deadline = deadline or self.clock() + self.lease
         done: list[int] = []
         failures: list[tuple[OutboxRow, Exception]] = []
+        budget = timedelta(seconds=self.timeout or 0.0)
         for row in rows:
+            if self.clock() + budget > deadline:
+                break  # its lease would end while it may still run: the sweep takes it
             started = time.perf_counter()
             try:
                 self._invoke(row)
@@ -114,31 +174,115 @@ class OutboxRunner:
         self._record(done, failures)
         return len(done)
 
+    def hung_actions(self, older_than: float) -> list[int]:
+        """Outbox ids of actions still running after ``older_than`` seconds (even abandoned
+        after their timeout: their thread is stuck)."""
+        now = time.monotonic()
+        return [i for i, started in list(self._running.items()) if now - started > older_than]
+
+    def close(self) -> None:
+        """Stop the action threads (those still running are left to finish on their own)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
     def _invoke(self, row: OutboxRow) -> None:
         machine = self.machines.get(row.machine)
         registry = machine.action_registry
         registered = registry.resolve(row.action) if registry is not None else None
         if registered is None:
             raise ActionNotFoundError(f"action {row.action!r} is not registered")
-        result = registered.call(action_context(row), row.params)
-        if inspect.isawaitable(result):
-            _run_coroutine(result)
+        if self.timeout is None:
+            _call(registered, row)
+            return
+        future = self._executor().submit(self._tracked, registered, row)
+        try:
+            future.result(timeout=self.timeout)
+        except FutureTimeout as exc:
+            raise FSMTimeoutError(
+                f"action {row.action!r} ran longer than {self.timeout:g} s "
+                "(PYSTATOR_ACTION_TIMEOUT_SECONDS); it is retried later"
+            ) from exc
+
+    def _tracked(self, registered: Any, row: OutboxRow) -> None:
+        self._running[row.id] = time.monotonic()
+        try:
+            _call(registered, row)
+        finally:
+            self._running.pop(row.id, None)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    ACTION_THREADS, thread_name_prefix="pystator-action"
+                )
+            return self._pool
+
+    def _claim_each(self, now: datetime, limit: int) -> list[OutboxRow]:
+        with translate_errors("action outbox"), self.engine.connect() as conn:
+            ids = outbox_queries.claimable_ids(conn, now, limit)
+        rows: list[OutboxRow] = []
+        for action_id in ids:
+            try:
+                with translate_errors("action outbox"), transaction(self.engine) as conn:
+                    rows += outbox_queries.claim_ids(conn, [action_id], now, lease=self.lease)
+            except StoreUnavailableError:
+                raise
+            except StoreError as exc:
+                log.error("action_claim_failed", action_id=action_id, error=str(exc))
+        return rows
 
     def _record(self, done: list[int], failures: list[tuple[OutboxRow, Exception]]) -> None:
         now = self.clock()
-        with translate_errors("action outbox"), transaction(self.engine) as conn:
-            outbox_queries.complete_outbox(conn, done, now)
-            for row, exc in failures:
-                attempt = row.attempts + 1
-                errors = [*map(dict, row.errors), describe_error(exc, attempt, now)]
-                outbox_queries.fail_outbox(
-                    conn, row.id, errors, now, retry_at=self._retry_at(attempt, now)
-                )
+        try:
+            with translate_errors("action outbox"), transaction(self.engine) as conn:
+                self._write(conn, done, failures, now)
+        except StoreUnavailableError:
+            raise
+        except StoreError:  # one row refuses its update: record them one at a time
+            for action_id in done:
+                self._record_one([action_id], [], now)
+            for failure in failures:
+                self._record_one([], [failure], now)
+
+    def _record_one(
+        self, done: list[int], failures: list[tuple[OutboxRow, Exception]], now: datetime
+    ) -> None:
+        try:
+            with translate_errors("action outbox"), transaction(self.engine) as conn:
+                self._write(conn, done, failures, now)
+        except StoreError as exc:  # left pending: the sweep runs it again after its lease
+            log.error(
+                "action_outcome_not_recorded",
+                ids=done or [f[0].id for f in failures],
+                error=str(exc),
+            )
+
+    def _write(
+        self,
+        conn: Any,
+        done: list[int],
+        failures: list[tuple[OutboxRow, Exception]],
+        now: datetime,
+    ) -> None:
+        outbox_queries.complete_outbox(conn, done, now)
+        for row, exc in failures:
+            attempt = row.attempts + 1
+            errors = [*map(dict, row.errors), describe_error(exc, attempt, now)]
+            outbox_queries.fail_outbox(
+                conn, row.id, errors, now, retry_at=self._retry_at(attempt, now)
+            )
 
     def _retry_at(self, attempt: int, now: datetime) -> datetime | None:
         if attempt >= self.max_attempts:
             return None
         return self.retry.next_time(attempt, now, self.rand)
+
+
+def _call(registered: Any, row: OutboxRow) -> None:
+    result = registered.call(action_context(row), row.params)
+    if inspect.isawaitable(result):
+        _run_coroutine(result)
 
 
 def _run_coroutine(awaitable: Any) -> None:
@@ -148,4 +292,10 @@ def _run_coroutine(awaitable: Any) -> None:
     asyncio.run(_wait())
 
 
-__all__ = ["TOKEN_KEY", "OutboxRunner", "action_context"]
+__all__ = [
+    "TOKEN_KEY",
+    "OutboxRunner",
+    "action_context",
+    "default_action_retry",
+    "lease_for",
+]

@@ -22,16 +22,25 @@ event committed while the holder was busy is never left behind. The relay is the
 from __future__ import annotations
 
 import functools
+import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.failures import describe_error
 from pystator.fsm_core.backoff import Backoff, RandomSource
-from pystator.fsm_core.errors import ConfigurationError, EntityBusyError, StaleVersionError
+from pystator.fsm_core.errors import (
+    ConfigurationError,
+    EntityBusyError,
+    StaleVersionError,
+    StoreError,
+    StoreUnavailableError,
+)
 from pystator.fsm_core.records import (
     NO_VERSION,
     EntityKey,
@@ -42,15 +51,20 @@ from pystator.fsm_core.records import (
     TimerRef,
 )
 from pystator.fsm_core.step import apply_event
+from pystator.logging import get_logger
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerSink
-from pystator.settings import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_MAX_SECONDS
+from pystator.settings import (
+    DEFAULT_BATCH_MAX_BYTES,
+    DEFAULT_MAX_ENTITY_CONTEXT_BYTES,
+    DEFAULT_RETRY_BASE_SECONDS,
+    DEFAULT_RETRY_MAX_SECONDS,
+)
 from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.rows import EventRow
 from pystator.worker.batch import Batch, EventRef
-from pystator.worker.failures import describe_error
 from pystator.worker.registry import MachineRegistry
 
 DEFAULT_BATCH_ENTITIES = 64
@@ -61,6 +75,10 @@ MAX_CONFLICT_RETRIES = 3
 #: Rounds one ``process_entities`` call may run (each round commits) before leaving the rest
 #: to the next nudge or the relay.
 MAX_ENTITY_ROUNDS = 20
+#: Rejection reason of an event whose payload would grow the entity's context past its cap.
+REASON_CONTEXT_TOO_LARGE = "context_too_large"
+
+log = get_logger("pystator.worker")
 
 AfterCommit = Callable[[Batch], None]
 Claim = Callable[[Connection, datetime], list[EntityKey]]
@@ -82,6 +100,8 @@ class ProcessorOptions:
     events_per_entity: int = DEFAULT_EVENTS_PER_ENTITY
     outbox_lease: timedelta = timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
     retry: Backoff = field(default_factory=default_retry)
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
+    max_entity_context_bytes: int = DEFAULT_MAX_ENTITY_CONTEXT_BYTES
 
 
 def event_input(event: EventRow) -> EventInput:
@@ -109,6 +129,15 @@ def event_ref(event: EventRow) -> EventRef:
         trigger=event.trigger,
         attempts=event.attempts,
     )
+
+
+class _BatchFailed(Exception):
+    """A batch transaction failed for a reason other than an outage (see ``Processor._run``)."""
+
+    def __init__(self, keys: Sequence[EntityKey], error: StoreError) -> None:
+        super().__init__(str(error))
+        self.keys = list(keys)
+        self.error = error
 
 
 class Processor:
@@ -219,23 +248,77 @@ class Processor:
         return [key for key in keys if lock_entity(conn, *key)]
 
     def _run(self, claim: Claim) -> Batch:
+        """One batch; if its transaction fails for anything but an outage, its entities are
+        run again one by one, so the failure is charged to the entity that causes it alone."""
+        try:
+            return self._run_once(claim)
+        except _BatchFailed as failed:
+            return self._isolate(failed.keys, failed.error)
+
+    def _run_once(self, claim: Claim) -> Batch:
         now = self.clock()
         batch = Batch()
-        with translate_errors("worker"), transaction(self.engine) as conn:
-            keys = claim(conn, now)
+        keys: list[EntityKey] = []
+        try:
+            with translate_errors("worker"), transaction(self.engine) as conn:
+                keys = claim(conn, now)
+                if not keys:
+                    return batch
+                pending = event_queries.pending_events(
+                    conn,
+                    keys,
+                    now,
+                    limit=self.options.events_per_entity,
+                    max_bytes=self.options.batch_max_bytes,
+                )
+                records = entity_queries.load_records(conn, [k for k in keys if k in pending])
+                for key in keys:
+                    events = pending.get(key)
+                    if events:
+                        part = self._apply_entity(conn, key, events, now, records.get(key))
+                        batch.extend(part)
+                self._flush(conn, batch, now)
+        except StoreUnavailableError:
+            raise  # an outage: nothing to isolate; the events stay pending
+        except StoreError as exc:
             if not keys:
-                return batch
-            pending = event_queries.pending_events(
-                conn, keys, now, limit=self.options.events_per_entity
-            )
-            records = entity_queries.load_records(conn, [k for k in keys if k in pending])
-            for key in keys:
-                events = pending.get(key)
-                if events:
-                    batch.extend(self._apply_entity(conn, key, events, now, records.get(key)))
-            self._flush(conn, batch, now)
+                raise
+            raise _BatchFailed(keys, exc) from exc
         self._after(batch)
         return batch
+
+    def _isolate(self, keys: Sequence[EntityKey], error: StoreError) -> Batch:
+        if len(keys) == 1:
+            return self._charge(keys[0], error)
+        total = Batch()
+        for key in keys:
+            try:
+                part = self._run_once(functools.partial(self._lock_many, keys=[key]))
+            except _BatchFailed as failed:
+                part = self._charge(key, failed.error)
+            total.extend(part)
+        return total
+
+    def _charge(self, key: EntityKey, error: StoreError) -> Batch:
+        """The entity's own transaction failed: count an attempt against its oldest pending
+        event (retried with backoff, dead at its last attempt), in a transaction of its own."""
+        now = self.clock()
+        part = Batch()
+        try:
+            with translate_errors("worker"), transaction(self.engine) as conn:
+                if not lock_entity(conn, *key):
+                    return part  # someone else holds it now: they will meet the failure
+                head = event_queries.pending_events(conn, [key], now, limit=1).get(key)
+                if not head:
+                    return part
+                self._fail(part, head[0], error, now)
+                event_queries.fail_events(conn, part.failed, now)
+        except StoreError as again:  # not even that: the entity waits for the next attempt
+            log.error("entity_failure_not_recorded", entity=list(key), error=str(again))
+            return Batch()
+        part.entities = 1
+        self._after(part)
+        return part
 
     def _flush(self, conn: Connection, batch: Batch, now: datetime) -> None:
         batch.flush(conn, now, timers=self.timers, outbox_lease=self.options.outbox_lease)
@@ -287,12 +370,22 @@ class Processor:
                 if self._fail(part, event, exc, now):
                     break  # per-entity order: later events wait behind the retry
                 continue
-            if outcome.status == Outcome.APPLIED:
+            if outcome.status == Outcome.APPLIED and self._too_large(event, outcome.context):
+                part.closed(event_ref(event), Outcome.REJECTED, REASON_CONTEXT_TOO_LARGE)
+            elif outcome.status == Outcome.APPLIED:
                 current = outcome.record
                 part.applied(event_ref(event), outcome)
             else:
                 part.closed(event_ref(event), outcome.status, outcome.reason)
         return part, current
+
+    def _too_large(self, event: EventRow, context: Mapping[str, Any]) -> bool:
+        """True when the event's payload made the entity's context exceed its cap (only an
+        event carrying a payload can grow it)."""
+        if not event.context:
+            return False
+        encoded = json.dumps(context, separators=(",", ":"), default=str)
+        return len(encoded.encode("utf-8")) > self.options.max_entity_context_bytes
 
     def _fail(self, part: Batch, event: EventRow, exc: Exception, now: datetime) -> bool:
         """Record a failed attempt; True when the event will be retried (so it blocks)."""

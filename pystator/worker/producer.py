@@ -6,7 +6,6 @@ functions in :mod:`pystator.worker` use the process's default producer built fro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,10 +14,11 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.clock import Clock, as_utc, utc_now
-from pystator.fsm_core.errors import InvalidEventError
+from pystator.clock import Clock, utc_now
+from pystator.fsm_core.errors import IdempotencyConflictError, InvalidEventError, StoreError
 from pystator.fsm_core.records import EntityKey
-from pystator.settings import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CONTEXT_BYTES
+from pystator.logging import get_logger
+from pystator.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.stores.sql import submit_queries
 from pystator.stores.sql.connections import (
     autocommit,
@@ -27,12 +27,15 @@ from pystator.stores.sql.connections import (
     transaction,
 )
 from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.rows import NewEvent
-from pystator.stores.sql.schema import ENTITY_ID_LENGTH, IDEMPOTENCY_KEY_LENGTH
+from pystator.stores.sql.rows import Inserted, NewEvent
+from pystator.worker import door
+from pystator.worker.door import Limits
 from pystator.worker.nudge import Nudger, NullNudger
 from pystator.worker.registry import MachineRegistry
 
 _NUDGES_KEY = "pystator_pending_nudges"
+
+log = get_logger("pystator.producer")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,21 +51,27 @@ class EventSpec:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Receipt:
-    """What a submission got back: the event id, and whether it was a duplicate."""
+class Receipt(int):
+    """What a submission got back: the event id (this int), and whether it was a duplicate.
 
-    event_id: int
+    ``duplicate`` is True when the idempotency key already belonged to this same event: nothing
+    new was stored, and the id is the original event's.
+    """
+
     duplicate: bool
 
+    def __new__(cls, event_id: int, duplicate: bool = False) -> Receipt:
+        receipt = super().__new__(cls, event_id)
+        receipt.duplicate = duplicate
+        return receipt
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Input limits enforced at the door."""
+    @property
+    def event_id(self) -> int:
+        """The event's id (the receipt itself, as a plain int)."""
+        return int(self)
 
-    max_context_bytes: int = DEFAULT_MAX_CONTEXT_BYTES
-    max_entity_id_length: int = ENTITY_ID_LENGTH
-    max_idempotency_key_length: int = IDEMPOTENCY_KEY_LENGTH
+    def __repr__(self) -> str:
+        return f"Receipt({int(self)}, duplicate={self.duplicate})"
 
 
 def _spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
@@ -90,63 +99,39 @@ class Producer:
     # --- validation --------------------------------------------------------------------------
 
     def validate(self, spec: EventSpec, now: datetime) -> NewEvent:
-        """Refuse bad input with :class:`InvalidEventError`; return the row to insert."""
+        """Refuse bad input with :class:`InvalidEventError` (see :mod:`pystator.worker.door`);
+        return the row to insert."""
+        limits = self.limits
         machine = self.machines.get(spec.machine)
-        if not machine.has_trigger(spec.trigger):
+        trigger = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
+        assert trigger is not None
+        if not machine.has_trigger(trigger):
             raise InvalidEventError(
-                f"machine {spec.machine!r} has no trigger {spec.trigger!r}",
-                details={"machine": spec.machine, "trigger": spec.trigger},
+                f"trigger: machine {spec.machine!r} has no trigger {trigger!r}",
+                details={"field": "trigger", "rule": "unknown", "machine": spec.machine},
             )
-        self._check_entity_id(spec.entity_id)
-        self._check_key(spec.idempotency_key)
-        if spec.max_attempts < 1:
-            raise InvalidEventError(f"max_attempts must be at least 1, got {spec.max_attempts}")
-        context = self._check_context(spec.context)
+        entity_id = door.check_name("entity_id", spec.entity_id, limit=limits.max_entity_id_length)
+        assert entity_id is not None
+        key = door.check_name(
+            "idempotency_key",
+            spec.idempotency_key,
+            limit=limits.max_idempotency_key_length,
+            required=False,
+        )
+        context = door.check_context(spec.context, limits)
         return NewEvent(
             machine=spec.machine,
-            entity_id=spec.entity_id,
-            trigger=spec.trigger,
-            context=context,
-            fires_at=_aware(spec.fires_at) if spec.fires_at is not None else now,
-            idempotency_key=spec.idempotency_key,
-            max_attempts=spec.max_attempts,
+            entity_id=entity_id,
+            trigger=trigger,
+            context=context.value,
+            encoded_context=context.encoded,
+            fires_at=now if spec.fires_at is None else door.check_fires_at(spec.fires_at, now),
+            idempotency_key=key,
+            fingerprint=None
+            if key is None
+            else door.fingerprint(entity_id, trigger, context.encoded),
+            max_attempts=door.check_max_attempts(spec.max_attempts, limits),
         )
-
-    def _check_entity_id(self, entity_id: object) -> None:
-        if not isinstance(entity_id, str) or not entity_id.strip():
-            raise InvalidEventError("entity_id must be a non-empty string")
-        if len(entity_id) > self.limits.max_entity_id_length:
-            raise InvalidEventError(
-                f"entity_id is {len(entity_id)} characters long; the limit is "
-                f"{self.limits.max_entity_id_length}"
-            )
-
-    def _check_key(self, key: object) -> None:
-        if key is None:
-            return
-        if not isinstance(key, str) or not key:
-            raise InvalidEventError("idempotency_key must be a non-empty string or None")
-        if len(key) > self.limits.max_idempotency_key_length:
-            raise InvalidEventError(
-                f"idempotency_key is longer than {self.limits.max_idempotency_key_length}"
-            )
-
-    def _check_context(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
-        if context is None:
-            return {}
-        if not isinstance(context, Mapping):
-            raise InvalidEventError(f"context must be a mapping, got {type(context).__name__}")
-        try:
-            encoded = json.dumps(dict(context), allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidEventError(f"context is not JSON-serializable: {exc}") from exc
-        size = len(encoded.encode("utf-8"))
-        if size > self.limits.max_context_bytes:
-            raise InvalidEventError(
-                f"context is {size} bytes of JSON; the limit is {self.limits.max_context_bytes}"
-                " (PYSTATOR_MAX_CONTEXT_BYTES)"
-            )
-        return dict(context)
 
     # --- submission --------------------------------------------------------------------------
 
@@ -160,8 +145,9 @@ class Producer:
         row = self.validate(spec, now)
         with translate_errors("submit"), driver_autocommit(self.engine) as conn:
             inserted = submit_queries.insert_one(conn, row, now)
+        self._refuse_conflicts([row], [inserted], now)
         self.nudger.nudge(_due_keys([row], [inserted], now))
-        return Receipt(event_id=inserted[0], duplicate=inserted[1])
+        return Receipt(inserted.id, inserted.duplicate)
 
     def submit_many(self, specs: Iterable[EventSpec | Mapping[str, Any]]) -> list[Receipt]:
         """Insert a batch in one transaction (one statement per 2,000 rows); nudge after commit."""
@@ -169,13 +155,21 @@ class Producer:
         rows = [self.validate(_spec(s), now) for s in specs]
         if not rows:
             return []
-        # One statement is atomic on its own: skip BEGIN/COMMIT round trips for small batches.
-        single = submit_queries.is_single_statement(rows)
+        # One statement is atomic on its own: skip BEGIN/COMMIT round trips for small batches
+        # (keyed batches of several events keep a transaction: a conflict must undo them all).
+        keyed = len(rows) > 1 and any(r.idempotency_key is not None for r in rows)
+        single = submit_queries.is_single_statement(rows) and not keyed
         scope = autocommit(self.engine) if single else transaction(self.engine)
-        with translate_errors("submit"), scope as conn:
-            inserted = submit_queries.insert_events(conn, rows, now)
+        try:
+            with translate_errors("submit"), scope as conn:
+                inserted = submit_queries.insert_events(conn, rows, now)
+                if any(i.conflict for i in inserted):
+                    raise _Refused(inserted)  # all or nothing: rolls the batch back
+        except _Refused as refused:
+            inserted = refused.inserted
+        self._refuse_conflicts(rows, inserted, now)
         self.nudger.nudge(_due_keys(rows, inserted, now))
-        return [Receipt(event_id=i, duplicate=d) for i, d in inserted]
+        return [Receipt(i.id, i.duplicate) for i in inserted]
 
     def enqueue(self, conn_or_session: Any, spec: EventSpec) -> Receipt:
         """Insert inside the caller's transaction: the event exists iff that transaction commits.
@@ -187,10 +181,33 @@ class Producer:
         row = self.validate(spec, now)
         conn = _connection_of(conn_or_session)
         with translate_errors("enqueue"):
-            ((event_id, duplicate),) = submit_queries.insert_events(conn, [row], now)
-        if not duplicate and row.fires_at <= now:
+            (inserted,) = submit_queries.insert_events(conn, [row], now)
+        self._refuse_conflicts([row], [inserted], now)
+        if not inserted.duplicate and row.fires_at <= now:
             self._nudge_on_commit(conn_or_session, (row.machine, row.entity_id))
-        return Receipt(event_id=event_id, duplicate=duplicate)
+        return Receipt(inserted.id, inserted.duplicate)
+
+    def _refuse_conflicts(
+        self, rows: Sequence[NewEvent], inserted: Sequence[Inserted], now: datetime
+    ) -> None:
+        """Record reused keys (for operators) and raise :class:`IdempotencyConflictError`."""
+        refused = [(r, i.id) for r, i in zip(rows, inserted, strict=True) if i.conflict]
+        if not refused:
+            return
+        try:
+            with translate_errors("record conflicts"), transaction(self.engine) as conn:
+                submit_queries.record_conflicts(conn, refused, now)
+        except StoreError as exc:  # the refusal stands; only its record is lost
+            log.warning("idempotency_conflict_not_recorded", error=str(exc))
+        row, holder = refused[0]
+        raise IdempotencyConflictError(
+            f"idempotency_key {row.idempotency_key!r} of machine {row.machine!r} belongs to "
+            f"event {holder}, a different event (another entity, trigger or context); "
+            "nothing was stored",
+            machine=row.machine,
+            idempotency_key=row.idempotency_key or "",
+            event_id=holder,
+        )
 
     def _nudge_on_commit(self, target: Any, key: EntityKey) -> None:
         info = target.info
@@ -199,6 +216,14 @@ class Producer:
             pending = info[_NUDGES_KEY] = []
             _listen_commit(target, self.nudger)
         pending.append(key)
+
+
+class _Refused(Exception):
+    """Raised inside a batch's transaction to roll it back when one of its keys conflicts."""
+
+    def __init__(self, inserted: list[Inserted]) -> None:
+        super().__init__("idempotency conflict")
+        self.inserted = inserted
 
 
 def _listen_commit(target: Any, nudger: Nudger) -> None:
@@ -230,19 +255,13 @@ def _connection_of(conn_or_session: Any) -> Connection:
 
 
 def _due_keys(
-    rows: Sequence[NewEvent], inserted: Sequence[tuple[int, bool]], now: datetime
+    rows: Sequence[NewEvent], inserted: Sequence[Inserted], now: datetime
 ) -> list[EntityKey]:
     return [
         (row.machine, row.entity_id)
-        for row, (_id, duplicate) in zip(rows, inserted, strict=True)
-        if not duplicate and row.fires_at <= now
+        for row, result in zip(rows, inserted, strict=True)
+        if not result.duplicate and not result.conflict and row.fires_at <= now
     ]
-
-
-def _aware(value: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidEventError(f"fires_at must be a datetime, got {type(value).__name__}")
-    return as_utc(value)
 
 
 __all__ = ["EventSpec", "Limits", "Producer", "Receipt"]

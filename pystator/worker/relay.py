@@ -9,6 +9,7 @@ nudges and outbox claims are idempotent.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pystator.fsm_core.errors import StoreError
@@ -54,9 +55,10 @@ class Relay:
         actions = self.runtime.outbox.sweep()
         return RelayTick(nudged=len(keys), actions_run=actions)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, tick: Callable[[], None] = lambda: None) -> None:
         """Tick every ``interval`` until ``stop`` is set; database outages are logged, not fatal."""
         while not stop.is_set():
+            tick()
             try:
                 self.tick()
             except StoreError as exc:

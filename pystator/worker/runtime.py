@@ -27,16 +27,23 @@ from pystator.schedulers.fleet_redis_timers import RedisTimerSink
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring, TimerSink, entity_keys
 from pystator.schedulers.redis_scheduler import RedisScheduler
 from pystator.settings import Settings, load_settings
-from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.stores.sql.connections import ServerTimeouts, dispose, fleet_engine
 from pystator.worker.batch import Batch
 from pystator.worker.celery_config import is_memory_broker, new_app
+from pystator.worker.door import Limits
+from pystator.worker.liveness import WorkerStatus
 from pystator.worker.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
 from pystator.worker.observer import FleetObserver, LoggingObserver, Observers
 from pystator.worker.outbox import OutboxRunner
 from pystator.worker.processor import Processor, ProcessorOptions
-from pystator.worker.producer import Limits, Producer
+from pystator.worker.producer import Producer
 from pystator.worker.registry import MachineRegistry, load_registry
 from pystator.worker.tasks import timer_publisher
+
+#: Pool connections for a process's background duties (timers, relay, heartbeat).
+DUTY_CONNECTIONS = 3
+#: Threads a producer-only process is assumed to submit from (sizes its pool).
+DEFAULT_PRODUCER_CONCURRENCY = 4
 
 
 @dataclass
@@ -50,6 +57,7 @@ class Runtime:
     app: Celery | None = None  # None with the in-process broker
     run_actions_inline: bool = True
     observer: Observers = field(default_factory=lambda: Observers([LoggingObserver()]))
+    status: WorkerStatus = field(default_factory=lambda: WorkerStatus(kind="producer"))
     timer_firing: TimerFiring = field(init=False)
     timers: TimerSink = field(init=False)
     processor: Processor = field(init=False)
@@ -58,18 +66,34 @@ class Runtime:
 
     def __post_init__(self) -> None:
         settings = self.settings
-        self.timer_firing = TimerFiring(
-            self.engine, self._timers_fired, max_attempts=settings.max_attempts
-        )
-        self.timers = make_timer_sink(settings, self.timer_firing, self.app)
         retry = Backoff(
             base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
         )
-        self.outbox = OutboxRunner(self.engine, self.machines, retry=retry, observer=self.observer)
+        self.timer_firing = TimerFiring(
+            self.engine, self._timers_fired, max_attempts=settings.max_attempts, retry=retry
+        )
+        self.timers = make_timer_sink(settings, self.timer_firing, self.app)
+        self.outbox = OutboxRunner(
+            self.engine,
+            self.machines,
+            retry=Backoff(
+                base_seconds=settings.action_retry_base_seconds,
+                max_seconds=settings.action_retry_max_seconds,
+            ),
+            max_attempts=settings.action_max_attempts,
+            timeout=settings.action_timeout_seconds,
+            observer=self.observer,
+        )
+        options = ProcessorOptions(
+            retry=retry,
+            outbox_lease=self.outbox.lease,
+            batch_max_bytes=settings.batch_max_bytes,
+            max_entity_context_bytes=settings.max_entity_context_bytes,
+        )
         self.processor = Processor(
             self.engine,
             self.machines,
-            options=ProcessorOptions(retry=retry),
+            options=options,
             timers=self.timers,
             after_commit=[self.observer.batch_committed, self._run_actions],
         )
@@ -77,7 +101,10 @@ class Runtime:
             engine=self.engine,
             machines=self.machines,
             nudger=self.nudger,
-            limits=Limits(max_context_bytes=settings.max_context_bytes),
+            limits=Limits(
+                max_context_bytes=settings.max_context_bytes,
+                max_context_depth=settings.max_context_depth,
+            ),
         )
 
     @classmethod
@@ -88,11 +115,14 @@ class Runtime:
         machines: MachineRegistry | None = None,
         app: Celery | None = None,
         observers: Sequence[FleetObserver] = (),
+        concurrency: int = DEFAULT_PRODUCER_CONCURRENCY,
     ) -> Runtime:
         """Wire a runtime from settings (machines from ``settings.machines`` / ``app``).
 
         ``app`` is the Celery app to publish on (a worker passes the app it runs); by default a
         publishing-only app on ``settings.broker_url`` (none for the in-process broker).
+        ``concurrency`` is how many threads of this process work at once: the connection pool
+        is sized from it (:func:`pool_size`).
         """
         settings = settings or load_settings()
         registry = (
@@ -103,7 +133,14 @@ class Runtime:
             app = app or new_app(settings)
         return cls(
             settings=settings,
-            engine=fleet_engine(settings.database_url),
+            engine=fleet_engine(
+                settings.database_url,
+                pool_size=pool_size(settings, concurrency),
+                timeouts=ServerTimeouts(
+                    statement_seconds=settings.statement_timeout_seconds,
+                    idle_in_transaction_seconds=settings.idle_in_transaction_timeout_seconds,
+                ),
+            ),
             machines=registry,
             nudger=make_nudger(settings, app, observer),
             app=app,
@@ -121,16 +158,25 @@ class Runtime:
 
     def _run_actions(self, batch: Batch) -> None:
         if self.run_actions_inline and batch.action_ids:
-            self.outbox.run(batch.outbox_rows())
+            self.outbox.run(batch.outbox_rows(), deadline=batch.lease_until)
 
     def relay_grace(self) -> timedelta:
         """How long a just-submitted due event may wait for its own nudge before the relay acts."""
         return timedelta(seconds=max(2 * self.settings.relay_interval_seconds, 1.0))
 
     def close(self) -> None:
-        """Release database connections and the timer backend's client."""
+        """Release database connections, the timer backend's client and the action threads."""
         self.timers.close()
+        self.outbox.close()
         dispose(self.engine)
+
+
+def pool_size(settings: Settings, concurrency: int) -> int:
+    """Connections one process keeps (``PYSTATOR_DB_POOL_SIZE``, else derived): one per working
+    thread plus :data:`DUTY_CONNECTIONS` for the timers, the relay and the heartbeat. The pool
+    never grows past it: a thread that finds it empty waits, then gets a
+    :class:`~pystator.fsm_core.errors.StoreUnavailableError`."""
+    return settings.db_pool_size or max(concurrency, 1) + DUTY_CONNECTIONS
 
 
 def make_nudger(
@@ -176,16 +222,20 @@ def make_timer_sink(settings: Settings, firing: TimerFiring, app: Celery | None)
 _lock = threading.Lock()
 _default: dict[tuple[int, str | None], Runtime] = {}
 _configured: list[Settings] = []
+_concurrency: list[int] = [DEFAULT_PRODUCER_CONCURRENCY]
 
 
-def configure(settings: Settings) -> None:
-    """Use ``settings`` (instead of the environment) for runtimes built from now on.
+def configure(settings: Settings, *, concurrency: int | None = None) -> None:
+    """Use ``settings`` (instead of the environment) for runtimes built from now on, and size
+    their pools for ``concurrency`` working threads.
 
     The ``pystator worker`` command calls this with its command-line overrides before Celery
-    starts, so forked pool children inherit it.
+    starts, so forked pool children inherit it (they then size themselves for one task).
     """
     with _lock:
         _configured[:] = [settings]
+        if concurrency is not None:
+            _concurrency[:] = [concurrency]
         _default.clear()
 
 
@@ -206,7 +256,7 @@ def get_runtime(db_url: str | None = None) -> Runtime:
             settings = current_settings()
             if db_url is not None:
                 settings = replace(settings, database_url=db_url)
-            runtime = Runtime.from_settings(settings)
+            runtime = Runtime.from_settings(settings, concurrency=_concurrency[0])
             _default[key] = runtime
     return runtime
 

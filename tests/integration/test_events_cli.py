@@ -78,9 +78,15 @@ def test_replay_a_dead_event_after_fixing_it(
 def test_replay_and_discard_by_filter(
     rig: Rig, seeded: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cli(capsys, "events", "replay", "--status", "rejected", "--machine", MACHINE)
+    # a change by filter shows its count and does nothing without --yes (no terminal here)
+    assert main(["events", "replay", "--status", "rejected", "--machine", MACHINE]) == 3
+    assert rig.event(seeded["rejected"]).status == "rejected"
+    dry = cli(capsys, "events", "replay", "--status", "rejected", "--dry-run", "--entity", "a")
+    assert "events to replay: 1" in dry
+    assert rig.event(seeded["rejected"]).status == "rejected"
+    cli(capsys, "events", "replay", "--status", "rejected", "--machine", MACHINE, "--yes")
     assert rig.event(seeded["rejected"]).status == "pending"
-    assert "discarded 2 events" in cli(capsys, "events", "discard", "--entity", "a")
+    assert "discarded 2 events" in cli(capsys, "events", "discard", "--entity", "a", "--yes")
     assert rig.event(seeded["rejected"]).status == "discarded"
     assert rig.event(seeded["dead"]).status == "discarded"
     assert rig.event(seeded["open"]).status == "completed"  # finished work is never discarded

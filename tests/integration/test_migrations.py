@@ -20,6 +20,8 @@ TABLES = {
     "worker_events",
     "action_outbox",
     "worker_timers",
+    "idempotency_conflicts",
+    "worker_heartbeats",
 }
 
 
@@ -79,7 +81,7 @@ def test_db_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["db", "current", "--url", sqlite_url]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "history"]) == 0
-    assert "0002 (head)" in capsys.readouterr().out
+    assert f"{migrations.head()} (head)" in capsys.readouterr().out
     assert main(["db", "downgrade", "base", "--url", sqlite_url]) == 0
     assert migrations.current(sqlite_url) is None
 

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 
 from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.stores.sql import admin_queries, entity_queries, outbox_queries, submit_queries
+from pystator.schedulers.fleet_timers import TimerFiring
+from pystator.stores.sql import (
+    admin_queries,
+    entity_queries,
+    outbox_queries,
+    submit_queries,
+    timer_queries,
+)
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.schema import action_outbox, transition_history
@@ -257,7 +264,7 @@ def test_a_stale_timer_is_dropped(rig: Rig) -> None:
     with rig.engine.begin() as conn:
         (row,) = submit_queries.insert_timer_events(conn, [timer], rig.clock())
     rig.processor.drain()
-    assert rig.event(row[0]).status == "stale"
+    assert rig.event(row.id).status == "stale"
     assert rig.record("a").state == "open"
 
 
@@ -348,21 +355,22 @@ def test_claims_skip_entities_locked_by_another_transaction(pg_rig: Rig) -> None
 def test_timers_fired_by_an_external_scheduler_apply_once_and_only_if_fresh(rig: Rig) -> None:
     rig.submit("a", "open")
     rig.processor.drain()
+    now = rig.clock()
     fresh = ArmedTimer(
-        machine=MACHINE, entity_id="a", key="t", state="open", entry=1, trigger="close"
+        machine=MACHINE, entity_id="a", key="t", state="open", entry=1, trigger="close", due_at=now
     )
     stale = ArmedTimer(
-        machine=MACHINE, entity_id="a", key="t", state="open", entry=0, trigger="close"
+        machine=MACHINE, entity_id="a", key="u", state="open", entry=0, trigger="close", due_at=now
     )
-    now = rig.clock()
-    with rig.engine.begin() as conn:  # what TimerFiring writes when a scheduler fires them
-        first, again, old = (
-            submit_queries.insert_timer_events(conn, [t], now)[0] for t in (fresh, fresh, stale)
-        )
-    assert again[0] == first[0] and again[1]
+    with rig.engine.begin() as conn:
+        timer_queries.arm(conn, [fresh, stale], now)
+    firing = TimerFiring(rig.engine, clock=rig.clock)
+    ids = [fresh.timer_id, stale.timer_id]
+    assert {t.timer_id for t in firing.fire_ids(ids)} == set(ids)
+    assert firing.fire_ids(ids) == []  # fired once: a second message finds nothing
     rig.processor.drain()
-    assert rig.event(first[0]).status == "completed"
-    assert rig.event(old[0]).status == "stale"
+    statuses = {e.timer_key: e.status for e in rig.events() if e.origin == "timer"}
+    assert statuses == {"t": "completed", "u": "stale"}
     assert rig.record("a").state == "closed"
 
 

@@ -273,9 +273,10 @@ def test_a_batch_outliving_half_its_lease_releases_the_rest(
         clock.advance(6)
 
     assert scheduler.poll_once(slow_fire) == 3
-    assert fired == timers[:1]
+    assert len(fired) == 1  # then half the lease was gone: the other two were released
     assert (scheduler.pending_count(), scheduler.claimed_count()) == (2, 0)
-    assert {t.timer_id for t in scheduler.claim_due()} == {t.timer_id for t in timers[1:]}
+    rest = {t.timer_id for t in timers} - {fired[0].timer_id}
+    assert {t.timer_id for t in scheduler.claim_due()} == rest
 
 
 def test_the_poller_thread_fires_timers_once_they_are_due(

@@ -77,7 +77,7 @@ def test_relay_runs_actions_whose_worker_died_after_commit(runtime: Runtime) -> 
     runtime.processor.drain()
     relay = Relay(runtime)
     assert relay.tick().actions_run == 0  # still leased
-    runtime.outbox.clock.advance(60)  # type: ignore[attr-defined]
+    runtime.outbox.clock.advance(runtime.outbox.lease.total_seconds() + 1)  # type: ignore[attr-defined]
     assert relay.tick().actions_run == 1
     with runtime.engine.connect() as conn:
         status = conn.execute(sa.select(action_outbox.c.status)).scalar_one()

@@ -67,8 +67,8 @@ def test_the_same_key_on_another_machine_is_not_a_duplicate(rig: Rig) -> None:
     ]
     with rig.engine.begin() as conn:
         results = submit_queries.insert_events(conn, rows, now)
-    assert results[0][0] != results[1][0]
-    assert [d for _, d in results] == [False, False]
+    assert results[0].id != results[1].id
+    assert [r.duplicate for r in results] == [False, False]
 
 
 def test_batch_submit_keeps_order_and_marks_repeats_within_the_batch(rig: Rig) -> None:
@@ -118,13 +118,13 @@ def test_enqueue_in_a_session_exists_only_if_the_session_commits(rig: Rig) -> No
     [
         ({"machine": "nope"}, "unknown machine 'nope'"),
         ({"trigger": "fly"}, "has no trigger 'fly'"),
-        ({"entity_id": ""}, "entity_id must be a non-empty string"),
+        ({"entity_id": ""}, "entity_id: must be a non-empty string"),
         ({"entity_id": "x" * 300}, "the limit is 255"),
-        ({"context": {"when": datetime.now(UTC)}}, "not JSON-serializable"),
+        ({"context": {"when": datetime.now(UTC)}}, "datetime is not a JSON value"),
         ({"context": {"blob": "y" * 2000}}, "the limit is 1000"),
         ({"context": ["not", "a", "mapping"]}, "must be a mapping"),
-        ({"max_attempts": 0}, "max_attempts must be at least 1"),
-        ({"idempotency_key": ""}, "idempotency_key must be a non-empty string"),
+        ({"max_attempts": 0}, "max_attempts: must be from 1 to 100"),
+        ({"idempotency_key": ""}, "idempotency_key: must be a non-empty string"),
     ],
 )
 def test_bad_input_is_refused_at_the_door(
@@ -152,13 +152,15 @@ def test_future_fires_at_is_not_applied_early(rig: Rig) -> None:
 
 def test_module_functions_use_the_default_runtime(db_url: str, runtime: Runtime) -> None:
     first = submit_event_sync(MACHINE, "a", "open", {"x": 1}, db_url=db_url, idempotency_key="k")
-    again = asyncio.run(submit_event(MACHINE, "a", "open", db_url=db_url, idempotency_key="k"))
+    again = asyncio.run(
+        submit_event(MACHINE, "a", "open", {"x": 1}, db_url=db_url, idempotency_key="k")
+    )
     batch = submit_events(
         [{"machine_name": MACHINE, "entity_id": "b", "trigger": "open"}], db_url=db_url
     )
     with runtime.engine.begin() as conn:
         inside = enqueue(conn, MACHINE, "c", "open", db_url=db_url)
-    assert again == first
+    assert again == first and again.duplicate and not first.duplicate
     assert len({first, batch[0], inside}) == 3
     with runtime.engine.connect() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(worker_events)).scalar()

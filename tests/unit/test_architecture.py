@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pystator"
 
 #: Area of a module (its first path part under pystator/) -> areas it may import.
-_BASE = {"clock", "settings", "logging"}
+_BASE = {"clock", "settings", "logging", "failures"}
 _STORES = {"fsm_core", *_BASE, "stores"}
 _PUBLIC = {*_STORES, "schedulers", "orchestrator"}
 ALLOWED: dict[str, set[str]] = {
@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "clock": {"fsm_core"},
     "settings": {"fsm_core"},
     "logging": {"fsm_core"},
+    "failures": {"fsm_core"},
     "stores": _STORES,
     "migrations": {*_STORES, "migrations"},
     "schedulers": {*_STORES, "schedulers"},

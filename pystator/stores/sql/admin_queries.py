@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pystator.fsm_core.records import EntityKey, EventStatus
+from pystator.stores.sql.locking import wait_for_entity
 from pystator.stores.sql.rows import (
     DISCARDABLE,
     REPLAYABLE,
@@ -85,13 +86,41 @@ def replay(conn: Connection, where: EventFilter, now: datetime) -> list[EntityKe
 
 
 def discard(conn: Connection, where: EventFilter, now: datetime) -> int:
-    """Mark pending, dead or rejected events matching ``where`` as ``discarded``."""
+    """Mark pending, dead or rejected events matching ``where`` as ``discarded``.
+
+    Each affected entity's lock is taken first (waiting for a worker that holds it), so an
+    event a worker is applying right now ends applied or discarded, never both.
+    """
+    conditions = [*where.where(), _W.status.in_(DISCARDABLE)]
+    keys = conn.execute(
+        sa.select(_W.machine, _W.entity_id)
+        .where(*conditions)
+        .distinct()
+        .order_by(_W.machine, _W.entity_id)
+    ).all()
+    for machine, entity_id in keys:
+        wait_for_entity(conn, machine, entity_id)
     result = conn.execute(
         sa.update(worker_events)
-        .where(*where.where(), _W.status.in_(DISCARDABLE))
+        .where(*conditions)
         .values(status=EventStatus.DISCARDED, updated_at=now, completed_at=now)
     )
     return int(result.rowcount)
+
+
+def count_replayable(conn: Connection, where: EventFilter) -> int:
+    """How many events :func:`replay` would send back to pending."""
+    return _count(conn, [*where.where(), _W.status.in_(REPLAYABLE)])
+
+
+def count_discardable(conn: Connection, where: EventFilter) -> int:
+    """How many events :func:`discard` would discard."""
+    return _count(conn, [*where.where(), _W.status.in_(DISCARDABLE)])
+
+
+def _count(conn: Connection, conditions: list[sa.ColumnElement[bool]]) -> int:
+    query = sa.select(sa.func.count()).select_from(worker_events).where(*conditions)
+    return int(conn.execute(query).scalar_one())
 
 
 def stats(conn: Connection) -> dict[str, Any]:
@@ -122,4 +151,13 @@ def stats(conn: Connection) -> dict[str, Any]:
     }
 
 
-__all__ = ["EventFilter", "discard", "get_event", "list_events", "replay", "stats"]
+__all__ = [
+    "EventFilter",
+    "count_discardable",
+    "count_replayable",
+    "discard",
+    "get_event",
+    "list_events",
+    "replay",
+    "stats",
+]

@@ -15,16 +15,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.stores.sql.engine import create_engine_from_url, is_sqlite
+from pystator.stores.sql.engine import (
+    PG_CONNECT_TIMEOUT_SECONDS,
+    create_engine_from_url,
+    is_sqlite,
+)
 
-#: Connections per worker process (threads share them); PostgreSQL only.
+#: Connections per process (threads share them) when the caller does not size the pool.
 DEFAULT_POOL_SIZE = 10
+#: Connections of the autocommit companion engine (single-statement submits).
+AUTOCOMMIT_POOL_SIZE = 2
+#: Seconds a thread waits for a pooled connection before StoreUnavailableError.
+POOL_TIMEOUT_SECONDS = 10.0
 #: ``psycopg.pq.TransactionStatus.IDLE`` (no transaction open, no command in progress).
 _IDLE = 0
 
@@ -37,8 +46,30 @@ def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def fleet_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
-    """An engine for worker and producer transactions on ``url``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerTimeouts:
+    """PostgreSQL session limits: no statement, and no transaction left idle, runs forever."""
+
+    statement_seconds: float = 30.0
+    idle_in_transaction_seconds: float = 60.0
+
+    def options(self) -> str:
+        """The libpq ``options`` string that sets them for every connection."""
+        return (
+            f"-c statement_timeout={int(self.statement_seconds * 1000)} "
+            f"-c idle_in_transaction_session_timeout={int(self.idle_in_transaction_seconds * 1000)}"
+        )
+
+
+def fleet_engine(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeouts: ServerTimeouts | None = None
+) -> Engine:
+    """An engine for worker and producer transactions on ``url``.
+
+    PostgreSQL: a fixed pool of ``pool_size`` connections (no overflow: the connection budget
+    is what the README's formula says), waited for at most :data:`POOL_TIMEOUT_SECONDS`, with
+    statement and idle-in-transaction timeouts set on the server side.
+    """
     if is_sqlite(url):
         engine = create_engine_from_url(url)
         event.listen(engine, "connect", _autocommit_driver)
@@ -47,9 +78,23 @@ def fleet_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per transaction. A connection found dead raises
     # StoreUnavailableError once (the pool is then refreshed); workers retry, producers see it.
-    return create_engine_from_url(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+    engine = create_engine_from_url(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        pool_pre_ping=False,
+        connect_args=_connect_args(timeouts or ServerTimeouts()),
     )
+    _timeouts[engine] = timeouts or ServerTimeouts()
+    return engine
+
+
+def _connect_args(timeouts: ServerTimeouts) -> dict[str, Any]:
+    return {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, "options": timeouts.options()}
+
+
+_timeouts: WeakKeyDictionary[Engine, ServerTimeouts] = WeakKeyDictionary()
 
 
 _writer_locks: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
@@ -85,8 +130,11 @@ def _autocommit_engine(engine: Engine) -> Engine:
                 engine.url,
                 isolation_level="AUTOCOMMIT",
                 pool_pre_ping=False,
-                pool_size=2,
+                pool_size=AUTOCOMMIT_POOL_SIZE,
+                max_overflow=0,
+                pool_timeout=POOL_TIMEOUT_SECONDS,
                 pool_reset_on_return=None,
+                connect_args=_connect_args(_timeouts.get(engine) or ServerTimeouts()),
             )
             _autocommit_engines[engine] = companion
         return companion
@@ -146,6 +194,9 @@ def dispose(engine: Engine) -> None:
 
 
 __all__ = [
+    "AUTOCOMMIT_POOL_SIZE",
+    "POOL_TIMEOUT_SECONDS",
+    "ServerTimeouts",
     "autocommit",
     "dispose",
     "driver_autocommit",

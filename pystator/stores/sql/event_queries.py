@@ -75,30 +75,41 @@ def has_due_events(conn: Connection, machine: str, entity_id: str, now: datetime
 
 
 def pending_events(
-    conn: Connection, keys: Sequence[EntityKey], now: datetime, *, limit: int = 100
+    conn: Connection,
+    keys: Sequence[EntityKey],
+    now: datetime,
+    *,
+    limit: int = 100,
+    max_bytes: int | None = None,
 ) -> dict[EntityKey, list[EventRow]]:
     """Each entity's pending events in id order, up to (not including) its first not yet due
-    event, at most ``limit`` per entity, in one query."""
+    event, at most ``limit`` per entity, in one query.
+
+    ``max_bytes`` bounds the stored size of the contexts loaded: entities take turns (every
+    entity's first event, then every second one, …) until the budget is spent; each entity
+    still gets its first event, so a batch always moves.
+    """
     if not keys:
         return {}
+    size = sa.func.pg_column_size(_W.context) if is_postgres(conn) else sa.func.length(_W.context)
+    rank = sa.func.row_number().over(partition_by=(_W.machine, _W.entity_id), order_by=_W.id)
     ranked = (
-        sa.select(
-            worker_events,
-            sa.func.row_number()
-            .over(partition_by=(_W.machine, _W.entity_id), order_by=_W.id)
-            .label("rank"),
-        )
+        sa.select(worker_events, rank.label("rank"), size.label("bytes"))
         .where(
             _W.status == EventStatus.PENDING,
             sa.tuple_(_W.machine, _W.entity_id).in_(list(keys)),
         )
         .subquery("ranked")
     )
-    query = (
-        sa.select(ranked)
-        .where(ranked.c.rank <= limit)
-        .order_by(ranked.c.machine, ranked.c.entity_id, ranked.c.id)
+    running = (
+        sa.func.sum(ranked.c.bytes)
+        .over(order_by=(ranked.c.rank, ranked.c.machine, ranked.c.entity_id))
+        .label("running")
     )
+    budgeted = sa.select(ranked, running).where(ranked.c.rank <= limit).subquery("budgeted")
+    query = sa.select(budgeted).order_by(budgeted.c.machine, budgeted.c.entity_id, budgeted.c.id)
+    if max_bytes is not None:
+        query = query.where(sa.or_(budgeted.c.rank == 1, budgeted.c.running <= max_bytes))
     out: dict[EntityKey, list[EventRow]] = {}
     blocked: set[EntityKey] = set()
     for row in conn.execute(query).mappings():

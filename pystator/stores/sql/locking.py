@@ -19,10 +19,13 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def _lock_key(machine: Any, entity_id: Any) -> sa.ColumnElement[Any]:
+    return sa.func.hashtextextended(sa.cast(machine, sa.Text) + "/" + entity_id, 0)
+
+
 def try_lock_expression(machine: Any, entity_id: Any) -> sa.ColumnElement[Any]:
     """SQL that takes the entity's advisory lock for the transaction; true when it got it."""
-    key = sa.func.hashtextextended(sa.cast(machine, sa.Text) + "/" + entity_id, 0)
-    return sa.func.pg_try_advisory_xact_lock(key)
+    return sa.func.pg_try_advisory_xact_lock(_lock_key(machine, entity_id))
 
 
 def lock_entity(conn: Connection, machine: str, entity_id: str) -> bool:
@@ -33,4 +36,13 @@ def lock_entity(conn: Connection, machine: str, entity_id: str) -> bool:
     return bool(conn.execute(sa.select(expression)).scalar())
 
 
-__all__ = ["is_postgres", "lock_entity", "try_lock_expression"]
+def wait_for_entity(conn: Connection, machine: str, entity_id: str) -> None:
+    """Take this entity's lock for the transaction, waiting while a worker holds it (operator
+    commands, which must not change an event a worker is applying at this moment)."""
+    if not is_postgres(conn):
+        return  # BEGIN IMMEDIATE already waited for every other writer
+    key = _lock_key(sa.literal(machine, sa.Text), sa.literal(entity_id, sa.Text))
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+__all__ = ["is_postgres", "lock_entity", "try_lock_expression", "wait_for_entity"]

@@ -8,6 +8,7 @@ becomes claimable only after a lease).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,12 +72,7 @@ def claim_outbox(
 
     Claiming pushes ``available_at`` out by ``lease`` so no other sweeper takes them meanwhile.
     """
-    query = (
-        sa.select(action_outbox)
-        .where(_O.status == OutboxStatus.PENDING, _O.available_at <= now)
-        .order_by(_O.id)
-        .limit(limit)
-    )
+    query = _claimable(now).limit(limit)
     if is_postgres(conn):
         query = query.with_for_update(skip_locked=True)
     rows = [outbox_from_row(r) for r in conn.execute(query).mappings()]
@@ -87,6 +83,37 @@ def claim_outbox(
             .values(available_at=now + lease)
         )
     return rows
+
+
+def claimable_ids(conn: Connection, now: datetime, limit: int) -> list[int]:
+    """Ids of up to ``limit`` claimable actions (read only: for claiming them one by one)."""
+    query = sa.select(_O.id).where(*_claimable_where(now)).order_by(_O.id).limit(limit)
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+def claim_ids(
+    conn: Connection, ids: Sequence[int], now: datetime, *, lease: timedelta
+) -> list[OutboxRow]:
+    """:func:`claim_outbox` for the named rows that are still claimable."""
+    query = (
+        sa.update(action_outbox)
+        .where(_O.id.in_(list(ids)), *_claimable_where(now))
+        .values(available_at=now + lease)
+        .returning(*action_outbox.c)
+    )
+    return sorted((outbox_from_row(r) for r in conn.execute(query).mappings()), key=_by_id)
+
+
+def _claimable_where(now: datetime) -> list[sa.ColumnElement[bool]]:
+    return [_O.status == OutboxStatus.PENDING, _O.available_at <= now]
+
+
+def _claimable(now: datetime) -> sa.Select[Any]:
+    return sa.select(action_outbox).where(*_claimable_where(now)).order_by(_O.id)
+
+
+def _by_id(row: OutboxRow) -> int:
+    return row.id
 
 
 def complete_outbox(conn: Connection, ids: Sequence[int], now: datetime) -> None:
@@ -123,23 +150,90 @@ def fail_outbox(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionFilter:
+    """Which outbox rows an operator command applies to (combined with AND)."""
+
+    ids: tuple[int, ...] = ()
+    status: str | None = None
+    machine: str | None = None
+    entity_id: str | None = None
+    action: str | None = None
+    event_id: int | None = None
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        """The SQL conditions of this filter."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if self.ids:
+            conditions.append(_O.id.in_(list(self.ids)))
+        for column, value in (
+            (_O.status, self.status),
+            (_O.machine, self.machine),
+            (_O.entity_id, self.entity_id),
+            (_O.action, self.action),
+            (_O.event_id, self.event_id),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        return conditions
+
+    def is_empty(self) -> bool:
+        """True when the filter selects everything."""
+        return not self.where()
+
+
 def list_outbox(
-    conn: Connection, *, status: str | None = None, event_id: int | None = None, limit: int = 100
+    conn: Connection,
+    where: ActionFilter | None = None,
+    *,
+    status: str | None = None,
+    event_id: int | None = None,
+    limit: int = 100,
 ) -> list[OutboxRow]:
-    """Outbox rows, newest first, filtered by status and/or event."""
-    query = sa.select(action_outbox).order_by(_O.id.desc()).limit(limit)
-    if status is not None:
-        query = query.where(_O.status == status)
-    if event_id is not None:
-        query = query.where(_O.event_id == event_id)
+    """Outbox rows matching ``where`` (or ``status`` / ``event_id``), newest first."""
+    where = where or ActionFilter(status=status, event_id=event_id)
+    query = sa.select(action_outbox).where(*where.where()).order_by(_O.id.desc()).limit(limit)
     return [outbox_from_row(r) for r in conn.execute(query).mappings()]
 
 
+def count_outbox(conn: Connection, where: ActionFilter) -> int:
+    """How many outbox rows match ``where``."""
+    query = sa.select(sa.func.count()).select_from(action_outbox).where(*where.where())
+    return int(conn.execute(query).scalar_one())
+
+
+def replay_outbox(conn: Connection, where: ActionFilter, now: datetime) -> int:
+    """Send dead (or discarded) actions matching ``where`` back to pending, due now, with fresh
+    attempts (their past errors kept); returns how many."""
+    result = conn.execute(
+        sa.update(action_outbox)
+        .where(*where.where(), _O.status.in_([OutboxStatus.DEAD, OutboxStatus.DISCARDED]))
+        .values(status=OutboxStatus.PENDING, attempts=0, available_at=now, completed_at=None)
+    )
+    return int(result.rowcount)
+
+
+def discard_outbox(conn: Connection, where: ActionFilter, now: datetime) -> int:
+    """Give up on pending or dead actions matching ``where``; returns how many."""
+    result = conn.execute(
+        sa.update(action_outbox)
+        .where(*where.where(), _O.status.in_([OutboxStatus.PENDING, OutboxStatus.DEAD]))
+        .values(status=OutboxStatus.DISCARDED, completed_at=now)
+    )
+    return int(result.rowcount)
+
+
 __all__ = [
+    "ActionFilter",
+    "claim_ids",
     "claim_outbox",
+    "claimable_ids",
     "complete_outbox",
+    "count_outbox",
+    "discard_outbox",
     "fail_outbox",
     "insert_outbox",
     "list_outbox",
     "load_outbox",
+    "replay_outbox",
 ]

@@ -36,6 +36,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     DEAD = "dead"
+    DISCARDED = "discarded"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +54,18 @@ class NewEvent:
     timer_key: str | None = None
     timer_state: str | None = None
     timer_entry: int | None = None
+    encoded_context: str | None = None  # the context's JSON text, when the door already made it
+    fingerprint: str | None = None  # keyed events: what makes a repeat "the same event"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inserted:
+    """What inserting one event did: a new row, a duplicate of the key's event, or a conflict
+    (the key belongs to a different event; nothing changed). ``id`` is the row holding it."""
+
+    id: int
+    duplicate: bool
+    conflict: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +208,7 @@ __all__ = [
     "EventRow",
     "FailedEvent",
     "FinishedEvent",
+    "Inserted",
     "NewAction",
     "NewEvent",
     "OutboxRow",

@@ -39,6 +39,8 @@ MACHINE_NAME_LENGTH = 200
 ENTITY_ID_LENGTH = 255
 TRIGGER_LENGTH = 200
 IDEMPOTENCY_KEY_LENGTH = 255
+FINGERPRINT_LENGTH = 64
+WORKER_ID_LENGTH = 200
 
 
 def _ts(name: str, *, nullable: bool = False) -> Column[object]:
@@ -98,6 +100,8 @@ worker_events = Table(
     Column("timer_entry", BigInteger, nullable=True),  # for timers: version of that entry
     Column("errors", JsonType, nullable=False),  # one entry per failed attempt
     Column("outcome", JsonType, nullable=True),  # reason / target state once finished
+    # sha256 of (entity, trigger, context) for keyed events: tells a replay from a conflict
+    Column("fingerprint", String(FINGERPRINT_LENGTH), nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
     _ts("completed_at", nullable=True),
@@ -159,21 +163,61 @@ worker_timers = Table(
     Column("timer_key", String(400), nullable=False),
     Column("timer_state", Text, nullable=False),
     Column("timer_entry", BigInteger, nullable=False),
-    _ts("due_at"),
+    _ts("due_at"),  # moved out by a failed firing (backoff)
     _ts("handed_at", nullable=True),  # when handed to an external scheduler (Celery ETA)
     _ts("created_at"),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # failed firings
+    Column("errors", JsonType, nullable=False, server_default=text("'[]'")),
+    _ts("dead_at", nullable=True),  # set when it failed its last firing attempt: never fires
     Index("ix_worker_timers_due_at", "due_at"),
+)
+
+# A reused idempotency key: the same key with a different event (the submission was refused).
+idempotency_conflicts = Table(
+    "idempotency_conflicts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_LENGTH), nullable=False),
+    Column("event_id", BigInteger, nullable=False),  # the event the key belongs to
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),  # what was refused
+    Column("trigger", String(TRIGGER_LENGTH), nullable=False),
+    Column("fingerprint", String(FINGERPRINT_LENGTH), nullable=False),
+    _ts("created_at"),
+    Index("ix_idempotency_conflicts_created_at", "created_at"),
+)
+
+# One row per worker process (a prefork child included): what it is and whether it progresses.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(WORKER_ID_LENGTH), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # embedded | celery | child | relay
+    _ts("started_at"),
+    _ts("beat_at"),
+    _ts("progress_at"),  # last finished unit of work, or now when idle
+    Column("in_flight", Integer, nullable=False, server_default="0"),
+    Column("applied", BigInteger, nullable=False, server_default="0"),
+    Column("info", JsonType, nullable=False),  # concurrency, queue, duties' last ticks, stalls
+    _ts("stopped_at", nullable=True),
+    Index("ix_worker_heartbeats_host", "host"),
 )
 
 __all__ = [
     "ENTITY_ID_LENGTH",
+    "FINGERPRINT_LENGTH",
     "IDEMPOTENCY_KEY_LENGTH",
     "MACHINE_NAME_LENGTH",
     "TRIGGER_LENGTH",
+    "WORKER_ID_LENGTH",
     "action_outbox",
     "entity_states",
+    "idempotency_conflicts",
     "metadata",
     "transition_history",
     "worker_events",
+    "worker_heartbeats",
     "worker_timers",
 ]

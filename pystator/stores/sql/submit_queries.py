@@ -1,7 +1,9 @@
 """Inserting events into ``worker_events``: single, batched, in a caller's transaction, timers.
 
-A duplicate ``(machine, idempotency_key)`` never inserts a second row: it bumps the first event's
-``duplicate_count`` and returns that event's id flagged as a duplicate.
+A repeated ``(machine, idempotency_key)`` never inserts a second row. When the submission is
+the same event (same fingerprint: entity, trigger, context) it bumps the first event's
+``duplicate_count`` and is returned as a duplicate of it; when it is a different event it
+changes nothing and is returned as a conflict (the caller refuses it). Each result says which.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from sqlalchemy.engine import Connection
 
 from pystator.fsm_core.records import ArmedTimer, EventOrigin, EventStatus
 from pystator.stores.sql.locking import is_postgres
-from pystator.stores.sql.rows import INSERT_CHUNK_ROWS, NewEvent, chunks
-from pystator.stores.sql.schema import worker_events
+from pystator.stores.sql.rows import INSERT_CHUNK_ROWS, Inserted, NewEvent, chunks
+from pystator.stores.sql.schema import idempotency_conflicts, worker_events
 
 _W = worker_events.c
 
@@ -43,6 +45,7 @@ def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
         "timer_entry": event.timer_entry,
         "errors": [],
         "outcome": None,
+        "fingerprint": event.fingerprint,
         "created_at": now,
         "updated_at": now,
     }
@@ -51,10 +54,11 @@ def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
 def _upsert(conn: Connection) -> sa.Executable:
     insert = postgresql.insert if is_postgres(conn) else sqlite.insert
     statement = insert(worker_events)
+    same = sa.or_(_W.fingerprint.is_(None), _W.fingerprint == statement.excluded.fingerprint)
     return statement.on_conflict_do_update(
         index_elements=[_W.machine, _W.idempotency_key],
-        set_={"duplicate_count": _W.duplicate_count + 1},
-    ).returning(_W.id, _W.duplicate_count, _W.idempotency_key, _W.machine)
+        set_={"duplicate_count": _W.duplicate_count + sa.case((same, 1), else_=0)},
+    ).returning(_W.id, _W.duplicate_count, _W.fingerprint, _W.idempotency_key, _W.machine)
 
 
 # PostgreSQL: one statement with one array parameter per column, whatever the batch size (a
@@ -64,21 +68,25 @@ _UPSERT_FROM_ARRAYS = sa.text(
     """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
-        timer_state, timer_entry, errors, created_at, updated_at)
+        timer_state, timer_entry, errors, fingerprint, created_at, updated_at)
     SELECT d.machine, d.entity_id, d.trigger, CAST(d.context AS jsonb), 'pending', d.origin,
         d.idempotency_key, 0, 0, d.max_attempts, d.fires_at, d.timer_key, d.timer_state,
-        d.timer_entry, CAST('[]' AS jsonb), :now, :now
+        d.timer_entry, CAST('[]' AS jsonb), d.fingerprint, :now, :now
     FROM unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]),
                 CAST(:triggers AS text[]), CAST(:contexts AS text[]), CAST(:origins AS text[]),
                 CAST(:keys AS text[]), CAST(:max_attempts AS integer[]),
                 CAST(:fires_at AS timestamptz[]), CAST(:timer_keys AS text[]),
-                CAST(:timer_states AS text[]), CAST(:timer_entries AS bigint[]))
+                CAST(:timer_states AS text[]), CAST(:timer_entries AS bigint[]),
+                CAST(:fingerprints AS text[]))
          WITH ORDINALITY AS d(machine, entity_id, trigger, context, origin, idempotency_key,
-                              max_attempts, fires_at, timer_key, timer_state, timer_entry, ord)
+                              max_attempts, fires_at, timer_key, timer_state, timer_entry,
+                              fingerprint, ord)
     ORDER BY d.ord
     ON CONFLICT (machine, idempotency_key)
-    DO UPDATE SET duplicate_count = worker_events.duplicate_count + 1
-    RETURNING id, duplicate_count, idempotency_key, machine
+    DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
+        WHEN worker_events.fingerprint IS NULL
+          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN 1 ELSE 0 END
+    RETURNING id, duplicate_count, fingerprint, idempotency_key, machine
     """
 )
 
@@ -89,19 +97,25 @@ _UPSERT_FROM_ARRAYS = sa.text(
 _UPSERT_ONE_SQL = """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
-        timer_state, timer_entry, errors, created_at, updated_at)
+        timer_state, timer_entry, errors, fingerprint, created_at, updated_at)
     VALUES (%(machine)s, %(entity_id)s, %(trigger)s, CAST(%(context)s AS jsonb), 'pending',
         %(origin)s, %(idempotency_key)s, 0, 0, %(max_attempts)s, %(fires_at)s, %(timer_key)s,
-        %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(now)s, %(now)s)
+        %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(fingerprint)s, %(now)s, %(now)s)
     ON CONFLICT (machine, idempotency_key)
-    DO UPDATE SET duplicate_count = worker_events.duplicate_count + 1
-    RETURNING id, duplicate_count
+    DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
+        WHEN worker_events.fingerprint IS NULL
+          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN 1 ELSE 0 END
+    RETURNING id, duplicate_count, fingerprint
 """
 _UPSERT_ONE = sa.text(re.sub(r"%\((\w+)\)s", r":\1", _UPSERT_ONE_SQL))
 
 
 def _context_json(event: NewEvent) -> str:
-    return json.dumps(dict(event.context))
+    return (
+        event.encoded_context
+        if event.encoded_context is not None
+        else json.dumps(dict(event.context))
+    )
 
 
 # (scalar parameter of _UPSERT_ONE, array parameter of _UPSERT_FROM_ARRAYS, value of an event)
@@ -117,6 +131,7 @@ _EVENT_PARAMS: tuple[tuple[str, str, Callable[[NewEvent], Any]], ...] = (
     ("timer_key", "timer_keys", operator.attrgetter("timer_key")),
     ("timer_state", "timer_states", operator.attrgetter("timer_state")),
     ("timer_entry", "timer_entries", operator.attrgetter("timer_entry")),
+    ("fingerprint", "fingerprints", operator.attrgetter("fingerprint")),
 )
 
 
@@ -134,16 +149,10 @@ def _array_params(events: Sequence[NewEvent], now: datetime) -> dict[str, Any]:
     return params
 
 
-def insert_events(
-    conn: Connection, events: Sequence[NewEvent], now: datetime
-) -> list[tuple[int, bool]]:
-    """Insert events in one statement per chunk; returns ``(id, duplicate)`` in input order.
-
-    A duplicate ``(machine, idempotency_key)`` does not insert: it bumps the first event's
-    ``duplicate_count`` and returns that event's id with ``duplicate=True``. The returned
-    ``duplicate_count`` tells the two apart (0 only for a fresh row), on PostgreSQL and SQLite.
-    """
-    results: list[tuple[int, bool]] = []
+def insert_events(conn: Connection, events: Sequence[NewEvent], now: datetime) -> list[Inserted]:
+    """Insert events in one statement per chunk; one :class:`Inserted` per event, in input order
+    (a repeated key is a duplicate or a conflict of the event that holds it)."""
+    results: list[Inserted] = []
     for chunk in chunks(events):
         results.extend(_insert_chunk(conn, chunk, now))
     return results
@@ -157,22 +166,28 @@ def is_single_statement(events: Sequence[NewEvent]) -> bool:
     return len(keys) == len(set(keys))
 
 
-def insert_one(driver_conn: Any, event: NewEvent, now: datetime) -> tuple[int, bool]:
+def insert_one(driver_conn: Any, event: NewEvent, now: datetime) -> Inserted:
     """Insert one event through a raw psycopg connection in autocommit mode (PostgreSQL).
 
     Same statement and result as :func:`insert_events` for a single event, minus SQLAlchemy's
     per-execute overhead (the producer's hot path). psycopg prepares the statement server-side
-    after a few runs on a connection. Returns ``(id, duplicate)``.
+    after a few runs on a connection.
     """
     row = driver_conn.execute(_UPSERT_ONE_SQL, _one_params(event, now)).fetchone()
-    return int(row[0]), int(row[1]) > 0
+    return _result(event, row[0], row[1], row[2])
 
 
-def _insert_chunk(
-    conn: Connection, events: Sequence[NewEvent], now: datetime
-) -> list[tuple[int, bool]]:
+def _result(event: NewEvent, event_id: Any, duplicate_count: Any, stored: Any) -> Inserted:
+    """Read one RETURNING row: a different stored fingerprint means the key was reused."""
+    conflict = stored is not None and event.fingerprint is not None and stored != event.fingerprint
+    return Inserted(
+        id=int(event_id), duplicate=not conflict and int(duplicate_count) > 0, conflict=conflict
+    )
+
+
+def _insert_chunk(conn: Connection, events: Sequence[NewEvent], now: datetime) -> list[Inserted]:
     # Repeats of one key inside a batch would make the upsert touch a row twice (an error on
-    # PostgreSQL): send each key once, then count the repeats as duplicates of it.
+    # PostgreSQL): send each key once, then settle the repeats against it.
     first_index: dict[tuple[str, str], int] = {}
     unique: list[NewEvent] = []
     repeat_of: dict[int, int] = {}
@@ -186,45 +201,43 @@ def _insert_chunk(
         unique.append(event)
     returned: Sequence[Any]
     if is_postgres(conn) and len(unique) == 1:
-        event_id, dup_count = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).one()
-        returned = [(event_id, dup_count, unique[0].idempotency_key, unique[0].machine)]
+        event_id, dup_count, stored = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).one()
+        returned = [(event_id, dup_count, stored, unique[0].idempotency_key, unique[0].machine)]
     elif is_postgres(conn):
         returned = conn.execute(_UPSERT_FROM_ARRAYS, _array_params(unique, now)).all()
     else:
         returned = conn.execute(_upsert(conn), [_event_values(e, now) for e in unique]).all()
-    by_position = _match_returned(conn, unique, returned)
-    out: list[tuple[int, bool]] = []
+    by_position = _match_returned(unique, returned)
+    out: list[Inserted] = []
     position = 0
-    for index in range(len(events)):
+    for index, event in enumerate(events):
         if index in repeat_of:
-            event_id = by_position[repeat_of[index]][0]
-            out.append((event_id, True))
+            first = unique[repeat_of[index]]
+            conflict = event.fingerprint != first.fingerprint
+            holder = by_position[repeat_of[index]].id
+            out.append(Inserted(id=holder, duplicate=not conflict, conflict=conflict))
         else:
             out.append(by_position[position])
             position += 1
-    if repeat_of:
-        _count_repeats(conn, [out[i][0] for i in repeat_of])
+    repeats = [out[i].id for i in repeat_of if out[i].duplicate]
+    if repeats:
+        _count_repeats(conn, repeats)
     return out
 
 
-def _match_returned(
-    conn: Connection, unique: Sequence[NewEvent], returned: Sequence[Any]
-) -> list[tuple[int, bool]]:
+def _match_returned(unique: Sequence[NewEvent], returned: Sequence[Any]) -> list[Inserted]:
     """Map RETURNING rows to input positions: keyed rows by key, the others by ascending id."""
-    keyed = {
-        (row[3], row[2]): (int(row[0]), int(row[1]) > 0) for row in returned if row[2] is not None
-    }
-    plain = sorted(int(row[0]) for row in returned if row[2] is None)
-    plain_iter = iter(plain)
-    matched: list[tuple[int, bool]] = []
-    for event in unique:
-        if event.idempotency_key is None:
-            matched.append((next(plain_iter), False))
-        else:
-            matched.append(keyed[(event.machine, event.idempotency_key)])
     if len(returned) != len(unique):  # pragma: no cover - a driver contract violation
         raise RuntimeError("worker_events insert returned an unexpected number of rows")
-    del conn
+    keyed = {(row[4], row[3]): row for row in returned if row[3] is not None}
+    plain = iter(sorted(int(row[0]) for row in returned if row[3] is None))
+    matched: list[Inserted] = []
+    for event in unique:
+        if event.idempotency_key is None:
+            matched.append(Inserted(id=next(plain), duplicate=False, conflict=False))
+        else:
+            row = keyed[(event.machine, event.idempotency_key)]
+            matched.append(_result(event, row[0], row[1], row[2]))
     return matched
 
 
@@ -237,13 +250,33 @@ def _count_repeats(conn: Connection, ids: Sequence[int]) -> None:
         )
 
 
+def record_conflicts(
+    conn: Connection, refused: Sequence[tuple[NewEvent, int]], now: datetime
+) -> None:
+    """Remember refused submissions whose key belongs to another event (``idempotency_conflicts``)."""
+    rows = [
+        {
+            "machine": event.machine,
+            "idempotency_key": event.idempotency_key,
+            "event_id": holder,
+            "entity_id": event.entity_id,
+            "trigger": event.trigger,
+            "fingerprint": event.fingerprint or "",
+            "created_at": now,
+        }
+        for event, holder in refused
+    ]
+    if rows:
+        conn.execute(sa.insert(idempotency_conflicts), rows)
+
+
 def insert_timer_events(
     conn: Connection, armed: Sequence[ArmedTimer], now: datetime, *, max_attempts: int = 5
-) -> list[tuple[int, bool]]:
-    """Store armed timers as future events (origin ``timer``); re-arming one is a no-op.
+) -> list[Inserted]:
+    """Store fired timers as events (origin ``timer``, carrying their state entry).
 
-    The idempotency key is the deterministic ``timer_id``, so a timer armed twice (a redelivered
-    batch, a recomputed transition) is counted as a duplicate instead of firing twice.
+    They have no idempotency key (users' keys cannot reach them): a timer fires once because
+    firing deletes its ``worker_timers`` row in the same transaction.
     """
     events = [
         NewEvent(
@@ -252,7 +285,6 @@ def insert_timer_events(
             trigger=t.trigger,
             fires_at=t.due_at or now,
             origin=EventOrigin.TIMER,
-            idempotency_key=t.timer_id,
             max_attempts=max_attempts,
             timer_key=t.key,
             timer_state=t.state,
@@ -263,4 +295,10 @@ def insert_timer_events(
     return insert_events(conn, events, now) if events else []
 
 
-__all__ = ["insert_events", "insert_one", "insert_timer_events", "is_single_statement"]
+__all__ = [
+    "insert_events",
+    "insert_one",
+    "insert_timer_events",
+    "is_single_statement",
+    "record_conflicts",
+]

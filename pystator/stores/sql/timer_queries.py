@@ -7,7 +7,7 @@ task or the recovery sweep. Times are passed in (the caller's clock).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -94,7 +94,7 @@ def take_due(conn: Connection, due_by: datetime, limit: int) -> list[ArmedTimer]
     """
     due = (
         sa.select(_T.timer_id)
-        .where(_T.due_at <= due_by)
+        .where(_T.due_at <= due_by, _T.dead_at.is_(None))
         .order_by(_T.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -104,11 +104,14 @@ def take_due(conn: Connection, due_by: datetime, limit: int) -> list[ArmedTimer]
     return sorted((_timer(r) for r in rows), key=_due_order)
 
 
-def take(conn: Connection, timer_ids: Sequence[str]) -> list[ArmedTimer]:
-    """Delete and return the timers among ``timer_ids`` that are still armed."""
+def take(conn: Connection, timer_ids: Sequence[str], due_by: datetime) -> list[ArmedTimer]:
+    """Delete and return the timers among ``timer_ids`` still armed and due by ``due_by`` (a
+    message naming a timer early, or a set-aside one, takes nothing)."""
     taken: list[ArmedTimer] = []
     for chunk in chunks(list(dict.fromkeys(timer_ids)), ID_CHUNK):
-        query = sa.delete(worker_timers).where(_T.timer_id.in_(chunk))
+        query = sa.delete(worker_timers).where(
+            _T.timer_id.in_(chunk), _T.due_at <= due_by, _T.dead_at.is_(None)
+        )
         taken += [_timer(r) for r in conn.execute(query.returning(*worker_timers.c)).all()]
     return sorted(taken, key=_due_order)
 
@@ -117,7 +120,7 @@ def hand_off(conn: Connection, due_by: datetime, now: datetime, limit: int) -> l
     """Mark up to ``limit`` not yet handed timers due by ``due_by`` as handed; return them."""
     todo = (
         sa.select(_T.timer_id)
-        .where(_T.handed_at.is_(None), _T.due_at <= due_by)
+        .where(_T.handed_at.is_(None), _T.due_at <= due_by, _T.dead_at.is_(None))
         .order_by(_T.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -131,9 +134,50 @@ def hand_off(conn: Connection, due_by: datetime, now: datetime, limit: int) -> l
     return sorted((_timer(r) for r in conn.execute(query).all()), key=_due_order)
 
 
+def due_ids(conn: Connection, due_by: datetime, limit: int) -> list[str]:
+    """Ids of up to ``limit`` timers due by ``due_by`` (read only: for firing them one by one)."""
+    query = (
+        sa.select(_T.timer_id)
+        .where(_T.due_at <= due_by, _T.dead_at.is_(None))
+        .order_by(_T.due_at)
+        .limit(limit)
+    )
+    return [str(r) for r in conn.execute(query).scalars()]
+
+
+def record_failure(
+    conn: Connection,
+    timer_id: str,
+    error: Mapping[str, Any],
+    *,
+    max_attempts: int,
+    retry_at: datetime,
+    now: datetime,
+) -> bool:
+    """Count a failed firing of one timer: due again at ``retry_at``, or set aside for good
+    (``dead_at``) after ``max_attempts``. Returns True when it was set aside."""
+    row = (
+        conn.execute(
+            sa.select(_T.attempts, _T.errors).where(_T.timer_id == timer_id).with_for_update()
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return False
+    attempts = int(row["attempts"]) + 1
+    errors = [*(row["errors"] or []), {**error, "attempt": attempts}]
+    dead = attempts >= max_attempts
+    values: dict[str, Any] = {"attempts": attempts, "errors": errors}
+    values.update({"dead_at": now} if dead else {"due_at": retry_at})
+    conn.execute(sa.update(worker_timers).where(_T.timer_id == timer_id).values(**values))
+    return dead
+
+
 def count(conn: Connection) -> int:
-    """How many timers are armed."""
-    return int(conn.execute(sa.select(sa.func.count()).select_from(worker_timers)).scalar() or 0)
+    """How many timers are armed (set-aside ones not included)."""
+    query = sa.select(sa.func.count()).select_from(worker_timers).where(_T.dead_at.is_(None))
+    return int(conn.execute(query).scalar() or 0)
 
 
 def _due_order(timer: ArmedTimer) -> tuple[datetime, str]:
@@ -141,4 +185,13 @@ def _due_order(timer: ArmedTimer) -> tuple[datetime, str]:
     return (timer.due_at, timer.timer_id)
 
 
-__all__ = ["arm", "cancel", "count", "hand_off", "take", "take_due"]
+__all__ = [
+    "arm",
+    "cancel",
+    "count",
+    "due_ids",
+    "hand_off",
+    "record_failure",
+    "take",
+    "take_due",
+]
