@@ -52,6 +52,15 @@ class Poison(RuntimeError):
     """Raised by the ``fragile`` guard for events carrying ``poison``."""
 
 
+class ThreadKiller(BaseException):
+    """Raised by the ``fragile`` guard for events carrying ``kill_thread``: not an Exception,
+    so it ends the thread that applies the event (a bug that kills a worker's loop)."""
+
+
+#: Seconds a ``hang`` action blocks (longer than any test waits).
+HANG_SECONDS = 600.0
+
+
 @dataclass
 class Hooks:
     """Guards and actions whose behaviour a test steers, and what they saw."""
@@ -62,6 +71,8 @@ class Hooks:
     on_action: Callable[[Mapping[str, Any]], None] | None = None
 
     def fragile(self, ctx: Mapping[str, Any]) -> bool:
+        if ctx.get("kill_thread"):
+            raise ThreadKiller("the guard killed its thread")
         if ctx.get("poison"):
             raise Poison(f"poison n={ctx.get('n')}")
         with self.lock:
@@ -71,6 +82,8 @@ class Hooks:
         return not ctx.get("reject")
 
     def record(self, ctx: Mapping[str, Any]) -> None:
+        if ctx.get("hang"):
+            threading.Event().wait(HANG_SECONDS)  # an action stuck on a dead remote service
         if self.on_action is not None:
             self.on_action(ctx)
         with self.lock:

@@ -78,7 +78,7 @@ SAFE_FUNCTIONS: Mapping[str, Callable[..., Any]] = {
     "round": _safe_round,
     "int": int,
     "float": float,
-    "str": str,
+    "str": lambda value="": str(_bounded(value)),
     "bool": bool,
 }
 
@@ -89,15 +89,49 @@ _SEQUENCES = (str, bytes, list, tuple)
 
 def _safe_mul(a: Any, b: Any) -> Any:
     if isinstance(a, _SEQUENCES) and isinstance(b, int):
-        _check_repeat(len(a), b)
+        _check_repeat(_weight(a), b)
     elif isinstance(b, _SEQUENCES) and isinstance(a, int):
-        _check_repeat(len(b), a)
+        _check_repeat(_weight(b), a)
     return a * b
 
 
-def _check_repeat(length: int, times: int) -> None:
-    if length * times > MAX_SEQUENCE_REPEAT:
-        raise ValueError(f"sequence repetition longer than {MAX_SEQUENCE_REPEAT} elements")
+def _safe_add(a: Any, b: Any) -> Any:
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        _check_repeat(_weight(a) + _weight(b), 1)
+    return a + b
+
+
+def _check_repeat(weight: int, times: int) -> None:
+    if weight * times > MAX_SEQUENCE_REPEAT:
+        raise ValueError(f"a value of more than {MAX_SEQUENCE_REPEAT} elements")
+
+
+def _weight(value: Any) -> int:
+    """Elements (characters, items, nested items counted as often as they appear) a value
+    stands for: what ``str()`` or a repetition of it would have to produce. Stops counting
+    past the limit, so measuring a huge value is cheap."""
+    total = 0
+    stack = [value]
+    while stack and total <= MAX_SEQUENCE_REPEAT:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item) or 1
+        elif isinstance(item, list | tuple):
+            total += 1
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            total += 1
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        else:
+            total += 1
+    return total
+
+
+def _bounded(value: Any) -> Any:
+    """``value``, refused when it stands for more than the element limit (``str()`` of it)."""
+    _check_repeat(_weight(value), 1)
+    return value
 
 
 def _safe_mod(a: Any, b: Any) -> Any:
@@ -115,7 +149,7 @@ def _not_contains(a: Any, b: Any) -> bool:
 
 
 _BIN_OPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
+    ast.Add: _safe_add,
     ast.Sub: operator.sub,
     ast.Mult: _safe_mul,
     ast.Div: operator.truediv,

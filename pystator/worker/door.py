@@ -61,9 +61,13 @@ class CheckedContext:
     encoded: str
 
 
-def refuse(field: str, rule: str, message: str) -> InvalidEventError:
-    """The door's error: ``message`` names the field; ``details`` carry field and rule."""
-    return InvalidEventError(f"{field}: {message}", details={"field": field, "rule": rule})
+def refuse(path: str, rule: str, message: str) -> InvalidEventError:
+    """The door's error. The message starts with ``path`` (``context.items[2].name``);
+    ``details`` carry the top-level ``field``, the ``path`` and the ``rule``."""
+    field = re.split(r"[.\[ ]", path, maxsplit=1)[0]
+    return InvalidEventError(
+        f"{path}: {message}", details={"field": field, "path": path, "rule": rule}
+    )
 
 
 #: Unicode category Cc: C0 controls, DEL and C1 controls.

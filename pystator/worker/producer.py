@@ -106,9 +106,8 @@ class Producer:
         trigger = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
         assert trigger is not None
         if not machine.has_trigger(trigger):
-            raise InvalidEventError(
-                f"trigger: machine {spec.machine!r} has no trigger {trigger!r}",
-                details={"field": "trigger", "rule": "unknown", "machine": spec.machine},
+            raise door.refuse(
+                "trigger", "unknown", f"machine {spec.machine!r} has no trigger {trigger!r}"
             )
         entity_id = door.check_name("entity_id", spec.entity_id, limit=limits.max_entity_id_length)
         assert entity_id is not None

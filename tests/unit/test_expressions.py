@@ -355,3 +355,21 @@ def test_user_objects_raising_in_comparisons_become_fsm_errors(source: str) -> N
 @pytest.mark.parametrize("source", ["w == qty", "w == 3", "(w == 3) and True"])
 def test_non_bool_comparison_results_are_coerced(source: str) -> None:
     assert compile_expression(source).evaluate({"w": _Weird(), "qty": 1}) is True
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "len(str([[0] * 100000] * 100000)) > 0",  # a list of one huge list, repeated: 10^10
+        "len([0] * 60000 + [0] * 60000) > 0",  # concatenation past the limit
+        "len(str(['x' * 90000, 'y' * 90000])) > 0",  # str() of a value standing for 180,000
+    ],
+)
+def test_values_past_the_element_limit_are_refused_not_built(source: str) -> None:
+    guard = compile_expression(source)
+    with pytest.raises(GuardEvaluationError, match="more than 100000 elements"):
+        guard.evaluate({})
+
+
+def test_values_within_the_limit_still_work() -> None:
+    assert compile_expression("len(str([1, 2] * 3) + 'ab') == 20").evaluate({})

@@ -91,7 +91,8 @@ def pending_events(
     """
     if not keys:
         return {}
-    size = sa.func.pg_column_size(_W.context) if is_postgres(conn) else sa.func.length(_W.context)
+    text = sa.cast(_W.context, sa.Text)  # the JSON as loaded (stored sizes are compressed)
+    size = sa.func.octet_length(text) if is_postgres(conn) else sa.func.length(text)
     rank = sa.func.row_number().over(partition_by=(_W.machine, _W.entity_id), order_by=_W.id)
     ranked = (
         sa.select(worker_events, rank.label("rank"), size.label("bytes"))
