@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import random
 import threading
 import time
@@ -126,7 +127,9 @@ class OutboxRunner:
         self.rand = rand
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._running: dict[int, float] = {}  # outbox id -> monotonic start, while running
+        self._runs = itertools.count()
+        # one entry per run still going (a retry of a stuck action is another run):
+        self._running: dict[int, tuple[int, float]] = {}  # run -> (outbox id, monotonic start)
 
     def run_ids(self, ids: Sequence[int]) -> int:
         """Run freshly committed actions by id (the worker's after-commit path)."""
@@ -178,7 +181,8 @@ class OutboxRunner:
         """Outbox ids of actions still running after ``older_than`` seconds (even abandoned
         after their timeout: their thread is stuck)."""
         now = time.monotonic()
-        return [i for i, started in list(self._running.items()) if now - started > older_than]
+        runs = list(self._running.values())
+        return sorted({i for i, started in runs if now - started > older_than})
 
     def close(self) -> None:
         """Stop the action threads (those still running are left to finish on their own)."""
@@ -204,11 +208,12 @@ class OutboxRunner:
             ) from exc
 
     def _tracked(self, registered: Any, row: OutboxRow) -> None:
-        self._running[row.id] = time.monotonic()
+        run = next(self._runs)
+        self._running[run] = (row.id, time.monotonic())
         try:
             _call(registered, row)
         finally:
-            self._running.pop(row.id, None)
+            self._running.pop(run, None)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
