@@ -97,8 +97,10 @@ def _prepare(
     return settings
 
 
-def _start(args: argparse.Namespace, *, level: str = "info") -> Runtime:
-    _prepare(args, level=level)
+def _start(
+    args: argparse.Namespace, *, level: str = "info", concurrency: int | None = None
+) -> Runtime:
+    _prepare(args, level=level, concurrency=concurrency)
     return get_runtime()
 
 
@@ -116,7 +118,9 @@ def run_worker(args: argparse.Namespace) -> int:
     app = None if embedded else make_worker_app(settings, source=args.source, relay=relay)
     # A worker publishes (nudges, ETA timers) on the app it runs; prefork children build
     # their own runtime from the same settings.
-    runtime = Runtime.from_settings(settings, app=app, concurrency=concurrency)
+    # Under prefork the main process only runs the duties: its tasks run in the children.
+    threads = 0 if args.pool == "prefork" and app is not None else concurrency
+    runtime = Runtime.from_settings(settings, app=app, concurrency=threads)
     runtime.status.info.update(concurrency=concurrency, pool=args.pool, queue=runtime.queue)
     set_default_runtime(runtime)
     log.info(
@@ -253,7 +257,7 @@ def _parse_time(text: str) -> datetime:
 
 def run_relay(args: argparse.Namespace) -> int:
     """Run the relay loop (or one pass with ``--once``)."""
-    runtime = _start(args)
+    runtime = _start(args, concurrency=1)
     relay = Relay(runtime, interval=args.interval)
     if args.once:
         tick = relay.tick()

@@ -11,6 +11,7 @@ same duties as ``pystator worker``: timers, relay, heartbeat. The module attribu
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Any
 
 from celery import Celery, bootsteps, signals
@@ -24,6 +25,8 @@ from pystator.worker.tasks import RuntimeProvider, register
 
 #: ``app.conf`` key: run the relay in this worker (``pystator worker --no-relay`` sets False).
 RELAY_CONF = "pystator_relay"
+#: Connections of a prefork child: its one task and its heartbeat.
+CHILD_POOL_SIZE = 2
 #: Seconds a stopping worker waits for its duties' threads.
 DUTIES_STOP_SECONDS = 10.0
 
@@ -107,7 +110,7 @@ _child_duties: list[Duties] = []
 
 def _child_started(**_kwargs: Any) -> None:
     """A prefork child: one task at a time, and a heartbeat of its own (its work in flight)."""
-    configure(current_settings(), concurrency=1)
+    configure(replace(current_settings(), db_pool_size=CHILD_POOL_SIZE), concurrency=1)
     runtime = get_runtime()
     runtime.status.kind = "child"
     duties = Duties(runtime, relay=False, timers=False)

@@ -45,7 +45,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "pystator.connectionBudget" -}}
 {{- $w := .Values.worker -}}
 {{- $workerPods := add (include "pystator.workerMaxReplicas" . | int) $w.rollingUpdate.maxSurge -}}
-{{- $perWorker := add $w.concurrency 2 -}}
+{{- /* threads pool: a fixed pool of concurrency + 3 (timers, relay, heartbeat) + 2 autocommit;
+       prefork: the main process 4 + 2, each child 2 + 2 */ -}}
+{{- $perWorker := add $w.concurrency 5 -}}
+{{- if eq $w.pool "prefork" -}}
+{{- $perWorker = add (mul $w.concurrency 4) 6 -}}
+{{- end -}}
 {{- $budget := dict "workers" (mul $workerPods $perWorker) "api" 0 "relay" 0 "migrations" 0 "keda" 0 -}}
 {{- $_ := set $budget "workerPods" $workerPods -}}
 {{- $_ := set $budget "perWorker" $perWorker -}}
@@ -55,8 +60,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $budget "api" (mul $apiPods .Values.api.workers .Values.api.databasePoolSize) -}}
 {{- end -}}
 {{- if .Values.relay.enabled -}}
-{{- /* one relay thread: a pool of 1 + 2 */ -}}
-{{- $_ := set $budget "relay" (mul .Values.relay.replicas 3) -}}
+{{- /* pystator relay: a pool of 1 + 3 duties + 2 autocommit */ -}}
+{{- $_ := set $budget "relay" (mul .Values.relay.replicas 6) -}}
 {{- end -}}
 {{- if .Values.migrations.enabled -}}
 {{- $_ := set $budget "migrations" 1 -}}
