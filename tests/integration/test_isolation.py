@@ -6,6 +6,7 @@ the way a constraint, a corrupt row or a value the column refuses would.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,8 +18,11 @@ from pystator import StateMachine
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
 from pystator.stores.sql import event_queries, timer_queries
+from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import dispose
+from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.schema import action_outbox, worker_timers
+from pystator.worker import admin
 from pystator.worker.processor import REASON_CONTEXT_TOO_LARGE, Processor, ProcessorOptions
 from pystator.worker.producer import EventSpec, Producer
 from pystator.worker.registry import MachineRegistry
@@ -256,3 +260,21 @@ def test_an_event_that_would_grow_the_context_past_its_cap_is_rejected(rig: Rig)
     assert rig.event(big).outcome == {"reason": REASON_CONTEXT_TOO_LARGE}
     assert rig.event(after).status == "completed"  # the entity goes on without it
     assert "blob" not in rig.record("a").context
+
+
+def test_discard_waits_for_the_worker_holding_the_entity(rig: Rig) -> None:
+    event_id = submit(rig, "a")
+    finished = threading.Event()
+    counted: list[int] = []
+
+    def discard() -> None:
+        counted.append(admin.discard(rig.engine, EventFilter(entity_id="a")))
+        finished.set()
+
+    with rig.engine.begin() as worker:  # a worker's transaction holds the entity
+        assert lock_entity(worker, MACHINE, "a")
+        operator = threading.Thread(target=discard)
+        operator.start()
+        assert not finished.wait(0.5)  # the discard waits for the lock
+    operator.join(10)
+    assert counted == [1] and rig.event(event_id).status == "discarded"
