@@ -48,7 +48,7 @@ DEFAULT_FIRE_BATCH = 500
 DEFAULT_POLL_SECONDS = 0.05
 DEFAULT_RECOVERY_SECONDS = 10.0
 #: Seconds between recovery sweeps (Redis and Celery backends) and hand-off passes (Celery).
-SWEEP_INTERVAL_SECONDS = 1.0
+SWEEP_INTERVAL_SECONDS = 0.5
 #: Backoff after a failed poll (database or Redis down).
 ERROR_PAUSE_SECONDS = 1.0
 
@@ -57,6 +57,12 @@ ERROR_PAUSE_SECONDS = 1.0
 FIRE_BY_ID_TOLERANCE = timedelta(seconds=1)
 #: Backoff of a timer whose firing failed (the database refused its event).
 DEFAULT_TIMER_RETRY = Backoff(base_seconds=1.0, max_seconds=300.0)
+
+#: Overdue by this much, a timer handed to a worker makes the sink check whether one died.
+DEATH_GRACE = timedelta(milliseconds=300)
+
+#: Finds worker processes that died since last asked (ids); they are then recorded as stopped.
+DeadWorkers = Callable[[], list[str]]
 
 #: Called after commit with the timers a firing transaction turned into events.
 FiredCallback = Callable[[Sequence[ArmedTimer], datetime], None]
@@ -117,6 +123,11 @@ class TimerFiring:
         self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.retry = retry
+
+    def any_due(self, due_by: datetime) -> bool:
+        """True when a timer is due by ``due_by`` (one cheap read)."""
+        with translate_errors("fire timers"), self.engine.connect() as conn:
+            return timer_queries.any_due(conn, due_by)
 
     def fire_due(self, due_by: datetime | None = None) -> list[ArmedTimer]:
         """Fire up to one batch of timers due by ``due_by`` (default now); returns them."""
@@ -301,7 +312,16 @@ class DbTimerSink:
 
 
 class SweepingTimerSink(DbTimerSink):
-    """An external scheduler in front of the table, with the recovery sweep behind it."""
+    """An external scheduler in front of the table, with two recoveries behind it.
+
+    - **A worker died**: a timer handed to a worker (a Celery ETA message in its memory, a claim
+      in Redis) dies with it. When timers are overdue by :data:`DEATH_GRACE`, the sink asks
+      ``find_dead_workers`` (the fleet's liveness check: a dead process's lock is free at once)
+      and, if one died, fires every overdue timer from the table right away and hands the
+      later ones over again (which of them the dead worker held is not known).
+    - **The sweep**: any timer overdue by ``recovery`` is fired from the table whatever the
+      reason (a hand-off that never reached the broker, a Redis restart that lost its data).
+    """
 
     def __init__(
         self,
@@ -312,15 +332,18 @@ class SweepingTimerSink(DbTimerSink):
     ) -> None:
         super().__init__(firing, poll_interval=poll_interval)
         self.recovery = recovery
+        self.find_dead_workers: DeadWorkers | None = None
         self._last_sweep = 0.0
 
     def sweep_due(self) -> int:
-        """Fire rows overdue by ``recovery`` (their hand-off was lost); at most every second."""
+        """Both recoveries, at most every :data:`SWEEP_INTERVAL_SECONDS`; returns how many
+        timers they fired."""
         firing = self.require_firing()
         now = firing.clock()
         if now.timestamp() - self._last_sweep < SWEEP_INTERVAL_SECONDS:
             return 0
         self._last_sweep = now.timestamp()
+        fired = self._after_deaths(now)
         recovered = firing.fire_due(now - self.recovery)
         if recovered:
             log.warning(
@@ -329,7 +352,29 @@ class SweepingTimerSink(DbTimerSink):
                 count=len(recovered),
                 detail="fired from the table: their hand-off to the scheduler was lost",
             )
-        return len(recovered)
+        return fired + len(recovered)
+
+    def _after_deaths(self, now: datetime) -> int:
+        firing = self.require_firing()
+        overdue = now - DEATH_GRACE
+        if self.find_dead_workers is None or not firing.any_due(overdue):
+            return 0
+        dead = self.find_dead_workers()
+        if not dead:
+            return 0
+        fired = 0
+        while batch := firing.fire_due(overdue):
+            fired += len(batch)
+        with translate_errors("hand off timers"), transaction(firing.engine) as conn:
+            rehanded = timer_queries.unhand(conn)  # the rest it held: published again
+        log.warning(
+            "timers_recovered_after_worker_death",
+            scheduler=self.name,
+            count=fired,
+            handed_again=rehanded,
+            dead_workers=dead,
+        )
+        return fired
 
 
 __all__ = [
@@ -337,6 +382,7 @@ __all__ = [
     "DEFAULT_POLL_SECONDS",
     "DEFAULT_RECOVERY_SECONDS",
     "DbTimerSink",
+    "DeadWorkers",
     "FiredCallback",
     "SweepingTimerSink",
     "TimerFiring",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystator.logging import get_logger
-from pystator.worker.liveness import Heartbeat
+from pystator.worker.liveness import Heartbeat, LivenessLock
 from pystator.worker.relay import Relay
 from pystator.worker.runtime import Runtime
 
@@ -44,6 +44,7 @@ class Duties:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     _started: bool = field(default=False, init=False)
+    liveness: LivenessLock | None = field(default=None, init=False)
 
     def start(self) -> None:
         """Start the duties' threads (once)."""
@@ -52,12 +53,15 @@ class Duties:
         self._started = True
         runtime = self.runtime
         settings = runtime.settings
+        if self.timers:  # this process holds work others must recover if it dies
+            self.liveness = LivenessLock(runtime.engine.url, runtime.status.worker_id)
         heartbeat = Heartbeat(
             runtime.engine,
             runtime.status,
             interval=settings.heartbeat_seconds,
             stall_seconds=settings.stall_seconds,
             hung=runtime.outbox.hung_actions,
+            extra=lambda: {"nudges": runtime.processor.nudges.as_dict()},
         )
         self.spawn(heartbeat.name, lambda stop, _tick: heartbeat.run(stop))
         if self.timers:
@@ -79,6 +83,8 @@ class Duties:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout)
+        if self.liveness is not None:
+            self.liveness.release()
         return not any(t.is_alive() for t in self.threads)
 
     def _supervised(self, name: str, loop: DutyLoop) -> None:

@@ -18,19 +18,20 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
-from pystator.stores.sql import heartbeat_queries
+from pystator.stores.sql import heartbeat_queries, locking
 from pystator.stores.sql.connections import transaction
-from pystator.stores.sql.engine import translate_errors
+from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, translate_errors
 
 log = get_logger("pystator.worker")
 
@@ -151,16 +152,20 @@ class Heartbeat:
         interval: float,
         stall_seconds: float,
         hung: HungActions | None = None,
+        extra: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.engine = engine
         self.status = status
         self.interval = interval
         self.stall_seconds = stall_seconds
         self.hung = hung
+        self.extra = extra
 
     def beat_once(self) -> dict[str, Any]:
-        """Write one snapshot; returns it."""
+        """Write one snapshot (plus ``extra()`` in its ``info``); returns it."""
         values = self.status.snapshot(self.stall_seconds, self.hung)
+        if self.extra is not None:
+            values["info"].update(self.extra())
         with translate_errors("heartbeat"), transaction(self.engine) as conn:
             heartbeat_queries.beat(conn, values)
         return values
@@ -185,4 +190,51 @@ class Heartbeat:
             log.warning("heartbeat_stop_not_recorded", error=str(exc))
 
 
-__all__ = ["Heartbeat", "HungActions", "WorkerStatus"]
+class LivenessLock:
+    """A worker process's session lock on a connection of its own, held for its whole life.
+
+    PostgreSQL releases it the moment the process dies (its connection closes, SIGKILL
+    included), so :func:`find_dead_workers` can tell a dead worker from a slow one at once.
+    """
+
+    def __init__(self, url: str | URL, worker_id: str) -> None:
+        self.worker_id = worker_id
+        self._engine = create_engine_from_url(url, poolclass=NullPool)
+        self._conn: Connection | None = None
+        if not is_sqlite(url):
+            with translate_errors("liveness lock"):
+                self._conn = self._engine.connect()
+                locking.hold_worker_lock(self._conn, worker_id)
+                self._conn.commit()
+
+    def release(self) -> None:
+        """Give the lock up (an orderly stop)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+
+def find_dead_workers(
+    engine: Engine, *, stale_after: timedelta, clock: Clock = utc_now
+) -> list[str]:
+    """Worker processes that died without stopping: their liveness lock is free, or their
+    heartbeat is older than ``stale_after`` (a host gone silent). They are recorded as
+    stopped, so each death is reported once. Prefork children hold no work of their own and are
+    not judged here."""
+    now = clock()
+    dead: list[str] = []
+    with translate_errors("liveness"), transaction(engine) as conn:
+        for row in heartbeat_queries.heartbeats(conn):
+            if row["stopped_at"] is not None or row["kind"] == "child":
+                continue
+            stale = now - row["beat_at"] > stale_after
+            if stale or not locking.worker_alive(conn, row["worker_id"]):
+                dead.append(row["worker_id"])
+                heartbeat_queries.mark_stopped(conn, row["worker_id"], now)
+    for worker_id in dead:
+        log.warning("worker_died", worker_id=worker_id)
+    return dead
+
+
+__all__ = ["Heartbeat", "HungActions", "LivenessLock", "WorkerStatus", "find_dead_workers"]

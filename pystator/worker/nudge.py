@@ -3,7 +3,14 @@
 The table is the source of truth; a nudge only makes a worker look sooner. Losing one costs
 latency (the relay re-publishes), never an event. Implementations: :class:`LocalNudger` (wakes
 drain threads of this process: the embedded mode) and :class:`CeleryNudger` (a Celery message
-naming ``(machine, entity_id)``, or a ``drain`` message for big batches).
+naming ``(machine, entity_id)`` entities, or a ``drain`` message for big batches).
+
+**``through``.** A producer's nudge says which events it is about: every event it announces has
+an id at most ``through``. A worker that knows every event up to some id is already settled (see
+:mod:`pystator.worker.staleness`) drops such a nudge without touching the database, so a backlog
+of stale nudges left by a burst costs almost nothing and fresh work does not wait behind it.
+Nudges for work that becomes due later (relay, timers, replays) carry no ``through``: always
+looked at.
 """
 
 from __future__ import annotations
@@ -34,11 +41,17 @@ MAX_DRAIN_MESSAGES = 16
 ENTITIES_PER_MESSAGE = DRAIN_THRESHOLD
 
 
+def merge_through(a: int | None, b: int | None) -> int | None:
+    """``through`` of two nudges sent as one: unknown (None) if either is."""
+    return None if a is None or b is None else max(a, b)
+
+
 class Nudger(Protocol):
     """Tells workers that entities have due events."""
 
-    def nudge(self, keys: Sequence[EntityKey]) -> None:
-        """Publish nudges for ``keys`` (best effort: never raises)."""
+    def nudge(self, keys: Sequence[EntityKey], *, through: int | None = None) -> None:
+        """Publish nudges for ``keys`` (best effort: never raises); ``through`` is the highest
+        event id they announce (None: work that became due by itself, always looked at)."""
 
     def flush(self, timeout: float = ...) -> bool:
         """Wait until every nudge asked for so far is published; False on timeout."""
@@ -47,7 +60,7 @@ class Nudger(Protocol):
 class NullNudger:
     """Publishes nothing (workers poll or the relay finds the events)."""
 
-    def nudge(self, keys: Sequence[EntityKey]) -> None:
+    def nudge(self, keys: Sequence[EntityKey], *, through: int | None = None) -> None:
         """Do nothing."""
 
     def flush(self, timeout: float = 0.0) -> bool:
@@ -61,7 +74,7 @@ class LocalNudger:
     def __init__(self) -> None:
         self.wakeup = threading.Event()
 
-    def nudge(self, keys: Sequence[EntityKey]) -> None:
+    def nudge(self, keys: Sequence[EntityKey], *, through: int | None = None) -> None:
         """Wake the drain loop when there is anything to look at."""
         if keys:
             self.wakeup.set()
@@ -80,7 +93,7 @@ class CeleryNudger:
         self.queue = queue
         self.observer = observer or FleetObserver()
 
-    def nudge(self, keys: Sequence[EntityKey]) -> None:
+    def nudge(self, keys: Sequence[EntityKey], *, through: int | None = None) -> None:
         """Publish; a broker failure is reported to the observer (the relay re-publishes)."""
         unique = list(dict.fromkeys(keys))
         if not unique:
@@ -90,13 +103,13 @@ class CeleryNudger:
             if len(unique) > DRAIN_THRESHOLD:
                 count = min(math.ceil(len(unique) / ENTITIES_PER_DRAIN), MAX_DRAIN_MESSAGES)
                 for _ in range(count):
-                    sent += self._send(DRAIN_TASK, [])
+                    sent += self._send(DRAIN_TASK, [through])
             elif len(unique) == 1:
-                sent += self._send(PROCESS_ENTITY_TASK, list(unique[0]))
+                sent += self._send(PROCESS_ENTITY_TASK, [*unique[0], through])
             else:
                 for start in range(0, len(unique), ENTITIES_PER_MESSAGE):
-                    chunk = unique[start : start + ENTITIES_PER_MESSAGE]
-                    sent += self._send(PROCESS_ENTITIES_TASK, [[list(key) for key in chunk]])
+                    chunk = [list(key) for key in unique[start : start + ENTITIES_PER_MESSAGE]]
+                    sent += self._send(PROCESS_ENTITIES_TASK, [chunk, through])
         except Exception as exc:  # kombu/redis/amqp errors: the relay is the safety net
             self.observer.nudge_failed(f"{type(exc).__name__}: {exc}", len(unique))
             return
@@ -113,34 +126,46 @@ class CeleryNudger:
 
 #: Seconds :meth:`BackgroundNudger.flush` waits at interpreter exit for unsent nudges.
 FLUSH_TIMEOUT_SECONDS = 2.0
-#: Seconds the background nudger waits after a first key for more to share its message. A
+#: Seconds the background nudger waits after a key for another one to share its message. A
 #: publish costs a few hundred microseconds of CPU; at high submit rates one message then names
 #: several entities, and the producer thread keeps most of the CPU.
 DEFAULT_LINGER_SECONDS = 0.002
+#: Longest a message is held back while keys keep coming (the coalescing's latency cap).
+DEFAULT_MAX_LINGER_SECONDS = 0.01
+
+_Item = tuple[EntityKey, int | None]
 
 
 class BackgroundNudger:
     """Publishes through ``inner`` from a background thread, so submitting never waits on the
-    broker. Keys arriving within ``linger`` seconds of the first, or while a publish is under
-    way, are coalesced (one nudge per entity, several entities per message). A nudge still
-    unsent when the process dies is covered by the relay."""
+    broker. While keys keep arriving less than ``linger`` seconds apart they are published
+    together (one nudge per entity; held back at most ``max_linger``), so a burst sends a few
+    full messages instead of many small ones. A nudge still unsent when the process
+    dies is covered by the relay."""
 
-    def __init__(self, inner: Nudger, *, linger: float = DEFAULT_LINGER_SECONDS) -> None:
+    def __init__(
+        self,
+        inner: Nudger,
+        *,
+        linger: float = DEFAULT_LINGER_SECONDS,
+        max_linger: float = DEFAULT_MAX_LINGER_SECONDS,
+    ) -> None:
         self.inner = inner
         self.linger = linger
-        self._queue: queue.SimpleQueue[EntityKey | None] = queue.SimpleQueue()
+        self.max_linger = max_linger
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._idle = threading.Event()
         self._idle.set()
         self._thread = threading.Thread(target=self._run, name="pystator-nudger", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
 
-    def nudge(self, keys: Sequence[EntityKey]) -> None:
+    def nudge(self, keys: Sequence[EntityKey], *, through: int | None = None) -> None:
         """Queue ``keys`` for publishing; returns at once."""
         if keys:
             self._idle.clear()
             for key in keys:
-                self._queue.put(key)
+                self._queue.put((key, through))
 
     def flush(self, timeout: float = FLUSH_TIMEOUT_SECONDS) -> bool:
         """Wait until everything queued so far is published."""
@@ -148,21 +173,20 @@ class BackgroundNudger:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            keys = [first] if first is not None else []
-            deadline = time.monotonic() + self.linger
-            while True:
-                remaining = deadline - time.monotonic()
+            first_key, through = self._queue.get()
+            keys = {first_key: None}
+            cap = time.monotonic() + self.max_linger
+            while True:  # a whole batch's keys at once become drain messages downstream
+                wait = min(self.linger, cap - time.monotonic())
                 try:
-                    if remaining > 0:
-                        item = self._queue.get(timeout=remaining)
-                    else:
-                        item = self._queue.get_nowait()
+                    key, item_through = (
+                        self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
-                if item is not None:
-                    keys.append(item)
-            self.inner.nudge(list(dict.fromkeys(keys)))
+                keys[key] = None
+                through = merge_through(through, item_through)
+            self.inner.nudge(list(keys), through=through)
             if self._queue.empty():
                 self._idle.set()
 
@@ -173,4 +197,5 @@ __all__ = [
     "LocalNudger",
     "Nudger",
     "NullNudger",
+    "merge_through",
 ]

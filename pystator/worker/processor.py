@@ -60,12 +60,13 @@ from pystator.settings import (
     DEFAULT_RETRY_MAX_SECONDS,
 )
 from pystator.stores.sql import entity_queries, event_queries
-from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.connections import autocommit, transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.rows import EventRow
 from pystator.worker.batch import Batch, EventRef
 from pystator.worker.registry import MachineRegistry
+from pystator.worker.staleness import NudgeCounts, SettledWatermark
 
 DEFAULT_BATCH_ENTITIES = 64
 DEFAULT_EVENTS_PER_ENTITY = 200
@@ -161,6 +162,8 @@ class Processor:
         self.after_commit = list(after_commit)
         self.clock = clock
         self.rand = rand
+        self.settled = SettledWatermark(engine, clock=clock)
+        self.nudges = NudgeCounts()
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -169,8 +172,11 @@ class Processor:
         size = limit or self.options.batch_entities
         return self._run(lambda conn, now: event_queries.claim_entities(conn, now, size))
 
-    def drain(self, *, max_batches: int | None = None) -> int:
-        """Run batches until nothing is due; returns the number of events handled."""
+    def drain(self, *, max_batches: int | None = None, through: int | None = None) -> int:
+        """Run batches until nothing is due; returns the number of events handled. A drain
+        nudge whose events are all known settled (``through``) is dropped."""
+        if self._settled_nudge(through):
+            return 0
         handled = 0
         batches = 0
         while max_batches is None or batches < max_batches:
@@ -181,36 +187,53 @@ class Processor:
             handled += len(batch.results)
         return handled
 
-    def process_entity(self, machine: str, entity_id: str) -> int:
+    def process_entity(self, machine: str, entity_id: str, through: int | None = None) -> int:
         """Apply one entity's due events (a nudge); returns how many events were handled.
 
         Returns at once when another worker holds the entity: that worker re-checks after its
         commit. After each commit this call re-checks too, so nothing submitted meanwhile waits.
         """
-        return self.process_entities([(machine, entity_id)])
+        return self.process_entities([(machine, entity_id)], through=through)
 
-    def process_entities(self, keys: Sequence[EntityKey]) -> int:
+    def process_entities(self, keys: Sequence[EntityKey], *, through: int | None = None) -> int:
         """:meth:`process_entity` for several entities, in shared transactions (round after
         round, each committing, while any of them still has due events).
 
-        Entities another worker holds are skipped (their holder re-checks after its commit).
+        A stale nudge costs no transaction: dropped outright when its events are known settled
+        (``through``, see :mod:`pystator.worker.staleness`), else after one read finds none of
+        its entities due. Entities another worker holds are skipped (their holder re-checks
+        after its commit).
         """
-        remaining = list(dict.fromkeys(keys))
+        if self._settled_nudge(through):
+            return 0
+        remaining = self.due_among(list(dict.fromkeys(keys)))
+        if not remaining:
+            self.nudges.add(stale=1)
+            self.settled.refresh()  # stale nudges are arriving: learn how far all is settled
+            return 0
         handled = 0
         for _round in range(MAX_ENTITY_ROUNDS):
             batch = self._run(functools.partial(self._lock_many, keys=remaining))
+            self.nudges.add(transactions=1)
             handled += len(batch.results)
             if not batch.entities:
                 break
-            remaining = [key for key in remaining if self.has_due(*key)]
+            remaining = self.due_among(remaining)
             if not remaining:
                 break
         return handled
 
-    def has_due(self, machine: str, entity_id: str) -> bool:
-        """True when the entity's oldest pending event is due (read without any lock)."""
-        with translate_errors("worker events"), self.engine.connect() as conn:
-            return event_queries.has_due_events(conn, machine, entity_id, self.clock())
+    def due_among(self, keys: Sequence[EntityKey]) -> list[EntityKey]:
+        """Which of ``keys`` have a due oldest pending event (one read, no lock)."""
+        with translate_errors("worker events"), autocommit(self.engine) as conn:
+            return event_queries.due_among(conn, keys, self.clock())
+
+    def _settled_nudge(self, through: int | None) -> bool:
+        self.nudges.add(received=1)
+        if self.settled.covers(through):
+            self.nudges.add(dropped=1)
+            return True
+        return False
 
     def apply_carried(self, machine_name: str, entity_id: str, event: EventInput) -> Outcome:
         """Queue mode: apply one event carried by a broker message (it has no stored row).

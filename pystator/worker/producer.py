@@ -145,7 +145,7 @@ class Producer:
         with translate_errors("submit"), driver_autocommit(self.engine) as conn:
             inserted = submit_queries.insert_one(conn, row, now)
         self._refuse_conflicts([row], [inserted], now)
-        self.nudger.nudge(_due_keys([row], [inserted], now))
+        self.nudger.nudge(_due_keys([row], [inserted], now), through=inserted.id)
         return Receipt(inserted.id, inserted.duplicate)
 
     def submit_many(self, specs: Iterable[EventSpec | Mapping[str, Any]]) -> list[Receipt]:
@@ -167,7 +167,9 @@ class Producer:
         except _Refused as refused:
             inserted = refused.inserted
         self._refuse_conflicts(rows, inserted, now)
-        self.nudger.nudge(_due_keys(rows, inserted, now))
+        self.nudger.nudge(
+            _due_keys(rows, inserted, now), through=max((i.id for i in inserted), default=None)
+        )
         return [Receipt(i.id, i.duplicate) for i in inserted]
 
     def enqueue(self, conn_or_session: Any, spec: EventSpec) -> Receipt:

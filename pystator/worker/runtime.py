@@ -24,14 +24,20 @@ from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.fleet_celery_timers import CeleryTimerSink
 from pystator.schedulers.fleet_redis_timers import RedisTimerSink
-from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring, TimerSink, entity_keys
+from pystator.schedulers.fleet_timers import (
+    DbTimerSink,
+    SweepingTimerSink,
+    TimerFiring,
+    TimerSink,
+    entity_keys,
+)
 from pystator.schedulers.redis_scheduler import RedisScheduler
 from pystator.settings import Settings, load_settings
 from pystator.stores.sql.connections import ServerTimeouts, dispose, fleet_engine
 from pystator.worker.batch import Batch
 from pystator.worker.celery_config import is_memory_broker, new_app
 from pystator.worker.door import Limits
-from pystator.worker.liveness import WorkerStatus
+from pystator.worker.liveness import WorkerStatus, find_dead_workers
 from pystator.worker.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
 from pystator.worker.observer import FleetObserver, LoggingObserver, Observers
 from pystator.worker.outbox import OutboxRunner
@@ -40,6 +46,8 @@ from pystator.worker.producer import Producer
 from pystator.worker.registry import MachineRegistry, load_registry
 from pystator.worker.tasks import timer_publisher
 
+#: A worker whose heartbeat is this many intervals old is taken for dead (its host went silent).
+DEAD_AFTER_BEATS = 6
 #: Pool connections for a process's background duties (timers, relay, heartbeat).
 DUTY_CONNECTIONS = 3
 #: Threads a producer-only process is assumed to submit from (sizes its pool).
@@ -73,6 +81,8 @@ class Runtime:
             self.engine, self._timers_fired, max_attempts=settings.max_attempts, retry=retry
         )
         self.timers = make_timer_sink(settings, self.timer_firing, self.app)
+        if isinstance(self.timers, SweepingTimerSink):
+            self.timers.find_dead_workers = self._dead_workers
         self.outbox = OutboxRunner(
             self.engine,
             self.machines,
@@ -151,6 +161,10 @@ class Runtime:
     def queue(self) -> str:
         """The Celery queue of this deployment (``PYSTATOR_QUEUE``)."""
         return self.settings.queue
+
+    def _dead_workers(self) -> list[str]:
+        stale = timedelta(seconds=DEAD_AFTER_BEATS * self.settings.heartbeat_seconds)
+        return find_dead_workers(self.engine, stale_after=stale)
 
     def _timers_fired(self, timers: Sequence[ArmedTimer], now: datetime) -> None:
         self.nudger.nudge(entity_keys(timers))

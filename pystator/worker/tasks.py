@@ -47,19 +47,22 @@ RuntimeProvider = Callable[[], "Runtime"]
 log = get_logger("pystator.worker.tasks")
 
 
-def process_entity(runtime: Runtime, machine: str, entity_id: str) -> int:
-    """Apply the entity's due events (no-op when another worker holds it or nothing is due)."""
-    return runtime.processor.process_entity(machine, entity_id)
+def process_entity(
+    runtime: Runtime, machine: str, entity_id: str, through: int | None = None
+) -> int:
+    """Apply the entity's due events (no-op when another worker holds it or nothing is due;
+    ``through``: the highest event id the nudge announces, see :mod:`pystator.worker.nudge`)."""
+    return runtime.processor.process_entity(machine, entity_id, through)
 
 
-def process_entities(runtime: Runtime, keys: list[list[str]]) -> int:
+def process_entities(runtime: Runtime, keys: list[list[str]], through: int | None = None) -> int:
     """Apply the due events of several named entities (one nudge naming many)."""
-    return runtime.processor.process_entities([(k[0], k[1]) for k in keys])
+    return runtime.processor.process_entities([(k[0], k[1]) for k in keys], through=through)
 
 
-def drain(runtime: Runtime) -> int:
+def drain(runtime: Runtime, through: int | None = None) -> int:
     """Apply due events of many entities, batch after batch, until nothing is due."""
-    return runtime.processor.drain(max_batches=DRAIN_MAX_BATCHES)
+    return runtime.processor.drain(max_batches=DRAIN_MAX_BATCHES, through=through)
 
 
 def fire_timers(runtime: Runtime, timer_ids: list[str] | str) -> int:
@@ -114,14 +117,14 @@ def register(app: Celery, runtime: RuntimeProvider, *, source: str = "table") ->
     }
     names = TABLE_TASKS if source == "table" else QUEUE_TASKS
 
-    def process_entity_task(machine: str, entity_id: str) -> int:
-        return process_entity(runtime(), machine, entity_id)
+    def process_entity_task(machine: str, entity_id: str, through: int | None = None) -> int:
+        return process_entity(runtime(), machine, entity_id, through)
 
-    def process_entities_task(keys: list[list[str]]) -> int:
-        return process_entities(runtime(), keys)
+    def process_entities_task(keys: list[list[str]], through: int | None = None) -> int:
+        return process_entities(runtime(), keys, through)
 
-    def drain_task() -> int:
-        return drain(runtime())
+    def drain_task(through: int | None = None) -> int:
+        return drain(runtime(), through)
 
     def fire_timers_task(timer_ids: list[str] | str) -> int:
         return fire_timers(runtime(), timer_ids)

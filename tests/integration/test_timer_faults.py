@@ -15,6 +15,7 @@ SIGKILLed while it holds Celery ETA tasks. Afterwards, checked against the table
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -41,6 +42,9 @@ ENTITIES = 1000
 WORKERS = 2
 CONCURRENCY = 4
 RECOVERY_SECONDS = 3
+#: The kill cases: a sweep this slow never gets to run before the timers are due plus this; a
+#: timer recovered sooner came back because its worker was known dead.
+KILL_RECOVERY_SECONDS = 30
 SETTLE_SECONDS = 60.0
 #: After every timer should have fired: long enough for a wrongly armed one to fire too.
 QUIET_SECONDS = 3.0
@@ -136,10 +140,12 @@ def max_lateness(engine: sa.Engine) -> float:
     return float(value)
 
 
-def recovered(fleet: WorkerFleet) -> int:
-    """Timers the recovery sweep fired (their hand-off to Redis or Celery was lost)."""
+def recovered(fleet: WorkerFleet, event: str = "timers_recovered") -> int:
+    """Log lines of one recovery: the sweep (``timers_recovered``: a hand-off was lost) or
+    ``timers_recovered_after_worker_death`` (the worker holding them was found dead)."""
+    pattern = re.compile(rf'"event":\s*"{event}"')
     return sum(
-        path.read_text(errors="replace").count("timers_recovered")
+        len(pattern.findall(path.read_text(errors="replace")))
         for path in fleet.log_dir.glob("worker-*.log")
     )
 
@@ -158,11 +164,17 @@ def settle(engine: sa.Engine, fleet: WorkerFleet) -> None:
 
 
 def fleet_for(
-    pg_url: str, broker_url: str, tmp_path: Path, scheduler: str, redis_url: str | None = None
+    pg_url: str,
+    broker_url: str,
+    tmp_path: Path,
+    scheduler: str,
+    redis_url: str | None = None,
+    recovery: float = RECOVERY_SECONDS,
 ) -> WorkerFleet:
     env = {
         "PYSTATOR_SCHEDULER": scheduler,
-        "PYSTATOR_TIMER_RECOVERY_SECONDS": str(RECOVERY_SECONDS),
+        "PYSTATOR_TIMER_RECOVERY_SECONDS": str(recovery),
+        "PYSTATOR_LOG_FORMAT": "json",
     }
     if redis_url:
         env["PYSTATOR_REDIS_URL"] = redis_url
@@ -230,9 +242,10 @@ def test_redis_timers_fire_exactly_once(
 ) -> None:
     url = private_redis.url
     claimed_key = "pystator:pystator:timers:claimed"
+    recovery = KILL_RECOVERY_SECONDS if fault == "kill_while_claiming" else RECOVERY_SECONDS
     with (
         producer_runtime(pg_url, url, machines=MACHINES) as runtime,
-        fleet_for(pg_url, url, tmp_path, "redis", redis_url=url) as fleet,
+        fleet_for(pg_url, url, tmp_path, "redis", redis_url=url, recovery=recovery) as fleet,
     ):
         fleet.start_all(WORKERS)
         wait_for_workers(engine, fleet, runtime)
@@ -254,17 +267,38 @@ def test_redis_timers_fire_exactly_once(
             assert max_lateness(engine) < RECOVERY_SECONDS / 2
         if fault == "redis_restart":  # the restart lost the timers; the table still had them
             assert recovered(fleet) > 0
+        if fault == "kill_while_claiming":  # back before the sweep could have run
+            assert recovered(fleet, "timers_recovered_after_worker_death") > 0
+            assert recovered(fleet) == 0
+            assert max_lateness(engine) < KILL_RECOVERY_SECONDS
     check_exactly_once(engine)
 
 
-@pytest.mark.parametrize("fault", ["none", "kill_holding_eta_tasks"])
+@pytest.mark.parametrize(
+    ("broker", "fault"),
+    [("amqp", "none"), ("amqp", "kill_holding_eta_tasks"), ("redis", "kill_holding_eta_tasks")],
+)
 def test_celery_eta_timers_fire_exactly_once(
-    pg_url: str, engine: sa.Engine, amqp_url: str, unique_name: str, tmp_path: Path, fault: str
+    pg_url: str,
+    engine: sa.Engine,
+    request: pytest.FixtureRequest,
+    unique_name: str,
+    tmp_path: Path,
+    broker: str,
+    fault: str,
 ) -> None:
-    fleet = fleet_for(pg_url, amqp_url, tmp_path, "celery")
+    # RabbitMQ hands a killed consumer's messages to another at once; Redis only after its
+    # visibility timeout (an hour): there the ETA tasks die with their worker.
+    broker_url = (
+        str(request.getfixturevalue("amqp_url"))
+        if broker == "amqp"
+        else request.getfixturevalue("private_redis").url
+    )
+    recovery = KILL_RECOVERY_SECONDS if fault == "kill_holding_eta_tasks" else RECOVERY_SECONDS
+    fleet = fleet_for(pg_url, broker_url, tmp_path, "celery", recovery=recovery)
     fleet.extra_env = {**fleet.extra_env, "PYSTATOR_QUEUE": unique_name}
     with (
-        producer_runtime(pg_url, amqp_url, machines=MACHINES, queue=unique_name) as runtime,
+        producer_runtime(pg_url, broker_url, machines=MACHINES, queue=unique_name) as runtime,
         fleet,
     ):
         fleet.start_all(WORKERS)
@@ -280,6 +314,11 @@ def test_celery_eta_timers_fire_exactly_once(
         if fault == "none":  # the ETA tasks fired them all, on time
             assert recovered(fleet) == 0
             assert max_lateness(engine) < RECOVERY_SECONDS / 2
+        else:  # the killed workers' ETA tasks came back before the sweep could have run
+            assert recovered(fleet) == 0
+            assert max_lateness(engine) < KILL_RECOVERY_SECONDS
+        if broker == "redis" and fault != "none":  # only their death could bring them back
+            assert recovered(fleet, "timers_recovered_after_worker_death") > 0
     check_exactly_once(engine)
 
 

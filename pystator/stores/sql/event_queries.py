@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc
 from pystator.fsm_core.records import EntityKey, EventStatus
 from pystator.stores.sql.locking import is_postgres, try_lock_expression
 from pystator.stores.sql.rows import EventRow, FailedEvent, FinishedEvent, chunks, event_from_row
@@ -27,11 +26,11 @@ _W = worker_events.c
 CLAIM_OVERSCAN = 4
 
 
-def _due_heads(now: datetime) -> sa.Select[Any]:
+def _due_heads(now: datetime, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """Entities whose oldest pending event is due (a waiting retry holds its entity back)."""
     heads = (
         sa.select(_W.machine, _W.entity_id, sa.func.min(_W.id).label("head"))
-        .where(_W.status == EventStatus.PENDING)
+        .where(_W.status == EventStatus.PENDING, *where)
         .group_by(_W.machine, _W.entity_id)
         .subquery("heads")
     )
@@ -61,17 +60,6 @@ def claim_entities(conn: Connection, now: datetime, limit: int) -> list[EntityKe
         .limit(limit)
     )
     return [(r[0], r[1]) for r in conn.execute(query).all()]
-
-
-def has_due_events(conn: Connection, machine: str, entity_id: str, now: datetime) -> bool:
-    """True when the entity's oldest pending event is due."""
-    head = conn.execute(
-        sa.select(_W.fires_at)
-        .where(_W.machine == machine, _W.entity_id == entity_id, _W.status == EventStatus.PENDING)
-        .order_by(_W.id)
-        .limit(1)
-    ).scalar_one_or_none()
-    return head is not None and as_utc(head) <= now
 
 
 def pending_events(
@@ -205,6 +193,39 @@ def fail_events(conn: Connection, failed: Sequence[FailedEvent], now: datetime) 
         )
 
 
+def due_among(conn: Connection, keys: Sequence[EntityKey], now: datetime) -> list[EntityKey]:
+    """Which of ``keys`` have a due oldest pending event (a read, no lock: what a nudge asks)."""
+    if not keys:
+        return []
+    mine = sa.tuple_(_W.machine, _W.entity_id).in_(list(dict.fromkeys(keys)))
+    return [(r[0], r[1]) for r in conn.execute(_due_heads(now, mine)).all()]
+
+
+def settled_through(conn: Connection, now: datetime, *, created_before: datetime) -> int:
+    """The highest event id ``w`` such that every event with an id up to ``w`` is settled or
+    not yet due, counting only events created before ``created_before`` (an insert still in
+    flight, whose id is taken but not yet visible, is younger than that); 0 when unknown.
+
+    One statement, so both halves read the same snapshot.
+    """
+    newest_old = (
+        sa.select(_W.id)
+        .where(_W.created_at <= created_before)
+        .order_by(_W.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    oldest_due = (
+        sa.select(sa.func.min(_W.id))
+        .where(_W.status == EventStatus.PENDING, _W.fires_at <= now)
+        .scalar_subquery()
+    )
+    newest, due = conn.execute(sa.select(newest_old, oldest_due)).one()
+    if newest is None:
+        return 0
+    return int(newest) if due is None else min(int(newest), int(due) - 1)
+
+
 def due_unclaimed_events(
     conn: Connection, now: datetime, *, grace: timedelta, limit: int
 ) -> list[EntityKey]:
@@ -230,8 +251,9 @@ __all__ = [
     "CLAIM_OVERSCAN",
     "claim_entities",
     "complete_events",
+    "due_among",
     "due_unclaimed_events",
     "fail_events",
-    "has_due_events",
     "pending_events",
+    "settled_through",
 ]

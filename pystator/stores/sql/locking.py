@@ -45,4 +45,32 @@ def wait_for_entity(conn: Connection, machine: str, entity_id: str) -> None:
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
-__all__ = ["is_postgres", "lock_entity", "try_lock_expression", "wait_for_entity"]
+def _worker_key(worker_id: str) -> sa.ColumnElement[Any]:
+    return sa.func.hashtextextended(sa.literal("pystator-worker/" + worker_id, sa.Text), 0)
+
+
+def hold_worker_lock(conn: Connection, worker_id: str) -> None:
+    """Take a worker process's session-level lock on ``conn``: held for as long as that
+    connection lives, which is as long as the process (PostgreSQL releases it the moment the
+    process dies, SIGKILL included). Nothing to do on SQLite."""
+    if is_postgres(conn):
+        conn.execute(sa.select(sa.func.pg_advisory_lock(_worker_key(worker_id))))
+
+
+def worker_alive(conn: Connection, worker_id: str) -> bool:
+    """True while the worker process holding :func:`hold_worker_lock` lives (call inside a
+    transaction: a probe that gets the lock holds it only until that transaction ends)."""
+    if not is_postgres(conn):
+        return True
+    probe = sa.select(sa.func.pg_try_advisory_xact_lock(_worker_key(worker_id)))
+    return not bool(conn.execute(probe).scalar())
+
+
+__all__ = [
+    "hold_worker_lock",
+    "is_postgres",
+    "lock_entity",
+    "try_lock_expression",
+    "wait_for_entity",
+    "worker_alive",
+]

@@ -134,6 +134,21 @@ def hand_off(conn: Connection, due_by: datetime, now: datetime, limit: int) -> l
     return sorted((_timer(r) for r in conn.execute(query).all()), key=_due_order)
 
 
+def unhand(conn: Connection) -> int:
+    """Forget every hand-off (after a worker died holding some: they are published again; a
+    duplicate ETA message finds no row when the first one has fired). Returns how many."""
+    query = sa.update(worker_timers).where(_T.handed_at.is_not(None)).values(handed_at=None)
+    return int(conn.execute(query).rowcount)
+
+
+def any_due(conn: Connection, due_by: datetime) -> bool:
+    """True when a timer (not set aside) is due by ``due_by``."""
+    query = sa.select(
+        sa.exists().where(_T.due_at <= due_by, _T.dead_at.is_(None)).select_from(worker_timers)
+    )
+    return bool(conn.execute(query).scalar())
+
+
 def due_ids(conn: Connection, due_by: datetime, limit: int) -> list[str]:
     """Ids of up to ``limit`` timers due by ``due_by`` (read only: for firing them one by one)."""
     query = (
@@ -186,6 +201,7 @@ def _due_order(timer: ArmedTimer) -> tuple[datetime, str]:
 
 
 __all__ = [
+    "any_due",
     "arm",
     "cancel",
     "count",
@@ -194,4 +210,5 @@ __all__ = [
     "record_failure",
     "take",
     "take_due",
+    "unhand",
 ]

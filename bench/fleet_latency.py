@@ -1,0 +1,286 @@
+"""Fleet latency under real load: open-loop submit rates, and a probe right after a burst.
+
+    .venv/bin/python bench/fleet_latency.py [--workers 3] [--concurrency 4]
+        [--rates 250 500 1000] [--duration 10] [--burst 10000] [--probes 100]
+
+Part of ``bench/fleet.py`` (``--latency`` runs it after the throughput table). On the local
+PostgreSQL (a database it creates and drops) with a private ``redis-server``:
+
+- **open loop**: events for fresh entities are submitted on a fixed schedule (``rate`` per
+  second for ``duration`` seconds, by two producer threads), whatever the fleet does; latency
+  is the state's write time minus the event's submit time, both as the database records them
+  (``transition_history.created_at`` − ``worker_events.created_at``), so measuring does not
+  disturb the fleet;
+- **after a burst**: ``burst`` events over ``burst / 5`` entities are submitted one by one as
+  fast as four producer threads go; once every one is applied, ``probes`` single events are
+  submitted one after another and each is timed from the producer (submit until a poll sees it
+  applied). The probe shows whether fresh work waits behind the burst's stale nudges;
+- peak RSS of every worker process, sampled every 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fleet import MACHINE, MACHINES, bench_database, truncate  # noqa: E402
+from tests.fleet_harness import (  # noqa: E402
+    RedisServer,
+    WorkerFleet,
+    create_schema,
+    pending_count,
+    producer_runtime,
+    wait_until,
+)
+
+PRODUCER_THREADS = 2
+BURST_THREADS = 4
+EVENTS_PER_BURST_ENTITY = 5
+POLL_SECONDS = 0.0005
+SETTLE_TIMEOUT_SECONDS = 600.0
+LATENCY_TARGETS = {"open_loop_p99_ms": 100.0, "open_loop_max_ms": 250.0, "probe_p99_ms": 100.0}
+
+
+@dataclass
+class OpenLoop:
+    """Latencies of one open-loop rate."""
+
+    rate: int
+    achieved: float = 0.0
+    p50: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    workers: int
+    concurrency: int
+    open_loop: list[OpenLoop] = field(default_factory=list)
+    burst_events: int = 0
+    burst_seconds: float = 0.0
+    probe_p50: float = 0.0
+    probe_p99: float = 0.0
+    probe_max: float = 0.0
+    probe_first: float = 0.0
+    peak_rss_mb: dict[int, float] = field(default_factory=dict)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    if len(ordered) < 2:
+        return ordered[0] if ordered else float("nan")
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(pct) - 1]
+
+
+class RssSampler:
+    """Peak resident memory of a set of processes (and their children), sampled in a thread."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            for pid in self.pids():
+                self.peaks[pid] = max(self.peaks.get(pid, 0.0), rss_mb(pid))
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_loop(engine: sa.Engine, url: str, rate: int, duration: float) -> OpenLoop:
+    """Submit ``rate`` events/s for ``duration`` s on a fixed schedule; latencies from the DB."""
+    from pystator.worker import submit_event_sync
+
+    total = int(rate * duration)
+    start = time.perf_counter() + 0.2
+    tag = f"ol{rate}"
+
+    def produce(offset: int) -> None:
+        for n in range(offset, total, PRODUCER_THREADS):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            submit_event_sync(MACHINE, f"{tag}-{n}", "next", db_url=url)
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(PRODUCER_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    achieved = total / (time.perf_counter() - start)
+    wait_until(lambda: pending_count(engine) == 0, timeout=SETTLE_TIMEOUT_SECONDS, interval=0.1)
+    query = sa.text(
+        "SELECT EXTRACT(EPOCH FROM (h.created_at - e.created_at)) * 1000 "
+        "FROM worker_events e JOIN transition_history h ON h.event_id = e.id "
+        "WHERE e.entity_id LIKE :tag"
+    )
+    with engine.connect() as conn:
+        samples = [float(v) for v in conn.execute(query, {"tag": f"{tag}-%"}).scalars()]
+    return OpenLoop(
+        rate=rate,
+        achieved=achieved,
+        p50=percentile(samples, 50),
+        p99=percentile(samples, 99),
+        max=max(samples),
+    )
+
+
+def burst_then_probe(
+    engine: sa.Engine, url: str, burst: int, probes: int
+) -> tuple[float, list[float]]:
+    """A burst of single submits, drained; then ``probes`` single events timed one by one."""
+    from pystator.worker import submit_event_sync
+
+    entities = max(burst // EVENTS_PER_BURST_ENTITY, 1)
+
+    def produce(offset: int) -> None:
+        for n in range(offset, burst, BURST_THREADS):
+            submit_event_sync(MACHINE, f"burst-{n % entities}", "next", db_url=url)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(BURST_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wait_until(lambda: pending_count(engine) == 0, timeout=SETTLE_TIMEOUT_SECONDS, interval=0.01)
+    burst_seconds = time.perf_counter() - started
+    samples: list[float] = []
+    query = sa.text("SELECT status FROM worker_events WHERE id = :id")
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        for n in range(probes):
+            begin = time.perf_counter()
+            event_id = submit_event_sync(MACHINE, f"probe-{n}", "next", db_url=url)
+            while conn.execute(query, {"id": event_id}).scalar_one() == "pending":
+                if time.perf_counter() - begin > SETTLE_TIMEOUT_SECONDS:
+                    raise TimeoutError(f"probe {event_id} not applied")
+                time.sleep(POLL_SECONDS)
+            samples.append((time.perf_counter() - begin) * 1000)
+    return burst_seconds, samples
+
+
+def run(args: argparse.Namespace) -> Report:
+    report = Report(workers=args.workers, concurrency=args.concurrency)
+    with tempfile.TemporaryDirectory() as tmp, bench_database() as url:
+        broker = RedisServer(log_path=Path(tmp) / "redis.log")
+        with broker:
+            create_schema(url)
+            engine = sa.create_engine(url)
+            with (
+                producer_runtime(url, broker.url, MACHINES),
+                WorkerFleet(
+                    database_url=url,
+                    broker_url=broker.url,
+                    log_dir=Path(tmp),
+                    concurrency=args.concurrency,
+                    pool=args.pool,
+                    machines=MACHINES,
+                    app=None,
+                ) as fleet,
+            ):
+                fleet.start_all(args.workers)
+                with RssSampler(lambda: [p.pid for p in fleet.procs.values()]) as rss:
+                    from pystator.worker import submit_event_sync
+
+                    for n in range(args.workers * 8):  # the workers are up and warm
+                        submit_event_sync(MACHINE, f"warm-{n}", "next", db_url=url)
+                    wait_until(lambda: pending_count(engine) == 0, timeout=60)
+                    for rate in args.rates:
+                        truncate(engine)
+                        report.open_loop.append(open_loop(engine, url, rate, args.duration))
+                    truncate(engine)
+                    report.burst_events = args.burst
+                    report.burst_seconds, samples = burst_then_probe(
+                        engine, url, args.burst, args.probes
+                    )
+                    report.probe_first = samples[0]
+                    report.probe_p50 = percentile(samples, 50)
+                    report.probe_p99 = percentile(samples, 99)
+                    report.probe_max = max(samples)
+                report.peak_rss_mb = dict(rss.peaks)
+                fleet.stop_all()
+            engine.dispose()
+    return report
+
+
+def print_report(report: Report) -> None:
+    print(
+        f"\nlatency: {report.workers} workers x --concurrency {report.concurrency}, "
+        "PostgreSQL + Redis broker"
+    )
+    print("\n| open loop (events/s) | achieved | p50 ms | p99 ms | max ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for row in report.open_loop:
+        print(
+            f"| {row.rate:,} | {row.achieved:,.0f} | {row.p50:.1f} | {row.p99:.1f} | {row.max:.1f} |"
+        )
+    crossing = next((r.rate for r in report.open_loop if r.p99 > 100), None)
+    print(
+        "p99 crosses 100 ms at: "
+        + (f"{crossing:,} events/s" if crossing else "none of the rates measured")
+    )
+    rate = report.burst_events / report.burst_seconds if report.burst_seconds else 0.0
+    print(
+        f"\nafter a burst of {report.burst_events:,} events ({rate:,.0f}/s submitted and drained): "
+        f"probe p50 {report.probe_p50:.1f} ms, p99 {report.probe_p99:.1f} ms, "
+        f"max {report.probe_max:.1f} ms, first {report.probe_first:.1f} ms"
+    )
+    peaks = sorted(round(v) for v in report.peak_rss_mb.values())
+    print(f"peak worker RSS (MB): {peaks}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of this benchmark (shared with ``bench/fleet.py --latency``)."""
+    parser.add_argument("--rates", type=int, nargs="+", default=[250, 500, 1000])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per open-loop rate")
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--probes", type=int, default=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
+    add_arguments(parser)
+    print_report(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
