@@ -9,7 +9,7 @@ PostgreSQL (a database it creates and drops) with a private ``redis-server``:
 - **open loop**: events for fresh entities are submitted on a fixed schedule (``rate`` per
   second for ``duration`` seconds, by two producer threads), whatever the fleet does; latency
   is the state's write time minus the event's submit time, both as the database records them
-  (``transition_history.created_at`` − ``worker_events.created_at``), so measuring does not
+  (``transition_history.created_at`` minus ``worker_events.created_at``), so measuring does not
   disturb the fleet;
 - **after a burst**: ``burst`` events over ``burst / 5`` entities are submitted one by one as
   fast as four producer threads go; once every one is applied, ``probes`` single events are
