@@ -15,6 +15,11 @@ For each scheduler it starts a fleet of ``pystator worker`` processes (2 x ``--c
 2. **Worker memory**: total RSS (``/proc/<pid>/status`` VmRSS of every process in each worker's
    process group) with no timer pending, then with ``--pending`` timers pending, due in an hour
    (``bench_timer_far``).
+3. **After a SIGKILL** (``--sigkill-only`` runs just this): for each scheduler and broker
+   (db, redis, celery on Redis and on RabbitMQ), 900 timers with one of the two workers
+   SIGKILLed 0.5 s before the first is due and restarted; the worst lateness shows how fast the
+   timers the dead worker held come back (its death is noticed at once; the recovery sweep is
+   at 10 s for this run).
 
 Peers measured in the same run: plain Celery ETA tasks (no pystator: a task sent with ``eta=``
 to 2 Celery worker processes of the same pool and concurrency on the same broker; lateness =
@@ -798,6 +803,133 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- main
 
 
+# ---------------------------------------------------------------------------- SIGKILL
+
+KILL_RECOVERY_SECONDS = 10.0
+KILL_BEFORE_DUE_SECONDS = 0.5
+CASES = (("db", "redis"), ("redis", "redis"), ("celery", "redis"), ("celery", "amqp"))
+
+
+@dataclass
+class KillResult:
+    """Worst lateness of one scheduler/broker pair after the kill."""
+
+    scheduler: str
+    broker: str
+    timers: int = 0
+    fired_max_ms: float = 0.0
+    applied_max_ms: float = 0.0
+    late_over_2s: int = 0
+    death_recoveries: int = 0
+    sweep_recoveries: int = 0
+
+
+def measure_kill(scheduler: str, broker: str, entities: int, redis: RedisServer) -> KillResult:
+    result = KillResult(scheduler=scheduler, broker=broker)
+    broker_url = AMQP_URL if broker == "amqp" else redis.url
+    queue = f"bench-kill-{uuid.uuid4().hex[:8]}"
+    env = {
+        "PYSTATOR_SCHEDULER": scheduler,
+        "PYSTATOR_QUEUE": queue,
+        "PYSTATOR_TIMER_RECOVERY_SECONDS": str(KILL_RECOVERY_SECONDS),
+        "PYSTATOR_LOG_FORMAT": "json",
+    }
+    if scheduler == "redis":
+        env["PYSTATOR_REDIS_URL"] = redis.url
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as logs:
+        if broker == "amqp":
+            stack.callback(delete_amqp_queue, queue)
+        url = stack.enter_context(bench_database())
+        create_schema(url)
+        engine = sa.create_engine(url)
+        stack.callback(engine.dispose)
+        submit = stack.enter_context(producer(url, broker_url, queue)).submit_many
+        fleet = stack.enter_context(
+            WorkerFleet(
+                database_url=url,
+                broker_url=broker_url,
+                log_dir=Path(logs),
+                concurrency=CONCURRENCY,
+                pool=POOL,
+                machines=MACHINES,
+                app=None,
+                extra_env=env,
+            )
+        )
+        fleet.start_all(WORKERS)
+        from pystator.worker.producer import EventSpec
+
+        submit([EventSpec(machine=LATE_MACHINE, entity_id="ready", trigger="start")])
+        wait_until(lambda: _armed(engine) == 1, timeout=60, message="workers ready")
+        started = time.monotonic()
+        submit(
+            [
+                EventSpec(machine=LATE_MACHINE, entity_id=f"k-{n:05d}", trigger="start")
+                for n in range(entities)
+            ]
+        )
+        time.sleep(max(0.0, started + AFTER_SECONDS - KILL_BEFORE_DUE_SECONDS - time.monotonic()))
+        fleet.kill(0)  # SIGKILL: whatever it held in memory or under lease dies with it
+        fleet.start(0)
+        total = entities + 1
+        wait_until(
+            lambda: _fired(engine) >= total, timeout=120, interval=0.2, message="every timer"
+        )
+        rows = _lateness(engine)
+        result.timers = len(rows)
+        result.fired_max_ms = max(r[0] for r in rows)
+        result.applied_max_ms = max(r[1] for r in rows)
+        result.late_over_2s = sum(1 for r in rows if r[1] > 2000)
+        result.death_recoveries = _log_count(Path(logs), '"timers_recovered_after_worker_death"')
+        result.sweep_recoveries = _log_count(Path(logs), '"timers_recovered"')
+        fleet.stop_all()
+    return result
+
+
+def _armed(engine: sa.Engine) -> int:
+    return int(scalar(engine, "SELECT count(*) FROM worker_timers"))
+
+
+def _fired(engine: sa.Engine) -> int:
+    return int(scalar(engine, "SELECT count(*) FROM transition_history WHERE origin = 'timer'"))
+
+
+def _lateness(engine: sa.Engine) -> list[tuple[float, float]]:
+    query = sa.text(
+        "SELECT extract(epoch FROM e.created_at - e.fires_at) * 1000, "
+        "extract(epoch FROM h.created_at - e.fires_at) * 1000 "
+        "FROM transition_history h JOIN worker_events e ON e.id = h.event_id "
+        "WHERE e.origin = 'timer'"
+    )
+    with engine.connect() as conn:
+        return [(float(a), float(b)) for a, b in conn.execute(query)]
+
+
+def run_kills(entities: int) -> list[KillResult]:
+    """Every case of :data:`CASES` with a private Redis."""
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(log_path=Path(tmp) / "r.log") as rs:
+        return [measure_kill(s, b, entities, rs) for s, b in CASES]
+
+
+def print_kills(results: list[KillResult]) -> None:
+    print(
+        f"\nSIGKILL: one of {WORKERS} workers killed {KILL_BEFORE_DUE_SECONDS} s before the "
+        f"first `after: {AFTER_SECONDS:.0f}s` timer is due (recovery sweep at "
+        f"{KILL_RECOVERY_SECONDS:.0f} s)\n"
+    )
+    print(
+        "| scheduler | broker | timers | worst fired (ms) | worst applied (ms) | "
+        "applied > 2 s | recovered after the death | recovered by the sweep |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r.scheduler} | {r.broker} | {r.timers:,} | {r.fired_max_ms:.0f} | "
+            f"{r.applied_max_ms:.0f} | {r.late_over_2s} | {r.death_recoveries} | "
+            f"{r.sweep_recoveries} |"
+        )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -819,6 +951,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-peer", action="store_true", help="skip the Celery ETA peers")
     parser.add_argument("--no-asyncio", action="store_true", help="skip the asyncio baseline")
+    parser.add_argument(
+        "--sigkill-only", action="store_true", help="only the worker-SIGKILL lateness table"
+    )
+    parser.add_argument(
+        "--kill-entities", type=int, default=900, help="timers of the SIGKILL case (default 900)"
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
@@ -834,6 +972,9 @@ def _terminate(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if args.sigkill_only:
+        print_kills(run_kills(args.kill_entities))
+        return 0
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp, RedisServer(log_path=Path(tmp) / "redis.log") as rs:
         logs = Path(tmp)
@@ -858,6 +999,7 @@ def main(argv: list[str] | None = None) -> int:
             peer.peer = peer.broker
             rows.append(peer)
     print_report(rows, args)
+    print_kills(run_kills(args.kill_entities))
     return 0
 
 
