@@ -426,20 +426,20 @@ def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(default: Release) 
 
 
 def test_notes_show_the_connection_budget(default: Release) -> None:
-    # workers: (10 max + 2 surge) x (8 + 5); api: (2 + 1 surge) x 2 processes x 5; migrate; keda
-    assert "(max replicas + surge) x (concurrency 8 + 5) = 156" in default.notes
+    # workers: (10 max + 2 surge) x (8 + 6); api: (2 + 1 surge) x 2 processes x 5; migrate; keda
+    assert "(max replicas + surge) x (concurrency 8 + 6) = 168" in default.notes
     assert "3 pods x 2 processes x 5 = 30" in default.notes
-    assert re.search(r"total\s+188 ", default.notes)
+    assert re.search(r"total\s+200 ", default.notes)
     assert "kubectl -n jobs get scaledobject fleet-pystator-worker" in default.notes
 
 
 def test_a_budget_over_max_connections_is_refused() -> None:
-    values = dict(_ci("default"), database={"maxConnections": 187})
-    with pytest.raises(helm.HelmRenderError, match="up to 188 database connections"):
+    values = dict(_ci("default"), database={"maxConnections": 199})
+    with pytest.raises(helm.HelmRenderError, match="up to 200 database connections"):
         render(values)
     assert re.search(
-        r"total\s+188 of database.maxConnections 188",
-        render(dict(_ci("default"), database={"maxConnections": 188})).notes,
+        r"total\s+200 of database.maxConnections 200",
+        render(dict(_ci("default"), database={"maxConnections": 200})).notes,
     )
 
 

@@ -45,11 +45,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "pystator.connectionBudget" -}}
 {{- $w := .Values.worker -}}
 {{- $workerPods := add (include "pystator.workerMaxReplicas" . | int) $w.rollingUpdate.maxSurge -}}
-{{- /* threads pool: a fixed pool of concurrency + 3 (timers, relay, heartbeat) + 2 autocommit;
-       prefork: the main process 4 + 2, each child 2 + 2 */ -}}
-{{- $perWorker := add $w.concurrency 5 -}}
+{{- /* threads pool: a fixed pool of concurrency + 3 (timers, relay, heartbeat), 2 autocommit
+       and the liveness lock's own; prefork: the main process 4 + 2 + 1, each child 2 + 2 */ -}}
+{{- $perWorker := add $w.concurrency 6 -}}
 {{- if eq $w.pool "prefork" -}}
-{{- $perWorker = add (mul $w.concurrency 4) 6 -}}
+{{- $perWorker = add (mul $w.concurrency 4) 7 -}}
 {{- end -}}
 {{- $budget := dict "workers" (mul $workerPods $perWorker) "api" 0 "relay" 0 "migrations" 0 "keda" 0 -}}
 {{- $_ := set $budget "workerPods" $workerPods -}}
