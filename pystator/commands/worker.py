@@ -22,6 +22,7 @@ from pystator.migrations import prepare_embedded
 from pystator.settings import Settings, load_settings
 from pystator.worker.app import make_worker_app
 from pystator.worker.celery_config import is_memory_broker
+from pystator.worker.duties import freeze_startup_heap
 from pystator.worker.embedded import DrainThreads
 from pystator.worker.producer import EventSpec
 from pystator.worker.relay import Relay
@@ -153,6 +154,7 @@ def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    freeze_startup_heap()
     threads.start()
     log.info("worker_ready", mode="embedded")
     while not stop.wait(1.0):

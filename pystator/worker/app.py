@@ -19,7 +19,7 @@ from celery import Celery, bootsteps, signals
 from pystator.logging import get_logger
 from pystator.settings import Settings
 from pystator.worker.celery_config import broker_warnings, new_app
-from pystator.worker.duties import Duties
+from pystator.worker.duties import Duties, freeze_startup_heap
 from pystator.worker.runtime import configure, current_settings, get_runtime
 from pystator.worker.tasks import RuntimeProvider, register
 
@@ -89,6 +89,7 @@ def _warn_on_start(sender: Any = None, **_kwargs: Any) -> None:
     if isinstance(app, Celery):
         for message in broker_warnings(app):
             log.warning("unsafe_broker_setting", detail=message)
+    freeze_startup_heap()
 
 
 def _task_started(task_id: str | None = None, task: Any = None, **_kwargs: Any) -> None:
@@ -116,6 +117,7 @@ def _child_started(**_kwargs: Any) -> None:
     duties = Duties(runtime, relay=False, timers=False)
     duties.start()
     _child_duties[:] = [duties]
+    freeze_startup_heap()
 
 
 def _child_stopping(**_kwargs: Any) -> None:
