@@ -24,6 +24,7 @@ from pystator.worker.app import make_worker_app
 from pystator.worker.celery_config import is_memory_broker
 from pystator.worker.duties import freeze_startup_heap
 from pystator.worker.embedded import DrainThreads
+from pystator.worker.metrics import process_observer, serve_metrics
 from pystator.worker.producer import EventSpec
 from pystator.worker.relay import Relay
 from pystator.worker.runtime import Runtime, configure, get_runtime, set_default_runtime
@@ -51,6 +52,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="table: worker_events + nudges (default); queue: events in broker messages",
     )
     worker.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics of this worker on this port",
+    )
     worker.set_defaults(func=run_worker)
 
     submit = sub.add_parser("submit", help="submit one event to the fleet")
@@ -93,7 +100,8 @@ def _prepare(
 ) -> Settings:
     settings = settings_from(args)
     configure_logging(settings.log_format, level)
-    configure(settings, concurrency=concurrency)
+    metrics = getattr(args, "metrics_port", None) is not None
+    configure(settings, concurrency=concurrency, observers=[process_observer] if metrics else [])
     prepare_embedded(settings.database_url)
     return settings
 
@@ -121,7 +129,10 @@ def run_worker(args: argparse.Namespace) -> int:
     # their own runtime from the same settings.
     # Under prefork the main process only runs the duties: its tasks run in the children.
     threads = 0 if args.pool == "prefork" and app is not None else concurrency
-    runtime = Runtime.from_settings(settings, app=app, concurrency=threads)
+    observers = [process_observer()] if args.metrics_port is not None else []
+    runtime = Runtime.from_settings(settings, app=app, concurrency=threads, observers=observers)
+    if args.metrics_port is not None:
+        serve_metrics(args.metrics_port, pool=args.pool if app is not None else "threads")
     runtime.status.info.update(concurrency=concurrency, pool=args.pool, queue=runtime.queue)
     set_default_runtime(runtime)
     log.info(

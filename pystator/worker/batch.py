@@ -30,6 +30,7 @@ class EventRef:
     entity_id: str
     trigger: str
     attempts: int = 0  # attempts made before this one
+    due_at: datetime | None = None  # when it became due (its fires_at): apply latency from here
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,10 @@ class FleetObserver:
     def nudge_failed(self, error: str, entities: int) -> None:
         """Publishing nudges for ``entities`` entities failed (the relay will find them)."""
 
+    def nudge_handled(self, how: str) -> None:
+        """A received nudge was ``dropped`` (known settled), ``stale`` (one read found nothing
+        due) or ``applied`` (it got transactions)."""
+
     def action_finished(
         self, row: OutboxRow, error: BaseException | None, dead: bool, seconds: float
     ) -> None:
@@ -78,6 +82,10 @@ class Observers(FleetObserver):
     def nudge_failed(self, error: str, entities: int) -> None:
         """Fan out."""
         self._each("nudge_failed", error, entities)
+
+    def nudge_handled(self, how: str) -> None:
+        """Fan out."""
+        self._each("nudge_handled", how)
 
     def action_finished(
         self, row: OutboxRow, error: BaseException | None, dead: bool, seconds: float

@@ -65,6 +65,7 @@ from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.rows import EventRow
 from pystator.worker.batch import Batch, EventRef
+from pystator.worker.observer import FleetObserver
 from pystator.worker.registry import MachineRegistry
 from pystator.worker.staleness import NudgeCounts, SettledWatermark
 
@@ -129,6 +130,7 @@ def event_ref(event: EventRow) -> EventRef:
         entity_id=event.entity_id,
         trigger=event.trigger,
         attempts=event.attempts,
+        due_at=event.fires_at,
     )
 
 
@@ -164,6 +166,7 @@ class Processor:
         self.rand = rand
         self.settled = SettledWatermark(engine, clock=clock)
         self.nudges = NudgeCounts()
+        self.observer: FleetObserver = FleetObserver()
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -209,8 +212,10 @@ class Processor:
         remaining = self.due_among(list(dict.fromkeys(keys)))
         if not remaining:
             self.nudges.add(stale=1)
+            self.observer.nudge_handled("stale")
             self.settled.refresh()  # stale nudges are arriving: learn how far all is settled
             return 0
+        self.observer.nudge_handled("applied")
         handled = 0
         for _round in range(MAX_ENTITY_ROUNDS):
             batch = self._run(functools.partial(self._lock_many, keys=remaining))
@@ -232,6 +237,7 @@ class Processor:
         self.nudges.add(received=1)
         if self.settled.covers(through):
             self.nudges.add(dropped=1)
+            self.observer.nudge_handled("dropped")
             return True
         return False
 

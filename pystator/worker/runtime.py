@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -107,6 +107,7 @@ class Runtime:
             timers=self.timers,
             after_commit=[self.observer.batch_committed, self._run_actions],
         )
+        self.processor.observer = self.observer
         self.producer = Producer(
             engine=self.engine,
             machines=self.machines,
@@ -237,19 +238,29 @@ _lock = threading.Lock()
 _default: dict[tuple[int, str | None], Runtime] = {}
 _configured: list[Settings] = []
 _concurrency: list[int] = [DEFAULT_PRODUCER_CONCURRENCY]
+_observers: list[Callable[[], FleetObserver]] = []
 
 
-def configure(settings: Settings, *, concurrency: int | None = None) -> None:
+def configure(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    observers: Sequence[Callable[[], FleetObserver]] | None = None,
+) -> None:
     """Use ``settings`` (instead of the environment) for runtimes built from now on, and size
     their pools for ``concurrency`` working threads.
 
     The ``pystator worker`` command calls this with its command-line overrides before Celery
     starts, so forked pool children inherit it (they then size themselves for one task).
+    ``observers`` are factories of the observers every runtime built from now on attaches
+    (metrics: one instance per process).
     """
     with _lock:
         _configured[:] = [settings]
         if concurrency is not None:
             _concurrency[:] = [concurrency]
+        if observers is not None:
+            _observers[:] = list(observers)
         _default.clear()
 
 
@@ -270,7 +281,11 @@ def get_runtime(db_url: str | None = None) -> Runtime:
             settings = current_settings()
             if db_url is not None:
                 settings = replace(settings, database_url=db_url)
-            runtime = Runtime.from_settings(settings, concurrency=_concurrency[0])
+            runtime = Runtime.from_settings(
+                settings,
+                concurrency=_concurrency[0],
+                observers=[factory() for factory in _observers],
+            )
             _default[key] = runtime
     return runtime
 
