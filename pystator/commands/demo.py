@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -44,6 +43,7 @@ CANCEL_SHARE = 10  # every 10th order also gets a cancel after it filled: a reje
 DEMO_TIMEOUT_SECONDS = 50.0
 PROGRESS_WIDTH = 40
 DEMO_MACHINE = Path(__file__).resolve().parents[2] / "examples" / "fleet_demo.yaml"
+DEMO_DATABASE = "pystator-demo.db"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     demo.add_argument("--machine", default=str(DEMO_MACHINE), help="the fleet_demo.yaml to use")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--db",
+        default=DEMO_DATABASE,
+        help=f"the SQLite file the demo (re)creates and leaves behind (default {DEMO_DATABASE})",
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -111,8 +116,10 @@ def run_demo(args: argparse.Namespace) -> int:
     machine_path = Path(args.machine)
     if not machine_path.is_file():
         raise ConfigurationError(f"demo machine {machine_path} not found (run from the repo root)")
-    with tempfile.TemporaryDirectory(prefix="pystator-demo-") as tmp:
-        return _run(args, machine_path, Path(tmp) / "pystator-demo.db")
+    db_path = Path(args.db).resolve()
+    for stale in (db_path, *(db_path.with_name(db_path.name + s) for s in ("-wal", "-shm"))):
+        stale.unlink(missing_ok=True)  # each demo starts afresh; the file stays for exploring
+    return _run(args, machine_path, db_path)
 
 
 def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
@@ -150,7 +157,7 @@ def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
         elapsed = time.perf_counter() - started
     finally:
         threads.stop(timeout=10)
-    _report(runtime, app, args.entities, len(events), submitted, elapsed)
+    _report(runtime, app, args.entities, len(events), (submitted, elapsed), db_path)
     runtime.close()
     return 0
 
@@ -167,8 +174,14 @@ def _wait(runtime: Runtime, total: int, started: float) -> None:
 
 
 def _report(
-    runtime: Runtime, app: DemoApp, entities: int, total: int, submitted: float, elapsed: float
+    runtime: Runtime,
+    app: DemoApp,
+    entities: int,
+    total: int,
+    timing: tuple[float, float],
+    db_path: Path,
 ) -> None:
+    submitted, elapsed = timing
     machine = next(iter(runtime.machines)).name
     keys = [(machine, f"order-{i:04d}") for i in range(entities)]
     stats = admin.stats(runtime.engine)
@@ -186,4 +199,9 @@ def _report(
     print(f"retries    {stats['retried']} events needed more than one attempt")
     print(f"dead letters {events['dead']} (poison events; later events of those orders went on)")
     print(f"actions    {dict(sorted(app.actions.items()))}")
-    print("inspect    pystator events list --status dead   (with PYSTATOR_DATABASE_URL set)")
+    url = f"sqlite:///{db_path}"
+    print(f"\nexplore the demo's fleet (its database stays in {db_path}):")
+    print(f"  export PYSTATOR_DATABASE_URL={url}")
+    print("  pystator events list --status dead      # the poison events, with their errors")
+    print("  pystator events stats                   # counts, retries, idempotency hits")
+    print(f"  pystator entities show {machine} order-0000")

@@ -55,10 +55,19 @@ def test_submit_refuses_an_unknown_trigger_with_a_clear_message(tmp_path: Path) 
     assert "Traceback" not in done.stderr
 
 
-def test_demo_runs_the_embedded_fleet_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_the_embedded_fleet_and_leaves_its_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from pystator.cli import main
 
-    assert main(["demo", "--entities", "20", "--threads", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "final states  FILLED=20" in out
-    assert "dead=3" in out and "pending=0" in out
+    db = tmp_path / "demo.db"
+    for _ in range(2):  # a second demo starts afresh in the same file
+        assert main(["demo", "--entities", "20", "--threads", "2", "--db", str(db)]) == 0
+        out = capsys.readouterr().out
+        assert "final states  FILLED=20" in out
+        assert "dead=3" in out and "pending=0" in out
+    assert f"export PYSTATOR_DATABASE_URL=sqlite:///{db}" in out
+    listed = procs.run(
+        ["events", "list", "--status", "dead"], {"PYSTATOR_DATABASE_URL": f"sqlite:///{db}"}
+    )
+    assert listed.returncode == 0 and listed.stdout.count("dead") == 3
