@@ -1,20 +1,24 @@
 """``process``: look the configuration's row up, check the context, call guards, pick a result.
 
-Nothing here parses or allocates a result for a plain transition: the row holds the
-precomputed :class:`TransitionResult`. Business rejections (terminal state, trigger not
-allowed here, failed context check, every guard said no) come back as a failed result; bad
-input (undefined state, non-mapping context) and failures (a guard raising, a guard missing)
-raise :class:`FSMError` subclasses.
+Nothing here parses, and a plain transition allocates nothing: :meth:`Decider.fast_process` is a
+closure that answers guard-free transitions from a ``(state, trigger)`` table and hands every
+other case to the full path. Business rejections (terminal state, trigger not allowed here, failed
+context check, every guard said no) come back as a failed result; bad input (undefined state,
+non-mapping context) and failures (a guard raising, a guard missing) raise :class:`FSMError`
+subclasses. A transition with effects, branches or ``when`` entries is resolved against the
+context (:mod:`pystator.fsm_core.plan`) before it is returned.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from pystator.fsm_core.compiler import MAX_CACHED_CONFIGURATIONS, Candidate, CompiledMachine, Row
+from pystator.fsm_core.conditions import AllOf, AnyOf, Condition, Named, Not, Test
 from pystator.fsm_core.definition import GuardSpec, TransitionSpec
 from pystator.fsm_core.errors import (
     ContextValidationError,
@@ -27,23 +31,80 @@ from pystator.fsm_core.errors import (
     UndefinedTriggerError,
 )
 from pystator.fsm_core.guards import GuardFn
+from pystator.fsm_core.plan import resolve
 from pystator.fsm_core.results import TransitionResult
 
 #: Resolves a guard name to ``(function, is_async)``; None when no registry knows it.
 GuardResolver = Callable[[str], "tuple[GuardFn, bool] | None"]
+Clock: TypeAlias = Callable[[], datetime]
+ProcessFn: TypeAlias = Callable[..., TransitionResult]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def utc_now() -> datetime:
+    """The default clock of a machine (timestamps of ``timestamp:`` effects)."""
+    return datetime.now(UTC)
 
 
 class Decider:
     """Computes transitions for one compiled machine, resolving named guards on demand."""
 
-    __slots__ = ("_compiled", "_resolve", "_rows")
+    __slots__ = (
+        "_compiled",
+        "_lenient_events",
+        "_lenient_guards",
+        "_normalize",
+        "_resolve",
+        "_rows",
+        "clock",
+        "fast_process",
+    )
 
-    def __init__(self, compiled: CompiledMachine, resolve: GuardResolver) -> None:
+    def __init__(
+        self, compiled: CompiledMachine, resolve: GuardResolver, clock: Clock = utc_now
+    ) -> None:
         self._compiled = compiled
         self._rows = compiled.rows
         self._resolve = resolve
+        self.clock = clock
+        meta = compiled.definition.meta
+        self._lenient_events = not meta.reject_invalid_events
+        self._lenient_guards = not meta.strict_guard_registry
+        self._normalize = _normalizer(meta.event_normalizer)
+        self.fast_process: ProcessFn = self._fast_closure()
+
+    def _fast_closure(self) -> ProcessFn:
+        """``process`` as a closure: a guard-free transition is one table lookup."""
+        table: dict[str, dict[str, TransitionResult]] = {
+            state: row.fast for state, row in self._rows.items() if row.fast
+        }
+        lookup = table.get
+        full = self.process
+        normalize = self._normalize
+
+        def process(
+            current_state: Any,
+            trigger: Any,
+            context: Any = None,
+            now: datetime | None = None,
+        ) -> TransitionResult:
+            if normalize is not None:
+                trigger = normalize(trigger)
+            try:
+                row = lookup(current_state)
+                hit = row.get(trigger) if row is not None else None
+            except TypeError:  # unhashable state or trigger: the full path explains
+                hit = None
+            if hit is not None and (context is None or type(context) is dict):
+                return hit
+            return full(current_state, trigger, context, now)
+
+        return process
+
+    def normalize(self, trigger: Any) -> Any:
+        """``trigger`` as ``meta.event_normalizer`` spells it."""
+        return trigger if self._normalize is None else self._normalize(trigger)
 
     def row(self, state: Any) -> Row:
         """The row of ``state``; :class:`UndefinedStateError` for anything unknown."""
@@ -53,17 +114,12 @@ class Decider:
             raise UndefinedStateError(f"undefined state {state!r}") from None
         return row if row is not None else self._compiled.row(state)
 
-    def process(self, state: Any, trigger: Any, context: Any) -> TransitionResult:
+    def process(
+        self, state: Any, trigger: Any, context: Any, now: datetime | None = None
+    ) -> TransitionResult:
         """The :class:`TransitionResult` of ``trigger`` in ``state`` (sync guards only)."""
+        trigger = self.normalize(trigger)
         row = self.row(state)
-        try:
-            fast = row.fast.get(trigger)
-        except TypeError:
-            fast = None
-        if fast is not None:
-            if context is not None and not isinstance(context, Mapping):
-                raise _bad_context(context)
-            return fast
         ctx, early = self._prepare(row, trigger, context)
         if early is not None:
             return early
@@ -72,14 +128,20 @@ class Decider:
         for per_leaf in row.candidates[trigger]:
             for candidate in per_leaf:
                 failed = self._failing_guard(candidate.guards, ctx)
+                if failed is None and candidate.branches:
+                    chosen, failed = self._branch(candidate, ctx)
+                    candidate = chosen if chosen is not None else candidate
                 if failed is None:
                     selected.append(candidate)
                     break
                 rejected = rejected or failed
-        return self._finish(row, trigger, selected, rejected)
+        return self._finish(row, trigger, selected, rejected, ctx, now)
 
-    async def aprocess(self, state: Any, trigger: Any, context: Any) -> TransitionResult:
+    async def aprocess(
+        self, state: Any, trigger: Any, context: Any, now: datetime | None = None
+    ) -> TransitionResult:
         """Like :meth:`process`, awaiting async guards."""
+        trigger = self.normalize(trigger)
         row = self.row(state)
         ctx, early = self._prepare(row, trigger, context)
         if early is not None:
@@ -89,11 +151,23 @@ class Decider:
         for per_leaf in row.candidates[trigger]:
             for candidate in per_leaf:
                 failed = await self._afailing_guard(candidate.guards, ctx)
+                if failed is None and candidate.branches:
+                    chosen, failed = await self._abranch(candidate, ctx)
+                    candidate = chosen if chosen is not None else candidate
                 if failed is None:
                     selected.append(candidate)
                     break
                 rejected = rejected or failed
-        return self._finish(row, trigger, selected, rejected)
+        return self._finish(row, trigger, selected, rejected, ctx, now)
+
+    def forced(
+        self, state: Any, trigger: str, context: Any, target: str, now: datetime | None = None
+    ) -> TransitionResult:
+        """The move of ``state`` to ``target`` regardless of transitions (a fallback state)."""
+        row = self.row(state)
+        ctx = _EMPTY if context is None else context
+        result = self._compiled.forced(row.label, row.active, target, trigger)
+        return self._resolved(result, ctx, now)
 
     # steps ----------------------------------------------------------------------------------
 
@@ -102,7 +176,7 @@ class Decider:
     ) -> tuple[Mapping[str, Any], TransitionResult | None]:
         if context is None:
             context = _EMPTY
-        elif not isinstance(context, Mapping):
+        elif type(context) is not dict and not isinstance(context, Mapping):
             raise _bad_context(context)
         error: FSMError
         if row.terminal:
@@ -117,14 +191,7 @@ class Decider:
         except TypeError:
             allowed = False
         if not allowed:
-            known = isinstance(trigger, str) and trigger in self._compiled.triggers
-            message = (
-                f"trigger {trigger!r} is not allowed in state {row.label!r}"
-                if known
-                else f"machine {self._compiled.definition.meta.name!r} has no trigger {trigger!r}"
-            )
-            error = UndefinedTriggerError(message, current_state=row.label, trigger=_text(trigger))
-            return context, _rejected(row, trigger, error, {"reason": "undefined_trigger"})
+            return context, self._not_allowed(row, trigger)
         if row.required_keys:
             missing = [k for k in row.required_keys if k not in context]
             if missing:
@@ -134,10 +201,42 @@ class Decider:
                 )
                 metadata = {"reason": "context_validation", "missing": missing}
                 return context, _rejected(row, trigger, error, metadata)
+        if row.contract is not None:
+            problems = row.contract(context)
+            if problems:
+                error = ContextValidationError(
+                    f"context validation failed: {'; '.join(problems)}", errors=problems
+                )
+                metadata = {"reason": "context_validation", "errors": problems}
+                return context, _rejected(row, trigger, error, metadata)
         return context, None
 
+    def _not_allowed(self, row: Row, trigger: Any) -> TransitionResult:
+        known = isinstance(trigger, str) and trigger in self._compiled.triggers
+        if self._lenient_events and isinstance(trigger, str):
+            return TransitionResult(
+                success=True,
+                source_state=row.label,
+                target_state=row.label,
+                trigger=trigger,
+                metadata={"noop": True, "reason": "undefined_trigger"},
+            )
+        message = (
+            f"trigger {trigger!r} is not allowed in state {row.label!r}"
+            if known
+            else f"machine {self._compiled.definition.meta.name!r} has no trigger {trigger!r}"
+        )
+        error = UndefinedTriggerError(message, current_state=row.label, trigger=_text(trigger))
+        return _rejected(row, trigger, error, {"reason": "undefined_trigger"})
+
     def _finish(
-        self, row: Row, trigger: str, selected: list[Candidate], rejected: str | None
+        self,
+        row: Row,
+        trigger: str,
+        selected: list[Candidate],
+        rejected: str | None,
+        ctx: Mapping[str, Any],
+        now: datetime | None,
     ) -> TransitionResult:
         if not selected:
             error = GuardRejectedError(
@@ -149,8 +248,15 @@ class Decider:
             metadata = {"reason": "guard_rejected", "guard_name": rejected}
             return _rejected(row, trigger, error, metadata)
         if len(selected) == 1 and selected[0].result is not None:
-            return selected[0].result
-        return self._combined(row, selected)
+            return self._resolved(selected[0].result, ctx, now)
+        return self._resolved(self._combined(row, selected), ctx, now)
+
+    def _resolved(
+        self, result: TransitionResult, ctx: Mapping[str, Any], now: datetime | None
+    ) -> TransitionResult:
+        if not result.plan:
+            return result
+        return resolve(result, ctx, now if now is not None else self.clock())
 
     def _combined(self, row: Row, selected: list[Candidate]) -> TransitionResult:
         """One result for the transitions taken in several regions (conflicts: first wins)."""
@@ -179,56 +285,124 @@ class Decider:
 
     # guards ---------------------------------------------------------------------------------
 
+    def _branch(
+        self, candidate: Candidate, ctx: Mapping[str, Any]
+    ) -> tuple[Candidate | None, str | None]:
+        failed: str | None = None
+        for branch in candidate.branches:
+            failed = self._failing_guard(branch.guards, ctx)
+            if failed is None:
+                return branch, None
+        return None, failed or f"choice {candidate.transition.dest}"
+
+    async def _abranch(
+        self, candidate: Candidate, ctx: Mapping[str, Any]
+    ) -> tuple[Candidate | None, str | None]:
+        failed: str | None = None
+        for branch in candidate.branches:
+            failed = await self._afailing_guard(branch.guards, ctx)
+            if failed is None:
+                return branch, None
+        return None, failed or f"choice {candidate.transition.dest}"
+
     def _failing_guard(
         self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
     ) -> str | None:
         for guard in guards:
-            expression = guard.expression
-            if expression is not None:
-                ok = expression.evaluate(context)
+            predicate = guard.predicate
+            if predicate is not None:
+                ok: Any = predicate(context)
+            elif guard.name is not None:
+                ok = self._named(guard.name, guard.params, context)
             else:
-                fn, is_async = self._guard(guard)
-                if is_async:
-                    raise GuardEvaluationError(
-                        f"guard {guard.name!r} is async: use aprocess() / asend()",
-                        guard_name=guard.name,
-                    )
-                ok = _call_guard(fn, guard, context)
-                if inspect.isawaitable(ok):
-                    _discard(ok)
-                    raise GuardEvaluationError(
-                        f"guard {guard.name!r} returned an awaitable: use aprocess() / asend()",
-                        guard_name=guard.name,
-                    )
+                assert guard.condition is not None
+                ok = self._test(guard.condition, context)
             if not ok:
                 return guard.label
         return None
+
+    def _named(self, name: str, params: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
+        found = self._guard(name)
+        if found is None:
+            return True  # meta.strict_guard_registry: false lets unregistered guards pass
+        fn, is_async = found
+        if is_async:
+            raise GuardEvaluationError(
+                f"guard {name!r} is async: use aprocess() / asend()", guard_name=name
+            )
+        ok = _call_guard(fn, name, params, context)
+        if inspect.isawaitable(ok):
+            _discard(ok)
+            raise GuardEvaluationError(
+                f"guard {name!r} returned an awaitable: use aprocess() / asend()", guard_name=name
+            )
+        return ok
+
+    def _test(self, condition: Condition, context: Mapping[str, Any]) -> bool:
+        if isinstance(condition, Test):
+            return condition.predicate(context)
+        if isinstance(condition, Named):
+            return bool(self._named(condition.name, condition.params, context))
+        if isinstance(condition, Not):
+            return not self._test(condition.part, context)
+        if isinstance(condition, AllOf):
+            return all(self._test(p, context) for p in condition.parts)
+        assert isinstance(condition, AnyOf)
+        return any(self._test(p, context) for p in condition.parts)
 
     async def _afailing_guard(
         self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
     ) -> str | None:
         for guard in guards:
-            expression = guard.expression
-            if expression is not None:
-                ok = expression.evaluate(context)
+            predicate = guard.predicate
+            if predicate is not None:
+                ok: Any = predicate(context)
+            elif guard.name is not None:
+                ok = await self._anamed(guard.name, guard.params, context)
             else:
-                fn, _ = self._guard(guard)
-                ok = _call_guard(fn, guard, context)
-                if inspect.isawaitable(ok):
-                    try:
-                        ok = await ok
-                    except FSMError:
-                        raise
-                    except Exception as exc:
-                        raise _guard_failed(guard, exc) from exc
+                assert guard.condition is not None
+                ok = await self._atest(guard.condition, context)
             if not ok:
                 return guard.label
         return None
 
-    def _guard(self, guard: GuardSpec) -> tuple[GuardFn, bool]:
-        name = guard.name or ""
-        found = self._resolve(name)
+    async def _anamed(
+        self, name: str, params: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> Any:
+        found = self._guard(name)
         if found is None:
+            return True
+        ok = _call_guard(found[0], name, params, context)
+        if inspect.isawaitable(ok):
+            try:
+                ok = await ok
+            except FSMError:
+                raise
+            except Exception as exc:
+                raise _guard_failed(name, exc) from exc
+        return ok
+
+    async def _atest(self, condition: Condition, context: Mapping[str, Any]) -> bool:
+        if isinstance(condition, Test):
+            return condition.predicate(context)
+        if isinstance(condition, Named):
+            return bool(await self._anamed(condition.name, condition.params, context))
+        if isinstance(condition, Not):
+            return not await self._atest(condition.part, context)
+        if isinstance(condition, AllOf):
+            for part in condition.parts:
+                if not await self._atest(part, context):
+                    return False
+            return True
+        assert isinstance(condition, AnyOf)
+        for part in condition.parts:
+            if await self._atest(part, context):
+                return True
+        return False
+
+    def _guard(self, name: str) -> tuple[GuardFn, bool] | None:
+        found = self._resolve(name)
+        if found is None and not self._lenient_guards:
             raise GuardNotFoundError(
                 f"guard {name!r} is not registered (use @machine.guard or bind_guards)",
                 guard_name=name,
@@ -236,18 +410,28 @@ class Decider:
         return found
 
 
-def _call_guard(fn: GuardFn, guard: GuardSpec, context: Mapping[str, Any]) -> Any:
+def _normalizer(kind: str | None) -> Callable[[Any], Any] | None:
+    if kind is None:
+        return None
+    if kind == "lower":
+        return lambda t: t.lower() if isinstance(t, str) else t
+    return lambda t: t.upper() if isinstance(t, str) else t
+
+
+def _call_guard(
+    fn: GuardFn, name: str, params: Mapping[str, Any], context: Mapping[str, Any]
+) -> Any:
     try:
-        return fn(context)
+        return fn(context, **params) if params else fn(context)  # type: ignore[call-arg]
     except FSMError:
         raise
     except Exception as exc:
-        raise _guard_failed(guard, exc) from exc
+        raise _guard_failed(name, exc) from exc
 
 
-def _guard_failed(guard: GuardSpec, exc: Exception) -> GuardEvaluationError:
+def _guard_failed(name: str, exc: Exception) -> GuardEvaluationError:
     return GuardEvaluationError(
-        f"guard {guard.label!r} raised {type(exc).__name__}: {exc}", guard_name=guard.label
+        f"guard {name!r} raised {type(exc).__name__}: {exc}", guard_name=name
     )
 
 
