@@ -75,11 +75,9 @@ class Decider:
         self.fast_process: ProcessFn = self._fast_closure()
 
     def _fast_closure(self) -> ProcessFn:
-        """``process`` as a closure: a guard-free transition is one table lookup."""
-        table: dict[str, dict[str, TransitionResult]] = {
-            state: row.fast for state, row in self._rows.items() if row.fast
-        }
-        lookup = table.get
+        """``process`` as a closure: a guard-free transition is two dictionary lookups."""
+        rows = self._rows.get
+        decide = self._decide
         full = self.process
         normalize = self._normalize
 
@@ -89,16 +87,21 @@ class Decider:
             context: Any = None,
             now: datetime | None = None,
         ) -> TransitionResult:
+            try:
+                row = rows(current_state)
+            except TypeError:  # unhashable: the full path explains
+                row = None
+            if row is None:  # a parallel configuration, or not a state at all
+                return full(current_state, trigger, context, now)
             if normalize is not None:
                 trigger = normalize(trigger)
             try:
-                row = lookup(current_state)
-                hit = row.get(trigger) if row is not None else None
-            except TypeError:  # unhashable state or trigger: the full path explains
+                hit = row.fast.get(trigger)
+            except TypeError:
                 hit = None
             if hit is not None and (context is None or type(context) is dict):
                 return hit
-            return full(current_state, trigger, context, now)
+            return decide(row, trigger, context, now)
 
         return process
 
@@ -118,8 +121,11 @@ class Decider:
         self, state: Any, trigger: Any, context: Any, now: datetime | None = None
     ) -> TransitionResult:
         """The :class:`TransitionResult` of ``trigger`` in ``state`` (sync guards only)."""
-        trigger = self.normalize(trigger)
-        row = self.row(state)
+        return self._decide(self.row(state), self.normalize(trigger), context, now)
+
+    def _decide(
+        self, row: Row, trigger: Any, context: Any, now: datetime | None
+    ) -> TransitionResult:
         ctx, early = self._prepare(row, trigger, context)
         if early is not None:
             return early
@@ -248,8 +254,12 @@ class Decider:
             metadata = {"reason": "guard_rejected", "guard_name": rejected}
             return _rejected(row, trigger, error, metadata)
         if len(selected) == 1 and selected[0].result is not None:
-            return self._resolved(selected[0].result, ctx, now)
-        return self._resolved(self._combined(row, selected), ctx, now)
+            result = selected[0].result
+        else:
+            result = self._combined(row, selected)
+        if not result.plan:
+            return result
+        return resolve(result, ctx, now if now is not None else self.clock())
 
     def _resolved(
         self, result: TransitionResult, ctx: Mapping[str, Any], now: datetime | None
@@ -313,7 +323,17 @@ class Decider:
             if predicate is not None:
                 ok: Any = predicate(context)
             elif guard.name is not None:
-                ok = self._named(guard.name, guard.params, context)
+                found = self._resolve(guard.name)
+                if found is not None and not found[1] and not guard.params:
+                    ok = _call_guard(found[0], guard.name, guard.params, context)
+                    if inspect.isawaitable(ok):
+                        _discard(ok)
+                        raise GuardEvaluationError(
+                            f"guard {guard.name!r} returned an awaitable: use aprocess() / asend()",
+                            guard_name=guard.name,
+                        )
+                else:
+                    ok = self._named(guard.name, guard.params, context)
             else:
                 assert guard.condition is not None
                 ok = self._test(guard.condition, context)
