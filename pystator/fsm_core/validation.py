@@ -25,6 +25,7 @@ class _Checker:
         self.problems: list[ConfigProblem] = []
         self.states: dict[str, StateSpec] = {}
         self.region_names = {r.name for r in definition.regions}
+        self.region_owner = {r.name: s.name for s in definition.states for r in s.regions}
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(ConfigProblem(path, message))
@@ -118,13 +119,18 @@ class _Checker:
                 self.problem(f"{state.path}.parent", f"state {state.name!r} is its own ancestor")
 
     def in_cycle(self, state: StateSpec) -> bool:
+        """True when walking up from ``state`` (through regions to their parallel state)
+        comes back to a node already seen."""
         seen = {state.name}
         parent = state.parent
-        while parent is not None and parent in self.states:
+        while parent is not None:
             if parent in seen:
                 return True
             seen.add(parent)
-            parent = self.states[parent].parent
+            if parent in self.states:
+                parent = self.states[parent].parent
+            else:
+                parent = self.region_owner.get(parent)
         return False
 
     def initial_states(self) -> None:
@@ -186,7 +192,7 @@ class _Checker:
                     f"{region.path}.initial",
                     f"region {region.name!r} needs an initial state ('initial: <state>')",
                 )
-            elif region.initial not in region.states:
+            elif region.initial not in region.states or region.initial not in self.states:
                 self.problem(
                     f"{region.path}.initial",
                     f"{region.initial!r} is not a state of region {region.name!r}",
