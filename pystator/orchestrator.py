@@ -118,7 +118,9 @@ class Orchestrator:
         if action_executor is None and registry is not None:
             attempts = machine.error_policy.max_attempts(1)
             retry = NO_RETRY if attempts == 1 else RetryPolicy(max_attempts=attempts)
-            action_executor = ActionExecutor(registry, retry=retry, sleep=sleep, async_sleep=async_sleep)
+            action_executor = ActionExecutor(
+                registry, retry=retry, sleep=sleep, async_sleep=async_sleep
+            )
         self._executor = action_executor
         self._scheduler_started = False
         self._closed = False

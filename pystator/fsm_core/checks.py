@@ -20,9 +20,10 @@ is_null    the field is absent or null           —
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from pystator.fsm_core.errors import ConfigurationError
@@ -64,7 +65,7 @@ class CheckSpec:
     op: str
     value: Any = None
     values: tuple[Any, ...] = ()
-    predicate: Predicate = field(default=lambda ctx: False, compare=False, repr=False)
+    predicate: Predicate = dataclasses.field(default=lambda ctx: False, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -100,7 +101,9 @@ def parse_check(raw: Any) -> CheckSpec:
         )
     op = raw.get("op")
     if op not in OPERATORS:
-        raise CheckError(f"unknown operator {op!r} (expected one of: {', '.join(OPERATORS)})", key="op")
+        raise CheckError(
+            f"unknown operator {op!r} (expected one of: {', '.join(OPERATORS)})", key="op"
+        )
     if op in VALUE_OPERATORS:
         return _value_check(name, op, raw)
     if op in LIST_OPERATORS:
@@ -139,7 +142,9 @@ def _scalar(value: Any, key: str) -> Any:
         if len(value) > MAX_EXPRESSION_LENGTH:
             raise CheckError(f"a {key} string is longer than {MAX_EXPRESSION_LENGTH}", key=key)
         return value
-    raise CheckError(f"a {key} must be a string, number, boolean or null, got {_type(value)}", key=key)
+    raise CheckError(
+        f"a {key} must be a string, number, boolean or null, got {_type(value)}", key=key
+    )
 
 
 def _compare(name: str, op: str, value: Any) -> Predicate:

@@ -301,7 +301,9 @@ class CompiledMachine:
             plan=tuple(steps) if dynamic else (),
         )
 
-    def forced(self, label: str, active: frozenset[str], dest: str, trigger: str) -> TransitionResult:
+    def forced(
+        self, label: str, active: frozenset[str], dest: str, trigger: str
+    ) -> TransitionResult:
         """The result of leaving everything active for ``dest`` (an error policy's fallback)."""
         top = next(n for n in active if self.tree.is_state(n) and self.tree.parent.get(n) is None)
         jump = TransitionSpec(

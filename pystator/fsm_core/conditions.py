@@ -114,7 +114,7 @@ def _negate(inner: Predicate) -> Predicate:
 
 def _all(parts: tuple[Predicate, ...]) -> Predicate:
     def all_of(ctx: Mapping[str, Any]) -> bool:
-        for part in parts:
+        for part in parts:  # noqa: SIM110 - a plain loop: no generator per evaluation
             if not part(ctx):
                 return False
         return True
@@ -124,7 +124,7 @@ def _all(parts: tuple[Predicate, ...]) -> Predicate:
 
 def _any(parts: tuple[Predicate, ...]) -> Predicate:
     def any_of(ctx: Mapping[str, Any]) -> bool:
-        for part in parts:
+        for part in parts:  # noqa: SIM110 - a plain loop: no generator per evaluation
             if part(ctx):
                 return True
         return False

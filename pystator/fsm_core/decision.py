@@ -442,7 +442,7 @@ def _call_guard(
     fn: GuardFn, name: str, params: Mapping[str, Any], context: Mapping[str, Any]
 ) -> Any:
     try:
-        return fn(context, **params) if params else fn(context)  # type: ignore[call-arg]
+        return fn(context, **params) if params else fn(context)
     except FSMError:
         raise
     except Exception as exc:

@@ -113,3 +113,23 @@ def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
             seen.add(problem)
             out.append(problem)
     return out
+
+
+def validate_config(config: Any, strict: bool = True) -> list[str]:
+    """Every problem of ``config`` as ``path: message`` lines.
+
+    ``strict=True`` raises :class:`MachineValidationError` instead when there is any (and returns
+    ``[]`` otherwise); ``strict=False`` only reports.
+    """
+    _definition, problems, _warnings = check_definition(config)
+    if problems and strict:
+        raise MachineValidationError(problems)
+    return [str(p) for p in problems]
+
+
+class ConfigValidator:
+    """Object form of :func:`validate_config` (``ConfigValidator().validate(config)``)."""
+
+    def validate(self, config: Any) -> list[str]:
+        """Every problem of ``config`` (an empty list when it would load)."""
+        return validate_config(config, strict=False)

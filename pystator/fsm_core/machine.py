@@ -28,11 +28,11 @@ from pystator.fsm_core.errors import InvalidStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry
 from pystator.fsm_core.hooks import TransitionObserver
 from pystator.fsm_core.loading import (
-    check_definition,
     load_definition,
     parse_json,
     parse_yaml,
     read_text,
+    validate_config,
 )
 from pystator.fsm_core.results import TimerSpec, TransitionResult
 from pystator.fsm_core.session import EntitySession
@@ -67,8 +67,7 @@ class StateMachine:
     @staticmethod
     def validate_config(config: Any) -> list[str]:
         """Every problem of ``config`` as ``path: message`` lines (empty: it would load)."""
-        _definition, problems, _warnings = check_definition(config)
-        return [str(p) for p in problems]
+        return validate_config(config, strict=False)
 
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> StateMachine:

@@ -52,7 +52,8 @@ class _Checker:
         for state in self.definition.states:
             if state.group is not None and state.group not in groups:
                 self.problem(
-                    f"{state.path}.group", f"unknown group {state.group!r} (define it under groups:)"
+                    f"{state.path}.group",
+                    f"unknown group {state.group!r} (define it under groups:)",
                 )
         fallback = self.definition.error_policy.default_fallback
         if fallback is not None:
@@ -61,11 +62,16 @@ class _Checker:
                 self.problem("error_policy.default_fallback", f"unknown state {fallback!r}")
             elif target.kind is StateKind.CHOICE:
                 self.problem(
-                    "error_policy.default_fallback", f"{fallback!r} is a choice state, not a state to rest in"
+                    "error_policy.default_fallback",
+                    f"{fallback!r} is a choice state, not a state to rest in",
                 )
         normalizer = self.definition.meta.event_normalizer
         for t in self.definition.transitions:
-            if normalizer and t.declared_trigger and t.trigger != _normalized(t.trigger, normalizer):
+            if (
+                normalizer
+                and t.declared_trigger
+                and t.trigger != _normalized(t.trigger, normalizer)
+            ):
                 self.problem(
                     f"{t.path}.trigger",
                     f"trigger {t.trigger!r} is not {normalizer}-case but meta.event_normalizer "
@@ -179,7 +185,8 @@ class _Checker:
                 )
             elif self.states[initial].kind is StateKind.CHOICE:
                 self.problem(
-                    f"{state.path}.initial_child", f"{initial!r} is a choice state: it cannot be entered by default"
+                    f"{state.path}.initial_child",
+                    f"{initial!r} is a choice state: it cannot be entered by default",
                 )
 
     def regions(self, tree: StateTree) -> None:
@@ -199,7 +206,8 @@ class _Checker:
                 )
             elif self.states[region.initial].kind is StateKind.CHOICE:
                 self.problem(
-                    f"{region.path}.initial", f"{region.initial!r} is a choice state: it cannot be entered by default"
+                    f"{region.path}.initial",
+                    f"{region.initial!r} is a choice state: it cannot be entered by default",
                 )
             for i, name in enumerate(region.states):
                 member = self.states.get(name)
@@ -240,7 +248,8 @@ class _Checker:
                     )
             if not branches.get(state.name):
                 self.problem(
-                    state.path, f"choice state {state.name!r} needs at least one outgoing transition"
+                    state.path,
+                    f"choice state {state.name!r} needs at least one outgoing transition",
                 )
 
     def transitions(self, tree: StateTree | None = None) -> None:
@@ -304,7 +313,8 @@ class _Checker:
             for s in t.sources
         ):
             self.problem(
-                f"{t.path}.dest", f"choice state leads to choice state {t.dest!r}: chains are not supported"
+                f"{t.path}.dest",
+                f"choice state leads to choice state {t.dest!r}: chains are not supported",
             )
         if t.internal and tree is not None:
             for source in t.sources:

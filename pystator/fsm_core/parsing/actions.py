@@ -60,7 +60,9 @@ class ActionParser:
         kinds = [k for k in _KINDS if k in data]
         if len(kinds) != 1:
             found = ", ".join(kinds) or "none"
-            self.r.problem(path, f"an action mapping needs exactly one of {', '.join(_KINDS)} ({found})")
+            self.r.problem(
+                path, f"an action mapping needs exactly one of {', '.join(_KINDS)} ({found})"
+            )
             return None
         kind = kinds[0]
         if kind == "code":
@@ -79,9 +81,12 @@ class ActionParser:
         spec = self._kind(kind, data, path, depth)
         if spec is None:
             return None
+        params = spec.params
+        if kind == HTTP_ACTION and extra["timeout"] is not None:
+            params = {**params, "timeout": extra["timeout"]}  # the request's own timeout
         return ActionSpec(
             name=spec.name,
-            params=spec.params,
+            params=params,
             effect=spec.effect,
             branch=spec.branch,
             when=when[0] if when else None,
@@ -122,13 +127,20 @@ class ActionParser:
         if kind not in ("name", "custom", HTTP_ACTION):
             for key in ("retry", "retry_backoff", "timeout"):
                 if key in data:
-                    self.r.problem(join(path, key), f"applies to named and http actions, not {kind}")
+                    self.r.problem(
+                        join(path, key), f"applies to named and http actions, not {kind}"
+                    )
         return tuning
 
     # effects --------------------------------------------------------------------------------
 
     def _effect(self, kind: EffectKind, raw: Any, path: str) -> Effect | None:
-        if kind in (EffectKind.TIMESTAMP, EffectKind.INCREMENT, EffectKind.DECREMENT, EffectKind.CLEAR):
+        if kind in (
+            EffectKind.TIMESTAMP,
+            EffectKind.INCREMENT,
+            EffectKind.DECREMENT,
+            EffectKind.CLEAR,
+        ):
             key = self._field(raw, path)
             return None if key is None else Effect(kind, field=key)
         data = self.r.mapping(raw, path, f"{kind.value}")
@@ -172,7 +184,9 @@ class ActionParser:
     def _field(self, raw: Any, path: str) -> str | None:
         if isinstance(raw, str) and raw and len(raw) <= MAX_FIELD_LENGTH:
             return raw
-        self.r.problem(path, f"a context key must be a string of 1 to {MAX_FIELD_LENGTH} characters")
+        self.r.problem(
+            path, f"a context key must be a string of 1 to {MAX_FIELD_LENGTH} characters"
+        )
         return None
 
     def _constant(self, value: Any, path: str) -> bool:
@@ -193,7 +207,9 @@ class ActionParser:
         self.r.unknown_keys(data, _HTTP_KEYS, path)
         url = data.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://", "{{")):
-            self.r.problem(join(path, "url"), "http needs a 'url' starting with http:// or https://")
+            self.r.problem(
+                join(path, "url"), "http needs a 'url' starting with http:// or https://"
+            )
             return None
         method = str(data.get("method", "GET")).upper()
         if method not in HTTP_METHODS:

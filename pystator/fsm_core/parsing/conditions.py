@@ -135,13 +135,19 @@ class ConditionParser:
         self, kind: str, raw: Any, path: str, allow_names: bool, depth: int, budget: list[int]
     ) -> Condition | None:
         if kind == "not":
-            part = self.condition(raw, path, allow_names=allow_names, depth=depth + 1, budget=budget)
+            part = self.condition(
+                raw, path, allow_names=allow_names, depth=depth + 1, budget=budget
+            )
             return None if part is None else Not(part)
         if not isinstance(raw, list) or not raw:
-            self.r.problem(path, f"{kind} must be a non-empty list of conditions, got {type_name(raw)}")
+            self.r.problem(
+                path, f"{kind} must be a non-empty list of conditions, got {type_name(raw)}"
+            )
             return None
         parts = [
-            self.condition(item, f"{path}[{i}]", allow_names=allow_names, depth=depth + 1, budget=budget)
+            self.condition(
+                item, f"{path}[{i}]", allow_names=allow_names, depth=depth + 1, budget=budget
+            )
             for i, item in enumerate(raw)
         ]
         if any(p is None for p in parts):
@@ -187,7 +193,9 @@ class ConditionParser:
         """A state's ``when``: a list of checks (a single check is accepted too)."""
         specs = []
         for item, item_path in self.r.items(raw, path, "a check"):
-            data = item.get("check", item) if isinstance(item, Mapping) and "check" in item else item
+            data = (
+                item.get("check", item) if isinstance(item, Mapping) and "check" in item else item
+            )
             where = join(item_path, "check") if data is not item else item_path
             spec = self.check(data, where)
             if spec is not None:

@@ -150,8 +150,12 @@ class DocumentParser:
             name=name,
             version=self._version(data.get("version", DEFAULT_VERSION)),
             strict_mode=strict,
-            reject_invalid_events=_pick(self.r.optional_boolean(data, "reject_invalid_events", "meta"), strict),
-            strict_guard_registry=_pick(self.r.optional_boolean(data, "strict_guard_registry", "meta"), strict),
+            reject_invalid_events=_pick(
+                self.r.optional_boolean(data, "reject_invalid_events", "meta"), strict
+            ),
+            strict_guard_registry=_pick(
+                self.r.optional_boolean(data, "strict_guard_registry", "meta"), strict
+            ),
             event_normalizer=self._normalizer(data.get("event_normalizer")),
             validate_context=self.validate_context(data.get("validate_context")),
             check_contract=data.get("validate_context") is True,
@@ -168,7 +172,9 @@ class DocumentParser:
     def _normalizer(self, raw: Any) -> str | None:
         if raw is None or raw in NORMALIZERS:
             return raw  # type: ignore[no-any-return]
-        self.r.problem("meta.event_normalizer", f"must be one of {', '.join(NORMALIZERS)}, got {raw!r}")
+        self.r.problem(
+            "meta.event_normalizer", f"must be one of {', '.join(NORMALIZERS)}, got {raw!r}"
+        )
         return None
 
     def validate_context(self, raw: Any) -> Mapping[str, tuple[str, ...]]:
@@ -212,7 +218,9 @@ class DocumentParser:
         for key, why in IGNORED_ERROR_POLICY_KEYS.items():
             if key in data:
                 self.r.note(f"error_policy.{key}", f"ignored by the engine: {why}")
-        self.r.unknown_keys(data, ERROR_POLICY_KEYS | set(IGNORED_ERROR_POLICY_KEYS), "error_policy")
+        self.r.unknown_keys(
+            data, ERROR_POLICY_KEYS | set(IGNORED_ERROR_POLICY_KEYS), "error_policy"
+        )
         fallback = data.get("default_fallback")
         if fallback is not None:
             fallback = self.r.name(fallback, "error_policy.default_fallback", "fallback state")
@@ -229,7 +237,9 @@ class DocumentParser:
             return FallbackMode(raw)
         except ValueError:
             modes = ", ".join(m.value for m in FallbackMode)
-            self.r.problem("meta.orchestrator_default_fallback", f"must be one of {modes}, got {raw!r}")
+            self.r.problem(
+                "meta.orchestrator_default_fallback", f"must be one of {modes}, got {raw!r}"
+            )
             return FallbackMode.OFF
 
     def groups(self, raw: Any) -> tuple[GroupSpec, ...]:
@@ -247,7 +257,9 @@ class DocumentParser:
             if body is None or name is None:
                 continue
             self.r.unknown_keys(body, frozenset({"description"}), path)
-            found.append(GroupSpec(name=name, description=self.r.optional_text(body, "description", path)))
+            found.append(
+                GroupSpec(name=name, description=self.r.optional_text(body, "description", path))
+            )
         return tuple(found)
 
     def state_variables(self, raw: Any) -> tuple[StateVariable, ...]:
@@ -259,7 +271,10 @@ class DocumentParser:
             if variable is None:
                 continue
             if variable.key in seen:
-                self.r.problem(f"{path}.key", f"duplicate state variable {variable.key!r} (first at {seen[variable.key]})")
+                self.r.problem(
+                    f"{path}.key",
+                    f"duplicate state variable {variable.key!r} (first at {seen[variable.key]})",
+                )
                 continue
             seen[variable.key] = path
             found.append(variable)
@@ -278,7 +293,9 @@ class DocumentParser:
             return None
         kind = data.get("type")
         if kind is not None and kind not in VARIABLE_TYPES:
-            self.r.problem(f"{path}.type", f"must be one of {', '.join(VARIABLE_TYPES)}, got {kind!r}")
+            self.r.problem(
+                f"{path}.type", f"must be one of {', '.join(VARIABLE_TYPES)}, got {kind!r}"
+            )
             kind = None
         return StateVariable(
             key=key,
@@ -299,9 +316,16 @@ class DocumentParser:
             self.r.unknown_keys(data, INVARIANT_KEYS, path)
             inline = {k: data[k] for k in ("field", "op", "value", "values") if k in data}
             if ("check" in data) == bool(inline):
-                self.r.problem(path, "an invariant needs either 'check: {field, op, value}' or inline field/op/value")
+                self.r.problem(
+                    path,
+                    "an invariant needs either 'check: {field, op, value}' or inline field/op/value",
+                )
                 continue
-            check = self.conditions.check(data["check"], f"{path}.check") if "check" in data else self.conditions.check(inline, path)
+            check = (
+                self.conditions.check(data["check"], f"{path}.check")
+                if "check" in data
+                else self.conditions.check(inline, path)
+            )
             name = data.get("name", path)
             if not isinstance(name, str) or not name:
                 self.r.problem(f"{path}.name", "must be a non-empty string")

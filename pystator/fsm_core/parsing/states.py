@@ -150,7 +150,9 @@ class StateParser:
             return raw, child
         if isinstance(raw, str):
             if "initial_child" in data:
-                self.r.problem(join(path, "initial"), "use 'initial_child' alone, not with 'initial'")
+                self.r.problem(
+                    join(path, "initial"), "use 'initial_child' alone, not with 'initial'"
+                )
                 return False, child
             self.r.deprecated(
                 join(path, "initial"),

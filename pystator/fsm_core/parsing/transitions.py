@@ -81,7 +81,9 @@ class TransitionParser:
             region = self.r.name(data["region"], join(path, "region"), "region name")
         any_source = data.get("source") == ANY_SOURCE
         sources = self._sources(data.get("source"), join(path, "source"), region)
-        after = None if data.get("after") is None else self.r.delay(data["after"], join(path, "after"))
+        after = (
+            None if data.get("after") is None else self.r.delay(data["after"], join(path, "after"))
+        )
         trigger, declared = self._trigger(data, path, index, sources)
         dest = self.r.name(data.get("dest"), join(path, "dest"), "destination state")
         guards = self.conditions.guards(data, path)
@@ -115,10 +117,15 @@ class TransitionParser:
     def _trigger(
         self, data: Mapping[str, Any], path: str, index: int, sources: tuple[str, ...]
     ) -> tuple[str | None, bool]:
-        choice = [s for s in sources if s in self.states and self.states[s].kind is StateKind.CHOICE]
+        choice = [
+            s for s in sources if s in self.states and self.states[s].kind is StateKind.CHOICE
+        ]
         if choice:
             if len(choice) != len(sources):
-                self.r.problem(join(path, "source"), "a choice state's branches cannot share a rule with other sources")
+                self.r.problem(
+                    join(path, "source"),
+                    "a choice state's branches cannot share a rule with other sources",
+                )
             for key in ("trigger", "after"):
                 if data.get(key) is not None:
                     self.r.problem(
@@ -130,7 +137,9 @@ class TransitionParser:
         if data.get("trigger") is None and data.get("after") is not None:
             return f"{AFTER_TRIGGER_PREFIX}{index}", False
         if data.get("trigger") is None:
-            self.r.problem(join(path, "trigger"), "missing: a transition needs a trigger (or after:)")
+            self.r.problem(
+                join(path, "trigger"), "missing: a transition needs a trigger (or after:)"
+            )
             return None, True
         return self.r.name(data["trigger"], join(path, "trigger"), "trigger"), True
 
