@@ -201,7 +201,7 @@ def test_builtins_report_bad_params_as_action_failures() -> None:
     from pystator import ActionExecutionError
 
     _, actions = builtin_registries()
-    with pytest.raises(ActionExecutionError, match="copy_key needs params.from"):
+    with pytest.raises(ActionExecutionError, match=r"copy_key needs params\.from"):
         run(shop([{"name": "copy_key", "params": {"to": "x"}}]), {}, actions)
     with pytest.raises(ActionExecutionError, match="emit_metric type must be one of"):
         run(shop([{"name": "emit_metric", "params": {"name": "m", "type": "meter"}}]), {}, actions)

@@ -253,7 +253,7 @@ def orchestrator(
 
 def test_a_flaky_guard_is_retried() -> None:
     guard = Flaky(failures=2)
-    orch, store, slept = orchestrator(printer(retry_attempts=2), guard)
+    orch, _store, slept = orchestrator(printer(retry_attempts=2), guard)
     assert orch.process_event("p-1", "print").target_state == "feeding"
     assert guard.calls == 3 and slept == [0.1, 0.2]
 
@@ -288,7 +288,7 @@ def test_an_unregistered_guard_is_not_retried() -> None:
 
 
 def test_an_effect_failure_is_a_policy_failure() -> None:
-    orch, store, _ = orchestrator(printer(), lambda ctx: True)
+    orch, _store, _ = orchestrator(printer(), lambda ctx: True)
     orch.process_event("p-1", "print")
     result = orch.process_event("p-1", "load", {"sheets": "many"})
     assert result.target_state == "jammed"
@@ -325,6 +325,6 @@ def test_a_failing_action_escapes_without_persist() -> None:
 
 def test_the_async_path_applies_the_same_policy() -> None:
     guard = Flaky(failures=99)
-    orch, store, slept = orchestrator(printer(retry_attempts=1), guard)
+    orch, _store, slept = orchestrator(printer(retry_attempts=1), guard)
     result = asyncio.run(orch.async_process_event("p-1", "print"))
     assert result.target_state == "jammed" and guard.calls == 2 and slept == [0.1]
