@@ -221,7 +221,7 @@ def test_process_raises_only_fsm_errors(doc: Any, state: Any, trigger: Any, cont
         assert result.context is None or isinstance(result.context, dict)
 
 
-def _outcome(call: Any, *args: Any, **kwargs: Any) -> Any:
+def _outcome(call: Any, /, *args: Any, **kwargs: Any) -> Any:
     """``success`` of the call's result, or the type of the FSMError it raised."""
     try:
         return call(*args, **kwargs).success
