@@ -75,6 +75,8 @@ def http_action(
             text = response.read(MAX_RESPONSE_BYTES).decode(errors="replace")
             return {"status": response.status, "body": text}
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # an error response is still an open response
         if on_error != "log":
             raise
         HTTP_LOGGER.warning("http action %s %s failed: %s", method, target, exc)

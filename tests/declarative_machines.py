@@ -135,3 +135,24 @@ def load(text: str) -> dict[str, Any]:
 def decl_order() -> dict[str, Any]:
     """The effects-and-checks order machine (also served to the worker fleet from a file)."""
     return load(DECL_ORDER_PATH.read_text())
+
+
+#: Events for ``decl_order`` and the context every path must end with.
+DECL_ORDER_EVENTS: list[tuple[str, dict[str, Any]]] = [
+    ("submit", {"qty": 3, "price": 400, "budget_left": 2}),
+    ("revise", {}),
+    ("approve", {}),
+]
+DECL_ORDER_FINAL: dict[str, Any] = {
+    "qty": 3,
+    "price": 400,
+    "budget_left": 1,
+    "submitted": True,
+    "flags": {"fresh": True},
+    "reviews": 2,
+    "trail": ["review", "revised", "review"],
+    "total": 1200,
+    "tier": "large",
+    "approved_by": "auto",
+    "audited": True,
+}

@@ -18,7 +18,7 @@ from pystator import (
 )
 from pystator.checks import CheckError
 from pystator.effects import apply_effect
-from tests.declarative_machines import decl_order
+from tests.declarative_machines import DECL_ORDER_EVENTS, DECL_ORDER_FINAL, decl_order
 
 NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -197,24 +197,8 @@ def test_effects_use_now_or_the_machine_clock() -> None:
 
 # --- one context, three in-process paths -------------------------------------------------------
 
-SEQUENCE = [
-    ("submit", {"qty": 3, "price": 400, "budget_left": 2}),
-    ("revise", {}),
-    ("approve", {}),
-]
-EXPECTED = {
-    "qty": 3,
-    "price": 400,
-    "budget_left": 1,
-    "submitted": True,
-    "flags": {"fresh": True},
-    "reviews": 2,
-    "trail": ["review", "revised", "review"],
-    "total": 1200,
-    "tier": "large",
-    "approved_by": "auto",
-    "audited": True,
-}
+SEQUENCE = DECL_ORDER_EVENTS
+EXPECTED = DECL_ORDER_FINAL
 
 
 def via_process(machine: StateMachine) -> tuple[str, dict[str, Any]]:
