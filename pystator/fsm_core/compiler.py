@@ -22,7 +22,7 @@ from pystator.fsm_core.definition import (
     TransitionSpec,
 )
 from pystator.fsm_core.errors import InvalidStateError, UndefinedStateError
-from pystator.fsm_core.plan import call_of
+from pystator.fsm_core.plan import Plan, call_of
 from pystator.fsm_core.results import (
     ActionCall,
     ActionPhase,
@@ -197,7 +197,7 @@ class CompiledMachine:
                 head = first[0] if first else None
                 if head is None or head.guards or head.branches or head.result is None:
                     continue
-                if not head.result.plan:
+                if head.result.plan is None:
                     fast[trigger] = head.result
         return Row(
             label=label,
@@ -298,7 +298,7 @@ class CompiledMachine:
             states_entered=tuple(entered),
             timers_to_arm=() if internal else self._timers_of(entered),
             timers_to_cancel=() if internal else self._timers_of(exited),
-            plan=tuple(steps) if dynamic else (),
+            plan=Plan(tuple(steps)) if dynamic else None,
         )
 
     def forced(

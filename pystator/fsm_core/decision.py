@@ -31,7 +31,6 @@ from pystator.fsm_core.errors import (
     UndefinedTriggerError,
 )
 from pystator.fsm_core.guards import GuardFn
-from pystator.fsm_core.plan import resolve
 from pystator.fsm_core.results import TransitionResult
 
 #: Resolves a guard name to ``(function, is_async)``; None when no registry knows it.
@@ -257,16 +256,18 @@ class Decider:
             result = selected[0].result
         else:
             result = self._combined(row, selected)
-        if not result.plan:
+        plan = result.plan
+        if plan is None:
             return result
-        return resolve(result, ctx, now if now is not None else self.clock())
+        return plan.resolve(result, ctx, now, self.clock)
 
     def _resolved(
         self, result: TransitionResult, ctx: Mapping[str, Any], now: datetime | None
     ) -> TransitionResult:
-        if not result.plan:
+        plan = result.plan
+        if plan is None:
             return result
-        return resolve(result, ctx, now if now is not None else self.clock())
+        return plan.resolve(result, ctx, now, self.clock)
 
     def _combined(self, row: Row, selected: list[Candidate]) -> TransitionResult:
         """One result for the transitions taken in several regions (conflicts: first wins)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -49,13 +49,20 @@ EFFECT_KEYS = frozenset(kind.value for kind in EffectKind)
 @dataclass(frozen=True, slots=True)
 class Effect:
     """One compiled effect. ``field`` is set for the single-field kinds, ``values`` for ``set``,
-    ``value`` for ``append`` and ``expressions`` for ``compute``."""
+    ``value`` for ``append`` and ``expressions`` for ``compute``. ``run(ctx, now)`` is the
+    effect's function, chosen once at construction."""
 
     kind: EffectKind
     field: str | None = None
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     value: Any = None
     expressions: tuple[tuple[str, CompiledValue], ...] = ()
+    run: Callable[[dict[str, Any], datetime], None] = dataclasses.field(
+        init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run", _RUNNERS[self.kind](self))
 
     @property
     def label(self) -> str:
@@ -68,75 +75,107 @@ class Effect:
 
     def apply(self, ctx: dict[str, Any], now: datetime) -> None:
         """Change ``ctx`` (a working copy owned by the engine) in place."""
-        _APPLY[self.kind](self, ctx, now)
+        self.run(ctx, now)
 
 
-def _set(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    for key, value in effect.values.items():
-        ctx[key] = value if _immutable(value) else copy.deepcopy(value)
+Runner = Callable[[dict[str, Any], datetime], None]
 
 
-def _timestamp(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    assert effect.field is not None
-    moment = now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    ctx[effect.field] = moment.isoformat()
+def _set(effect: Effect) -> Runner:
+    constants = tuple((k, v) for k, v in effect.values.items() if _immutable(v))
+    copied = tuple((k, v) for k, v in effect.values.items() if not _immutable(v))
+
+    def run(ctx: dict[str, Any], now: datetime) -> None:
+        for key, value in constants:
+            ctx[key] = value
+        for key, value in copied:
+            ctx[key] = copy.deepcopy(value)  # never share a mutable constant between entities
+
+    return run
 
 
-def _step(effect: Effect, ctx: dict[str, Any], delta: int) -> None:
-    key = effect.field
-    assert key is not None
-    current = ctx.get(key)
-    if current is None:
-        current = 0
-    elif isinstance(current, bool) or not isinstance(current, int | float):
-        raise EffectError(
-            f"effect '{effect.label}': {key!r} holds {type(current).__name__} "
-            f"{_short(current)}, not a number",
-            effect=effect.kind.value,
-            field=key,
-        )
-    ctx[key] = current + delta
+def _timestamp(effect: Effect) -> Runner:
+    key = _field(effect)
+
+    def run(ctx: dict[str, Any], now: datetime) -> None:
+        moment = now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        ctx[key] = moment.isoformat()
+
+    return run
 
 
-def _increment(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    _step(effect, ctx, 1)
+def _stepper(delta: int) -> Callable[[Effect], Runner]:
+    def factory(effect: Effect) -> Runner:
+        key = _field(effect)
+
+        def run(ctx: dict[str, Any], now: datetime) -> None:
+            current = ctx.get(key)
+            if current is None:
+                current = 0
+            elif current.__class__ is bool or not isinstance(current, int | float):
+                raise EffectError(
+                    f"effect '{effect.label}': {key!r} holds {type(current).__name__} "
+                    f"{_short(current)}, not a number",
+                    effect=effect.kind.value,
+                    field=key,
+                )
+            ctx[key] = current + delta
+
+        return run
+
+    return factory
 
 
-def _decrement(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    _step(effect, ctx, -1)
+def _append(effect: Effect) -> Runner:
+    key = _field(effect)
+    value = effect.value
+    mutable = not _immutable(value)
+
+    def run(ctx: dict[str, Any], now: datetime) -> None:
+        current = ctx.get(key)
+        if current is None:
+            current = []
+        elif not isinstance(current, list):
+            raise EffectError(
+                f"effect '{effect.label}': {key!r} holds {type(current).__name__}, not a list",
+                effect=effect.kind.value,
+                field=key,
+            )
+        ctx[key] = [*current, copy.deepcopy(value) if mutable else value]  # a new list
+
+    return run
 
 
-def _append(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    key = effect.field
-    assert key is not None
-    current = ctx.get(key)
-    if current is None:
-        current = []
-    elif not isinstance(current, list):
-        raise EffectError(
-            f"effect '{effect.label}': {key!r} holds {type(current).__name__}, not a list",
-            effect=effect.kind.value,
-            field=key,
-        )
-    value = effect.value if _immutable(effect.value) else copy.deepcopy(effect.value)
-    ctx[key] = [*current, value]  # a new list: the stored one may be shared
+def _clear(effect: Effect) -> Runner:
+    key = _field(effect)
+
+    def run(ctx: dict[str, Any], now: datetime) -> None:
+        ctx.pop(key, None)
+
+    return run
 
 
-def _clear(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    assert effect.field is not None
-    ctx.pop(effect.field, None)
+def _compute(effect: Effect) -> Runner:
+    expressions = effect.expressions
+
+    def run(ctx: dict[str, Any], now: datetime) -> None:
+        for key, expression in expressions:
+            ctx[key] = expression.evaluate(ctx)
+
+    return run
 
 
-def _compute(effect: Effect, ctx: dict[str, Any], now: datetime) -> None:
-    for key, expression in effect.expressions:
-        ctx[key] = expression.evaluate(ctx)
+def _field(effect: Effect) -> str:
+    if effect.field is None:
+        raise ValueError(f"a {effect.kind.value} effect needs a field")
+    return effect.field
 
 
-_APPLY = {
+_RUNNERS: dict[EffectKind, Callable[[Effect], Runner]] = {
     EffectKind.SET: _set,
     EffectKind.TIMESTAMP: _timestamp,
-    EffectKind.INCREMENT: _increment,
-    EffectKind.DECREMENT: _decrement,
+    EffectKind.INCREMENT: _stepper(1),
+    EffectKind.DECREMENT: _stepper(-1),
     EffectKind.APPEND: _append,
     EffectKind.CLEAR: _clear,
     EffectKind.COMPUTE: _compute,
@@ -159,5 +198,5 @@ def apply_effects(
     ctx = dict(context)
     moment = now if now is not None else datetime.now(UTC)
     for effect in effects:
-        effect.apply(ctx, moment)
+        effect.run(ctx, moment)
     return ctx

@@ -12,6 +12,7 @@ from pystator.fsm_core.errors import FSMError
 
 if TYPE_CHECKING:
     from pystator.fsm_core.definition import ActionSpec
+    from pystator.fsm_core.plan import Plan
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -98,7 +99,7 @@ class TransitionResult:
     error: FSMError | None = None
     metadata: Mapping[str, Any] = field(default_factory=_empty_mapping)
     context: Mapping[str, Any] | None = None
-    plan: tuple[PlanStep, ...] = field(default=(), repr=False, compare=False)
+    plan: Plan | None = field(default=None, repr=False, compare=False)
 
     @property
     def actions(self) -> tuple[ActionCall, ...]:
