@@ -12,8 +12,7 @@ from typing import Any
 
 import yaml
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "declarative"
-DECL_ORDER_PATH = FIXTURES / "decl_order.yaml"
+DECL_ORDER_PATH = Path(__file__).resolve().parent.parent / "examples" / "declarative_order.yaml"
 
 TICKET_YAML = """
 meta:

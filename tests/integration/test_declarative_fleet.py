@@ -1,7 +1,7 @@
 """Declarative checks and effects give the same context on all four paths: ``process``,
 ``EntitySession``, the Orchestrator and real ``pystator worker`` processes on PostgreSQL.
 
-The machine (``tests/fixtures/declarative/decl_order.yaml``) has no Python guards or actions, so
+The machine (``examples/declarative_order.yaml``) has no Python guards or actions, so
 the workers load it from a directory with no app: everything they apply comes from the step.
 """
 
