@@ -242,6 +242,7 @@ def transition_result_to_dict(result: TransitionResult) -> dict[str, Any]:
         "timers_to_cancel": [_timer(t) for t in result.timers_to_cancel],
         "error": result.error.to_dict() if result.error is not None else None,
         "metadata": _jsonable(result.metadata),
+        "context": _jsonable(result.context),
     }
 
 
