@@ -1,8 +1,9 @@
 """``process``: look the configuration's row up, check the context, call guards, pick a result.
 
 Nothing here parses, and a plain transition allocates nothing: :meth:`Decider.fast_process` is a
-closure that answers guard-free transitions from a ``(state, trigger)`` table and hands every
-other case to the full path. Business rejections (terminal state, trigger not allowed here, failed
+closure that answers a guard-free transition with two dictionary lookups (the state's row, then
+its table of precomputed results) and hands every other case to the full path; guards are
+evaluated by :mod:`pystator.fsm_core.guard_evaluation`. Business rejections (terminal state, trigger not allowed here, failed
 context check, every guard said no) come back as a failed result; bad input (undefined state,
 non-mapping context) and failures (a guard raising, a guard missing) raise :class:`FSMError`
 subclasses. A transition with effects, branches or ``when`` entries is resolved against the
@@ -11,30 +12,24 @@ context (:mod:`pystator.fsm_core.plan`) before it is returned.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from pystator.fsm_core.compiler import MAX_CACHED_CONFIGURATIONS, Candidate, CompiledMachine, Row
-from pystator.fsm_core.conditions import AllOf, AnyOf, Condition, Named, Not, Test
-from pystator.fsm_core.definition import GuardSpec, TransitionSpec
+from pystator.fsm_core.definition import TransitionSpec
 from pystator.fsm_core.errors import (
     ContextValidationError,
     FSMError,
-    GuardEvaluationError,
-    GuardNotFoundError,
     GuardRejectedError,
     TerminalStateError,
     UndefinedStateError,
     UndefinedTriggerError,
 )
-from pystator.fsm_core.guards import GuardFn
+from pystator.fsm_core.guard_evaluation import GuardEvaluator, GuardResolver
 from pystator.fsm_core.results import TransitionResult
 
-#: Resolves a guard name to ``(function, is_async)``; None when no registry knows it.
-GuardResolver = Callable[[str], "tuple[GuardFn, bool] | None"]
 Clock: TypeAlias = Callable[[], datetime]
 ProcessFn: TypeAlias = Callable[..., TransitionResult]
 
@@ -51,10 +46,9 @@ class Decider:
 
     __slots__ = (
         "_compiled",
+        "_guards",
         "_lenient_events",
-        "_lenient_guards",
         "_normalize",
-        "_resolve",
         "_rows",
         "clock",
         "fast_process",
@@ -65,11 +59,10 @@ class Decider:
     ) -> None:
         self._compiled = compiled
         self._rows = compiled.rows
-        self._resolve = resolve
         self.clock = clock
         meta = compiled.definition.meta
+        self._guards = GuardEvaluator(resolve, lenient=not meta.strict_guard_registry)
         self._lenient_events = not meta.reject_invalid_events
-        self._lenient_guards = not meta.strict_guard_registry
         self._normalize = _normalizer(meta.event_normalizer)
         self.fast_process: ProcessFn = self._fast_closure()
 
@@ -132,9 +125,9 @@ class Decider:
         selected: list[Candidate] = []
         for per_leaf in row.candidates[trigger]:
             for candidate in per_leaf:
-                failed = self._failing_guard(candidate.guards, ctx)
+                failed = self._guards.failing(candidate.guards, ctx)
                 if failed is None and candidate.branches:
-                    chosen, failed = self._branch(candidate, ctx)
+                    chosen, failed = self._guards.branch(candidate, ctx)
                     candidate = chosen if chosen is not None else candidate
                 if failed is None:
                     selected.append(candidate)
@@ -155,9 +148,9 @@ class Decider:
         selected: list[Candidate] = []
         for per_leaf in row.candidates[trigger]:
             for candidate in per_leaf:
-                failed = await self._afailing_guard(candidate.guards, ctx)
+                failed = await self._guards.afailing(candidate.guards, ctx)
                 if failed is None and candidate.branches:
-                    chosen, failed = await self._abranch(candidate, ctx)
+                    chosen, failed = await self._guards.abranch(candidate, ctx)
                     candidate = chosen if chosen is not None else candidate
                 if failed is None:
                     selected.append(candidate)
@@ -294,142 +287,6 @@ class Decider:
             row.combined[key] = result
         return result
 
-    # guards ---------------------------------------------------------------------------------
-
-    def _branch(
-        self, candidate: Candidate, ctx: Mapping[str, Any]
-    ) -> tuple[Candidate | None, str | None]:
-        failed: str | None = None
-        for branch in candidate.branches:
-            failed = self._failing_guard(branch.guards, ctx)
-            if failed is None:
-                return branch, None
-        return None, failed or f"choice {candidate.transition.dest}"
-
-    async def _abranch(
-        self, candidate: Candidate, ctx: Mapping[str, Any]
-    ) -> tuple[Candidate | None, str | None]:
-        failed: str | None = None
-        for branch in candidate.branches:
-            failed = await self._afailing_guard(branch.guards, ctx)
-            if failed is None:
-                return branch, None
-        return None, failed or f"choice {candidate.transition.dest}"
-
-    def _failing_guard(
-        self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
-    ) -> str | None:
-        for guard in guards:
-            predicate = guard.predicate
-            if predicate is not None:
-                ok: Any = predicate(context)
-            elif guard.name is not None:
-                found = self._resolve(guard.name)
-                if found is not None and not found[1] and not guard.params:
-                    ok = _call_guard(found[0], guard.name, guard.params, context)
-                    if inspect.isawaitable(ok):
-                        _discard(ok)
-                        raise GuardEvaluationError(
-                            f"guard {guard.name!r} returned an awaitable: use aprocess() / asend()",
-                            guard_name=guard.name,
-                        )
-                else:
-                    ok = self._named(guard.name, guard.params, context)
-            else:
-                assert guard.condition is not None
-                ok = self._test(guard.condition, context)
-            if not ok:
-                return guard.label
-        return None
-
-    def _named(self, name: str, params: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
-        found = self._guard(name)
-        if found is None:
-            return True  # meta.strict_guard_registry: false lets unregistered guards pass
-        fn, is_async = found
-        if is_async:
-            raise GuardEvaluationError(
-                f"guard {name!r} is async: use aprocess() / asend()", guard_name=name
-            )
-        ok = _call_guard(fn, name, params, context)
-        if inspect.isawaitable(ok):
-            _discard(ok)
-            raise GuardEvaluationError(
-                f"guard {name!r} returned an awaitable: use aprocess() / asend()", guard_name=name
-            )
-        return ok
-
-    def _test(self, condition: Condition, context: Mapping[str, Any]) -> bool:
-        if isinstance(condition, Test):
-            return condition.predicate(context)
-        if isinstance(condition, Named):
-            return bool(self._named(condition.name, condition.params, context))
-        if isinstance(condition, Not):
-            return not self._test(condition.part, context)
-        if isinstance(condition, AllOf):
-            return all(self._test(p, context) for p in condition.parts)
-        assert isinstance(condition, AnyOf)
-        return any(self._test(p, context) for p in condition.parts)
-
-    async def _afailing_guard(
-        self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
-    ) -> str | None:
-        for guard in guards:
-            predicate = guard.predicate
-            if predicate is not None:
-                ok: Any = predicate(context)
-            elif guard.name is not None:
-                ok = await self._anamed(guard.name, guard.params, context)
-            else:
-                assert guard.condition is not None
-                ok = await self._atest(guard.condition, context)
-            if not ok:
-                return guard.label
-        return None
-
-    async def _anamed(
-        self, name: str, params: Mapping[str, Any], context: Mapping[str, Any]
-    ) -> Any:
-        found = self._guard(name)
-        if found is None:
-            return True
-        ok = _call_guard(found[0], name, params, context)
-        if inspect.isawaitable(ok):
-            try:
-                ok = await ok
-            except FSMError:
-                raise
-            except Exception as exc:
-                raise _guard_failed(name, exc) from exc
-        return ok
-
-    async def _atest(self, condition: Condition, context: Mapping[str, Any]) -> bool:
-        if isinstance(condition, Test):
-            return condition.predicate(context)
-        if isinstance(condition, Named):
-            return bool(await self._anamed(condition.name, condition.params, context))
-        if isinstance(condition, Not):
-            return not await self._atest(condition.part, context)
-        if isinstance(condition, AllOf):
-            for part in condition.parts:
-                if not await self._atest(part, context):
-                    return False
-            return True
-        assert isinstance(condition, AnyOf)
-        for part in condition.parts:
-            if await self._atest(part, context):
-                return True
-        return False
-
-    def _guard(self, name: str) -> tuple[GuardFn, bool] | None:
-        found = self._resolve(name)
-        if found is None and not self._lenient_guards:
-            raise GuardNotFoundError(
-                f"guard {name!r} is not registered (use @machine.guard or bind_guards)",
-                guard_name=name,
-            )
-        return found
-
 
 def _normalizer(kind: str | None) -> Callable[[Any], Any] | None:
     if kind is None:
@@ -437,29 +294,6 @@ def _normalizer(kind: str | None) -> Callable[[Any], Any] | None:
     if kind == "lower":
         return lambda t: t.lower() if isinstance(t, str) else t
     return lambda t: t.upper() if isinstance(t, str) else t
-
-
-def _call_guard(
-    fn: GuardFn, name: str, params: Mapping[str, Any], context: Mapping[str, Any]
-) -> Any:
-    try:
-        return fn(context, **params) if params else fn(context)
-    except FSMError:
-        raise
-    except Exception as exc:
-        raise _guard_failed(name, exc) from exc
-
-
-def _guard_failed(name: str, exc: Exception) -> GuardEvaluationError:
-    return GuardEvaluationError(
-        f"guard {name!r} raised {type(exc).__name__}: {exc}", guard_name=name
-    )
-
-
-def _discard(awaitable: Any) -> None:
-    close = getattr(awaitable, "close", None)
-    if callable(close):
-        close()
 
 
 def _bad_context(context: Any) -> ContextValidationError:
