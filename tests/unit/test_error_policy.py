@@ -23,8 +23,8 @@ from pystator import (
 )
 from pystator.fsm_core.definition import ErrorPolicy, FallbackMode
 from pystator.fsm_core.error_policy import decide_failure, is_invalid_event
-from pystator.fsm_core.records import EntityRecord, EventInput
-from pystator.fsm_core.step import StepStatus, apply_event, fallback_step
+from pystator.fsm_core.records import EntityRecord, EventInput, Outcome
+from pystator.fsm_core.step import apply_event, fallback_step
 
 NOW = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 
@@ -153,7 +153,7 @@ def test_persist_moves_an_invalid_event_to_the_fallback_state() -> None:
         NOW,
         entity_id="p-1",
     )
-    assert outcome.status == StepStatus.APPLIED and outcome.record is not None
+    assert outcome.status == Outcome.APPLIED and outcome.record is not None
     assert (outcome.record.state, outcome.record.version) == ("jammed", 4)
     assert outcome.record.context == {"jams": 2, "by": "ann"}
     assert [a.name for a in outcome.actions] == ["blink"]
@@ -169,7 +169,7 @@ def test_hint_names_the_fallback_and_changes_nothing() -> None:
     outcome = apply_event(
         printer("hint"), record("done"), EventInput(trigger="print"), NOW, entity_id="p-1"
     )
-    assert outcome.status == StepStatus.REJECTED and outcome.record is None
+    assert outcome.status == Outcome.REJECTED and outcome.record is None
     assert outcome.result.metadata["default_fallback"] == "jammed"
     assert (
         outcome.result.error is not None
@@ -182,9 +182,7 @@ def test_off_changes_nothing(mode: str | None) -> None:
     outcome = apply_event(
         printer(mode), record("done"), EventInput(trigger="print"), NOW, entity_id="p-1"
     )
-    assert (
-        outcome.status == StepStatus.REJECTED and "default_fallback" not in outcome.result.metadata
-    )
+    assert outcome.status == Outcome.REJECTED and "default_fallback" not in outcome.result.metadata
 
 
 def test_guard_rejections_and_terminal_states_are_not_redirected() -> None:
@@ -192,8 +190,7 @@ def test_guard_rejections_and_terminal_states_are_not_redirected() -> None:
     m.guard("paper_ok")(lambda ctx: False)
     outcome = apply_event(m, record("ready"), EventInput(trigger="print"), NOW, entity_id="p-1")
     assert (
-        outcome.status == StepStatus.REJECTED
-        and outcome.result.metadata["reason"] == "guard_rejected"
+        outcome.status == Outcome.REJECTED and outcome.result.metadata["reason"] == "guard_rejected"
     )
 
 
