@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -262,3 +263,21 @@ def test_documented_names_load_lower_case_digits_first() -> None:
     )
     assert m.process("2fa_sent", "1st_code").target_state == "3ds_ok"
     assert m.name == "unnamed"
+
+
+def test_a_lone_nested_initial_state_is_where_the_machine_starts() -> None:
+    doc = {
+        "states": [
+            {"name": "booting"},
+            {"name": "firmware", "parent": "booting"},
+            {"name": "self_test", "parent": "firmware", "type": "initial"},
+            {"name": "ready", "type": "terminal"},
+        ],
+        "transitions": [{"trigger": "pass", "source": "self_test", "dest": "ready"}],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the documented meaning: no deprecation
+        m = StateMachine.from_dict(doc)
+    assert m.get_initial_state() == "self_test"
+    assert m.active_states("self_test") == {"booting", "firmware", "self_test"}
+    assert m.create().send("pass").states_exited == ("self_test", "firmware", "booting")

@@ -3,6 +3,8 @@ then the states and transitions (read by their own modules)."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,10 +115,18 @@ class DocumentParser:
         self.states.state_list(raw["states"], "states", None)
 
     def _initial_markers(self) -> None:
-        """pystator's ``type: initial`` on a child: still honoured, deprecated."""
+        """pystator's ``type: initial`` on a child: still honoured, deprecated.
+
+        The documented meaning comes first: when the machine has no top-level initial state and
+        exactly one state is ``type: initial``, the machine starts *in* that state (its top-level
+        ancestor is entered down to it); that marker is not a deprecated form.
+        """
+        started = self._start_inside()
         regions = {r.name for r in self.states.regions}
         for state in self.states.states:
             if state.kind is not StateKind.INITIAL or state.parent is None:
+                continue
+            if state.name == started:
                 continue
             if state.parent in regions:
                 fix = f"set 'initial: {state.name}' on region {state.parent!r}"
@@ -127,6 +137,30 @@ class DocumentParser:
                 f"marking a child state 'type: initial' is deprecated (the documented schema has "
                 f"one initial state per machine): {fix} and make the child 'stable'",
             )
+
+    def _start_inside(self) -> str | None:
+        """Make the top-level ancestor of a lone nested initial state the machine's start."""
+        states = self.states.states
+        if any(s.machine_initial and s.parent is None for s in states):
+            return None
+        marked = [s for s in states if s.kind is StateKind.INITIAL]
+        if len(marked) != 1 or marked[0].parent is None:
+            return None
+        index = {s.name: i for i, s in reversed(list(enumerate(states)))}
+        chain = [marked[0].name]
+        parent = marked[0].parent
+        while parent is not None:
+            if parent not in index or parent in chain:  # a region (or a cycle): not this case
+                return None
+            chain.append(parent)
+            parent = states[index[parent]].parent
+        for child, owner in itertools.pairwise(chain):
+            state = states[index[owner]]
+            if state.initial_child is None:
+                states[index[owner]] = dataclasses.replace(state, initial_child=child)
+        top = index[chain[-1]]
+        states[top] = dataclasses.replace(states[top], machine_initial=True)
+        return marked[0].name
 
     # meta -----------------------------------------------------------------------------------
 
