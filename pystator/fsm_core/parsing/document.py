@@ -148,7 +148,7 @@ class DocumentParser:
             return None
         index = {s.name: i for i, s in reversed(list(enumerate(states)))}
         chain = [marked[0].name]
-        parent = marked[0].parent
+        parent: str | None = marked[0].parent
         while parent is not None:
             if parent not in index or parent in chain:  # a region (or a cycle): not this case
                 return None
