@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import InMemoryStateStore, Orchestrator, StateMachine
-from pystator.stores.sql import entity_queries
+from pystator.stores.sql import entity_queries, history_queries
+from pystator.worker.producer import EventSpec
 from tests.declarative_machines import (
     DECL_ORDER_EVENTS,
     DECL_ORDER_FINAL,
@@ -62,20 +63,39 @@ def test_four_paths_agree_on_effects_and_checks(
     machines.mkdir()
     shutil.copy(DECL_ORDER_PATH, machines / DECL_ORDER_PATH.name)
     engine = sa.create_engine(pg_migrated_url)
+    try:
+        fleet_results, status, histories, counts = _run_fleet(
+            pg_migrated_url, redis_url, machines, tmp_path, engine
+        )
+    finally:
+        engine.dispose()
+
+    expected = ("approved", DECL_ORDER_FINAL)
+    assert in_process() == [expected] * 3
+    assert [(r.state, dict(r.context)) for r in fleet_results if r is not None] == [expected] * len(
+        ENTITIES
+    )
+    assert histories == [len(DECL_ORDER_EVENTS)] * len(ENTITIES)
+    assert status.status == "rejected" and status.outcome["reason"] == "guard_rejected"
+    assert counts == {"completed": 18, "rejected": 1}
+
+
+def _run_fleet(
+    database_url: str, broker_url: str, machines: Path, log_dir: Path, engine: sa.Engine
+) -> tuple[Any, Any, Any, Any]:
+    """Submit the events to two worker processes and read back what they stored."""
     with (
-        producer_runtime(pg_migrated_url, redis_url, machines) as runtime,
+        producer_runtime(database_url, broker_url, machines) as runtime,
         WorkerFleet(
-            database_url=pg_migrated_url,
-            broker_url=redis_url,
-            log_dir=tmp_path,
+            database_url=database_url,
+            broker_url=broker_url,
+            log_dir=log_dir,
             concurrency=2,
             machines=machines,
             app=None,
         ) as fleet,
     ):
         fleet.start_all(2)
-        from pystator.worker.producer import EventSpec
-
         for trigger, payload in DECL_ORDER_EVENTS:
             for entity in ENTITIES:
                 runtime.producer.submit(
@@ -99,15 +119,5 @@ def test_four_paths_agree_on_effects_and_checks(
         status = conn.execute(
             sa.text("SELECT status, outcome FROM worker_events WHERE id = :id"), {"id": rejected}
         ).one()
-        histories = [len(entity_queries.load_history(conn, MACHINE, e)) for e in ENTITIES]
-    counts = status_counts(engine)
-    engine.dispose()
-
-    expected = ("approved", DECL_ORDER_FINAL)
-    assert in_process() == [expected] * 3
-    assert [(r.state, dict(r.context)) for r in fleet_results if r is not None] == [expected] * len(
-        ENTITIES
-    )
-    assert histories == [len(DECL_ORDER_EVENTS)] * len(ENTITIES)
-    assert status.status == "rejected" and status.outcome["reason"] == "guard_rejected"
-    assert counts == {"completed": 18, "rejected": 1}
+        histories = [len(history_queries.load_history(conn, MACHINE, e)) for e in ENTITIES]
+    return fleet_results, status, histories, status_counts(engine)
