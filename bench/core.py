@@ -11,8 +11,9 @@ What one operation is, per case:
   object. Their machines cycle (e.g. ``FILLED --reset--> PENDING``) so that every call is a real
   transition; python-statemachine refuses transitions out of a final state, so the peers' last
   state is an ordinary one.
-* Peers have no inline expression language for comparisons, so the ``expr:`` case runs the same
-  Python callable guard as the named-guard case on their side.
+* Peers have no inline expression language for comparisons, so the ``expr:`` and ``check:``
+  cases run the same Python callable guard as the named-guard case on their side, and the
+  declarative-effect case runs a Python callback that changes the same fields on theirs.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def ours_plain() -> Op:
     return lambda: process("PENDING", "exchange_ack", ctx)
 
 
-def _guarded_dict(guard: str) -> dict[str, Any]:
+def _guarded_dict(guard: Any) -> dict[str, Any]:
     definition = {**ORDER_DICT, "transitions": [dict(t) for t in ORDER_DICT["transitions"]]}
     definition["transitions"][1]["guards"] = [guard]
     return definition
@@ -140,16 +141,35 @@ def ours_expr_guard() -> Op:
     return lambda: process("OPEN", "fill", FILL_CONTEXT)
 
 
+def ours_check_guard() -> Op:
+    check = {"check": {"field": "fill_qty", "op": "gte", "value": 100}}
+    machine = _ours_machine(_guarded_dict(check))  # type: ignore[arg-type]
+    process = machine.process
+    assert process("OPEN", "fill", FILL_CONTEXT).success
+    assert not process("OPEN", "fill", {"fill_qty": 1}).success
+    return lambda: process("OPEN", "fill", FILL_CONTEXT)
+
+
+def ours_effect() -> Op:
+    definition = {**ORDER_DICT, "transitions": [dict(t) for t in ORDER_DICT["transitions"]]}
+    definition["transitions"][1]["actions"] = [
+        {"increment": "fills"},
+        {"set": {"status": "filled"}},
+    ]
+    machine = _ours_machine(definition)
+    process = machine.process
+    result = process("OPEN", "fill", FILL_CONTEXT)
+    assert result.context == {**FILL_CONTEXT, "fills": 1, "status": "filled"}, result
+    return lambda: process("OPEN", "fill", FILL_CONTEXT)
+
+
 HIERARCHY_DICT: dict[str, Any] = {
     "meta": {"version": "1.0.0", "machine_name": "hierarchy"},
     "states": [
         {"name": "idle", "type": "initial"},
-        {
-            "name": "working",
-            "type": "stable",
-            "initial": "a",
-            "children": [{"name": "a", "type": "stable"}, {"name": "b", "type": "stable"}],
-        },
+        {"name": "working", "type": "stable", "initial_child": "a"},
+        {"name": "a", "type": "stable", "parent": "working"},
+        {"name": "b", "type": "stable", "parent": "working"},
     ],
     "transitions": [
         {"trigger": "start", "source": "idle", "dest": "working"},
@@ -178,18 +198,11 @@ PARALLEL_DICT: dict[str, Any] = {
             "type": "parallel",
             "initial": True,
             "regions": [
-                {
-                    "name": "x",
-                    "initial": "x1",
-                    "states": [{"name": "x1"}, {"name": "x2"}],
-                },
-                {
-                    "name": "y",
-                    "initial": "y1",
-                    "states": [{"name": "y1"}, {"name": "y2"}],
-                },
+                {"name": "x", "initial": "x1", "states": ["x1", "x2"]},
+                {"name": "y", "initial": "y1", "states": ["y1", "y2"]},
             ],
         },
+        *({"name": name, "parent": "run"} for name in ("x1", "x2", "y1", "y2")),
     ],
     "transitions": [
         {"trigger": "go", "source": "x1", "dest": "x2"},
@@ -261,6 +274,29 @@ def psm_guard() -> Op:
 
         def is_full_fill(self, fill_qty: int = 0, order_qty: int = 1) -> bool:
             return fill_qty >= order_qty
+
+    send = Order().send
+    return cycle(lambda: send("fill", **FILL_CONTEXT), lambda: send("reset"))
+
+
+def psm_effect() -> Op:
+    from statemachine import State, StateChart
+
+    class Order(StateChart):
+        open = State(initial=True)
+        filled = State()
+        fill = open.to(filled, cond="is_full_fill")
+        reset = filled.to(open)
+
+        fills = 0
+        status = "open"
+
+        def is_full_fill(self, fill_qty: int = 0, order_qty: int = 1) -> bool:
+            return fill_qty >= order_qty
+
+        def on_fill(self) -> None:
+            self.fills += 1
+            self.status = "filled"
 
     send = Order().send
     return cycle(lambda: send("fill", **FILL_CONTEXT), lambda: send("reset"))
@@ -381,6 +417,41 @@ def tr_guard() -> Op:
     return cycle(lambda: trigger("fill", **FILL_CONTEXT), lambda: trigger("reset"))
 
 
+class _CountingModel(_Model):
+    """A model with a callback that changes two fields (the effect case)."""
+
+    fills = 0
+    status = "open"
+
+    def record_fill(self, **_context: Any) -> None:
+        self.fills += 1
+        self.status = "filled"
+
+
+def tr_effect() -> Op:
+    from transitions import Machine
+
+    model = _CountingModel()
+    Machine(
+        model=model,
+        states=["OPEN", "FILLED"],
+        transitions=[
+            {
+                "trigger": "fill",
+                "source": "OPEN",
+                "dest": "FILLED",
+                "conditions": "is_full_fill",
+                "after": "record_fill",
+            },
+            {"trigger": "reset", "source": "FILLED", "dest": "OPEN"},
+        ],
+        initial="OPEN",
+        auto_transitions=False,
+    )
+    trigger = model.trigger  # type: ignore[attr-defined]
+    return cycle(lambda: trigger("fill", **FILL_CONTEXT), lambda: trigger("reset"))
+
+
 def tr_hierarchical() -> Op:
     from transitions.extensions import HierarchicalMachine
 
@@ -460,6 +531,8 @@ CASES = (
     Case(name="process (README order machine)", ours=ours_plain, statemachine=psm_plain, transitions=tr_plain),
     Case(name="process + named guard", ours=ours_named_guard, statemachine=psm_guard, transitions=tr_guard),
     Case(name="process + `expr:` guard", ours=ours_expr_guard, statemachine=psm_guard, transitions=tr_guard),
+    Case(name="process + `check:` guard", ours=ours_check_guard, statemachine=psm_guard, transitions=tr_guard),
+    Case(name="process + effects (`increment`, `set`)", ours=ours_effect, statemachine=psm_effect, transitions=tr_effect),
     Case(name="hierarchical (exit child+parent / enter)", ours=ours_hierarchical, statemachine=psm_hierarchical, transitions=tr_hierarchical),
     Case(name="parallel region transition", ours=ours_parallel, statemachine=psm_parallel, transitions=tr_parallel),
     Case(name="EntitySession.send", ours=ours_session, statemachine=psm_session, transitions=tr_session),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pystator.fsm_core.errors import FSMError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "pystator.commands.engine",  # validate, process
+    "pystator.commands.engine",  # validate, lint, process
     "pystator.commands.db",  # db upgrade/downgrade/current/history
     "pystator.commands.worker",  # worker, submit, relay
     "pystator.commands.events",  # events …, entities …, actions …

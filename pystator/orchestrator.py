@@ -4,6 +4,12 @@ It differs from the worker fleet only in how it loads and commits around the one
 (:func:`pystator.fsm_core.step.apply_event`). A version conflict reloads the entity and
 recomputes (bounded, with a small jittered backoff); timers are armed/cancelled and actions run
 only after the new state has committed. Hooks attached to the machine fire for every evaluation.
+
+The machine's ``error_policy`` applies here through the same pure decisions the fleet uses
+(:mod:`pystator.fsm_core.error_policy`): an invalid event is hinted or moved to the fallback state
+by the step itself; a failing guard is retried ``retry_attempts`` times, and so is a failing
+action (by the executor this orchestrator builds); when the last attempt fails and the mode is
+``persist``, the entity is moved to ``default_fallback`` instead of the error escaping.
 """
 
 from __future__ import annotations
@@ -14,19 +20,28 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pystator.clock import Clock, utc_now
-from pystator.fsm_core.actions import ActionExecutor, ActionRegistry
+from pystator.fsm_core.actions import NO_RETRY, ActionExecutor, ActionRegistry, RetryPolicy
 from pystator.fsm_core.backoff import Backoff
-from pystator.fsm_core.errors import ActionNotFoundError, ContextValidationError, StaleVersionError
+from pystator.fsm_core.context import ENTITY_ID_KEY, TransitionContext
+from pystator.fsm_core.error_policy import decide_failure
+from pystator.fsm_core.errors import (
+    ActionExecutionError,
+    ActionNotFoundError,
+    ContextValidationError,
+    StaleVersionError,
+)
 from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin, Outcome
 from pystator.fsm_core.results import TransitionResult
 from pystator.fsm_core.step import (
     StepOutcome,
     aapply_event,
     apply_event,
+    fallback_step,
     is_stale_timer,
     merge_context,
     starting_record,
@@ -101,7 +116,11 @@ class Orchestrator:
         registry = actions if actions is not None else machine.action_registry
         self._actions: ActionRegistry | None = registry
         if action_executor is None and registry is not None:
-            action_executor = ActionExecutor(registry)
+            attempts = machine.error_policy.max_attempts(1)
+            retry = NO_RETRY if attempts == 1 else RetryPolicy(max_attempts=attempts)
+            action_executor = ActionExecutor(
+                registry, retry=retry, sleep=sleep, async_sleep=async_sleep
+            )
         self._executor = action_executor
         self._scheduler_started = False
         self._closed = False
@@ -132,9 +151,7 @@ class Orchestrator:
             rejected = self._validate(entity_id, record, event)
             if rejected is not None:
                 return rejected
-            outcome = apply_event(
-                self.machine, record, event, self._clock(), **self._step_kw(entity_id)
-            )
+            outcome = self._step(entity_id, record, event)
             if outcome.status != Outcome.APPLIED:
                 return outcome.result
             self._check_actions(outcome)
@@ -145,8 +162,16 @@ class Orchestrator:
                 self._sleep(CONFLICT_BACKOFF.delay(attempt + 1))
                 continue
             self._schedule(outcome)
-            if self._executor is not None and outcome.actions:
-                self._executor.execute(outcome.actions, outcome.context)
+            try:
+                self._act(entity_id, outcome)
+            except ActionExecutionError as exc:
+                moved = self._fallback_after_action(entity_id, outcome, event, exc)
+                if moved is None:
+                    raise
+                self._save(moved)
+                self._schedule(moved)
+                self._act(entity_id, moved)
+                return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
 
@@ -159,9 +184,7 @@ class Orchestrator:
             rejected = self._validate(entity_id, record, event)
             if rejected is not None:
                 return rejected
-            outcome = await aapply_event(
-                self.machine, record, event, self._clock(), **self._step_kw(entity_id)
-            )
+            outcome = await self._astep(entity_id, record, event)
             if outcome.status != Outcome.APPLIED:
                 return outcome.result
             self._check_actions(outcome)
@@ -172,8 +195,16 @@ class Orchestrator:
                 await self._async_sleep(CONFLICT_BACKOFF.delay(attempt + 1))
                 continue
             self._schedule(outcome)
-            if self._executor is not None and outcome.actions:
-                await self._executor.async_execute(outcome.actions, outcome.context)
+            try:
+                await self._aact(entity_id, outcome)
+            except ActionExecutionError as exc:
+                moved = self._fallback_after_action(entity_id, outcome, event, exc)
+                if moved is None:
+                    raise
+                await self._asave(moved)
+                self._schedule(moved)
+                await self._aact(entity_id, moved)
+                return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
 
@@ -231,6 +262,84 @@ class Orchestrator:
             "entity_id": entity_id,
             "use_initial_state_when_missing": self.use_initial_state_when_missing,
         }
+
+    def _step(self, entity_id: str, record: EntityRecord | None, event: EventInput) -> StepOutcome:
+        """The pure step, with the error policy's retries and fallback for failing guards."""
+        attempt = 1
+        while True:
+            now = self._clock()
+            try:
+                return apply_event(self.machine, record, event, now, **self._step_kw(entity_id))
+            except Exception as exc:  # decided by the error policy: retried, moved or re-raised
+                fallback = self._after_failure(entity_id, record, event, now, exc, attempt)
+                if fallback is not None:
+                    return fallback
+                self._sleep(NO_RETRY.delay_after(attempt))
+                attempt += 1
+
+    async def _astep(
+        self, entity_id: str, record: EntityRecord | None, event: EventInput
+    ) -> StepOutcome:
+        attempt = 1
+        while True:
+            now = self._clock()
+            try:
+                return await aapply_event(
+                    self.machine, record, event, now, **self._step_kw(entity_id)
+                )
+            except Exception as exc:  # decided by the error policy: retried, moved or re-raised
+                fallback = self._after_failure(entity_id, record, event, now, exc, attempt)
+                if fallback is not None:
+                    return fallback
+                await self._async_sleep(NO_RETRY.delay_after(attempt))
+                attempt += 1
+
+    def _after_failure(
+        self,
+        entity_id: str,
+        record: EntityRecord | None,
+        event: EventInput,
+        now: datetime,
+        exc: Exception,
+        attempt: int,
+    ) -> StepOutcome | None:
+        """None to retry; the fallback outcome to commit; or re-raise ``exc``."""
+        decision = decide_failure(self.machine.error_policy, exc, attempt, 1)
+        if decision.retry:
+            return None
+        start = starting_record(
+            self.machine, entity_id, record, use_initial=self.use_initial_state_when_missing
+        )
+        if decision.fallback is None or start is None:
+            raise exc
+        return fallback_step(self.machine, start, event, now, exc)
+
+    def _fallback_after_action(
+        self, entity_id: str, outcome: StepOutcome, event: EventInput, exc: ActionExecutionError
+    ) -> StepOutcome | None:
+        """After committed actions failed (their retries spent): the move to the fallback state
+        under a ``persist`` policy, else None."""
+        policy = self.machine.error_policy
+        decision = decide_failure(policy, exc, policy.max_attempts(1), 1)
+        if decision.fallback is None or outcome.record is None:
+            return None
+        follow_up = EventInput(trigger=event.trigger, origin=event.origin, event_id=event.event_id)
+        return fallback_step(self.machine, outcome.record, follow_up, self._clock(), exc)
+
+    def _action_context(self, entity_id: str, outcome: StepOutcome) -> TransitionContext:
+        context = TransitionContext(outcome.context)
+        context[ENTITY_ID_KEY] = entity_id
+        return context
+
+    def _act(self, entity_id: str, outcome: StepOutcome) -> None:
+        if self._executor is not None and outcome.actions:
+            self._executor.execute(outcome.actions, self._action_context(entity_id, outcome))
+
+    async def _aact(self, entity_id: str, outcome: StepOutcome) -> None:
+        if self._executor is not None and outcome.actions:
+            await self._executor.async_execute(
+                outcome.actions, self._action_context(entity_id, outcome)
+            )
 
     def _validate(
         self, entity_id: str, record: EntityRecord | None, event: EventInput

@@ -11,7 +11,9 @@ Calling convention (decided once, at registration, from the function's signature
 
 Sync and ``async def`` actions are both supported. The executor runs actions in phase order
 exit → transition → enter, retries a failing action according to its :class:`RetryPolicy`
-(the sleep functions are injectable) and reports what happened in an :class:`ExecutionReport`.
+(a call's own ``retry``/``retry_backoff`` from the definition take precedence; the sleep functions
+are injectable), bounds an async action by the call's ``timeout`` and reports what happened in an
+:class:`ExecutionReport`.
 """
 
 from __future__ import annotations
@@ -300,18 +302,32 @@ class ActionExecutor:
     def _run_sync(
         self, call: ActionCall, entry: RegisteredAction, context: Mapping[str, Any]
     ) -> ActionOutcome:
+        retry = self.policy_for(call)
         attempt = 1
         while True:
             try:
                 value = entry.call(context, call.params)
                 if inspect.isawaitable(value):
-                    value = _run_awaitable(value, call.name)
+                    value = _run_awaitable(value, call.name, call.timeout)
                 return ActionOutcome(call=call, success=True, attempts=attempt, value=value)
             except Exception as exc:  # retried, then reported or raised as ActionExecutionError
-                if attempt >= self.retry.max_attempts:
+                if attempt >= retry.max_attempts:
                     return self._failure(call, exc, attempt)
-                self._sleep(self.retry.delay_after(attempt))
+                self._sleep(retry.delay_after(attempt))
                 attempt += 1
+
+    def policy_for(self, call: ActionCall) -> RetryPolicy:
+        """The executor's retry policy, with the call's own ``retry``/``retry_backoff``."""
+        if call.retry is None and call.retry_backoff is None:
+            return self.retry
+        return RetryPolicy(
+            max_attempts=self.retry.max_attempts if call.retry is None else 1 + call.retry,
+            backoff_seconds=(
+                self.retry.backoff_seconds if call.retry_backoff is None else call.retry_backoff
+            ),
+            multiplier=self.retry.multiplier,
+            max_backoff_seconds=max(self.retry.max_backoff_seconds, call.retry_backoff or 0.0),
+        )
 
     # --- async ------------------------------------------------------------------------------
 
@@ -344,25 +360,33 @@ class ActionExecutor:
     async def _run_async(
         self, call: ActionCall, entry: RegisteredAction, context: Mapping[str, Any]
     ) -> ActionOutcome:
+        retry = self.policy_for(call)
         attempt = 1
         while True:
             try:
                 value = entry.call(context, call.params)
                 if inspect.isawaitable(value):
-                    value = await value
+                    value = await _bounded(value, call.timeout)
                 return ActionOutcome(call=call, success=True, attempts=attempt, value=value)
             except Exception as exc:  # retried, then reported or raised as ActionExecutionError
-                if attempt >= self.retry.max_attempts:
+                if attempt >= retry.max_attempts:
                     return self._failure(call, exc, attempt)
-                await self._async_sleep(self.retry.delay_after(attempt))
+                await self._async_sleep(retry.delay_after(attempt))
                 attempt += 1
 
 
-def _run_awaitable(value: Awaitable[Any], name: str) -> Any:
+def _bounded(value: Awaitable[Any], timeout: float | None) -> Awaitable[Any]:
+    """``value``, limited to ``timeout`` seconds when the call has one (async actions only)."""
+    if timeout is None:
+        return value
+    return asyncio.wait_for(value, timeout)
+
+
+def _run_awaitable(value: Awaitable[Any], name: str, timeout: float | None = None) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_await(value))
+        return asyncio.run(_await(_bounded(value, timeout)))
     if inspect.iscoroutine(value):
         value.close()  # never awaited: close it so no "never awaited" warning escapes
     raise RuntimeError(

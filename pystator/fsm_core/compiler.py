@@ -9,22 +9,24 @@ guard calls. Parallel configurations get the same rows, built on first use and c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from pystator.fsm_core.configuration import ParallelConfiguration, split_encoded
+from pystator.fsm_core.contract import ContractCheck, compile_contract
 from pystator.fsm_core.definition import (
-    ActionSpec,
     GuardSpec,
     MachineDefinition,
     StateKind,
     TransitionSpec,
 )
 from pystator.fsm_core.errors import InvalidStateError, UndefinedStateError
+from pystator.fsm_core.plan import Plan, call_of
 from pystator.fsm_core.results import (
     ActionCall,
     ActionPhase,
+    PlanStep,
     TimerKind,
     TimerSpec,
     TransitionResult,
@@ -37,12 +39,17 @@ MAX_CACHED_CONFIGURATIONS = 4096
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A transition that may fire from a configuration, with its precomputed success result."""
+    """A transition that may fire from a configuration, with its precomputed success result.
+
+    A transition into a choice state has ``branches``: one candidate per branch, each the whole
+    route (source → the branch's destination, both transitions' actions), tried in order.
+    """
 
     transition: TransitionSpec
     source: str
     guards: tuple[GuardSpec, ...]
     result: TransitionResult | None  # None for candidates of multi-region configurations
+    branches: tuple[Candidate, ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,7 +62,8 @@ class Row:
     terminal: bool
     required_keys: tuple[str, ...]
     candidates: dict[str, tuple[tuple[Candidate, ...], ...]]  # trigger -> per-leaf candidates
-    fast: dict[str, TransitionResult]  # trigger -> result needing no guard and no check
+    fast: dict[str, TransitionResult]  # trigger -> result needing no guard, check or context
+    contract: ContractCheck | None = None
     combined: dict[tuple[int, ...], TransitionResult] = field(default_factory=dict)
 
 
@@ -66,13 +74,22 @@ class CompiledMachine:
         self.definition = definition
         self.tree = StateTree(definition)
         self.transitions = definition.transitions + _timeout_transitions(definition)
+        self.choices = frozenset(s.name for s in definition.states if s.kind is StateKind.CHOICE)
         self.from_source: dict[str, dict[str, list[TransitionSpec]]] = {}
+        self.branches: dict[str, list[TransitionSpec]] = {}
         for t in self.transitions:
             for source in t.sources:
-                self.from_source.setdefault(source, {}).setdefault(t.trigger, []).append(t)
-        self.triggers = frozenset(t.trigger for t in self.transitions)
+                if source in self.choices:
+                    self.branches.setdefault(source, []).append(t)
+                else:
+                    self.from_source.setdefault(source, {}).setdefault(t.trigger, []).append(t)
+        self.triggers = frozenset(
+            t.trigger for t in self.transitions if not any(s in self.choices for s in t.sources)
+        )
         self.timers = _timers(definition)
         self.terminal = frozenset(s.name for s in definition.states if s.kind is StateKind.TERMINAL)
+        self.contract = compile_contract(definition)
+        self._routes: dict[tuple[int, int], TransitionSpec] = {}
         self.inside_parallel = frozenset(
             name
             for name in self.tree.states
@@ -168,19 +185,20 @@ class CompiledMachine:
             for node in self.tree.ancestors(leaf):
                 for trigger, rules in self.from_source.get(node, {}).items():
                     for t in rules:
-                        result = self.apply(label, active, [(t, node)]) if single else None
-                        per_leaf.setdefault(trigger, []).append(
-                            Candidate(transition=t, source=node, guards=t.guards, result=result)
-                        )
+                        candidate = self._candidate(label, active, t, node, single)
+                        per_leaf.setdefault(trigger, []).append(candidate)
             for trigger, found in per_leaf.items():
                 triggers.setdefault(trigger, []).append(tuple(found))
         candidates = {trigger: tuple(lists) for trigger, lists in triggers.items()}
         required = self._required_keys(active)
         fast = {}
-        if single and not required:
+        if single and not required and self.contract is None:
             for trigger, (first, *_rest) in candidates.items():
-                if first and not first[0].guards and first[0].result is not None:
-                    fast[trigger] = first[0].result
+                head = first[0] if first else None
+                if head is None or head.guards or head.branches or head.result is None:
+                    continue
+                if head.result.plan is None:
+                    fast[trigger] = head.result
         return Row(
             label=label,
             active=active,
@@ -189,7 +207,41 @@ class CompiledMachine:
             required_keys=required,
             candidates=candidates,
             fast=fast,
+            contract=self.contract,
         )
+
+    def _candidate(
+        self, label: str, active: frozenset[str], t: TransitionSpec, node: str, single: bool
+    ) -> Candidate:
+        if t.dest not in self.choices:
+            result = self.apply(label, active, [(t, node)]) if single else None
+            return Candidate(transition=t, source=node, guards=t.guards, result=result)
+        branches = []
+        for branch in self.branches.get(t.dest, ()):
+            route = self._route(t, branch)
+            result = self.apply(label, active, [(route, node)]) if single else None
+            branches.append(
+                Candidate(transition=route, source=node, guards=branch.guards, result=result)
+            )
+        return Candidate(
+            transition=t, source=node, guards=t.guards, result=None, branches=tuple(branches)
+        )
+
+    def _route(self, incoming: TransitionSpec, branch: TransitionSpec) -> TransitionSpec:
+        """One transition for "incoming, then this branch of its choice state"."""
+        key = (incoming.index, branch.index)
+        route = self._routes.get(key)
+        if route is None:
+            route = dataclasses.replace(
+                incoming,
+                dest=branch.dest,
+                actions=incoming.actions + branch.actions,
+                guards=(),
+                internal=False,
+                index=len(self.transitions) + len(self._routes),
+            )
+            self._routes[key] = route
+        return route
 
     def _required_keys(self, active: frozenset[str]) -> tuple[str, ...]:
         rules = self.definition.meta.validate_context
@@ -224,21 +276,45 @@ class CompiledMachine:
             {n for n in entries if tree.is_state(n)}, key=lambda n: (tree.depth[n], tree.order[n])
         )
         internal = not exited and not entered
+        steps = [
+            *self._steps(exited, ActionPhase.EXIT),
+            *(PlanStep(ActionPhase.TRANSITION, None, a) for t, _ in selected for a in t.actions),
+            *self._steps(entered, ActionPhase.ENTER),
+        ]
+        dynamic = any(step.spec.dynamic for step in steps)
+        calls: dict[ActionPhase, list[ActionCall]] = {phase: [] for phase in ActionPhase}
+        for step in steps:
+            if step.spec.is_named and step.spec.when is None:
+                calls[step.phase].append(call_of(step.spec, step.phase, step.state))
         return TransitionResult(
             success=True,
             source_state=label,
             target_state=self.encode(new_active),
             trigger=selected[0][0].trigger,
-            exit_actions=self._state_actions(exited, ActionPhase.EXIT),
-            transition_actions=tuple(
-                _call(a, ActionPhase.TRANSITION, None) for t, _ in selected for a in t.actions
-            ),
-            enter_actions=self._state_actions(entered, ActionPhase.ENTER),
+            exit_actions=tuple(calls[ActionPhase.EXIT]),
+            transition_actions=tuple(calls[ActionPhase.TRANSITION]),
+            enter_actions=tuple(calls[ActionPhase.ENTER]),
             states_exited=tuple(exited),
             states_entered=tuple(entered),
             timers_to_arm=() if internal else self._timers_of(entered),
             timers_to_cancel=() if internal else self._timers_of(exited),
+            plan=Plan(tuple(steps)) if dynamic else None,
         )
+
+    def forced(
+        self, label: str, active: frozenset[str], dest: str, trigger: str
+    ) -> TransitionResult:
+        """The result of leaving everything active for ``dest`` (an error policy's fallback)."""
+        top = next(n for n in active if self.tree.is_state(n) and self.tree.parent.get(n) is None)
+        jump = TransitionSpec(
+            trigger=trigger,
+            sources=(top,),
+            dest=dest,
+            path="error_policy.default_fallback",
+            index=-1,
+            declared_trigger=False,
+        )
+        return self.apply(label, active, [(jump, top)])
 
     def exit_set(self, active: frozenset[str], t: TransitionSpec, source: str) -> set[str]:
         """The active nodes that taking ``t`` from ``source`` leaves."""
@@ -262,21 +338,16 @@ class CompiledMachine:
                     added.extend(path)
         return added
 
-    def _state_actions(self, states: Sequence[str], phase: ActionPhase) -> tuple[ActionCall, ...]:
-        calls: list[ActionCall] = []
+    def _steps(self, states: Sequence[str], phase: ActionPhase) -> list[PlanStep]:
+        steps: list[PlanStep] = []
         for name in states:
             spec = self.tree.states[name]
             for action in spec.on_exit if phase is ActionPhase.EXIT else spec.on_enter:
-                calls.append(_call(action, phase, name))
-        return tuple(calls)
+                steps.append(PlanStep(phase, name, action))
+        return steps
 
     def _timers_of(self, states: Sequence[str]) -> tuple[TimerSpec, ...]:
         return tuple(spec for name in states for spec in self.timers.get(name, ()))
-
-
-def _call(action: ActionSpec, phase: ActionPhase, state: str | None) -> ActionCall:
-    params = MappingProxyType(dict(action.params)) if action.params else MappingProxyType({})
-    return ActionCall(name=action.name, phase=phase, params=params, state=state)
 
 
 def _timeout_transitions(definition: MachineDefinition) -> tuple[TransitionSpec, ...]:

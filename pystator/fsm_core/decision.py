@@ -1,49 +1,105 @@
 """``process``: look the configuration's row up, check the context, call guards, pick a result.
 
-Nothing here parses or allocates a result for a plain transition: the row holds the
-precomputed :class:`TransitionResult`. Business rejections (terminal state, trigger not
-allowed here, failed context check, every guard said no) come back as a failed result; bad
-input (undefined state, non-mapping context) and failures (a guard raising, a guard missing)
-raise :class:`FSMError` subclasses.
+Nothing here parses, and a plain transition allocates nothing: :meth:`Decider.fast_process` is a
+closure that answers a guard-free transition with two dictionary lookups (the state's row, then
+its table of precomputed results) and hands every other case to the full path; guards are
+evaluated by :mod:`pystator.fsm_core.guard_evaluation`. Business rejections (terminal state, trigger not allowed here, failed
+context check, every guard said no) come back as a failed result; bad input (undefined state,
+non-mapping context) and failures (a guard raising, a guard missing) raise :class:`FSMError`
+subclasses. A transition with effects, branches or ``when`` entries is resolved against the
+context (:mod:`pystator.fsm_core.plan`) before it is returned.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from pystator.fsm_core.compiler import MAX_CACHED_CONFIGURATIONS, Candidate, CompiledMachine, Row
-from pystator.fsm_core.definition import GuardSpec, TransitionSpec
+from pystator.fsm_core.definition import TransitionSpec
 from pystator.fsm_core.errors import (
     ContextValidationError,
     FSMError,
-    GuardEvaluationError,
-    GuardNotFoundError,
     GuardRejectedError,
     TerminalStateError,
     UndefinedStateError,
     UndefinedTriggerError,
 )
-from pystator.fsm_core.guards import GuardFn
+from pystator.fsm_core.guard_evaluation import GuardEvaluator, GuardResolver
 from pystator.fsm_core.results import TransitionResult
 
-#: Resolves a guard name to ``(function, is_async)``; None when no registry knows it.
-GuardResolver = Callable[[str], "tuple[GuardFn, bool] | None"]
+Clock: TypeAlias = Callable[[], datetime]
+ProcessFn: TypeAlias = Callable[..., TransitionResult]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def utc_now() -> datetime:
+    """The default clock of a machine (timestamps of ``timestamp:`` effects)."""
+    return datetime.now(UTC)
 
 
 class Decider:
     """Computes transitions for one compiled machine, resolving named guards on demand."""
 
-    __slots__ = ("_compiled", "_resolve", "_rows")
+    __slots__ = (
+        "_compiled",
+        "_guards",
+        "_lenient_events",
+        "_normalize",
+        "_rows",
+        "clock",
+        "fast_process",
+    )
 
-    def __init__(self, compiled: CompiledMachine, resolve: GuardResolver) -> None:
+    def __init__(
+        self, compiled: CompiledMachine, resolve: GuardResolver, clock: Clock = utc_now
+    ) -> None:
         self._compiled = compiled
         self._rows = compiled.rows
-        self._resolve = resolve
+        self.clock = clock
+        meta = compiled.definition.meta
+        self._guards = GuardEvaluator(resolve, lenient=not meta.strict_guard_registry)
+        self._lenient_events = not meta.reject_invalid_events
+        self._normalize = _normalizer(meta.event_normalizer)
+        self.fast_process: ProcessFn = self._fast_closure()
+
+    def _fast_closure(self) -> ProcessFn:
+        """``process`` as a closure: a guard-free transition is two dictionary lookups."""
+        rows = self._rows.get
+        decide = self._decide
+        full = self.process
+        normalize = self._normalize
+
+        def process(
+            current_state: Any,
+            trigger: Any,
+            context: Any = None,
+            now: datetime | None = None,
+        ) -> TransitionResult:
+            try:
+                row = rows(current_state)
+            except TypeError:  # unhashable: the full path explains
+                row = None
+            if row is None:  # a parallel configuration, or not a state at all
+                return full(current_state, trigger, context, now)
+            if normalize is not None:
+                trigger = normalize(trigger)
+            try:
+                hit = row.fast.get(trigger)
+            except TypeError:
+                hit = None
+            if hit is not None and (context is None or type(context) is dict):
+                return hit
+            return decide(row, trigger, context, now)
+
+        return process
+
+    def normalize(self, trigger: Any) -> Any:
+        """``trigger`` as ``meta.event_normalizer`` spells it."""
+        return trigger if self._normalize is None else self._normalize(trigger)
 
     def row(self, state: Any) -> Row:
         """The row of ``state``; :class:`UndefinedStateError` for anything unknown."""
@@ -53,33 +109,37 @@ class Decider:
             raise UndefinedStateError(f"undefined state {state!r}") from None
         return row if row is not None else self._compiled.row(state)
 
-    def process(self, state: Any, trigger: Any, context: Any) -> TransitionResult:
+    def process(
+        self, state: Any, trigger: Any, context: Any, now: datetime | None = None
+    ) -> TransitionResult:
         """The :class:`TransitionResult` of ``trigger`` in ``state`` (sync guards only)."""
-        row = self.row(state)
-        try:
-            fast = row.fast.get(trigger)
-        except TypeError:
-            fast = None
-        if fast is not None:
-            if context is not None and not isinstance(context, Mapping):
-                raise _bad_context(context)
-            return fast
-        ctx, early = self._prepare(row, trigger, context)
-        if early is not None:
-            return early
-        rejected: str | None = None
-        selected: list[Candidate] = []
-        for per_leaf in row.candidates[trigger]:
-            for candidate in per_leaf:
-                failed = self._failing_guard(candidate.guards, ctx)
-                if failed is None:
-                    selected.append(candidate)
-                    break
-                rejected = rejected or failed
-        return self._finish(row, trigger, selected, rejected)
+        return self._decide(self.row(state), self.normalize(trigger), context, now)
 
-    async def aprocess(self, state: Any, trigger: Any, context: Any) -> TransitionResult:
+    def _decide(
+        self, row: Row, trigger: Any, context: Any, now: datetime | None
+    ) -> TransitionResult:
+        ctx, early = self._prepare(row, trigger, context)
+        if early is not None:
+            return early
+        rejected: str | None = None
+        selected: list[Candidate] = []
+        for per_leaf in row.candidates[trigger]:
+            for candidate in per_leaf:
+                failed = self._guards.failing(candidate.guards, ctx)
+                if failed is None and candidate.branches:
+                    chosen, failed = self._guards.branch(candidate, ctx)
+                    candidate = chosen if chosen is not None else candidate
+                if failed is None:
+                    selected.append(candidate)
+                    break
+                rejected = rejected or failed
+        return self._finish(row, trigger, selected, rejected, ctx, now)
+
+    async def aprocess(
+        self, state: Any, trigger: Any, context: Any, now: datetime | None = None
+    ) -> TransitionResult:
         """Like :meth:`process`, awaiting async guards."""
+        trigger = self.normalize(trigger)
         row = self.row(state)
         ctx, early = self._prepare(row, trigger, context)
         if early is not None:
@@ -88,12 +148,24 @@ class Decider:
         selected: list[Candidate] = []
         for per_leaf in row.candidates[trigger]:
             for candidate in per_leaf:
-                failed = await self._afailing_guard(candidate.guards, ctx)
+                failed = await self._guards.afailing(candidate.guards, ctx)
+                if failed is None and candidate.branches:
+                    chosen, failed = await self._guards.abranch(candidate, ctx)
+                    candidate = chosen if chosen is not None else candidate
                 if failed is None:
                     selected.append(candidate)
                     break
                 rejected = rejected or failed
-        return self._finish(row, trigger, selected, rejected)
+        return self._finish(row, trigger, selected, rejected, ctx, now)
+
+    def forced(
+        self, state: Any, trigger: str, context: Any, target: str, now: datetime | None = None
+    ) -> TransitionResult:
+        """The move of ``state`` to ``target`` regardless of transitions (a fallback state)."""
+        row = self.row(state)
+        ctx = _EMPTY if context is None else context
+        result = self._compiled.forced(row.label, row.active, target, trigger)
+        return self._resolved(result, ctx, now)
 
     # steps ----------------------------------------------------------------------------------
 
@@ -102,7 +174,7 @@ class Decider:
     ) -> tuple[Mapping[str, Any], TransitionResult | None]:
         if context is None:
             context = _EMPTY
-        elif not isinstance(context, Mapping):
+        elif type(context) is not dict and not isinstance(context, Mapping):
             raise _bad_context(context)
         error: FSMError
         if row.terminal:
@@ -117,14 +189,7 @@ class Decider:
         except TypeError:
             allowed = False
         if not allowed:
-            known = isinstance(trigger, str) and trigger in self._compiled.triggers
-            message = (
-                f"trigger {trigger!r} is not allowed in state {row.label!r}"
-                if known
-                else f"machine {self._compiled.definition.meta.name!r} has no trigger {trigger!r}"
-            )
-            error = UndefinedTriggerError(message, current_state=row.label, trigger=_text(trigger))
-            return context, _rejected(row, trigger, error, {"reason": "undefined_trigger"})
+            return context, self._not_allowed(row, trigger)
         if row.required_keys:
             missing = [k for k in row.required_keys if k not in context]
             if missing:
@@ -134,10 +199,42 @@ class Decider:
                 )
                 metadata = {"reason": "context_validation", "missing": missing}
                 return context, _rejected(row, trigger, error, metadata)
+        if row.contract is not None:
+            problems = row.contract(context)
+            if problems:
+                error = ContextValidationError(
+                    f"context validation failed: {'; '.join(problems)}", errors=problems
+                )
+                metadata = {"reason": "context_validation", "errors": problems}
+                return context, _rejected(row, trigger, error, metadata)
         return context, None
 
+    def _not_allowed(self, row: Row, trigger: Any) -> TransitionResult:
+        known = isinstance(trigger, str) and trigger in self._compiled.triggers
+        if self._lenient_events and isinstance(trigger, str):
+            return TransitionResult(
+                success=True,
+                source_state=row.label,
+                target_state=row.label,
+                trigger=trigger,
+                metadata={"noop": True, "reason": "undefined_trigger"},
+            )
+        message = (
+            f"trigger {trigger!r} is not allowed in state {row.label!r}"
+            if known
+            else f"machine {self._compiled.definition.meta.name!r} has no trigger {trigger!r}"
+        )
+        error = UndefinedTriggerError(message, current_state=row.label, trigger=_text(trigger))
+        return _rejected(row, trigger, error, {"reason": "undefined_trigger"})
+
     def _finish(
-        self, row: Row, trigger: str, selected: list[Candidate], rejected: str | None
+        self,
+        row: Row,
+        trigger: str,
+        selected: list[Candidate],
+        rejected: str | None,
+        ctx: Mapping[str, Any],
+        now: datetime | None,
     ) -> TransitionResult:
         if not selected:
             error = GuardRejectedError(
@@ -149,8 +246,21 @@ class Decider:
             metadata = {"reason": "guard_rejected", "guard_name": rejected}
             return _rejected(row, trigger, error, metadata)
         if len(selected) == 1 and selected[0].result is not None:
-            return selected[0].result
-        return self._combined(row, selected)
+            result = selected[0].result
+        else:
+            result = self._combined(row, selected)
+        plan = result.plan
+        if plan is None:
+            return result
+        return plan.resolve(result, ctx, now, self.clock)
+
+    def _resolved(
+        self, result: TransitionResult, ctx: Mapping[str, Any], now: datetime | None
+    ) -> TransitionResult:
+        plan = result.plan
+        if plan is None:
+            return result
+        return plan.resolve(result, ctx, now, self.clock)
 
     def _combined(self, row: Row, selected: list[Candidate]) -> TransitionResult:
         """One result for the transitions taken in several regions (conflicts: first wins)."""
@@ -177,84 +287,13 @@ class Decider:
             row.combined[key] = result
         return result
 
-    # guards ---------------------------------------------------------------------------------
 
-    def _failing_guard(
-        self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
-    ) -> str | None:
-        for guard in guards:
-            expression = guard.expression
-            if expression is not None:
-                ok = expression.evaluate(context)
-            else:
-                fn, is_async = self._guard(guard)
-                if is_async:
-                    raise GuardEvaluationError(
-                        f"guard {guard.name!r} is async: use aprocess() / asend()",
-                        guard_name=guard.name,
-                    )
-                ok = _call_guard(fn, guard, context)
-                if inspect.isawaitable(ok):
-                    _discard(ok)
-                    raise GuardEvaluationError(
-                        f"guard {guard.name!r} returned an awaitable: use aprocess() / asend()",
-                        guard_name=guard.name,
-                    )
-            if not ok:
-                return guard.label
+def _normalizer(kind: str | None) -> Callable[[Any], Any] | None:
+    if kind is None:
         return None
-
-    async def _afailing_guard(
-        self, guards: tuple[GuardSpec, ...], context: Mapping[str, Any]
-    ) -> str | None:
-        for guard in guards:
-            expression = guard.expression
-            if expression is not None:
-                ok = expression.evaluate(context)
-            else:
-                fn, _ = self._guard(guard)
-                ok = _call_guard(fn, guard, context)
-                if inspect.isawaitable(ok):
-                    try:
-                        ok = await ok
-                    except FSMError:
-                        raise
-                    except Exception as exc:
-                        raise _guard_failed(guard, exc) from exc
-            if not ok:
-                return guard.label
-        return None
-
-    def _guard(self, guard: GuardSpec) -> tuple[GuardFn, bool]:
-        name = guard.name or ""
-        found = self._resolve(name)
-        if found is None:
-            raise GuardNotFoundError(
-                f"guard {name!r} is not registered (use @machine.guard or bind_guards)",
-                guard_name=name,
-            )
-        return found
-
-
-def _call_guard(fn: GuardFn, guard: GuardSpec, context: Mapping[str, Any]) -> Any:
-    try:
-        return fn(context)
-    except FSMError:
-        raise
-    except Exception as exc:
-        raise _guard_failed(guard, exc) from exc
-
-
-def _guard_failed(guard: GuardSpec, exc: Exception) -> GuardEvaluationError:
-    return GuardEvaluationError(
-        f"guard {guard.label!r} raised {type(exc).__name__}: {exc}", guard_name=guard.label
-    )
-
-
-def _discard(awaitable: Any) -> None:
-    close = getattr(awaitable, "close", None)
-    if callable(close):
-        close()
+    if kind == "lower":
+        return lambda t: t.lower() if isinstance(t, str) else t
+    return lambda t: t.upper() if isinstance(t, str) else t
 
 
 def _bad_context(context: Any) -> ContextValidationError:

@@ -224,6 +224,16 @@ class ActionExecutionError(FSMError):
         self.action_name = action_name
 
 
+class EffectError(ActionExecutionError):
+    """A declarative effect (``increment``, ``append``, ``compute`` …) could not be applied."""
+
+    def __init__(self, message: str, *, effect: str, field: str | None = None) -> None:
+        super().__init__(message, action_name=effect)
+        self.details["field"] = field
+        self.effect = effect
+        self.field = field
+
+
 class ContextValidationError(FSMError):
     """The context failed validation (``meta.validate_context`` or a ``context_validator``)."""
 
@@ -323,3 +333,18 @@ class IdempotencyConflictError(InvalidEventError):
         self.machine = machine
         self.idempotency_key = idempotency_key
         self.event_id = event_id
+
+
+# --- warnings about definitions ------------------------------------------------------------
+
+
+class DefinitionWarning(UserWarning):
+    """A definition loads, but part of it has no effect (e.g. a key the engine ignores)."""
+
+
+class DefinitionDeprecationWarning(FutureWarning):
+    """A definition uses one of pystator's own forms that a documented key replaces.
+
+    A :class:`FutureWarning` (shown by default) because the reader is the definition's author.
+    The message names the replacement.
+    """

@@ -27,6 +27,7 @@ import ast
 import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeAlias
 
 from pystator.fsm_core.errors import ConfigurationError, ErrorCode, FSMError, GuardEvaluationError
@@ -216,6 +217,12 @@ def compile_expression(source: str) -> CompiledExpression:
 
 @functools.lru_cache(maxsize=_EXPRESSION_CACHE_SIZE)
 def _compile_cached(source: str) -> CompiledExpression:
+    tree, body, names = _compile_body(source)
+    predicate = _fused_comparison(tree.body, source) or _predicate(body, source)
+    return CompiledExpression(source, names, predicate)
+
+
+def _compile_body(source: str) -> tuple[ast.Expression, Evaluator, frozenset[str]]:
     text = source.strip()
     if not text:
         raise ExpressionError("an expression must not be empty", source=source)
@@ -229,8 +236,38 @@ def _compile_cached(source: str) -> CompiledExpression:
         body = compiler.compile(tree.body)
     except RecursionError as exc:
         raise ExpressionError("expression is nested too deeply", source=source) from exc
-    predicate = _fused_comparison(tree.body, source) or _predicate(body, source)
-    return CompiledExpression(source, frozenset(compiler.names), predicate)
+    return tree, body, frozenset(compiler.names)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledValue:
+    """An expression that computes a value (``compute:`` effects); same language and limits."""
+
+    source: str
+    names: frozenset[str]
+    evaluate: Evaluator = field(compare=False, repr=False)
+
+
+def compile_value(source: str) -> CompiledValue:
+    """Parse and check ``source`` once as a value expression (:class:`ExpressionError` if bad)."""
+    if not isinstance(source, str):
+        raise ExpressionError("an expression must be a string", source=source)
+    return _compile_value_cached(source)
+
+
+@functools.lru_cache(maxsize=_EXPRESSION_CACHE_SIZE)
+def _compile_value_cached(source: str) -> CompiledValue:
+    _tree, body, names = _compile_body(source)
+
+    def evaluate(context: Mapping[str, Any]) -> Any:
+        try:
+            return body(context)
+        except FSMError:
+            raise
+        except Exception as exc:  # translated: expressions only raise FSMError subclasses
+            raise _evaluation_error(source, exc) from exc
+
+    return CompiledValue(source, names, evaluate)
 
 
 def _parse(text: str, source: str) -> ast.Expression:

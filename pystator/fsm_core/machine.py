@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.compiler import CompiledMachine
 from pystator.fsm_core.configuration import ParallelConfiguration, parse_configuration
-from pystator.fsm_core.decision import Decider
-from pystator.fsm_core.definition import MachineDefinition, StateKind, TransitionSpec
+from pystator.fsm_core.contract import default_context
+from pystator.fsm_core.decision import Clock, Decider, utc_now
+from pystator.fsm_core.definition import (
+    ErrorPolicy,
+    MachineDefinition,
+    StateKind,
+    TransitionSpec,
+)
 from pystator.fsm_core.errors import InvalidStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry
 from pystator.fsm_core.hooks import TransitionObserver
-from pystator.fsm_core.loading import load_definition, parse_json, parse_yaml, read_text
+from pystator.fsm_core.loading import (
+    load_definition,
+    parse_json,
+    parse_yaml,
+    read_text,
+    validate_config,
+)
 from pystator.fsm_core.results import TimerSpec, TransitionResult
 from pystator.fsm_core.session import EntitySession
 
@@ -30,14 +43,19 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class StateMachine:
     """A machine compiled once from its definition; ``process`` is a lookup plus guard calls."""
 
-    def __init__(self, definition: MachineDefinition) -> None:
-        """Wrap an already validated definition (use :meth:`from_dict` / :meth:`from_yaml`)."""
+    def __init__(self, definition: MachineDefinition, *, clock: Clock = utc_now) -> None:
+        """Wrap an already validated definition (use :meth:`from_dict` / :meth:`from_yaml`).
+
+        ``clock`` gives the time of ``timestamp:`` effects when ``process`` is not told ``now``.
+        """
         self.definition = definition
         self._compiled = CompiledMachine(definition)
         self.guard_registry = GuardRegistry()
         self.action_registry = ActionRegistry()
         self._observer: TransitionObserver | None = None
-        self._decider = Decider(self._compiled, self._resolve_guard)
+        self._decider = Decider(self._compiled, self._resolve_guard, clock)
+        # Without an observer, ``process`` *is* the decider's closure: no extra call per event.
+        self.process = self._decider.fast_process  # type: ignore[method-assign]
 
     # construction ---------------------------------------------------------------------------
 
@@ -45,6 +63,11 @@ class StateMachine:
     def from_dict(cls, config: Mapping[str, Any], *, source: str | None = None) -> StateMachine:
         """Build from a dict (the parsed YAML/JSON document)."""
         return cls(load_definition(config, source=source))
+
+    @staticmethod
+    def validate_config(config: Any) -> list[str]:
+        """Every problem of ``config`` as ``path: message`` lines (empty: it would load)."""
+        return validate_config(config, strict=False)
 
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> StateMachine:
@@ -85,8 +108,33 @@ class StateMachine:
 
     @property
     def strict_mode(self) -> bool:
-        """Whether unknown keys in the definition were refused."""
+        """``meta.strict_mode``: unknown events and unregistered guards fail (the default)."""
         return self.definition.meta.strict_mode
+
+    @property
+    def error_policy(self) -> ErrorPolicy:
+        """``error_policy`` with ``meta.orchestrator_default_fallback`` as its mode."""
+        return self.definition.error_policy
+
+    @property
+    def clock(self) -> Clock:
+        """The clock of ``timestamp:`` effects when ``process`` is not given ``now``."""
+        return self._decider.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._decider.clock = clock
+
+    def default_context(self) -> dict[str, Any]:
+        """The ``default`` of every ``state_variables`` entry that declares one."""
+        return default_context(self.definition)
+
+    def classify(self, context: Mapping[str, Any]) -> str | None:
+        """The first state (definition order) whose ``when`` checks all hold for ``context``."""
+        for state in self.definition.states:
+            if state.when and all(check.predicate(context) for check in state.when):
+                return state.name
+        return None
 
     @property
     def states(self) -> tuple[str, ...]:
@@ -104,8 +152,14 @@ class StateMachine:
         return self.definition.transitions
 
     def has_trigger(self, trigger: str) -> bool:
-        """True when some transition (or state timeout) uses ``trigger``."""
-        return trigger in self._compiled.triggers
+        """True when some transition (or state timeout) uses ``trigger`` (after
+        ``meta.event_normalizer``)."""
+        return self._decider.normalize(trigger) in self._compiled.triggers
+
+    def accepts_trigger(self, trigger: str) -> bool:
+        """True when ``process`` may be sent ``trigger``: a known trigger, or any trigger when
+        ``meta.reject_invalid_events`` is false (unknown ones are then no-ops)."""
+        return self.has_trigger(trigger) or not self.definition.meta.reject_invalid_events
 
     def has_state(self, state: str) -> bool:
         """True for a state name or a valid encoded parallel configuration."""
@@ -185,10 +239,12 @@ class StateMachine:
     def attach_observer(self, observer: TransitionObserver) -> None:
         """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
         self._observer = observer
+        self.process = self._observed_process  # type: ignore[method-assign]
 
     def detach_observer(self) -> None:
         """Stop notifying the attached observer."""
         self._observer = None
+        self.process = self._decider.fast_process  # type: ignore[method-assign]
 
     @property
     def observer(self) -> TransitionObserver | None:
@@ -203,15 +259,34 @@ class StateMachine:
     # processing -----------------------------------------------------------------------------
 
     def process(
-        self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
+        self,
+        current_state: str,
+        trigger: str,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> TransitionResult:
-        """Compute the transition of ``trigger`` from ``current_state``. Pure; never persists."""
+        """Compute the transition of ``trigger`` from ``current_state``. Pure; never persists.
+
+        ``now`` is the time ``timestamp:`` effects record (default: the machine's clock);
+        ``result.context`` is the context after the transition's effects (None: unchanged).
+        """
+        # Replaced per instance by the decider's closure (or the observed variant); this body
+        # is what both do.
+        return self._observed_process(current_state, trigger, context, now)
+
+    def _observed_process(
+        self,
+        current_state: str,
+        trigger: str,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> TransitionResult:
         observer = self._observer
         if observer is None:
-            return self._decider.process(current_state, trigger, context)
+            return self._decider.fast_process(current_state, trigger, context, now)
         start = _notify_start(observer, current_state, trigger, context)
         try:
-            result = self._decider.process(current_state, trigger, context)
+            result = self._decider.fast_process(current_state, trigger, context, now)
         except Exception as exc:
             observer.notify_error(current_state, trigger, exc)
             raise
@@ -219,20 +294,40 @@ class StateMachine:
         return result
 
     async def aprocess(
-        self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
+        self,
+        current_state: str,
+        trigger: str,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> TransitionResult:
         """Like :meth:`process`, awaiting async guards."""
         observer = self._observer
         if observer is None:
-            return await self._decider.aprocess(current_state, trigger, context)
+            return await self._decider.aprocess(current_state, trigger, context, now)
         start = _notify_start(observer, current_state, trigger, context)
         try:
-            result = await self._decider.aprocess(current_state, trigger, context)
+            result = await self._decider.aprocess(current_state, trigger, context, now)
         except Exception as exc:
             observer.notify_error(current_state, trigger, exc)
             raise
         observer.notify_complete(result, (time.perf_counter() - start) * 1000)
         return result
+
+    def fallback(
+        self,
+        current_state: str,
+        trigger: str,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> TransitionResult:
+        """The move to ``error_policy.default_fallback`` from ``current_state`` (exits everything
+        active, enters the fallback with its actions and effects). Pure, like :meth:`process`."""
+        target = self.definition.error_policy.default_fallback
+        if target is None:
+            raise InvalidStateError(
+                f"machine {self.name!r} has no error_policy.default_fallback", state=None
+            )
+        return self._decider.forced(current_state, trigger, context, target, now)
 
     # parallel states ------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Naming rules for states, regions, triggers, guards, actions and machines.
 
-A name starts with a letter or ``_`` and continues with letters, digits, ``_``, ``-`` or ``.``
-(``PENDING``, ``pending``, ``order.created``, ``awaiting-payment``). The characters ``[ ] = ,``
-are reserved for the encoding of parallel configurations.
+A name starts with a letter, a digit or ``_`` and continues with letters, digits, ``_``, ``-`` or
+``.`` (``PENDING``, ``pending``, ``order.created``, ``awaiting-payment``, ``2fa_sent``). This is a
+superset of the documented schema's ``^[a-z0-9_]+$``, so every documented name is valid. The
+characters ``[ ] = ,`` are reserved for the encoding of parallel configurations.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from typing import Any
 
 MAX_NAME_LENGTH = 200
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 def is_valid_name(value: Any) -> bool:
@@ -34,6 +35,6 @@ def describe_name_problem(value: Any, what: str) -> str | None:
     if _NAME.match(value) is None:
         return (
             f"invalid {what} {value!r}: use letters, digits, '_', '-' or '.', "
-            "starting with a letter or '_'"
+            "starting with a letter, a digit or '_'"
         )
     return None

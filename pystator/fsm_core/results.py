@@ -6,9 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pystator.fsm_core.errors import FSMError
+
+if TYPE_CHECKING:
+    from pystator.fsm_core.definition import ActionSpec
+    from pystator.fsm_core.plan import Plan
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -34,6 +38,19 @@ class ActionCall:
     phase: ActionPhase
     params: Mapping[str, Any] = field(default_factory=_empty_mapping)
     state: str | None = None  # the state whose on_exit/on_enter planned it (None for transitions)
+    retry: int | None = None  # extra attempts for this call (the definition's ``retry:``)
+    retry_backoff: float | None = None  # seconds before the first retry
+    timeout: float | None = None  # seconds an async action may take
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One entry of a transition's action lists that depends on the context (an effect, a branch
+    or a ``when``), kept in execution order so the engine can resolve it per event."""
+
+    phase: ActionPhase
+    state: str | None
+    spec: ActionSpec
 
 
 class TimerKind(str, Enum):
@@ -64,7 +81,8 @@ class TransitionResult:
 
     ``states_exited`` / ``states_entered`` list the leaf-to-root exited states and root-to-leaf
     entered states (LCA order); ``timers_to_arm`` belong to the entered states and
-    ``timers_to_cancel`` to the exited ones.
+    ``timers_to_cancel`` to the exited ones. ``context`` is the context after the transition's
+    declarative effects (None when it declares none: the context is unchanged).
     """
 
     success: bool
@@ -80,6 +98,8 @@ class TransitionResult:
     timers_to_cancel: tuple[TimerSpec, ...] = ()
     error: FSMError | None = None
     metadata: Mapping[str, Any] = field(default_factory=_empty_mapping)
+    context: Mapping[str, Any] | None = None
+    plan: Plan | None = field(default=None, repr=False, compare=False)
 
     @property
     def actions(self) -> tuple[ActionCall, ...]:

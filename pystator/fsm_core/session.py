@@ -1,8 +1,8 @@
 """``EntitySession``: one entity's current state and context, in memory.
 
 ``send(trigger, **payload)`` merges the payload over the context, asks the machine, and on
-success moves to the target state and keeps the merged context (a rejected event changes
-nothing). ``is_<state>`` properties and ``<trigger>()`` methods are generated from the machine.
+success moves to the target state and keeps the merged context with the transition's declarative
+effects applied (a rejected event changes nothing). ``is_<state>`` properties and ``<trigger>()`` methods are generated from the machine.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ class EntitySession:
     def _apply(self, result: TransitionResult, context: dict[str, Any]) -> None:
         if result.success and result.target_state is not None:
             self._state = result.target_state
-            if context is not self._context:
+            if result.context is not None:  # the transition's declarative effects
+                self._context = dict(result.context)
+            elif context is not self._context:
                 self._context = context
 
     # persistence ----------------------------------------------------------------------------

@@ -1,16 +1,27 @@
 """The one pure step shared by the Orchestrator and the worker fleet.
 
 ``(machine, entity record, event, now) → new record + history entry + actions + timers``.
-Callers differ only in how they load the record and commit the outcome.
+Callers differ only in how they load the record and commit the outcome. The step is where a
+transition's declarative effects reach the stored context (``result.context``) and where the
+machine's error policy turns an invalid event into a hint or a move to the fallback state, so the
+Orchestrator and the fleet cannot disagree on either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pystator.fsm_core.error_policy import (
+    APPLIED_FALLBACK,
+    FALLBACK_STATE,
+    ORIGINAL_ERROR,
+    describe_failure,
+    on_invalid_event,
+)
 from pystator.fsm_core.errors import EntityNotFoundError
 from pystator.fsm_core.records import (
     NO_VERSION,
@@ -230,8 +241,8 @@ def apply_event(
     if is_stale_timer(start, event):
         return _stale(start, event)
     context = merge_context(start, event)
-    result = machine.process(start.state, event.trigger, context)
-    return plan(start, event, result, context, now)
+    result = machine.process(start.state, event.trigger, context, now)
+    return _planned(machine, start, event, result, context, now)
 
 
 async def aapply_event(
@@ -250,5 +261,48 @@ async def aapply_event(
     if is_stale_timer(start, event):
         return _stale(start, event)
     context = merge_context(start, event)
-    result = await machine.aprocess(start.state, event.trigger, context)
-    return plan(start, event, result, context, now)
+    result = await machine.aprocess(start.state, event.trigger, context, now)
+    return _planned(machine, start, event, result, context, now)
+
+
+def _planned(
+    machine: StateMachine,
+    start: EntityRecord,
+    event: EventInput,
+    result: TransitionResult,
+    context: Mapping[str, Any],
+    now: datetime,
+) -> StepOutcome:
+    if not result.success and machine.error_policy.active:
+        result = on_invalid_event(machine, start.state, result, context, now)
+    return plan(start, event, result, _after_effects(result, context), now)
+
+
+def _after_effects(result: TransitionResult, context: Mapping[str, Any]) -> Mapping[str, Any]:
+    return result.context if result.context is not None else context
+
+
+def fallback_step(
+    machine: StateMachine,
+    record: EntityRecord,
+    event: EventInput,
+    now: datetime,
+    error: BaseException,
+) -> StepOutcome:
+    """The outcome that moves ``record`` to ``error_policy.default_fallback`` after ``error``.
+
+    Used when :func:`~pystator.fsm_core.error_policy.decide_failure` says ``fallback``: for a
+    failing guard ``record`` is the entity as loaded and ``event`` the failing event; for an
+    action that failed after commit, ``record`` is the committed entity and ``event`` carries no
+    payload. Commit it like any applied outcome (``expected_version=outcome.expected_version``).
+    """
+    context = merge_context(record, event)
+    result = machine.fallback(record.state, event.trigger, context, now)
+    metadata = {
+        **result.metadata,
+        APPLIED_FALLBACK: True,
+        ORIGINAL_ERROR: describe_failure(error),
+        FALLBACK_STATE: machine.error_policy.default_fallback,
+    }
+    result = dataclasses.replace(result, metadata=metadata)
+    return plan(record, event, result, _after_effects(result, context), now)

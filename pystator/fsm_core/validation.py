@@ -25,6 +25,7 @@ class _Checker:
         self.problems: list[ConfigProblem] = []
         self.states: dict[str, StateSpec] = {}
         self.region_names = {r.name for r in definition.regions}
+        self.region_owner = {r.name: s.name for s in definition.states for r in s.regions}
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(ConfigProblem(path, message))
@@ -32,6 +33,7 @@ class _Checker:
     def run(self) -> None:
         self.unique_names()
         self.parents()
+        self.references()
         if self.problems:  # the tree below needs unique names and sound parents
             self.transitions()
             return
@@ -39,9 +41,42 @@ class _Checker:
         self.initial_states()
         self.compound_states(tree)
         self.regions(tree)
+        self.choices()
         self.transitions(tree)
         self.timeouts()
         self.context_rules()
+
+    def references(self) -> None:
+        """Groups, the error policy's fallback state and the trigger spelling rule."""
+        groups = {g.name for g in self.definition.groups}
+        for state in self.definition.states:
+            if state.group is not None and state.group not in groups:
+                self.problem(
+                    f"{state.path}.group",
+                    f"unknown group {state.group!r} (define it under groups:)",
+                )
+        fallback = self.definition.error_policy.default_fallback
+        if fallback is not None:
+            target = self.states.get(fallback)
+            if target is None:
+                self.problem("error_policy.default_fallback", f"unknown state {fallback!r}")
+            elif target.kind is StateKind.CHOICE:
+                self.problem(
+                    "error_policy.default_fallback",
+                    f"{fallback!r} is a choice state, not a state to rest in",
+                )
+        normalizer = self.definition.meta.event_normalizer
+        for t in self.definition.transitions:
+            if (
+                normalizer
+                and t.declared_trigger
+                and t.trigger != _normalized(t.trigger, normalizer)
+            ):
+                self.problem(
+                    f"{t.path}.trigger",
+                    f"trigger {t.trigger!r} is not {normalizer}-case but meta.event_normalizer "
+                    f"is {normalizer!r}: it could never match",
+                )
 
     def unique_names(self) -> None:
         seen: dict[str, str] = {}
@@ -78,20 +113,30 @@ class _Checker:
             elif owner.kind is StateKind.PARALLEL:
                 self.problem(
                     f"{state.path}.parent",
-                    f"parallel state {parent!r} holds states only inside its regions",
+                    f"parallel state {parent!r} holds states only inside its regions: list "
+                    f"{state.name!r} in one of its regions' states",
+                )
+            elif owner.kind is StateKind.CHOICE:
+                self.problem(
+                    f"{state.path}.parent", f"choice state {parent!r} cannot have children"
                 )
         for state in self.definition.states:
             if self.in_cycle(state):
                 self.problem(f"{state.path}.parent", f"state {state.name!r} is its own ancestor")
 
     def in_cycle(self, state: StateSpec) -> bool:
+        """True when walking up from ``state`` (through regions to their parallel state)
+        comes back to a node already seen."""
         seen = {state.name}
         parent = state.parent
-        while parent is not None and parent in self.states:
+        while parent is not None:
             if parent in seen:
                 return True
             seen.add(parent)
-            parent = self.states[parent].parent
+            if parent in self.states:
+                parent = self.states[parent].parent
+            else:
+                parent = self.region_owner.get(parent)
         return False
 
     def initial_states(self) -> None:
@@ -119,7 +164,9 @@ class _Checker:
                 continue
             if not children:
                 if state.initial_child is not None:
-                    self.problem(f"{state.path}.initial", f"state {state.name!r} has no children")
+                    self.problem(
+                        f"{state.path}.initial_child", f"state {state.name!r} has no children"
+                    )
                 continue
             if state.kind is StateKind.TERMINAL:
                 self.problem(state.path, f"terminal state {state.name!r} cannot have children")
@@ -130,11 +177,16 @@ class _Checker:
                 self.problem(
                     state.path,
                     f"compound state {state.name!r} needs one initial child ({detail}): "
-                    "set 'initial: <child>' or mark one child 'type: initial'",
+                    "set 'initial_child: <child>'",
                 )
             elif initial not in children:
                 self.problem(
-                    f"{state.path}.initial", f"{initial!r} is not a child of {state.name!r}"
+                    f"{state.path}.initial_child", f"{initial!r} is not a child of {state.name!r}"
+                )
+            elif self.states[initial].kind is StateKind.CHOICE:
+                self.problem(
+                    f"{state.path}.initial_child",
+                    f"{initial!r} is a choice state: it cannot be entered by default",
                 )
 
     def regions(self, tree: StateTree) -> None:
@@ -147,11 +199,23 @@ class _Checker:
                     f"{region.path}.initial",
                     f"region {region.name!r} needs an initial state ('initial: <state>')",
                 )
-            elif region.initial not in region.states:
+            elif region.initial not in region.states or region.initial not in self.states:
                 self.problem(
                     f"{region.path}.initial",
                     f"{region.initial!r} is not a state of region {region.name!r}",
                 )
+            elif self.states[region.initial].kind is StateKind.CHOICE:
+                self.problem(
+                    f"{region.path}.initial",
+                    f"{region.initial!r} is a choice state: it cannot be entered by default",
+                )
+            for i, name in enumerate(region.states):
+                member = self.states.get(name)
+                if member is not None and member.parent != region.name:
+                    self.problem(
+                        f"{region.path}.states[{i}]",
+                        f"state {name!r} belongs to {member.parent!r}, not region {region.name!r}",
+                    )
             for name in tree.descendants(region.name):
                 state = self.states[name]
                 if state.kind is StateKind.PARALLEL:
@@ -159,16 +223,50 @@ class _Checker:
                 if state.kind is StateKind.TERMINAL:
                     self.problem(state.path, "a terminal state inside a region is not supported")
 
+    def choices(self) -> None:
+        """A choice state routes at once: no nesting, actions or timeout of its own."""
+        branches: dict[str, int] = {}
+        for t in self.definition.transitions:
+            for source in t.sources:
+                branches[source] = branches.get(source, 0) + 1
+        for state in self.definition.states:
+            if state.kind is not StateKind.CHOICE:
+                continue
+            if state.machine_initial:
+                self.problem(state.path, f"choice state {state.name!r} cannot be the initial state")
+            for key, value in (
+                ("regions", state.regions),
+                ("on_enter", state.on_enter),
+                ("on_exit", state.on_exit),
+                ("timeout", state.timeout),
+            ):
+                if value:
+                    self.problem(
+                        f"{state.path}.{key}",
+                        f"choice state {state.name!r} is never rested in: it cannot have {key} "
+                        "(put actions on its transitions)",
+                    )
+            if not branches.get(state.name):
+                self.problem(
+                    state.path,
+                    f"choice state {state.name!r} needs at least one outgoing transition",
+                )
+
     def transitions(self, tree: StateTree | None = None) -> None:
-        unguarded: dict[tuple[str, str], str] = {}
+        unguarded: dict[tuple[str, str], TransitionSpec] = {}
         for t in self.definition.transitions:
             for i, source in enumerate(t.sources):
                 where = f"{t.path}.source" if len(t.sources) == 1 else f"{t.path}.source[{i}]"
                 self.source(t, source, where, unguarded)
             self.dest(t, tree)
+            self.region_scope(t, tree)
 
     def source(
-        self, t: TransitionSpec, source: str, where: str, unguarded: dict[tuple[str, str], str]
+        self,
+        t: TransitionSpec,
+        source: str,
+        where: str,
+        unguarded: dict[tuple[str, str], TransitionSpec],
     ) -> None:
         state = self.states.get(source)
         if state is None:
@@ -178,20 +276,46 @@ class _Checker:
         if state.kind is StateKind.TERMINAL:
             self.problem(where, f"transition out of terminal state {source!r}")
         key = (source, t.trigger)
-        if key in unguarded:
-            self.problem(
-                t.path,
-                f"unreachable: {unguarded[key]} (same source {source!r} and trigger "
-                f"{t.trigger!r}, no guards) always wins",
-            )
+        first = unguarded.get(key)
+        if first is not None:
+            if not (first.any_source or t.any_source):  # '*' overlaps are lint findings
+                self.problem(
+                    t.path,
+                    f"unreachable: {first.path} (same source {source!r} and trigger "
+                    f"{t.trigger!r}, no guards) always wins",
+                )
         elif not t.guards:
-            unguarded[key] = t.path
+            unguarded[key] = t
+
+    def region_scope(self, t: TransitionSpec, tree: StateTree | None) -> None:
+        """``region:`` names a region and every source lies inside it."""
+        if t.region is None:
+            return
+        if t.region not in self.region_names:
+            self.problem(f"{t.path}.region", f"unknown region {t.region!r}")
+            return
+        if tree is None:
+            return
+        for source in t.sources:
+            if source in self.states and not tree.is_descendant(source, t.region):
+                self.problem(
+                    f"{t.path}.region",
+                    f"source {source!r} is not a state of region {t.region!r}",
+                )
 
     def dest(self, t: TransitionSpec, tree: StateTree | None) -> None:
         if t.dest not in self.states:
             what = "a region, not a state" if t.dest in self.region_names else "unknown state"
             self.problem(f"{t.path}.dest", f"{what} {t.dest!r}")
             return
+        if self.states[t.dest].kind is StateKind.CHOICE and any(
+            self.states.get(s) is not None and self.states[s].kind is StateKind.CHOICE
+            for s in t.sources
+        ):
+            self.problem(
+                f"{t.path}.dest",
+                f"choice state leads to choice state {t.dest!r}: chains are not supported",
+            )
         if t.internal and tree is not None:
             for source in t.sources:
                 if source in self.states and not tree.is_descendant(t.dest, source):
@@ -208,9 +332,13 @@ class _Checker:
             if state.kind is StateKind.TERMINAL:
                 self.problem(timeout.path, f"terminal state {state.name!r} cannot time out")
             if timeout.dest not in self.states:
-                self.problem(f"{timeout.path}.dest", f"unknown state {timeout.dest!r}")
+                self.problem(f"{timeout.path}.destination", f"unknown state {timeout.dest!r}")
 
     def context_rules(self) -> None:
         for state in self.definition.meta.validate_context:
             if state != "*" and state not in self.states:
                 self.problem(f"meta.validate_context.{state}", f"unknown state {state!r}")
+
+
+def _normalized(trigger: str, normalizer: str) -> str:
+    return trigger.lower() if normalizer == "lower" else trigger.upper()

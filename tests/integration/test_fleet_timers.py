@@ -35,7 +35,11 @@ CONFIG: dict[str, Any] = {
     "meta": {"version": "1.0.0", "machine_name": MACHINE, "strict_mode": True},
     "states": [
         {"name": "idle", "type": "initial"},
-        {"name": "waiting", "type": "stable", "timeout": {"after": "5s", "dest": "timed_out"}},
+        {
+            "name": "waiting",
+            "type": "stable",
+            "timeout": {"after": "5s", "destination": "timed_out"},
+        },
         {"name": "done", "type": "terminal"},
         {"name": "expired", "type": "terminal"},
         {"name": "timed_out", "type": "terminal"},

@@ -22,6 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pystator"
 _BASE = {"clock", "settings", "logging", "failures"}
 _STORES = {"fsm_core", *_BASE, "stores"}
 _PUBLIC = {*_STORES, "schedulers", "orchestrator"}
+#: The built-ins: the engine's guards and actions plus the http action (which does I/O).
+_BUILTINS = {"fsm_core", "http_action", "builtins"}
 ALLOWED: dict[str, set[str]] = {
     "fsm_core": {"fsm_core"},
     "clock": {"fsm_core"},
@@ -32,15 +34,23 @@ ALLOWED: dict[str, set[str]] = {
     "migrations": {*_STORES, "migrations"},
     "schedulers": {*_STORES, "schedulers"},
     "orchestrator": _PUBLIC,
+    "http_action": {"fsm_core"},
+    "builtins": _BUILTINS,
+    # the documented modules of the declarative features, re-exporting the engine's
+    "checks": {"fsm_core"},
+    "effects": {"fsm_core"},
+    "lint": {"fsm_core"},
+    "sinks": {"fsm_core"},
+    "context": {"fsm_core"},
     # the public re-export modules of the seed README (pystator, pystator.actions, …)
-    "__init__": _PUBLIC,
+    "__init__": _PUBLIC | _BUILTINS,
     "actions": _PUBLIC,
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
     "worker": {*_PUBLIC, "migrations", "worker"},
     "api": {*_PUBLIC, "migrations", "worker", "api"},
-    "commands": {*_PUBLIC, "migrations", "worker", "api", "commands"},
+    "commands": {*_PUBLIC, *_BUILTINS, "migrations", "worker", "api", "commands"},
     "cli": {*_PUBLIC, "migrations", "worker", "api", "commands", "cli"},
 }
 

@@ -161,3 +161,10 @@ def test_process_undefined_state_exits_2(capsys: pytest.CaptureFixture[str]) -> 
 def test_process_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "process", str(tmp_path / "nope.yaml"), "A", "go")
     assert code == 2 and "nope.yaml" in err
+
+
+def test_process_prints_the_context_after_effects(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(EXAMPLES / "declarative_order.yaml")
+    assert main(["process", path, "draft", "submit", "--context", '{"qty": 2, "price": 5}']) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["context"]["total"] == 10 and printed["context"]["trail"] == ["review"]

@@ -19,7 +19,7 @@ HIERARCHY: dict[str, Any] = {
         {"name": "idle", "type": "initial", "on_exit": ["leave_idle"]},
         {
             "name": "working",
-            "initial": "a",
+            "initial_child": "a",
             "on_enter": ["enter_working"],
             "on_exit": ["exit_working"],
             "children": [
@@ -94,7 +94,7 @@ def test_state_timeout_becomes_a_timer_and_a_transition() -> None:
             "meta": {"machine_name": "t"},
             "states": [
                 {"name": "new", "type": "initial"},
-                {"name": "wait", "timeout": {"after": "10m", "dest": "expired"}},
+                {"name": "wait", "timeout": {"after": "10m", "destination": "expired"}},
                 {"name": "expired", "type": "terminal"},
             ],
             "transitions": [{"trigger": "go", "source": "new", "dest": "wait"}],

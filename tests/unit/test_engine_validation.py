@@ -67,8 +67,8 @@ def test_two_initial_states_and_none() -> None:
         ({"states": [{"name": "A", "type": "initial"}, {"name": "A"}]}, "duplicate state name 'A'"),
         ({"states": [{"name": "A", "type": "weird"}]}, "unknown state type 'weird'"),
         ({"states": "A"}, "states: must be a list of states, got str"),
-        ({"meta": {"machine_name": "m", "colour": 1}}, "meta.colour: unknown key"),
-        ({"meta": {}}, "meta.machine_name: missing"),
+        ({"meta": {"machine_name": "m", "strict_mod": 1}}, "did you mean 'strict_mode'"),
+        ({"meta": {"machine_name": "bad name"}}, "invalid machine name 'bad name'"),
         ({"transitions": {"go": 1}}, "transitions: must be a list"),
         (
             {"states": [{"name": "A", "type": "initial", "children": [{"name": "c"}]}]},
@@ -149,10 +149,16 @@ def test_not_a_mapping_and_json_errors() -> None:
         StateMachine.from_json("{")
 
 
-def test_strict_mode_false_ignores_unknown_keys() -> None:
+def test_unknown_keys_are_errors_whatever_strict_mode_says() -> None:
     definition = base(meta={"machine_name": "m", "strict_mode": False, "owner": "team"})
     definition["states"][0]["colour"] = "red"
-    assert StateMachine.from_dict(definition).strict_mode is False
+    assert problems(definition) == [
+        "states[0].colour: unknown key (known: children, description, group, initial, "
+        "initial_child, invoke, metadata, name, on_enter, on_exit, parent, regions, states, "
+        "timeout, type, when)"
+    ]
+    del definition["states"][0]["colour"]  # extra meta keys (tooling data) are fine
+    assert StateMachine.from_dict(definition).meta["owner"] == "team"
 
 
 def test_delay_forms() -> None:
