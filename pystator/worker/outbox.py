@@ -30,7 +30,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
@@ -60,6 +60,10 @@ from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import OutboxRow
 from pystator.worker.observer import FleetObserver
 from pystator.worker.registry import MachineRegistry
+
+#: Called once an action has failed its last attempt (the machine's error policy may move the
+#: entity to its fallback state).
+DeadAction = Callable[[OutboxRow, Exception], object]
 
 #: Key of the dedup token block in the context handed to actions.
 TOKEN_KEY = "_pystator"
@@ -125,6 +129,7 @@ class OutboxRunner:
         self.lease = lease or lease_for(timeout)
         self.clock = clock
         self.rand = rand
+        self.on_dead: DeadAction | None = None  # what an action's last failure triggers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._runs = itertools.count()
@@ -175,7 +180,17 @@ class OutboxRunner:
                 done.append(row.id)
                 self.observer.action_finished(row, None, False, time.perf_counter() - started)
         self._record(done, failures)
+        for failed_row, error in failures:
+            if self.on_dead is not None and failed_row.attempts + 1 >= self.max_attempts:
+                self._after_dead(failed_row, error)
         return len(done)
+
+    def _after_dead(self, row: OutboxRow, exc: Exception) -> None:
+        assert self.on_dead is not None
+        try:
+            self.on_dead(row, exc)
+        except Exception as again:  # the action stays dead; an operator can replay it
+            log.error("dead_action_fallback_failed", action_id=row.id, error=str(again))
 
     def hung_actions(self, older_than: float) -> list[int]:
         """Outbox ids of actions still running after ``older_than`` seconds (even abandoned

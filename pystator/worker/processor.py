@@ -24,23 +24,25 @@ from __future__ import annotations
 import functools
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.clock import Clock, utc_now
 from pystator.failures import describe_error
 from pystator.fsm_core.backoff import Backoff, RandomSource
+from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (
+    ActionExecutionError,
     ConfigurationError,
     EntityBusyError,
     StaleVersionError,
     StoreError,
     StoreUnavailableError,
 )
+from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.records import (
     NO_VERSION,
     EntityKey,
@@ -50,7 +52,7 @@ from pystator.fsm_core.records import (
     Outcome,
     TimerRef,
 )
-from pystator.fsm_core.step import apply_event
+from pystator.fsm_core.step import StepOutcome, apply_event, fallback_step, starting_record
 from pystator.logging import get_logger
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerSink
 from pystator.settings import (
@@ -63,7 +65,7 @@ from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.connections import autocommit, transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.locking import lock_entity
-from pystator.stores.sql.rows import EventRow
+from pystator.stores.sql.rows import EventRow, OutboxRow
 from pystator.worker.batch import Batch, EventRef
 from pystator.worker.observer import FleetObserver
 from pystator.worker.registry import MachineRegistry
@@ -77,6 +79,8 @@ MAX_CONFLICT_RETRIES = 3
 #: Rounds one ``process_entities`` call may run (each round commits) before leaving the rest
 #: to the next nudge or the relay.
 MAX_ENTITY_ROUNDS = 20
+#: Trigger recorded for the move to an ``error_policy`` fallback after a dead action.
+FAILED_ACTION_TRIGGER = "action_failed"
 #: Rejection reason of an event whose payload would grow the entity's context past its cap.
 REASON_CONTEXT_TOO_LARGE = "context_too_large"
 
@@ -249,14 +253,62 @@ class Processor:
         on a concurrent write, and whatever a guard raised: the caller's message is retried.
         """
         machine = self.machines.get(machine_name)
+
+        def step(stored: EntityRecord | None, now: datetime) -> StepOutcome:
+            try:
+                return apply_event(machine, stored, event, now, entity_id=entity_id)
+            except Exception as exc:
+                decision = decide_failure(machine.error_policy, exc, 1, 1)
+                if decision.fallback is None:
+                    raise  # the message is retried, then logged dead
+                start = starting_record(machine, entity_id, stored, use_initial=True)
+                assert start is not None
+                return fallback_step(machine, start, event, now, exc)
+
+        return self._apply_one(machine_name, entity_id, event, step, what="queue mode")
+
+    def after_dead_action(self, row: OutboxRow, error: Exception) -> Outcome | None:
+        """An action failed its last attempt: if the machine's ``error_policy`` persists
+        failures into its fallback state, move the entity there now (one transaction, like any
+        event). Returns the outcome, or None when the policy does not ask for it."""
+        machine = self.machines.find(row.machine)
+        if machine is None:
+            return None
+        failure = ActionExecutionError(str(error), action_name=row.action)
+        attempt = row.attempts + 1
+        if decide_failure(machine.error_policy, failure, attempt, attempt).fallback is None:
+            return None
+        event = EventInput(
+            trigger=f"{FAILED_ACTION_TRIGGER}:{row.action}",
+            origin=EventOrigin.EVENT,
+            event_id=row.event_id,
+        )
+
+        def step(stored: EntityRecord | None, now: datetime) -> StepOutcome:
+            start = starting_record(machine, row.entity_id, stored, use_initial=True)
+            assert start is not None
+            return fallback_step(machine, start, event, now, failure)
+
+        return self._apply_one(row.machine, row.entity_id, event, step, what="error policy")
+
+    def _apply_one(
+        self,
+        machine_name: str,
+        entity_id: str,
+        event: EventInput,
+        step: Callable[[EntityRecord | None, datetime], StepOutcome],
+        *,
+        what: str,
+    ) -> Outcome:
+        """One entity, one step, the same lock, flush and after-commit path as a batch."""
         ref = EventRef(id=None, machine=machine_name, entity_id=entity_id, trigger=event.trigger)
         now = self.clock()
         batch = Batch()
-        with translate_errors("queue mode"), transaction(self.engine) as conn:
+        with translate_errors(what), transaction(self.engine) as conn:
             if not lock_entity(conn, machine_name, entity_id):
                 raise EntityBusyError(f"{machine_name}/{entity_id} is locked by another worker")
             stored = entity_queries.load_record(conn, machine_name, entity_id)
-            outcome = apply_event(machine, stored, event, now, entity_id=entity_id)
+            outcome = step(stored, now)
             if outcome.status == Outcome.APPLIED and outcome.record is not None:
                 expected = stored.version if stored is not None else NO_VERSION
                 entity_queries.save_record(conn, outcome.record, expected_version=expected)
@@ -395,11 +447,16 @@ class Processor:
                 if machine is None:
                     raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
                 outcome = apply_event(machine, current, event_input(event), now, entity_id=key[1])
-            except Exception as exc:  # a guard or the engine failed: retry or dead-letter
-                if self._fail(part, event, exc, now):
+            except Exception as exc:  # a guard or the engine failed: retry, fall back, or dead
+                fallback = self._fallback(machine, key, current, event, exc, now)
+                if fallback is not None:
+                    current = fallback.record
+                    part.applied(event_ref(event), fallback)
+                    continue
+                if self._fail(part, event, exc, now, machine):
                     break  # per-entity order: later events wait behind the retry
                 continue
-            if outcome.status == Outcome.APPLIED and self._too_large(event, outcome.context):
+            if outcome.status == Outcome.APPLIED and self._too_large(event, outcome):
                 part.closed(event_ref(event), Outcome.REJECTED, REASON_CONTEXT_TOO_LARGE)
             elif outcome.status == Outcome.APPLIED:
                 current = outcome.record
@@ -408,19 +465,50 @@ class Processor:
                 part.closed(event_ref(event), outcome.status, outcome.reason)
         return part, current
 
-    def _too_large(self, event: EventRow, context: Mapping[str, Any]) -> bool:
-        """True when the event's payload made the entity's context exceed its cap (only an
-        event carrying a payload can grow it)."""
-        if not event.context:
+    def _too_large(self, event: EventRow, outcome: StepOutcome) -> bool:
+        """True when the event made the entity's context exceed its cap (only a payload or a
+        transition's effects can grow it)."""
+        if not event.context and outcome.result.context is None:
             return False
-        encoded = json.dumps(context, separators=(",", ":"), default=str)
+        encoded = json.dumps(outcome.context, separators=(",", ":"), default=str)
         return len(encoded.encode("utf-8")) > self.options.max_entity_context_bytes
 
-    def _fail(self, part: Batch, event: EventRow, exc: Exception, now: datetime) -> bool:
-        """Record a failed attempt; True when the event will be retried (so it blocks)."""
+    def _fallback(
+        self,
+        machine: StateMachine | None,
+        key: EntityKey,
+        current: EntityRecord | None,
+        event: EventRow,
+        exc: Exception,
+        now: datetime,
+    ) -> StepOutcome | None:
+        """The ``error_policy`` fallback for an event whose last attempt failed, if any."""
+        if machine is None:
+            return None
+        decision = decide_failure(machine.error_policy, exc, event.attempts + 1, event.max_attempts)
+        if decision.fallback is None:
+            return None
+        start = starting_record(machine, key[1], current, use_initial=True)
+        assert start is not None
+        return fallback_step(machine, start, event_input(event), now, exc)
+
+    def _fail(
+        self,
+        part: Batch,
+        event: EventRow,
+        exc: Exception,
+        now: datetime,
+        machine: StateMachine | None = None,
+    ) -> bool:
+        """Record a failed attempt; True when the event will be retried (so it blocks). The
+        machine's ``error_policy`` may allow more (or fewer) attempts than the event's own."""
         attempt = event.attempts + 1
         errors = [*map(dict, event.errors), describe_error(exc, attempt, now)]
-        if attempt >= event.max_attempts:
+        if machine is not None:
+            retry = decide_failure(machine.error_policy, exc, attempt, event.max_attempts).retry
+        else:
+            retry = attempt < event.max_attempts
+        if not retry:
             part.failed_attempt(event_ref(event), errors, None)
             return False
         retry_at = self.options.retry.next_time(attempt, now, self.rand)

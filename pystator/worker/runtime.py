@@ -108,6 +108,7 @@ class Runtime:
             after_commit=[self.observer.batch_committed, self._run_actions],
         )
         self.processor.observer = self.observer
+        self.outbox.on_dead = self.processor.after_dead_action
         self.producer = Producer(
             engine=self.engine,
             machines=self.machines,
