@@ -7,6 +7,7 @@ parse input, call one function and shape its answer. Nothing here parses argumen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -107,6 +108,17 @@ def stats(engine: Engine) -> dict[str, Any]:
     """Counts by status, retried and retrying events, idempotency hits, outbox rows."""
     with translate_errors("events"), engine.connect() as conn:
         return admin_queries.stats(conn)
+
+
+def gauges(
+    engine: Engine, *, heartbeat_seconds: float, clock: Clock = utc_now
+) -> admin_queries.FleetGauges:
+    """The fleet's state right now (backlog, oldest due age, dead events, outbox, timers,
+    workers alive: a fresh heartbeat within three intervals)."""
+    now = clock()
+    alive_since = now - timedelta(seconds=3 * heartbeat_seconds)
+    with translate_errors("gauges"), engine.connect() as conn:
+        return admin_queries.fleet_gauges(conn, now, alive_since=alive_since)
 
 
 def require_selection(where: EventFilter) -> None:
@@ -217,6 +229,7 @@ __all__ = [
     "discard",
     "discard_actions",
     "entity_view",
+    "gauges",
     "list_actions",
     "list_events",
     "replay",

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pystator.clock import as_utc
 from pystator.fsm_core.records import EntityKey, EventStatus
 from pystator.stores.sql.locking import wait_for_entity
 from pystator.stores.sql.rows import (
@@ -19,10 +20,17 @@ from pystator.stores.sql.rows import (
     OutboxStatus,
     event_from_row,
 )
-from pystator.stores.sql.schema import action_outbox, worker_events
+from pystator.stores.sql.schema import (
+    action_outbox,
+    worker_events,
+    worker_heartbeats,
+    worker_timers,
+)
 
 _W = worker_events.c
 _O = action_outbox.c
+_T = worker_timers.c
+_B = worker_heartbeats.c
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,11 +159,73 @@ def stats(conn: Connection) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetGauges:
+    """The fleet's state right now, from queries that stay cheap on a large table (they read
+    the partial indexes on pending rows, or small tables)."""
+
+    backlog: dict[tuple[str, str], int]  # (machine, "due" | "future") -> pending events
+    oldest_due_seconds: float  # age of the oldest due pending event (0 when none)
+    dead_events: dict[str, int]  # machine -> dead events
+    outbox: dict[str, int]  # pending | dead -> actions
+    armed_timers: int
+    workers_alive: int
+
+
+def fleet_gauges(conn: Connection, now: datetime, *, alive_since: datetime) -> FleetGauges:
+    """:class:`FleetGauges` at ``now``; workers count as alive with a heartbeat since
+    ``alive_since``."""
+    due = _W.fires_at <= now
+    backlog: dict[tuple[str, str], int] = {}
+    for machine, is_due, count in conn.execute(
+        sa.select(_W.machine, due, sa.func.count())
+        .where(_W.status == EventStatus.PENDING)
+        .group_by(_W.machine, due)
+    ).all():
+        backlog[(str(machine), "due" if is_due else "future")] = int(count)
+    oldest = conn.execute(
+        sa.select(sa.func.min(_W.fires_at)).where(_W.status == EventStatus.PENDING, due)
+    ).scalar()
+    dead = {
+        str(machine): int(count)
+        for machine, count in conn.execute(
+            sa.select(_W.machine, sa.func.count())
+            .where(_W.status == EventStatus.DEAD)
+            .group_by(_W.machine)
+        ).all()
+    }
+    outbox = {str(s): 0 for s in (OutboxStatus.PENDING, OutboxStatus.DEAD)}
+    for status, count in conn.execute(
+        sa.select(_O.status, sa.func.count())
+        .where(_O.status.in_([OutboxStatus.PENDING, OutboxStatus.DEAD]))
+        .group_by(_O.status)
+    ).all():
+        outbox[str(status)] = int(count)
+    timers = conn.execute(
+        sa.select(sa.func.count()).select_from(worker_timers).where(_T.dead_at.is_(None))
+    ).scalar_one()
+    alive = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(worker_heartbeats)
+        .where(_B.stopped_at.is_(None), _B.beat_at >= alive_since, _B.kind != "child")
+    ).scalar_one()
+    return FleetGauges(
+        backlog=backlog,
+        oldest_due_seconds=0.0 if oldest is None else (now - as_utc(oldest)).total_seconds(),
+        dead_events=dead,
+        outbox=outbox,
+        armed_timers=int(timers),
+        workers_alive=int(alive),
+    )
+
+
 __all__ = [
     "EventFilter",
+    "FleetGauges",
     "count_discardable",
     "count_replayable",
     "discard",
+    "fleet_gauges",
     "get_event",
     "list_events",
     "replay",
