@@ -13,8 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+import yaml
 
-from tests.helm_chart import render
+from pystator.stores.sql.heartbeat_queries import DUE_BACKLOG_SQL
+from tests.helm_chart import ROOT, render
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +30,9 @@ VALUES ('order', :entity, 'pay', '{}', :status, :attempts, now() + CAST(:offset 
 TIMER = """
 INSERT INTO worker_timers
     (timer_id, machine, entity_id, trigger, timer_key, timer_state, timer_entry, due_at,
-     created_at)
+     created_at, dead_at)
 VALUES (:id, 'order', :entity, 'expire', 'after:0', 'waiting', 1, now() + CAST(:offset AS interval),
-        now())
+        now(), CASE WHEN :set_aside THEN now() END)
 """
 ACTION = """
 INSERT INTO action_outbox
@@ -55,6 +57,8 @@ EVENTS = [
 ]
 #: armed timers are not events yet: 2 are due (the poller will turn them into events), 1 later
 TIMERS = [("t-due-1", "-2 seconds"), ("t-due-2", "-1 minute"), ("t-later", "+10 minutes")]
+#: a timer that failed its last firing is set aside (dead_at): never work again
+SET_ASIDE = [("t-set-aside", "-1 hour")]
 #: outbox rows: 1 stranded (its lease is over), 1 still leased, 1 done
 ACTIONS = [("a-stranded", "pending", "-1 minute"), ("a-leased", "pending", "+30 seconds")]
 ACTIONS += [("a-done", "done", "-1 minute")]
@@ -70,8 +74,12 @@ def seeded_url(pg_migrated_url: str) -> Iterator[str]:
                     sa.text(EVENT),
                     {"entity": entity, "status": status, "attempts": attempts, "offset": offset},
                 )
-            for timer_id, offset in TIMERS:
-                conn.execute(sa.text(TIMER), {"id": timer_id, "entity": timer_id, "offset": offset})
+            for timer_id, offset in TIMERS + SET_ASIDE:
+                set_aside = (timer_id, offset) in SET_ASIDE
+                conn.execute(
+                    sa.text(TIMER),
+                    {"id": timer_id, "entity": timer_id, "offset": offset, "set_aside": set_aside},
+                )
             for entity, status, offset in ACTIONS:
                 conn.execute(
                     sa.text(ACTION), {"entity": entity, "status": status, "offset": offset}
@@ -139,3 +147,10 @@ def test_the_backlog_query_reads_the_partial_index_on_pending_fires_at(seeded_ur
         assert _count(conn, queries["due-backlog"]) == 4
     assert "ix_worker_events_pending_due" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def test_the_chart_scales_on_the_fleets_own_backlog_query() -> None:
+    """The KEDA query and the fleet's (pystator health, the API's pystator_backlog_due) agree."""
+    values = yaml.safe_load((ROOT / "helm" / "pystator" / "values.yaml").read_text())
+    keda = values["worker"]["autoscaling"]["keda"]["query"]
+    assert " ".join(keda.split()) == " ".join(DUE_BACKLOG_SQL.split())
