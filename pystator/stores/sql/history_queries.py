@@ -33,6 +33,7 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
         "actions": list(entry.actions),
         "payload": None if entry.payload is None else dict(entry.payload),
         "created_at": entry.created_at,
+        "machine_version": entry.machine_version,
     }
 
 
@@ -56,6 +57,7 @@ def history_from_row(row: RowMapping) -> HistoryEntry:
         actions=tuple(row["actions"] or ()),
         payload=row["payload"],
         created_at=as_utc(row["created_at"]) if row["created_at"] else utc_now(),
+        machine_version=row["machine_version"],
     )
 
 
