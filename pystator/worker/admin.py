@@ -6,6 +6,7 @@ parse input, call one function and shape its answer. Nothing here parses argumen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.outbox_queries import ActionFilter
 from pystator.stores.sql.rows import EventRow, OutboxRow
 from pystator.worker.nudge import Nudger
+
+#: :func:`replay_actions` or :func:`discard_actions`: ``(engine, where, *, limit=…) -> count``.
+ActionOperation = Callable[..., int]
 
 #: Events ``entity_view`` lists as pending at most.
 PENDING_LIMIT = 50
@@ -98,6 +102,14 @@ def history_dict(entry: HistoryEntry) -> dict[str, Any]:
         "machine_version": entry.machine_version,
         "at": entry.created_at.isoformat(),
     }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replayed:
+    """What :func:`replay` did: events sent back to pending, entities nudged."""
+
+    events: int
+    entities: int
 
 
 def list_events(
@@ -185,20 +197,19 @@ def replay(
     *,
     clock: Clock = utc_now,
     limit: int | None = None,
-) -> int:
+) -> Replayed:
     """Send finished events matching ``where`` back to ``pending`` (fresh attempts, old errors
-    kept; only the ``limit`` oldest, when given) and nudge their entities; returns how many
-    entities were nudged.
+    kept; only the ``limit`` oldest, when given) and nudge their entities.
 
     A replayed event keeps its id, so it takes its original place in its entity's order: it is
     applied before any later event of that entity still pending.
     """
     require_selection(where)
     with translate_errors("events"), transaction(engine) as conn:
-        keys = admin_queries.replay(conn, where, clock(), limit=limit)
+        keys, events = admin_queries.replay(conn, where, clock(), limit=limit)
     nudger.nudge(keys)  # the relay would find them too; this is just sooner
     nudger.flush()
-    return len(keys)
+    return Replayed(events=events, entities=len(keys))
 
 
 def discard(
@@ -296,9 +307,11 @@ def entity_view(
 
 __all__ = [
     "ActionFilter",
+    "ActionOperation",
     "EntityView",
     "EventDetail",
     "EventFilter",
+    "Replayed",
     "count_actions",
     "count_discard",
     "count_replay",

@@ -27,7 +27,7 @@ from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.machine_queries import MachineRecord, MachineVersion
 from pystator.worker.registry import machine_files
-from pystator.worker.stored_machines import compile_stored
+from pystator.worker.stored_machines import Binder, compile_stored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,9 +49,9 @@ class MachineDetail:
     version: MachineVersion
     versions: tuple[MachineVersion, ...]
 
-    def machine(self) -> StateMachine:
-        """The shown version, compiled."""
-        return compile_stored(self.record.name, self.version.version, self.version.definition)
+    def machine(self, bind: Binder | None = None) -> StateMachine:
+        """The shown version, compiled (``bind`` attaches guards and actions)."""
+        return compile_stored(self.record.name, self.version.version, self.version.definition, bind)
 
 
 def canonical(config: Mapping[str, Any]) -> dict[str, Any]:

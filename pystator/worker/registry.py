@@ -39,7 +39,7 @@ class MachineRegistry:
     def attach(self, stored: StoredMachines) -> None:
         """Resolve names from the database registry first (its machines get this registry's
         guards and actions bound)."""
-        stored.bind = self._bind_one
+        stored.bind = self.bind_to
         self._stored = stored
 
     @property
@@ -100,7 +100,8 @@ class MachineRegistry:
             if actions is not None:
                 machine.bind_actions(actions)
 
-    def _bind_one(self, machine: StateMachine) -> None:
+    def bind_to(self, machine: StateMachine) -> None:
+        """Bind this registry's guards and actions to ``machine`` (compiled elsewhere)."""
         if self._guards is not None:
             machine.bind_guards(self._guards)
         if self._actions is not None:

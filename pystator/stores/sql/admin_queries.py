@@ -103,15 +103,15 @@ def list_events(
 
 def replay(
     conn: Connection, where: EventFilter, now: datetime, *, limit: int | None = None
-) -> list[EntityKey]:
+) -> tuple[list[EntityKey], int]:
     """Send finished events matching ``where`` back to ``pending`` with fresh attempts (only the
     ``limit`` oldest of them, when given).
 
-    Their past errors are kept. Returns the entities to nudge.
+    Their past errors are kept. Returns the entities to nudge and how many events changed.
     """
     conditions = _capped([*where.where(), _W.status.in_(REPLAYABLE)], limit)
     keys = conn.execute(sa.select(_W.machine, _W.entity_id).where(*conditions).distinct()).all()
-    conn.execute(
+    result = conn.execute(
         sa.update(worker_events)
         .where(*conditions)
         .values(
@@ -123,7 +123,7 @@ def replay(
             updated_at=now,
         )
     )
-    return [(k[0], k[1]) for k in keys]
+    return [(k[0], k[1]) for k in keys], int(result.rowcount)
 
 
 def discard(
