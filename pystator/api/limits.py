@@ -1,15 +1,12 @@
-"""Request body size limit: a body over ``PYSTATOR_API_MAX_BODY_BYTES`` gets 413 before any of
-it is parsed (by ``Content-Length`` when sent, else counted as it streams in)."""
+"""Request body size limit: a body over ``PYSTATOR_API_MAX_BODY_BYTES`` gets 413 before it is
+parsed (by ``Content-Length`` when sent, else counted as it streams in: the 413 goes out as soon
+as the limit is passed and the app then sees the client gone)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pystator.api.problems import problem
-
-
-class BodyTooLarge(Exception):
-    """Raised inside the app's receive channel when a streamed body passes the limit."""
 
 
 class BodySizeLimit:
@@ -28,27 +25,28 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
-        started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    # Answer 413 now and tell the app the client left: whatever it answers
+                    # after that is dropped.
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+        await self.app(scope, counting_receive, guarded_send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(

@@ -207,7 +207,9 @@ def machine_registry(settings: Settings, engine: Engine) -> MachineRegistry:
     ``PYSTATOR_REGISTRY_REFRESH_SECONDS``), then ``PYSTATOR_MACHINES``; with the guards and
     actions of ``PYSTATOR_APP``."""
     registry = load_registry(settings.machines, settings.app)
-    registry.attach(StoredMachines(engine, refresh_seconds=settings.registry_refresh_seconds))
+    stored = StoredMachines(engine, refresh_seconds=settings.registry_refresh_seconds)
+    registry.attach(stored)
+    stored.refresh()  # the first load, before any transaction (see stored_machines)
     return registry
 
 

@@ -1,14 +1,17 @@
 """Machines from the database registry, as a worker or producer process sees them.
 
-The process keeps each machine's current version compiled; at most every
-``PYSTATOR_REGISTRY_REFRESH_SECONDS`` (2 s) a lookup first asks the database for the current
-version numbers (one small query) and compiles any version it has not seen. So a version
-published through the API or ``pystator machines sync`` is picked up by every running process
-within that interval, without a restart, and a lookup in between costs two dict reads.
+The process keeps each machine's current version compiled. It loads them when it starts
+(:meth:`StoredMachines.refresh`, called by whoever builds it); after that, a lookup made more than
+``PYSTATOR_REGISTRY_REFRESH_SECONDS`` (2 s) after the last refresh starts one in a background
+thread — one small query for the current version numbers, and the compilation of any version not
+seen yet — and answers with what it has meanwhile. So a version published through the API or
+``pystator machines sync`` is picked up by every running process within about that interval,
+without a restart, and a lookup costs two dict reads.
 
-One thread refreshes at a time; others keep using what they have meanwhile (only the first
-refresh of a process is waited for). A failed refresh (database down) keeps the machines
-already known and is tried again after the interval.
+A lookup never touches the database itself: the processor looks machines up inside its
+transaction, and a second connection taken there could wait on that very transaction (SQLite's
+single writer) or on a pool the transaction's own thread is holding. A failed refresh (database
+down) keeps the machines already known and is tried again after the interval.
 """
 
 from __future__ import annotations
@@ -86,12 +89,10 @@ class StoredMachines:
         self._refresh_if_due()
         return tuple(sorted(n for n, m in self._current.items() if m is not None))
 
-    def invalidate(self) -> None:
-        """Make the next lookup refresh (after this process published a version itself)."""
-        self._checked_at = None
-
     def refresh(self) -> None:
-        """Read the current versions now and compile the new ones."""
+        """Read the current versions now and compile the new ones (in the calling thread: call
+        it outside any transaction, e.g. at start-up or right after publishing a version)."""
+        self._checked_at = self._monotonic()
         try:
             with translate_errors("machine registry"), self.engine.connect() as conn:
                 heads = machine_queries.heads(conn)
@@ -128,15 +129,22 @@ class StoredMachines:
         checked = self._checked_at
         if checked is not None and self._monotonic() - checked < self.refresh_seconds:
             return
-        # Only a process's first refresh is waited for; later ones run in one thread while the
-        # others go on with the versions they have.
-        if not self._lock.acquire(blocking=checked is None):
-            return
+        if not self._lock.acquire(blocking=False):
+            return  # a refresh is running
+        self._checked_at = self._monotonic()
         try:
-            checked = self._checked_at
-            if checked is None or self._monotonic() - checked >= self.refresh_seconds:
-                self.refresh()
-                self._checked_at = self._monotonic()
+            threading.Thread(
+                target=self._refresh_and_release, name="pystator-registry-refresh", daemon=True
+            ).start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _refresh_and_release(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # never let the thread die silently with the lock held
+            log.error("registry_refresh_crashed", error=f"{type(exc).__name__}: {exc}")
         finally:
             self._lock.release()
 

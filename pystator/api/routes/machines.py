@@ -100,6 +100,7 @@ def _answer(
 
 
 def _refresh(services: ServicesDep) -> None:
+    """This process sees the change at once (others within the refresh interval)."""
     stored = services.machines.stored
     if stored is not None:
-        stored.invalidate()
+        stored.refresh()
