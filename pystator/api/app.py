@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pystator import __version__
 from pystator.api import problems
 from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
 from pystator.api.routes import ROUTERS
+from pystator.api.routes.root import VERSION
 from pystator.api.services import Services, build_services
 from pystator.logging import get_logger
 from pystator.settings import Settings, load_settings
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     app = FastAPI(
         title="pystator",
-        version=__version__,
+        version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
     )

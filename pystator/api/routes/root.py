@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from pystator import __version__
 from pystator.api.deps import ServicesDep
 from pystator.worker.health import check_readiness
 
 router = APIRouter(tags=["service"])
 
 API_PREFIX = "/api/v1"
+#: The installed package's version (``pystator.__version__``, read without importing the
+#: package's top level, which sits above the API in the layers).
+VERSION = version("pystator")
 
 
 @router.get("/", summary="name, version and links")
@@ -22,7 +25,7 @@ def index() -> dict[str, Any]:
     """Name, version and where to go next."""
     return {
         "name": "pystator",
-        "version": __version__,
+        "version": VERSION,
         "api": API_PREFIX,
         "links": {
             "docs": "/docs",
