@@ -18,6 +18,7 @@ from pystator.api.auth import Authenticator
 from pystator.migrations import prepare_embedded
 from pystator.settings import API_AUTOCOMMIT_CONNECTIONS, Settings
 from pystator.stores.sql.connections import dispose
+from pystator.worker.audit import AuditWriter
 from pystator.worker.door import Limits
 from pystator.worker.nudge import Nudger
 from pystator.worker.producer import Producer
@@ -35,9 +36,11 @@ class Services:
     nudger: Nudger
     producer: Producer
     auth: Authenticator
+    audit: AuditWriter
 
     def close(self) -> None:
-        """Flush pending nudges and release the database connections."""
+        """Write queued audit rows, flush pending nudges, release the database connections."""
+        self.audit.close()
         self.nudger.flush()
         dispose(self.engine)
 
@@ -69,6 +72,7 @@ def build_services(settings: Settings) -> Services:
         nudger=nudger,
         producer=producer,
         auth=Authenticator.from_settings(settings, engine),
+        audit=AuditWriter(engine),
     )
 
 

@@ -79,6 +79,7 @@ def submit(
         status=response.status_code,
         target=f"event:{int(receipt)}",
         affected=0 if receipt.duplicate else 1,
+        queued=True,
     )
     return Submitted(id=int(receipt), duplicate=receipt.duplicate)
 
@@ -99,7 +100,12 @@ def submit_batch(
     receipts = services.producer.submit_many([_spec(e) for e in body.events])
     created = sum(1 for r in receipts if not r.duplicate)
     response.status_code = 201 if created else 200
-    audit.write(status=response.status_code, selection={"events": len(receipts)}, affected=created)
+    audit.write(
+        status=response.status_code,
+        selection={"events": len(receipts)},
+        affected=created,
+        queued=True,
+    )
     return BatchOut(
         items=[Submitted(id=int(r), duplicate=r.duplicate) for r in receipts],
         created=created,

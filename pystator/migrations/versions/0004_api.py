@@ -10,7 +10,7 @@ Create Date: 2026-12-02
   (NULL for definitions loaded from files or code, and for rows written before this revision).
 - ``api_keys``: keys stored as their sha256, with a role; ``audit_log``: one row per mutation
   through the HTTP API.
-- ``worker_events`` indexes ``(status, id)`` and ``(machine, entity_id, id)``: operator listings
+- ``worker_events`` indexes ``(status, id)`` and ``(entity_id, id)``: operator listings
   newest first by status or by entity, with keyset pagination.
 """
 
@@ -85,14 +85,12 @@ def upgrade() -> None:
     with op.batch_alter_table("transition_history") as batch:
         batch.add_column(sa.Column("machine_version", sa.Integer(), nullable=True))
     op.create_index("ix_worker_events_status_id", "worker_events", ["status", "id"])
-    op.create_index(
-        "ix_worker_events_machine_entity_id", "worker_events", ["machine", "entity_id", "id"]
-    )
+    op.create_index("ix_worker_events_entity_id", "worker_events", ["entity_id", "id"])
 
 
 def downgrade() -> None:
     """Drop them (stored machines, keys and the audit log are lost)."""
-    op.drop_index("ix_worker_events_machine_entity_id", table_name="worker_events")
+    op.drop_index("ix_worker_events_entity_id", table_name="worker_events")
     op.drop_index("ix_worker_events_status_id", table_name="worker_events")
     with op.batch_alter_table("transition_history") as batch:
         batch.drop_column("machine_version")

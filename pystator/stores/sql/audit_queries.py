@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +60,19 @@ class AuditFilter:
 
 def insert_entry(conn: Connection, entry: AuditEntry) -> int:
     """Append one row; returns its id."""
-    values = {
+    return int(
+        conn.execute(sa.insert(audit_log).values(**_values(entry)).returning(_A.id)).scalar_one()
+    )
+
+
+def insert_entries(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """Append rows (one executemany)."""
+    if entries:
+        conn.execute(sa.insert(audit_log), [_values(e) for e in entries])
+
+
+def _values(entry: AuditEntry) -> dict[str, Any]:
+    return {
         "at": entry.at,
         "principal": entry.principal,
         "role": entry.role,
@@ -71,7 +83,6 @@ def insert_entry(conn: Connection, entry: AuditEntry) -> int:
         "selection": None if entry.selection is None else dict(entry.selection),
         "affected": entry.affected,
     }
-    return int(conn.execute(sa.insert(audit_log).values(**values).returning(_A.id)).scalar_one())
 
 
 def list_entries(
@@ -99,4 +110,11 @@ def list_entries(
     ]
 
 
-__all__ = ["AuditEntry", "AuditFilter", "AuditRecord", "insert_entry", "list_entries"]
+__all__ = [
+    "AuditEntry",
+    "AuditFilter",
+    "AuditRecord",
+    "insert_entries",
+    "insert_entry",
+    "list_entries",
+]

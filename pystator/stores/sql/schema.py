@@ -128,7 +128,7 @@ worker_events = Table(
     Index("ix_worker_events_status_updated", "status", "updated_at"),
     # operator listings, newest first, by status or by entity (keyset pagination on id)
     Index("ix_worker_events_status_id", "status", "id"),
-    Index("ix_worker_events_machine_entity_id", "machine", "entity_id", "id"),
+    Index("ix_worker_events_entity_id", "entity_id", "id"),
 )
 
 # Outbox statuses: pending -> done | dead
