@@ -10,8 +10,8 @@ Create Date: 2026-12-02
   (NULL for definitions loaded from files or code, and for rows written before this revision).
 - ``api_keys``: keys stored as their sha256, with a role; ``audit_log``: one row per mutation
   through the HTTP API.
-- ``worker_events`` indexes ``(status, id)`` and ``(entity_id, id)``: operator listings
-  newest first by status or by entity, with keyset pagination.
+- ``worker_events`` indexes ``(status, id)``, ``(entity_id, id)`` and ``created_at``: operator
+  listings newest first by status, by entity or in a time window, with keyset pagination.
 """
 
 from __future__ import annotations
@@ -86,10 +86,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("machine_version", sa.Integer(), nullable=True))
     op.create_index("ix_worker_events_status_id", "worker_events", ["status", "id"])
     op.create_index("ix_worker_events_entity_id", "worker_events", ["entity_id", "id"])
+    op.create_index("ix_worker_events_created_at", "worker_events", ["created_at"])
 
 
 def downgrade() -> None:
     """Drop them (stored machines, keys and the audit log are lost)."""
+    op.drop_index("ix_worker_events_created_at", table_name="worker_events")
     op.drop_index("ix_worker_events_entity_id", table_name="worker_events")
     op.drop_index("ix_worker_events_status_id", table_name="worker_events")
     with op.batch_alter_table("transition_history") as batch:

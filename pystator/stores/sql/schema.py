@@ -129,6 +129,7 @@ worker_events = Table(
     # operator listings, newest first, by status or by entity (keyset pagination on id)
     Index("ix_worker_events_status_id", "status", "id"),
     Index("ix_worker_events_entity_id", "entity_id", "id"),
+    Index("ix_worker_events_created_at", "created_at"),  # time-window listings
 )
 
 # Outbox statuses: pending -> done | dead
