@@ -192,3 +192,13 @@ def test_a_running_worker_picks_up_new_versions_without_restart(
     finally:
         procs.stop(worker)
         procs.kill(worker)
+
+
+def test_ready_is_503_while_the_broker_is_unreachable(pg_migrated_url: str) -> None:
+    with client(pg_migrated_url) as healthy:
+        assert healthy.get("/ready").json()["healthy"] is True
+    with client(pg_migrated_url, broker_url="redis://127.0.0.1:1/0") as broken:
+        ready = broken.get("/ready")
+        assert ready.status_code == 503
+        assert any(p.startswith("broker:") for p in ready.json()["problems"])
+        assert broken.get("/health").status_code == 200  # liveness does not depend on it
