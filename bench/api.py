@@ -290,7 +290,7 @@ LISTINGS: list[tuple[str, dict[str, Any]]] = [
     ("status=pending & trigger", {"status": "pending", "trigger": "cancel"}),
     ("dead & error substring", {"status": "dead", "error": "carrier timeout"}),
     ("origin=timer & machine", {"origin": "timer", "machine": "bench_api_0"}),
-    ("idempotency_key", {"idempotency_key": "key-400000"}),
+    ("machine & idempotency_key", {"machine": "bench_api_0", "idempotency_key": "key-400000"}),
     (
         "machine & 1 h window",
         {"machine": "bench_api_4", "created_after": "{h1}", "created_before": "{h0}"},
