@@ -69,6 +69,7 @@ class ProcessOut(Out):
     timers_to_cancel: list[dict[str, Any]]
     error: dict[str, Any] | None
     metadata: dict[str, Any]
+    context: dict[str, Any] | None  # after the transition's declarative effects, if any
 
 
 class MachineOut(Out):
