@@ -19,7 +19,13 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
-from pystator.fsm_core.errors import ConfigurationError, ConflictError, NotFoundError
+from pystator.fsm_core.errors import (
+    ConfigProblem,
+    ConfigurationError,
+    ConflictError,
+    MachineValidationError,
+    NotFoundError,
+)
 from pystator.fsm_core.loading import parse_json, parse_yaml, read_text
 from pystator.fsm_core.machine import StateMachine
 from pystator.stores.sql import machine_queries
@@ -66,6 +72,18 @@ def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def require_name(config: Mapping[str, Any]) -> None:
+    """A stored machine needs ``meta.machine_name`` (the engine alone would call it
+    ``unnamed``): :class:`MachineValidationError` naming the path otherwise."""
+    meta = config.get("meta")
+    name = meta.get("machine_name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not name.strip():
+        raise MachineValidationError(
+            [ConfigProblem("meta.machine_name", "missing: a stored machine needs a name")],
+            source="<request>",
+        )
+
+
 def checksum(config: Mapping[str, Any]) -> str:
     """sha256 of the definition's canonical JSON (key order does not matter)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -84,6 +102,7 @@ def publish(
     ``name``, when given, must match). A retired machine becomes active again."""
     data = canonical(config)
     machine = StateMachine.from_dict(data, source="<request>")
+    require_name(data)
     if name is not None and machine.name != name:
         raise ConflictError(
             f"meta.machine_name is {machine.name!r} but the machine addressed is {name!r}",
@@ -180,6 +199,7 @@ def sync_directory(
     documents = [(p, load_document(p)) for p in machine_files(path)]
     for file, document in documents:
         StateMachine.from_dict(canonical(document), source=str(file))
+        require_name(document)
     return [publish(engine, document, by=by, clock=clock) for _file, document in documents]
 
 
@@ -191,6 +211,7 @@ __all__ = [
     "list_machines",
     "load_document",
     "publish",
+    "require_name",
     "retire",
     "show_machine",
     "sync_directory",

@@ -48,12 +48,17 @@ def test_versions_are_immutable_and_numbered(api: TestClient) -> None:
 def test_invalid_definitions_list_every_problem(api: TestClient) -> None:
     broken = parcel()
     broken["transitions"][0]["dest"] = "nowhere"
-    del broken["meta"]["machine_name"]
+    broken["states"][1]["type"] = "weird"
     for path in ("/api/v1/validate", "/api/v1/machines/validate", "/api/v1/machines"):
         response = api.post(path, json={"config": broken})
         assert response.status_code == 422, path
         paths = {e["path"] for e in response.json()["errors"]}
-        assert {"meta.machine_name", "transitions[0].dest"} <= paths
+        assert {"states[1].type", "transitions[0].dest"} <= paths
+    nameless = parcel()
+    del nameless["meta"]["machine_name"]
+    refused = api.post("/api/v1/machines", json={"config": nameless})
+    assert refused.status_code == 422
+    assert [e["path"] for e in refused.json()["errors"]] == ["meta.machine_name"]
     valid = api.post("/api/v1/validate", json={"config": parcel()}).json()
     assert valid["valid"] and valid["summary"]["initial_state"] == "created"
     assert api.get("/api/v1/machines").json() == []
