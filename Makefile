@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/timers.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

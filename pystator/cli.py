@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pystator.commands.events",  # events …, entities …, actions …
     "pystator.commands.health",  # health
     "pystator.commands.demo",  # demo
+    "pystator.commands.machines",  # machines sync/list/show
+    "pystator.commands.api",  # api, api-keys, token, config show
 )
 
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pystator.fsm_core.errors import SettingsError
 
@@ -36,9 +37,18 @@ DEFAULT_ACTION_TIMEOUT_SECONDS = 30.0
 DEFAULT_ACTION_MAX_ATTEMPTS = 20
 DEFAULT_ACTION_RETRY_BASE_SECONDS = 1.0
 DEFAULT_ACTION_RETRY_MAX_SECONDS = 3600.0
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
+DEFAULT_API_DB_POOL_SIZE = 5
+DEFAULT_API_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_API_MAX_BATCH = 10_000
+DEFAULT_API_PAGE_LIMIT = 500
+DEFAULT_API_BULK_LIMIT = 10_000
+DEFAULT_REGISTRY_REFRESH_SECONDS = 2.0
 CONFIG_FILE_NAME = "pystator.cfg"
 ENV_PREFIX = "PYSTATOR_"
 SCHEDULERS = ("db", "redis", "celery", "asyncio")
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +83,21 @@ class Settings:
     action_max_attempts: int = DEFAULT_ACTION_MAX_ATTEMPTS
     action_retry_base_seconds: float = DEFAULT_ACTION_RETRY_BASE_SECONDS
     action_retry_max_seconds: float = DEFAULT_ACTION_RETRY_MAX_SECONDS
+    # how often a process looks for new machine versions in the database registry
+    registry_refresh_seconds: float = DEFAULT_REGISTRY_REFRESH_SECONDS
+    # the HTTP API (``pystator api``)
+    api_host: str = DEFAULT_API_HOST
+    api_port: int = DEFAULT_API_PORT
+    api_jwt_secret: str | None = None  # HS256 shared secret
+    api_jwt_public_key: str | None = None  # PEM text, or a path to a PEM file (RS256/ES256)
+    api_jwt_algorithm: str | None = None  # default HS256 with a secret, RS256 with a public key
+    api_jwt_audience: str | None = None
+    api_jwt_issuer: str | None = None
+    api_db_pool_size: int = DEFAULT_API_DB_POOL_SIZE  # connections per API process, all told
+    api_max_body_bytes: int = DEFAULT_API_MAX_BODY_BYTES
+    api_max_batch: int = DEFAULT_API_MAX_BATCH  # events per POST /api/v1/events/batch
+    api_page_limit: int = DEFAULT_API_PAGE_LIMIT  # largest ``limit`` of a listing
+    api_bulk_limit: int = DEFAULT_API_BULK_LIMIT  # most events one retry/discard call changes
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -93,6 +118,16 @@ class Settings:
                 raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive integer")
         if self.db_pool_size < 0:
             raise SettingsError("PYSTATOR_DB_POOL_SIZE must be 0 (derive) or a positive integer")
+        if self.api_db_pool_size < API_AUTOCOMMIT_CONNECTIONS + 1:
+            raise SettingsError(
+                f"PYSTATOR_API_DB_POOL_SIZE must be at least {API_AUTOCOMMIT_CONNECTIONS + 1} "
+                f"({API_AUTOCOMMIT_CONNECTIONS} for single submits, the rest for everything else)"
+            )
+        if self.api_jwt_algorithm is not None and self.api_jwt_algorithm not in JWT_ALGORITHMS:
+            raise SettingsError(
+                f"PYSTATOR_API_JWT_ALGORITHM={self.api_jwt_algorithm!r}: expected one of "
+                + ", ".join(JWT_ALGORITHMS)
+            )
 
 
 _POSITIVE_NUMBERS = (
@@ -109,6 +144,7 @@ _POSITIVE_NUMBERS = (
     "action_timeout_seconds",
     "action_retry_base_seconds",
     "action_retry_max_seconds",
+    "registry_refresh_seconds",
 )
 _POSITIVE_INTEGERS = (
     "max_attempts",
@@ -117,7 +153,18 @@ _POSITIVE_INTEGERS = (
     "max_entity_context_bytes",
     "batch_max_bytes",
     "action_max_attempts",
+    "api_port",
+    "api_max_body_bytes",
+    "api_max_batch",
+    "api_page_limit",
+    "api_bulk_limit",
 )
+#: Settings whose values are never printed (``pystator config show`` masks them).
+SECRET_SETTINGS = frozenset({"api_jwt_secret"})
+#: Settings holding URLs whose password is masked when printed.
+URL_SETTINGS = frozenset({"database_url", "broker_url", "redis_url"})
+#: Connections of the autocommit companion engine an API process also holds (single submits).
+API_AUTOCOMMIT_CONNECTIONS = 2
 
 
 def _convert(name: str, raw: str, kind: object) -> object:
@@ -132,26 +179,87 @@ def _convert(name: str, raw: str, kind: object) -> object:
     return raw
 
 
+def _file_values(path: Path) -> dict[str, str]:
+    """Settings from an INI file: the ``[pystator]`` section with bare names (``database_url``),
+    and in any section names with the prefix (``PYSTATOR_DATABASE_URL``, the public package's
+    layout with ``[database]``, ``[auth]``, … sections)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path)
+    except configparser.Error as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+    values: dict[str, str] = {}
+    prefix = ENV_PREFIX.lower()
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            if key.startswith(prefix):
+                values[key[len(prefix) :]] = value
+            elif section == "pystator":
+                values[key] = value
+    return values
+
+
+def _sources(
+    environ: Mapping[str, str] | None, config_file: str | Path | None
+) -> dict[str, tuple[str, str]]:
+    """Raw value and source (``env`` or the file's path) of every setting that is set."""
+    env = os.environ if environ is None else environ
+    path = Path(config_file or env.get(ENV_PREFIX + "CONFIG", CONFIG_FILE_NAME))
+    file_values = _file_values(path) if path.is_file() else {}
+    found: dict[str, tuple[str, str]] = {}
+    for f in fields(Settings):
+        env_value = env.get(ENV_PREFIX + f.name.upper())
+        if env_value not in (None, ""):
+            found[f.name] = (str(env_value), "env")
+        elif file_values.get(f.name) not in (None, ""):
+            found[f.name] = (file_values[f.name], str(path))
+    return found
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     config_file: str | Path | None = None,
 ) -> Settings:
     """Build :class:`Settings` from the environment, ``pystator.cfg`` and defaults."""
-    env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    path = Path(config_file or env.get(ENV_PREFIX + "CONFIG", CONFIG_FILE_NAME))
-    file_values: dict[str, str] = {}
-    if path.is_file():
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(path)
-        except configparser.Error as exc:
-            raise SettingsError(f"{path}: {exc}") from exc
-        if parser.has_section("pystator"):
-            file_values = dict(parser.items("pystator"))
-    for f in fields(Settings):
-        raw = env.get(ENV_PREFIX + f.name.upper(), file_values.get(f.name))
-        if raw is None or raw == "":
-            continue
-        values[f.name] = _convert(f.name, raw, f.type)
+    kinds = {f.name: f.type for f in fields(Settings)}
+    values = {
+        name: _convert(name, raw, kinds[name])
+        for name, (raw, _source) in _sources(environ, config_file).items()
+    }
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def describe_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> list[tuple[str, str, str]]:
+    """``(PYSTATOR_NAME, value, source)`` for every setting, secrets masked (source is ``env``,
+    the config file's path, or ``default``) — what ``pystator config show`` prints."""
+    settings = load_settings(environ, config_file)
+    sources = _sources(environ, config_file)
+    rows = []
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        rows.append(
+            (
+                ENV_PREFIX + f.name.upper(),
+                mask(f.name, value),
+                sources.get(f.name, ("", "default"))[1],
+            )
+        )
+    return rows
+
+
+def mask(name: str, value: object) -> str:
+    """A setting's value fit to print: secrets as ``***``, URL passwords as ``***``."""
+    if value is None:
+        return ""
+    if name in SECRET_SETTINGS:
+        return "***"
+    text = str(value)
+    if name in URL_SETTINGS:
+        parts = urlsplit(text)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+    return text

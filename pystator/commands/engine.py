@@ -16,8 +16,6 @@ import importlib
 import json
 import sys
 import warnings
-from collections.abc import Mapping
-from enum import Enum
 from typing import Any
 
 from pystator.builtins import register_builtins
@@ -27,7 +25,7 @@ from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.lint import SEVERITY_ORDER, LintSeverity, LintWarning, lint
 from pystator.fsm_core.loading import parse_json, parse_yaml
 from pystator.fsm_core.machine import StateMachine
-from pystator.fsm_core.results import ActionCall, TimerSpec, TransitionResult
+from pystator.fsm_core.summary import result_to_dict, summarize
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -182,28 +180,6 @@ def _imported(spec: str, kind: type[Any]) -> Any:
     return value
 
 
-def summarize(machine: Any) -> str:
-    """``order_management: 3 states, 2 transitions, 2 triggers, 0 timers``."""
-    states = tuple(machine.states)
-    timers = {spec.key for s in states for spec in machine.timers_for_state(s)}
-    return (
-        f"{machine.name}: {_plural(len(states), 'state')}, "
-        f"{_plural(_transition_count(machine), 'transition')}, "
-        f"{_plural(len(tuple(machine.triggers)), 'trigger')}, {_plural(len(timers), 'timer')}"
-    )
-
-
-def _transition_count(machine: Any) -> int:
-    transitions = getattr(machine, "transitions", None)
-    if transitions is not None:
-        return len(tuple(transitions))
-    return len(machine.definition.transitions)
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 # --- process ---------------------------------------------------------------------------------
 
 
@@ -219,61 +195,10 @@ def _process(args: argparse.Namespace) -> int:
     except _CliInputError as exc:
         return _usage(str(exc))
     result = machine.process(args.state, args.trigger, context)
-    print(json.dumps(transition_result_to_dict(result), indent=2, default=str))
+    print(json.dumps(result_to_dict(result), indent=2, default=str))
     return EXIT_OK if result.success else EXIT_REJECTED
 
 
 def _usage(message: str) -> int:
     print(f"pystator process: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def transition_result_to_dict(result: TransitionResult) -> dict[str, Any]:
-    """A JSON-friendly rendering of a :class:`TransitionResult`."""
-    return {
-        "success": result.success,
-        "source_state": result.source_state,
-        "target_state": result.target_state,
-        "trigger": result.trigger,
-        "actions": [_action(a) for a in result.actions],
-        "states_exited": list(result.states_exited),
-        "states_entered": list(result.states_entered),
-        "timers_to_arm": [_timer(t) for t in result.timers_to_arm],
-        "timers_to_cancel": [_timer(t) for t in result.timers_to_cancel],
-        "error": result.error.to_dict() if result.error is not None else None,
-        "metadata": _jsonable(result.metadata),
-        "context": _jsonable(result.context),
-    }
-
-
-def _action(call: ActionCall) -> dict[str, Any]:
-    return {
-        "name": call.name,
-        "phase": call.phase.value,
-        "params": _jsonable(call.params),
-        "state": call.state,
-    }
-
-
-def _timer(spec: TimerSpec) -> dict[str, Any]:
-    return {
-        "key": spec.key,
-        "state": spec.state,
-        "trigger": spec.trigger,
-        "delay_ms": spec.delay_ms,
-        "kind": spec.kind.value,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, FSMError):
-        return value.to_dict()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)

@@ -204,10 +204,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             stop := refusal(args, admin.count_replay(engine, where), "events to replay")
         ) is not None:
             return stop
-        entities = admin.replay(engine, where, make_nudger(load_settings()))
+        replayed = admin.replay(engine, where, make_nudger(load_settings()))
     finally:
         dispose(engine)
-    print(f"replayed events of {entities} entities")
+    print(f"replayed {replayed.events} events of {replayed.entities} entities")
     return 0
 
 

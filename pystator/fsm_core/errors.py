@@ -37,6 +37,10 @@ class ErrorCode(str, Enum):
     SETTINGS = "SETTINGS"
     ENTITY_BUSY = "ENTITY_BUSY"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
 
 
 class FSMError(Exception):
@@ -348,3 +352,32 @@ class DefinitionDeprecationWarning(FutureWarning):
     A :class:`FutureWarning` (shown by default) because the reader is the definition's author.
     The message names the replacement.
     """
+
+
+class NotFoundError(FSMError):
+    """A record asked for by id or name does not exist (an event, a stored machine, an API key).
+
+    ``details`` name what was looked for (HTTP: 404).
+    """
+
+    default_code = ErrorCode.NOT_FOUND
+
+
+class ConflictError(FSMError):
+    """The request is well formed but clashes with the current state of a record (HTTP: 409),
+    e.g. retiring a machine that still has pending events."""
+
+    default_code = ErrorCode.CONFLICT
+
+
+class AuthenticationError(FSMError):
+    """No credentials, or credentials that are not valid: an unknown or revoked API key, a token
+    with a bad signature or past its expiry (HTTP: 401)."""
+
+    default_code = ErrorCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(FSMError):
+    """Valid credentials whose role does not allow the operation (HTTP: 403)."""
+
+    default_code = ErrorCode.FORBIDDEN

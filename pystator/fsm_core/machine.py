@@ -56,6 +56,9 @@ class StateMachine:
         self._decider = Decider(self._compiled, self._resolve_guard, clock)
         # Without an observer, ``process`` *is* the decider's closure: no extra call per event.
         self.process = self._decider.fast_process  # type: ignore[method-assign]
+        #: The machine registry's version number this definition was loaded from (None when it
+        #: came from a file or from code); recorded on every transition the fleet applies.
+        self.registry_version: int | None = None
 
     # construction ---------------------------------------------------------------------------
 

@@ -118,6 +118,7 @@ class HistoryEntry:
     actions: tuple[str, ...]
     payload: Mapping[str, Any] | None
     created_at: datetime
+    machine_version: int | None = None  # the registry version that applied it, if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -91,8 +91,13 @@ def plan(
     result: TransitionResult,
     context: Mapping[str, Any],
     now: datetime,
+    *,
+    machine_version: int | None = None,
 ) -> StepOutcome:
-    """Turn an engine result into the outcome to commit. Pure given its inputs."""
+    """Turn an engine result into the outcome to commit. Pure given its inputs.
+
+    ``machine_version`` (the registry version of the definition) is kept on the history entry.
+    """
     if not result.success or result.target_state is None:
         return _unchanged(record, result, context, Outcome.REJECTED, _reason(result))
     version = record.version + 1
@@ -121,6 +126,7 @@ def plan(
         actions=result.all_actions,
         payload=dict(event.context) if event.context else None,
         created_at=now,
+        machine_version=machine_version,
     )
     return StepOutcome(
         status=Outcome.APPLIED,
@@ -275,7 +281,14 @@ def _planned(
 ) -> StepOutcome:
     if not result.success and machine.error_policy.active:
         result = on_invalid_event(machine, start.state, result, context, now)
-    return plan(start, event, result, _after_effects(result, context), now)
+    return plan(
+        start,
+        event,
+        result,
+        _after_effects(result, context),
+        now,
+        machine_version=machine.registry_version,
+    )
 
 
 def _after_effects(result: TransitionResult, context: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -305,4 +318,11 @@ def fallback_step(
         FALLBACK_STATE: machine.error_policy.default_fallback,
     }
     result = dataclasses.replace(result, metadata=metadata)
-    return plan(record, event, result, _after_effects(result, context), now)
+    return plan(
+        record,
+        event,
+        result,
+        _after_effects(result, context),
+        now,
+        machine_version=machine.registry_version,
+    )

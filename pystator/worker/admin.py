@@ -6,6 +6,7 @@ parse input, call one function and shape its answer. Nothing here parses argumen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,13 +14,16 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
-from pystator.fsm_core.errors import EntityNotFoundError, InvalidEventError
+from pystator.fsm_core.errors import EntityNotFoundError, InvalidEventError, NotFoundError
 from pystator.fsm_core.records import EntityRecord, EventStatus, HistoryEntry
 from pystator.stores.sql import (
     admin_queries,
     entity_queries,
+    heartbeat_queries,
     history_queries,
     outbox_queries,
+    stats_queries,
+    timer_queries,
 )
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import transaction
@@ -28,8 +32,13 @@ from pystator.stores.sql.outbox_queries import ActionFilter
 from pystator.stores.sql.rows import EventRow, OutboxRow
 from pystator.worker.nudge import Nudger
 
+#: :func:`replay_actions` or :func:`discard_actions`: ``(engine, where, *, limit=…) -> count``.
+ActionOperation = Callable[..., int]
+
 #: Events ``entity_view`` lists as pending at most.
 PENDING_LIMIT = 50
+#: History rows ``entity_view`` returns per page by default.
+HISTORY_PAGE = 50
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +67,8 @@ class EntityView:
     record: EntityRecord | None
     history: tuple[HistoryEntry, ...] = ()
     pending: tuple[EventRow, ...] = field(default_factory=tuple)
+    timers: tuple[dict[str, Any], ...] = ()  # armed timers, soonest first
+    next_history_before: int | None = None  # pass as ``history_before`` for the next page
 
     def to_dict(self, *, history: int | None = None) -> dict[str, Any]:
         """JSON-friendly; ``history`` keeps only the last N history rows (0: none)."""
@@ -73,34 +84,50 @@ class EntityView:
         }
         rows = self.history if history is None else self.history[-history:] if history else ()
         if history != 0:
-            data["history"] = [
-                {
-                    "version": h.version,
-                    "from": h.source_state,
-                    "to": h.target_state,
-                    "trigger": h.trigger,
-                    "event_id": h.event_id,
-                    "origin": h.origin,
-                    "at": h.created_at.isoformat(),
-                }
-                for h in rows
-            ]
+            data["history"] = [history_dict(h) for h in rows]
         return data
 
 
-def list_events(engine: Engine, where: EventFilter, *, limit: int = 50) -> list[EventRow]:
-    """Events matching ``where``, newest first."""
+def history_dict(entry: HistoryEntry) -> dict[str, Any]:
+    """One history row, JSON-friendly (the CLI's and the API's shape)."""
+    return {
+        "machine": entry.machine,
+        "entity_id": entry.entity_id,
+        "version": entry.version,
+        "from": entry.source_state,
+        "to": entry.target_state,
+        "trigger": entry.trigger,
+        "event_id": entry.event_id,
+        "origin": entry.origin,
+        "actions": list(entry.actions),
+        "machine_version": entry.machine_version,
+        "at": entry.created_at.isoformat(),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replayed:
+    """What :func:`replay` did: events sent back to pending, entities nudged."""
+
+    events: int
+    entities: int
+
+
+def list_events(
+    engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None
+) -> list[EventRow]:
+    """Events matching ``where``, newest first; ``before_id`` continues after a page's last id."""
     with translate_errors("events"), engine.connect() as conn:
-        return admin_queries.list_events(conn, where, limit=limit)
+        return admin_queries.list_events(conn, where, limit=limit, before_id=before_id)
 
 
 def show_event(engine: Engine, event_id: int) -> EventDetail:
-    """One event and its actions; :class:`InvalidEventError` when there is no such event."""
+    """One event and its actions; :class:`NotFoundError` when there is no such event."""
     with translate_errors("events"), engine.connect() as conn:
         event = admin_queries.get_event(conn, event_id)
         actions = outbox_queries.list_outbox(conn, event_id=event_id) if event else []
     if event is None:
-        raise InvalidEventError(f"no event with id {event_id}", details={"event_id": event_id})
+        raise NotFoundError(f"no event with id {event_id}", details={"event_id": event_id})
     return EventDetail(event=event, actions=tuple(reversed(actions)))
 
 
@@ -121,9 +148,43 @@ def gauges(
         return admin_queries.fleet_gauges(conn, now, alive_since=alive_since)
 
 
+def fleet_stats(engine: Engine, *, clock: Clock = utc_now) -> dict[str, Any]:
+    """:func:`stats` plus counts by machine, the backlog (pending, due, oldest due age) and
+    applied / retried / dead events per minute over the last hour."""
+    now = clock()
+    with translate_errors("events"), engine.connect() as conn:
+        data = admin_queries.stats(conn)
+        data["by_machine"] = stats_queries.by_machine(conn)
+        data["backlog"] = stats_queries.backlog(conn, now)
+        data["per_minute"] = stats_queries.per_minute(conn, now)
+    data["at"] = now.isoformat()
+    return data
+
+
+def list_workers(engine: Engine) -> list[dict[str, Any]]:
+    """Every worker process's heartbeat row, most recent beat first."""
+    with translate_errors("workers"), engine.connect() as conn:
+        return heartbeat_queries.heartbeats(conn)
+
+
+def transitions(
+    engine: Engine,
+    *,
+    limit: int,
+    after_id: int | None = None,
+    machine: str | None = None,
+    entity_id: str | None = None,
+) -> list[tuple[int, HistoryEntry]]:
+    """The transition feed in commit order after ``after_id``: ``(id, entry)`` pairs."""
+    with translate_errors("transitions"), engine.connect() as conn:
+        return history_queries.feed(
+            conn, limit=limit, after_id=after_id, machine=machine, entity_id=entity_id
+        )
+
+
 def require_selection(where: EventFilter) -> None:
     """Bulk operations need ids or at least one filter (never "everything" by accident)."""
-    if not where.ids and not any((where.status, where.machine, where.entity_id, where.trigger)):
+    if where.is_empty():
         raise InvalidEventError("give event ids or at least one filter (--status, --machine, …)")
 
 
@@ -141,36 +202,48 @@ def count_discard(engine: Engine, where: EventFilter) -> int:
         return admin_queries.count_discardable(conn, where)
 
 
-def replay(engine: Engine, where: EventFilter, nudger: Nudger, *, clock: Clock = utc_now) -> int:
+def replay(
+    engine: Engine,
+    where: EventFilter,
+    nudger: Nudger,
+    *,
+    clock: Clock = utc_now,
+    limit: int | None = None,
+) -> Replayed:
     """Send finished events matching ``where`` back to ``pending`` (fresh attempts, old errors
-    kept) and nudge their entities; returns how many entities were nudged.
+    kept; only the ``limit`` oldest, when given) and nudge their entities.
 
     A replayed event keeps its id, so it takes its original place in its entity's order: it is
     applied before any later event of that entity still pending.
     """
     require_selection(where)
     with translate_errors("events"), transaction(engine) as conn:
-        keys = admin_queries.replay(conn, where, clock())
+        keys, events = admin_queries.replay(conn, where, clock(), limit=limit)
     nudger.nudge(keys)  # the relay would find them too; this is just sooner
     nudger.flush()
-    return len(keys)
+    return Replayed(events=events, entities=len(keys))
 
 
-def discard(engine: Engine, where: EventFilter, *, clock: Clock = utc_now) -> int:
-    """Mark pending, dead or rejected events matching ``where`` discarded; returns the count.
+def discard(
+    engine: Engine, where: EventFilter, *, clock: Clock = utc_now, limit: int | None = None
+) -> int:
+    """Mark pending, dead or rejected events matching ``where`` discarded (only the ``limit``
+    oldest, when given); returns the count.
 
     Takes each affected entity's lock first: an event being applied right now ends applied
     (and is then not discarded) or discarded (and is then not applied), never both.
     """
     require_selection(where)
     with translate_errors("events"), transaction(engine) as conn:
-        return admin_queries.discard(conn, where, clock())
+        return admin_queries.discard(conn, where, clock(), limit=limit)
 
 
-def list_actions(engine: Engine, where: ActionFilter, *, limit: int = 50) -> list[OutboxRow]:
-    """Outbox rows matching ``where``, newest first."""
+def list_actions(
+    engine: Engine, where: ActionFilter, *, limit: int = 50, before_id: int | None = None
+) -> list[OutboxRow]:
+    """Outbox rows matching ``where``, newest first; ``before_id`` continues after a page."""
     with translate_errors("actions"), engine.connect() as conn:
-        return outbox_queries.list_outbox(conn, where, limit=limit)
+        return outbox_queries.list_outbox(conn, where, limit=limit, before_id=before_id)
 
 
 def count_actions(engine: Engine, where: ActionFilter) -> int:
@@ -180,19 +253,24 @@ def count_actions(engine: Engine, where: ActionFilter) -> int:
         return outbox_queries.count_outbox(conn, where)
 
 
-def replay_actions(engine: Engine, where: ActionFilter, *, clock: Clock = utc_now) -> int:
+def replay_actions(
+    engine: Engine, where: ActionFilter, *, clock: Clock = utc_now, limit: int | None = None
+) -> int:
     """Send dead or discarded actions matching ``where`` back to pending, due now (a worker's
-    relay runs them); returns how many."""
+    relay runs them; only the ``limit`` oldest, when given); returns how many."""
     _require_action_selection(where)
     with translate_errors("actions"), transaction(engine) as conn:
-        return outbox_queries.replay_outbox(conn, where, clock())
+        return outbox_queries.replay_outbox(conn, where, clock(), limit=limit)
 
 
-def discard_actions(engine: Engine, where: ActionFilter, *, clock: Clock = utc_now) -> int:
-    """Give up on pending or dead actions matching ``where``; returns how many."""
+def discard_actions(
+    engine: Engine, where: ActionFilter, *, clock: Clock = utc_now, limit: int | None = None
+) -> int:
+    """Give up on pending or dead actions matching ``where`` (the ``limit`` oldest, when
+    given); returns how many."""
     _require_action_selection(where)
     with translate_errors("actions"), transaction(engine) as conn:
-        return outbox_queries.discard_outbox(conn, where, clock())
+        return outbox_queries.discard_outbox(conn, where, clock(), limit=limit)
 
 
 def _require_action_selection(where: ActionFilter) -> None:
@@ -200,41 +278,68 @@ def _require_action_selection(where: ActionFilter) -> None:
         raise InvalidEventError("give action ids or at least one filter (--status, --action, …)")
 
 
-def entity_view(engine: Engine, machine: str, entity_id: str) -> EntityView:
-    """State, version, context, history and pending events of one entity."""
+def entity_view(
+    engine: Engine,
+    machine: str,
+    entity_id: str,
+    *,
+    history_limit: int | None = None,
+    history_before: int | None = None,
+) -> EntityView:
+    """State, version, context, history, pending events and armed timers of one entity.
+
+    Without ``history_limit`` every history row comes back; with it, one page of the newest
+    rows older than version ``history_before`` (``next_history_before`` continues).
+    """
     pending_filter = EventFilter(status=EventStatus.PENDING, machine=machine, entity_id=entity_id)
     with translate_errors("entities"), engine.connect() as conn:
         record = entity_queries.load_record(conn, machine, entity_id)
-        history = history_queries.load_history(conn, machine, entity_id)
+        if history_limit is None:
+            history = history_queries.load_history(conn, machine, entity_id)
+        else:
+            page = history_queries.page_history(
+                conn, machine, entity_id, limit=history_limit, before_version=history_before
+            )
+            history = list(reversed(page))
         pending = admin_queries.list_events(conn, pending_filter, limit=PENDING_LIMIT)
+        timers = timer_queries.armed_for(conn, machine, entity_id)
     if record is None and not history and not pending:
         raise EntityNotFoundError(f"no entity {machine}/{entity_id}")
+    more = history_limit is not None and len(history) == history_limit and history[0].version > 1
     return EntityView(
         machine=machine,
         entity_id=entity_id,
         record=record,
         history=tuple(history),
         pending=tuple(reversed(pending)),
+        timers=tuple(timers),
+        next_history_before=history[0].version if more else None,
     )
 
 
 __all__ = [
     "ActionFilter",
+    "ActionOperation",
     "EntityView",
     "EventDetail",
     "EventFilter",
+    "Replayed",
     "count_actions",
     "count_discard",
     "count_replay",
     "discard",
     "discard_actions",
     "entity_view",
+    "fleet_stats",
     "gauges",
+    "history_dict",
     "list_actions",
     "list_events",
+    "list_workers",
     "replay",
     "replay_actions",
     "require_selection",
     "show_event",
     "stats",
+    "transitions",
 ]

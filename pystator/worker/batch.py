@@ -82,6 +82,8 @@ class Batch:
         self.history.append(outcome.history)
         if event.id is not None:
             result = {"target_state": record.state, "version": record.version}
+            if outcome.history.machine_version is not None:
+                result["machine_version"] = outcome.history.machine_version
             self.finished.append(
                 FinishedEvent(id=event.id, status=EventStatus.COMPLETED, outcome=result)
             )

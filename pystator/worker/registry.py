@@ -1,6 +1,11 @@
 """The machines a worker or producer knows, looked up by name, with their guards and actions bound.
 
-Machines come from a directory (every ``*.yaml``, ``*.yml`` and ``*.json`` file) or a single file.
+Machines come from the database registry (:mod:`pystator.worker.stored_machines`, once
+:meth:`MachineRegistry.attach` is called: new versions are picked up while the process runs) and
+from a directory (every ``*.yaml``, ``*.yml`` and ``*.json`` file) or a single file. A name the
+database registry holds is resolved there (its current version; a retired machine is unknown);
+other names come from the files.
+
 Guards and actions come from ``--app module:factory``: ``factory()`` is called once per process and
 returns either an object with ``guards`` and ``actions`` attributes, a mapping with those keys, or a
 ``(guards, actions)`` tuple; either registry may be None. They are bound to every machine.
@@ -15,6 +20,7 @@ from typing import Any
 
 from pystator.fsm_core.errors import ConfigurationError, InvalidEventError
 from pystator.fsm_core.machine import StateMachine
+from pystator.worker.stored_machines import StoredMachines
 
 MACHINE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -24,8 +30,22 @@ class MachineRegistry:
 
     def __init__(self, machines: Iterable[StateMachine] = ()) -> None:
         self._machines: dict[str, StateMachine] = {}
+        self._stored: StoredMachines | None = None
+        self._guards: Any | None = None
+        self._actions: Any | None = None
         for machine in machines:
             self.add(machine)
+
+    def attach(self, stored: StoredMachines) -> None:
+        """Resolve names from the database registry first (its machines get this registry's
+        guards and actions bound)."""
+        stored.bind = self.bind_to
+        self._stored = stored
+
+    @property
+    def stored(self) -> StoredMachines | None:
+        """The database registry this registry consults, if attached."""
+        return self._stored
 
     def add(self, machine: StateMachine) -> None:
         """Register ``machine``; two definitions with one name are a configuration error."""
@@ -35,39 +55,57 @@ class MachineRegistry:
         self._machines[machine.name] = machine
 
     def find(self, name: str) -> StateMachine | None:
-        """The machine called ``name``, or None."""
+        """The machine called ``name`` (the database registry's current version first), or
+        None."""
+        if self._stored is not None:
+            found = self._stored.lookup(name)
+            if found.known:
+                return found.machine
         return self._machines.get(name)
 
     def get(self, name: str) -> StateMachine:
-        """The machine called ``name``; :class:`InvalidEventError` when unknown."""
-        machine = self._machines.get(name)
+        """The machine called ``name``; :class:`InvalidEventError` when unknown or retired."""
+        machine = self.find(name)
         if machine is None:
-            known = ", ".join(sorted(self._machines)) or "none loaded"
+            known = ", ".join(self.names()) or "none loaded"
             raise InvalidEventError(
-                f"unknown machine {name!r} (known: {known})", details={"machine": name}
+                f"unknown machine {name!r} (known: {known})",
+                details={"field": "machine", "rule": "unknown", "machine": name},
             )
         return machine
 
     def names(self) -> tuple[str, ...]:
-        """Names of every registered machine, sorted."""
-        return tuple(sorted(self._machines))
+        """Names of every machine this registry resolves, sorted."""
+        if self._stored is None:
+            return tuple(sorted(self._machines))
+        return tuple(n for n in sorted({*self._machines, *self._stored.names()}) if self.find(n))
 
     def __iter__(self) -> Iterator[StateMachine]:
-        return iter(self._machines.values())
+        return iter([m for m in map(self.find, self.names()) if m is not None])
 
     def __len__(self) -> int:
-        return len(self._machines)
+        return len(self.names())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._machines
+        return isinstance(name, str) and self.find(name) is not None
 
     def bind(self, guards: Any | None, actions: Any | None) -> None:
-        """Bind guard and action registries to every machine."""
+        """Bind guard and action registries to every machine (stored machines compiled later
+        get them too)."""
+        self._guards = guards if guards is not None else self._guards
+        self._actions = actions if actions is not None else self._actions
         for machine in self._machines.values():
             if guards is not None:
                 machine.bind_guards(guards)
             if actions is not None:
                 machine.bind_actions(actions)
+
+    def bind_to(self, machine: StateMachine) -> None:
+        """Bind this registry's guards and actions to ``machine`` (compiled elsewhere)."""
+        if self._guards is not None:
+            machine.bind_guards(self._guards)
+        if self._actions is not None:
+            machine.bind_actions(self._actions)
 
 
 def machine_files(path: str | Path) -> list[Path]:

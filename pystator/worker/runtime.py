@@ -44,6 +44,7 @@ from pystator.worker.outbox import OutboxRunner
 from pystator.worker.processor import Processor, ProcessorOptions
 from pystator.worker.producer import Producer
 from pystator.worker.registry import MachineRegistry, load_registry
+from pystator.worker.stored_machines import StoredMachines
 from pystator.worker.tasks import timer_publisher
 
 #: A worker whose heartbeat is this many intervals old is taken for dead (its host went silent).
@@ -129,7 +130,9 @@ class Runtime:
         observers: Sequence[FleetObserver] = (),
         concurrency: int = DEFAULT_PRODUCER_CONCURRENCY,
     ) -> Runtime:
-        """Wire a runtime from settings (machines from ``settings.machines`` / ``app``).
+        """Wire a runtime from settings (machines from the database registry, then
+        ``settings.machines``, with ``settings.app``'s guards and actions; a ``machines``
+        registry passed in is used as given).
 
         ``app`` is the Celery app to publish on (a worker passes the app it runs); by default a
         publishing-only app on ``settings.broker_url`` (none for the in-process broker).
@@ -137,23 +140,14 @@ class Runtime:
         is sized from it (:func:`pool_size`).
         """
         settings = settings or load_settings()
-        registry = (
-            machines if machines is not None else load_registry(settings.machines, settings.app)
-        )
         observer = Observers([LoggingObserver(), *observers])
         if not is_memory_broker(settings.broker_url):
             app = app or new_app(settings)
+        engine = settings_engine(settings, pool_size(settings, concurrency))
         return cls(
             settings=settings,
-            engine=fleet_engine(
-                settings.database_url,
-                pool_size=pool_size(settings, concurrency),
-                timeouts=ServerTimeouts(
-                    statement_seconds=settings.statement_timeout_seconds,
-                    idle_in_transaction_seconds=settings.idle_in_transaction_timeout_seconds,
-                ),
-            ),
-            machines=registry,
+            engine=engine,
+            machines=machines if machines is not None else machine_registry(settings, engine),
             nudger=make_nudger(settings, app, observer),
             app=app,
             observer=observer,
@@ -193,6 +187,30 @@ def pool_size(settings: Settings, concurrency: int) -> int:
     never grows past it: a thread that finds it empty waits, then gets a
     :class:`~pystator.fsm_core.errors.StoreUnavailableError`."""
     return settings.db_pool_size or max(concurrency, 1) + DUTY_CONNECTIONS
+
+
+def settings_engine(settings: Settings, size: int) -> Engine:
+    """The fleet engine on ``settings.database_url``: a fixed pool of ``size`` connections with
+    the settings' server-side timeouts."""
+    return fleet_engine(
+        settings.database_url,
+        pool_size=size,
+        timeouts=ServerTimeouts(
+            statement_seconds=settings.statement_timeout_seconds,
+            idle_in_transaction_seconds=settings.idle_in_transaction_timeout_seconds,
+        ),
+    )
+
+
+def machine_registry(settings: Settings, engine: Engine) -> MachineRegistry:
+    """The process's machines: the database registry on ``engine`` (refreshed every
+    ``PYSTATOR_REGISTRY_REFRESH_SECONDS``), then ``PYSTATOR_MACHINES``; with the guards and
+    actions of ``PYSTATOR_APP``."""
+    registry = load_registry(settings.machines, settings.app)
+    stored = StoredMachines(engine, refresh_seconds=settings.registry_refresh_seconds)
+    registry.attach(stored)
+    stored.refresh()  # the first load, before any transaction (see stored_machines)
+    return registry
 
 
 def make_nudger(
@@ -306,7 +324,9 @@ __all__ = [
     "configure",
     "current_settings",
     "get_runtime",
+    "machine_registry",
     "make_nudger",
     "make_timer_sink",
     "set_default_runtime",
+    "settings_engine",
 ]

@@ -70,7 +70,7 @@ def test_list_show_and_stats(
 def test_replay_a_dead_event_after_fixing_it(
     rig: Rig, seeded: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert "replayed events of 1 entities" in cli(capsys, "events", "replay", str(seeded["dead"]))
+    assert "replayed 1 events of 1 entities" in cli(capsys, "events", "replay", str(seeded["dead"]))
     replayed = rig.event(seeded["dead"])
     assert (replayed.status, replayed.attempts, len(replayed.errors)) == ("pending", 0, 1)
 

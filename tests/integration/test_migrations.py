@@ -22,6 +22,10 @@ TABLES = {
     "worker_timers",
     "idempotency_conflicts",
     "worker_heartbeats",
+    "machine_registry",
+    "machine_versions",
+    "api_keys",
+    "audit_log",
 }
 
 

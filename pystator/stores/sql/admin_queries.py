@@ -42,9 +42,24 @@ class EventFilter:
     machine: str | None = None
     entity_id: str | None = None
     trigger: str | None = None
+    origin: str | None = None
+    idempotency_key: str | None = None
+    error: str | None = None  # a substring of any attempt's error (case-insensitive)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
-    def where(self) -> list[sa.ColumnElement[bool]]:
-        """The SQL conditions of this filter."""
+    def is_empty(self) -> bool:
+        """True when the filter selects every event."""
+        return not self.where()
+
+    def error_matches(self, errors: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """``errors`` (a JSON column) contains the error substring, in any case."""
+        pattern = "%" + _escape_like(self.error or "") + "%"
+        return sa.cast(errors, sa.Text).ilike(pattern, escape="\\")
+
+    def where(self, *, error: bool = True) -> list[sa.ColumnElement[bool]]:
+        """The SQL conditions of this filter (values are bound parameters); ``error=False``
+        leaves the error substring out (see :func:`list_events`)."""
         conditions: list[sa.ColumnElement[bool]] = []
         if self.ids:
             conditions.append(_W.id.in_(list(self.ids)))
@@ -53,10 +68,32 @@ class EventFilter:
             (_W.machine, self.machine),
             (_W.entity_id, self.entity_id),
             (_W.trigger, self.trigger),
+            (_W.origin, self.origin),
+            (_W.idempotency_key, self.idempotency_key),
         ):
             if value is not None:
                 conditions.append(column == value)
+        if self.error and error:
+            conditions.append(self.error_matches(_W.errors))
+        if self.created_after is not None:
+            conditions.append(_W.created_at >= self.created_after)
+        if self.created_before is not None:
+            conditions.append(_W.created_at < self.created_before)
         return conditions
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _capped(
+    conditions: list[sa.ColumnElement[bool]], limit: int | None
+) -> list[sa.ColumnElement[bool]]:
+    """``conditions``, narrowed to the ``limit`` oldest matching events when a limit is given."""
+    if limit is None:
+        return conditions
+    first = sa.select(_W.id).where(*conditions).order_by(_W.id).limit(limit)
+    return [*conditions, _W.id.in_(first.scalar_subquery())]
 
 
 def get_event(conn: Connection, event_id: int) -> EventRow | None:
@@ -65,20 +102,39 @@ def get_event(conn: Connection, event_id: int) -> EventRow | None:
     return None if row is None else event_from_row(row)
 
 
-def list_events(conn: Connection, where: EventFilter, *, limit: int = 50) -> list[EventRow]:
-    """Events matching ``where``, newest first."""
-    query = sa.select(worker_events).where(*where.where()).order_by(_W.id.desc()).limit(limit)
-    return [event_from_row(r) for r in conn.execute(query).mappings()]
+def list_events(
+    conn: Connection, where: EventFilter, *, limit: int = 50, before_id: int | None = None
+) -> list[EventRow]:
+    """Events matching ``where``, newest first; with ``before_id``, only older ones than that
+    (keyset pagination: pass the last id of a page to get the next)."""
+    conditions = where.where(error=False)
+    if before_id is not None:
+        conditions.append(_W.id < before_id)
+    query = sa.select(worker_events).where(*conditions).order_by(_W.id.desc())
+    if where.error:
+        # The planner takes a substring match for very selective and would fetch every row of
+        # the other conditions, then sort; behind this fence (OFFSET 0) it walks them newest
+        # first and stops at the page's end.
+        fenced = query.offset(0).subquery()
+        query = (
+            sa.select(fenced)
+            .where(where.error_matches(fenced.c.errors))
+            .order_by(fenced.c.id.desc())
+        )
+    return [event_from_row(r) for r in conn.execute(query.limit(limit)).mappings()]
 
 
-def replay(conn: Connection, where: EventFilter, now: datetime) -> list[EntityKey]:
-    """Send finished events matching ``where`` back to ``pending`` with fresh attempts.
+def replay(
+    conn: Connection, where: EventFilter, now: datetime, *, limit: int | None = None
+) -> tuple[list[EntityKey], int]:
+    """Send finished events matching ``where`` back to ``pending`` with fresh attempts (only the
+    ``limit`` oldest of them, when given).
 
-    Their past errors are kept. Returns the entities to nudge.
+    Their past errors are kept. Returns the entities to nudge and how many events changed.
     """
-    conditions = [*where.where(), _W.status.in_(REPLAYABLE)]
+    conditions = _capped([*where.where(), _W.status.in_(REPLAYABLE)], limit)
     keys = conn.execute(sa.select(_W.machine, _W.entity_id).where(*conditions).distinct()).all()
-    conn.execute(
+    result = conn.execute(
         sa.update(worker_events)
         .where(*conditions)
         .values(
@@ -90,16 +146,19 @@ def replay(conn: Connection, where: EventFilter, now: datetime) -> list[EntityKe
             updated_at=now,
         )
     )
-    return [(k[0], k[1]) for k in keys]
+    return [(k[0], k[1]) for k in keys], int(result.rowcount)
 
 
-def discard(conn: Connection, where: EventFilter, now: datetime) -> int:
-    """Mark pending, dead or rejected events matching ``where`` as ``discarded``.
+def discard(
+    conn: Connection, where: EventFilter, now: datetime, *, limit: int | None = None
+) -> int:
+    """Mark pending, dead or rejected events matching ``where`` as ``discarded`` (only the
+    ``limit`` oldest of them, when given).
 
     Each affected entity's lock is taken first (waiting for a worker that holds it), so an
     event a worker is applying right now ends applied or discarded, never both.
     """
-    conditions = [*where.where(), _W.status.in_(DISCARDABLE)]
+    conditions = _capped([*where.where(), _W.status.in_(DISCARDABLE)], limit)
     keys = conn.execute(
         sa.select(_W.machine, _W.entity_id)
         .where(*conditions)

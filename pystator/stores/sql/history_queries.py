@@ -33,6 +33,7 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
         "actions": list(entry.actions),
         "payload": None if entry.payload is None else dict(entry.payload),
         "created_at": entry.created_at,
+        "machine_version": entry.machine_version,
     }
 
 
@@ -56,6 +57,7 @@ def history_from_row(row: RowMapping) -> HistoryEntry:
         actions=tuple(row["actions"] or ()),
         payload=row["payload"],
         created_at=as_utc(row["created_at"]) if row["created_at"] else utc_now(),
+        machine_version=row["machine_version"],
     )
 
 
@@ -69,4 +71,50 @@ def load_history(conn: Connection, machine: str, entity_id: str) -> list[History
     return [history_from_row(row) for row in conn.execute(query).mappings()]
 
 
-__all__ = ["history_from_row", "history_values", "insert_history", "load_history"]
+def page_history(
+    conn: Connection,
+    machine: str,
+    entity_id: str,
+    *,
+    limit: int,
+    before_version: int | None = None,
+) -> list[HistoryEntry]:
+    """One entity's history rows, newest version first, older than ``before_version``."""
+    conditions = [_H.machine == machine, _H.entity_id == entity_id]
+    if before_version is not None:
+        conditions.append(_H.version < before_version)
+    query = (
+        sa.select(transition_history).where(*conditions).order_by(_H.version.desc()).limit(limit)
+    )
+    return [history_from_row(row) for row in conn.execute(query).mappings()]
+
+
+def feed(
+    conn: Connection,
+    *,
+    limit: int,
+    after_id: int | None = None,
+    machine: str | None = None,
+    entity_id: str | None = None,
+) -> list[tuple[int, HistoryEntry]]:
+    """The transition feed: ``(row id, entry)`` in commit order, after ``after_id`` (a consumer
+    saves the last id it read and passes it back)."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if after_id is not None:
+        conditions.append(_H.id > after_id)
+    if machine is not None:
+        conditions.append(_H.machine == machine)
+    if entity_id is not None:
+        conditions.append(_H.entity_id == entity_id)
+    query = sa.select(transition_history).where(*conditions).order_by(_H.id).limit(limit)
+    return [(int(row["id"]), history_from_row(row)) for row in conn.execute(query).mappings()]
+
+
+__all__ = [
+    "feed",
+    "history_from_row",
+    "history_values",
+    "insert_history",
+    "load_history",
+    "page_history",
+]

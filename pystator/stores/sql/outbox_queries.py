@@ -189,10 +189,15 @@ def list_outbox(
     status: str | None = None,
     event_id: int | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> list[OutboxRow]:
-    """Outbox rows matching ``where`` (or ``status`` / ``event_id``), newest first."""
+    """Outbox rows matching ``where`` (or ``status`` / ``event_id``), newest first; with
+    ``before_id``, only older ones (keyset pagination)."""
     where = where or ActionFilter(status=status, event_id=event_id)
-    query = sa.select(action_outbox).where(*where.where()).order_by(_O.id.desc()).limit(limit)
+    conditions = where.where()
+    if before_id is not None:
+        conditions.append(_O.id < before_id)
+    query = sa.select(action_outbox).where(*conditions).order_by(_O.id.desc()).limit(limit)
     return [outbox_from_row(r) for r in conn.execute(query).mappings()]
 
 
@@ -202,22 +207,39 @@ def count_outbox(conn: Connection, where: ActionFilter) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def replay_outbox(conn: Connection, where: ActionFilter, now: datetime) -> int:
+def _capped(
+    conditions: list[sa.ColumnElement[bool]], limit: int | None
+) -> list[sa.ColumnElement[bool]]:
+    if limit is None:
+        return conditions
+    first = sa.select(_O.id).where(*conditions).order_by(_O.id).limit(limit)
+    return [*conditions, _O.id.in_(first.scalar_subquery())]
+
+
+def replay_outbox(
+    conn: Connection, where: ActionFilter, now: datetime, *, limit: int | None = None
+) -> int:
     """Send dead (or discarded) actions matching ``where`` back to pending, due now, with fresh
-    attempts (their past errors kept); returns how many."""
+    attempts (their past errors kept; only the ``limit`` oldest, when given); returns how
+    many."""
+    conditions = [*where.where(), _O.status.in_([OutboxStatus.DEAD, OutboxStatus.DISCARDED])]
     result = conn.execute(
         sa.update(action_outbox)
-        .where(*where.where(), _O.status.in_([OutboxStatus.DEAD, OutboxStatus.DISCARDED]))
+        .where(*_capped(conditions, limit))
         .values(status=OutboxStatus.PENDING, attempts=0, available_at=now, completed_at=None)
     )
     return int(result.rowcount)
 
 
-def discard_outbox(conn: Connection, where: ActionFilter, now: datetime) -> int:
-    """Give up on pending or dead actions matching ``where``; returns how many."""
+def discard_outbox(
+    conn: Connection, where: ActionFilter, now: datetime, *, limit: int | None = None
+) -> int:
+    """Give up on pending or dead actions matching ``where`` (the ``limit`` oldest, when
+    given); returns how many."""
+    conditions = [*where.where(), _O.status.in_([OutboxStatus.PENDING, OutboxStatus.DEAD])]
     result = conn.execute(
         sa.update(action_outbox)
-        .where(*where.where(), _O.status.in_([OutboxStatus.PENDING, OutboxStatus.DEAD]))
+        .where(*_capped(conditions, limit))
         .values(status=OutboxStatus.DISCARDED, completed_at=now)
     )
     return int(result.rowcount)

@@ -41,6 +41,8 @@ TRIGGER_LENGTH = 200
 IDEMPOTENCY_KEY_LENGTH = 255
 FINGERPRINT_LENGTH = 64
 WORKER_ID_LENGTH = 200
+PRINCIPAL_LENGTH = 200
+ROLE_LENGTH = 16
 
 
 def _ts(name: str, *, nullable: bool = False) -> Column[object]:
@@ -76,6 +78,9 @@ transition_history = Table(
     Column("actions", JsonType, nullable=False),
     Column("payload", JsonType, nullable=True),
     _ts("created_at"),
+    # the registry version (machine_versions.version) of the definition that applied it; NULL
+    # when the definition came from a file or from code
+    Column("machine_version", Integer, nullable=True),
     UniqueConstraint("machine", "entity_id", "version"),
 )
 
@@ -121,6 +126,10 @@ worker_events = Table(
         sqlite_where=text("status = 'pending'"),
     ),
     Index("ix_worker_events_status_updated", "status", "updated_at"),
+    # operator listings, newest first, by status or by entity (keyset pagination on id)
+    Index("ix_worker_events_status_id", "status", "id"),
+    Index("ix_worker_events_entity_id", "entity_id", "id"),
+    Index("ix_worker_events_created_at", "created_at"),  # time-window listings
 )
 
 # Outbox statuses: pending -> done | dead
@@ -205,16 +214,77 @@ worker_heartbeats = Table(
     Index("ix_worker_heartbeats_host", "host"),
 )
 
+# The machine registry: one row per machine name, pointing at its current version (or retired).
+machine_registry = Table(
+    "machine_registry",
+    metadata,
+    Column("name", String(MACHINE_NAME_LENGTH), primary_key=True),
+    Column("current_version", Integer, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _ts("retired_at", nullable=True),  # retired: producers refuse it, history stays
+)
+
+# Every version of every stored machine; rows are only ever inserted (versions are immutable).
+machine_versions = Table(
+    "machine_versions",
+    metadata,
+    Column("name", String(MACHINE_NAME_LENGTH), primary_key=True),
+    Column("version", Integer, primary_key=True),  # 1, 2, 3, ... per name
+    Column("definition", JsonType, nullable=False),  # the validated document, as parsed
+    Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),  # sha256 of canonical JSON
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+)
+
+# API keys, stored as the sha256 of the key (keys are random: a slow hash would add nothing).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),  # the key's first characters, for listings
+    Column("key_hash", String(FINGERPRINT_LENGTH), nullable=False),
+    Column("role", String(ROLE_LENGTH), nullable=False),
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+    _ts("revoked_at", nullable=True),
+    UniqueConstraint("key_hash"),
+)
+
+# One row per mutation through the HTTP API: who, when, which route, what it selected, how many.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    _ts("at"),
+    Column("principal", String(PRINCIPAL_LENGTH), nullable=False),
+    Column("role", String(ROLE_LENGTH), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("route", String(200), nullable=False),  # the route's path template
+    Column("target", String(400), nullable=True),  # a machine name, an event id, a key id
+    Column("selection", JsonType, nullable=True),  # ids, filters, dry_run, limit as given
+    Column("affected", Integer, nullable=True),
+    Column("status", Integer, nullable=False),  # the HTTP status answered
+    Index("ix_audit_log_at", "at"),
+)
+
 __all__ = [
     "ENTITY_ID_LENGTH",
     "FINGERPRINT_LENGTH",
     "IDEMPOTENCY_KEY_LENGTH",
     "MACHINE_NAME_LENGTH",
+    "PRINCIPAL_LENGTH",
+    "ROLE_LENGTH",
     "TRIGGER_LENGTH",
     "WORKER_ID_LENGTH",
     "action_outbox",
+    "api_keys",
+    "audit_log",
     "entity_states",
     "idempotency_conflicts",
+    "machine_registry",
+    "machine_versions",
     "metadata",
     "transition_history",
     "worker_events",

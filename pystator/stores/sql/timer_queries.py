@@ -195,6 +195,34 @@ def count(conn: Connection) -> int:
     return int(conn.execute(query).scalar() or 0)
 
 
+def armed_for(conn: Connection, machine: str, entity_id: str) -> list[dict[str, Any]]:
+    """The timers armed for one entity (set-aside ones included, marked), soonest first."""
+    query = (
+        sa.select(worker_timers)
+        .where(_T.machine == machine, _T.entity_id == entity_id)
+        .order_by(_T.due_at)
+    )
+    return [
+        {
+            "timer_id": row.timer_id,
+            "trigger": row.trigger,
+            "key": row.timer_key,
+            "state": row.timer_state,
+            "entry": int(row.timer_entry),
+            "due_at": as_utc(row.due_at),
+            "attempts": int(row.attempts),
+            "dead": row.dead_at is not None,
+        }
+        for row in conn.execute(query)
+    ]
+
+
+def count_for_machine(conn: Connection, machine: str) -> int:
+    """How many timers of ``machine`` are armed (set-aside ones not included)."""
+    query = sa.select(sa.func.count()).where(_T.machine == machine, _T.dead_at.is_(None))
+    return int(conn.execute(query).scalar() or 0)
+
+
 def _due_order(timer: ArmedTimer) -> tuple[datetime, str]:
     assert timer.due_at is not None
     return (timer.due_at, timer.timer_id)
@@ -203,8 +231,10 @@ def _due_order(timer: ArmedTimer) -> tuple[datetime, str]:
 __all__ = [
     "any_due",
     "arm",
+    "armed_for",
     "cancel",
     "count",
+    "count_for_machine",
     "due_ids",
     "hand_off",
     "record_failure",

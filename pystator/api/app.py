@@ -1,0 +1,75 @@
+"""The FastAPI application: routes, the error shape, the body limit, and the process's services.
+
+``create_app()`` builds the app; its services (database pool, machines, producer, auth) are
+built when it starts and closed when it stops. ``pystator api`` and ``uvicorn
+pystator.api.main:app`` both serve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pystator.api import problems
+from pystator.api.auth import check_bind
+from pystator.api.limits import BodySizeLimit
+from pystator.api.routes import ROUTERS
+from pystator.api.routes.root import VERSION
+from pystator.api.services import Services, build_services
+from pystator.logging import get_logger
+from pystator.settings import Settings, load_settings
+
+log = get_logger("pystator.api")
+
+DESCRIPTION = """\
+The pystator HTTP API: validate and process machine definitions, manage the machine registry,
+submit events to the worker fleet, inspect and repair it. Authenticate with
+`Authorization: Bearer <API key or JWT>` (or `X-API-Key`); errors are
+`application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The app. ``settings`` default to the environment's (read when the app starts);
+    ``services`` given by the caller are used as they are (and not closed)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        built = services or build_services(settings or load_settings())
+        try:
+            check_bind(built.settings.api_host, built.auth)
+        except BaseException:
+            if own:
+                built.close()
+            raise
+        app.state.services = built
+        log.info(
+            "api_started",
+            host=built.settings.api_host,
+            auth="configured" if built.auth.configured() else "loopback only",
+            pool=built.settings.api_db_pool_size,
+        )
+        try:
+            yield
+        finally:
+            if own:
+                built.close()
+
+    app = FastAPI(
+        title="pystator",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    max_bytes = (settings or load_settings()).api_max_body_bytes
+    app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    return app
+
+
+__all__ = ["create_app"]

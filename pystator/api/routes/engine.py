@@ -1,0 +1,41 @@
+"""The engine over HTTP: ``POST /api/v1/validate`` (also ``/machines/validate``) and
+``POST /api/v1/process``. Nothing is stored and no action runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from pystator.api.deps import ServicesDep, Viewer
+from pystator.api.schemas.common import PROBLEMS
+from pystator.api.schemas.machines import ConfigIn, ProcessIn, ProcessOut, SummaryOut, ValidOut
+from pystator.fsm_core.machine import StateMachine
+from pystator.fsm_core.summary import result_to_dict, summarize
+from pystator.worker import machine_store
+
+router = APIRouter(prefix="/api/v1", tags=["engine"], responses=PROBLEMS)
+
+
+@router.post("/validate", response_model=ValidOut)
+@router.post("/machines/validate", response_model=ValidOut)
+def validate(body: ConfigIn, _viewer: Viewer) -> ValidOut:
+    """200 with a summary, or 422 listing every problem with its path."""
+    machine = StateMachine.from_dict(machine_store.canonical(body.config), source="<request>")
+    return ValidOut(valid=True, summary=SummaryOut(**summarize(machine).to_dict()))
+
+
+@router.post("/process", response_model=ProcessOut)
+def process(body: ProcessIn, services: ServicesDep, _viewer: Viewer) -> dict[str, Any]:
+    """The transition ``trigger`` takes from ``current_state`` (a rejected one is 200 with
+    ``success: false`` and the reason in ``error``)."""
+    if body.config is not None:
+        machine = StateMachine.from_dict(machine_store.canonical(body.config), source="<request>")
+    elif body.version is not None:
+        assert body.machine is not None
+        detail = machine_store.show_machine(services.engine, body.machine, version=body.version)
+        machine = detail.machine(services.machines.bind_to)
+    else:
+        assert body.machine is not None
+        machine = services.machines.get(body.machine)
+    return result_to_dict(machine.process(body.current_state, body.trigger, body.context))

@@ -1,0 +1,44 @@
+"""Shared pieces of the request and response models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """A response body, readable from the operations' dataclasses."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Problem(BaseModel):
+    """The error shape of every route (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+#: ``responses=`` of routes: the problem shape for every error status.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": description}
+    for status, description in (
+        (401, "no or invalid credentials"),
+        (403, "the caller's role does not allow it"),
+        (422, "invalid input: every problem with its path"),
+    )
+}
+
+
+__all__ = ["PROBLEMS", "Out", "Problem", "Strict"]

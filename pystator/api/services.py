@@ -1,0 +1,79 @@
+"""What one API process holds: settings, the database engine, machines, the producer, auth.
+
+Built once per process when the app starts (:func:`build_services`) and closed when it stops.
+The database pool is fixed: ``PYSTATOR_API_DB_POOL_SIZE`` connections per API process all told
+(default 5) — :data:`~pystator.settings.API_AUTOCOMMIT_CONNECTIONS` (2) of them serve single
+submits and audit rows (autocommit, one statement each), the rest everything else (listings,
+batches, repairs, the readiness check, the registry refresh). A request that finds the pool busy
+waits up to 10 s, then gets 503.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from pystator.api.auth import Authenticator
+from pystator.migrations import prepare_embedded
+from pystator.settings import API_AUTOCOMMIT_CONNECTIONS, Settings
+from pystator.stores.sql.connections import dispose
+from pystator.worker.audit import AuditWriter
+from pystator.worker.door import Limits
+from pystator.worker.nudge import Nudger
+from pystator.worker.producer import Producer
+from pystator.worker.registry import MachineRegistry
+from pystator.worker.runtime import machine_registry, make_nudger, settings_engine
+
+
+@dataclass
+class Services:
+    """The long-lived parts the routes use (one per API process)."""
+
+    settings: Settings
+    engine: Engine
+    machines: MachineRegistry
+    nudger: Nudger
+    producer: Producer
+    auth: Authenticator
+    audit: AuditWriter
+
+    def close(self) -> None:
+        """Write queued audit rows, flush pending nudges, release the database connections."""
+        self.audit.close()
+        self.nudger.flush()
+        dispose(self.engine)
+
+
+def api_pool_size(settings: Settings) -> int:
+    """Connections of the API's main pool (the autocommit companion holds the rest)."""
+    return settings.api_db_pool_size - API_AUTOCOMMIT_CONNECTIONS
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire an API process from ``settings`` (migrating an embedded SQLite database first)."""
+    prepare_embedded(settings.database_url)
+    engine = settings_engine(settings, api_pool_size(settings))
+    machines = machine_registry(settings, engine)
+    nudger = make_nudger(settings)
+    producer = Producer(
+        engine=engine,
+        machines=machines,
+        nudger=nudger,
+        limits=Limits(
+            max_context_bytes=settings.max_context_bytes,
+            max_context_depth=settings.max_context_depth,
+        ),
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        machines=machines,
+        nudger=nudger,
+        producer=producer,
+        auth=Authenticator.from_settings(settings, engine),
+        audit=AuditWriter(engine),
+    )
+
+
+__all__ = ["Services", "api_pool_size", "build_services"]

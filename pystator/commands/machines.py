@@ -1,0 +1,87 @@
+"""``pystator machines sync|list|show``: the machine registry in the database."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+
+from pystator.fsm_core.summary import summarize
+from pystator.migrations import prepare_embedded
+from pystator.settings import load_settings
+from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.worker import machine_store
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``machines`` command group."""
+    machines = sub.add_parser("machines", help="the machine registry in the database")
+    msub = machines.add_subparsers(dest="machines_command", metavar="ACTION", required=True)
+    sync = msub.add_parser("sync", help="publish every definition in DIR (changed ones only)")
+    sync.add_argument("path", metavar="DIR", help="directory (or file) of definitions")
+    sync.set_defaults(func=cmd_sync)
+    listing = msub.add_parser("list", help="stored machines and their current versions")
+    listing.add_argument("--all", action="store_true", help="include retired machines")
+    listing.set_defaults(func=cmd_list)
+    show = msub.add_parser("show", help="a stored machine's definition and versions")
+    show.add_argument("name")
+    show.add_argument("--version", type=int, default=None, help="default: the current one")
+    show.set_defaults(func=cmd_show)
+
+
+def _who() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """``machines sync DIR``: one line per definition (new version, or unchanged)."""
+    settings = load_settings()
+    prepare_embedded(settings.database_url)
+    engine = fleet_engine(settings.database_url, pool_size=1)
+    try:
+        results = machine_store.sync_directory(engine, args.path, by=_who())
+    finally:
+        dispose(engine)
+    for result in results:
+        verdict = "new version" if result.created else "unchanged"
+        print(f"{result.name}: version {result.version} ({verdict})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``machines list``."""
+    engine = fleet_engine(load_settings().database_url, pool_size=1)
+    try:
+        records = machine_store.list_machines(engine, include_retired=args.all)
+    finally:
+        dispose(engine)
+    for record in records:
+        retired = f"  retired {record.retired_at:%Y-%m-%d %H:%M}" if record.retired_at else ""
+        print(f"{record.name}  version {record.current_version}{retired}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``machines show NAME``: summary, versions and the definition as JSON."""
+    engine = fleet_engine(load_settings().database_url, pool_size=1)
+    try:
+        detail = machine_store.show_machine(engine, args.name, version=args.version)
+    finally:
+        dispose(engine)
+    data = {
+        "name": detail.record.name,
+        "current_version": detail.record.current_version,
+        "retired_at": detail.record.retired_at.isoformat() if detail.record.retired_at else None,
+        "version": detail.version.version,
+        "summary": str(summarize(detail.machine())),
+        "versions": [
+            {"version": v.version, "by": v.created_by, "at": v.created_at.isoformat()}
+            for v in detail.versions
+        ],
+        "definition": detail.version.definition,
+    }
+    print(json.dumps(data, indent=2))
+    return 0
