@@ -75,6 +75,7 @@ class Duties:
             stall_seconds=settings.stall_seconds,
             hung=runtime.outbox.hung_actions,
             extra=lambda: {"nudges": runtime.processor.nudges.as_dict()},
+            rollups=runtime.rollups,
         )
         self.spawn(heartbeat.name, lambda stop, _tick: heartbeat.run(stop))
         if self.timers:

@@ -29,9 +29,10 @@ from sqlalchemy.pool import NullPool
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
-from pystator.stores.sql import heartbeat_queries, locking
+from pystator.stores.sql import heartbeat_queries, locking, rollup_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, translate_errors
+from pystator.worker.rollups import EventRollups
 
 log = get_logger("pystator.worker")
 
@@ -153,6 +154,7 @@ class Heartbeat:
         stall_seconds: float,
         hung: HungActions | None = None,
         extra: Callable[[], Mapping[str, Any]] | None = None,
+        rollups: EventRollups | None = None,
     ) -> None:
         self.engine = engine
         self.status = status
@@ -160,14 +162,23 @@ class Heartbeat:
         self.stall_seconds = stall_seconds
         self.hung = hung
         self.extra = extra
+        self.rollups = rollups
 
     def beat_once(self) -> dict[str, Any]:
-        """Write one snapshot (plus ``extra()`` in its ``info``); returns it."""
+        """Write one snapshot (plus ``extra()`` in its ``info``) and the event counts gathered
+        since the last beat, in one transaction; returns the snapshot."""
         values = self.status.snapshot(self.stall_seconds, self.hung)
         if self.extra is not None:
             values["info"].update(self.extra())
-        with translate_errors("heartbeat"), transaction(self.engine) as conn:
-            heartbeat_queries.beat(conn, values)
+        counts = self.rollups.take() if self.rollups is not None else {}
+        try:
+            with translate_errors("heartbeat"), transaction(self.engine) as conn:
+                heartbeat_queries.beat(conn, values)
+                rollup_queries.add(conn, counts)
+        except BaseException:
+            if self.rollups is not None:
+                self.rollups.restore(counts)
+            raise
         return values
 
     def run(self, stop: threading.Event) -> None:
@@ -182,10 +193,12 @@ class Heartbeat:
         self.stopped(self.status.clock())
 
     def stopped(self, now: datetime) -> None:
-        """Mark this worker stopped (best effort)."""
+        """Mark this worker stopped and write its last counts (best effort)."""
+        counts = self.rollups.take() if self.rollups is not None else {}
         try:
             with translate_errors("heartbeat"), transaction(self.engine) as conn:
                 heartbeat_queries.mark_stopped(conn, self.status.worker_id, now)
+                rollup_queries.add(conn, counts)
         except StoreError as exc:
             log.warning("heartbeat_stop_not_recorded", error=str(exc))
 

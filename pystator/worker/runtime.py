@@ -20,8 +20,9 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.backoff import Backoff
-from pystator.fsm_core.errors import SettingsError
+from pystator.fsm_core.errors import SettingsError, StoreError
 from pystator.fsm_core.records import ArmedTimer
+from pystator.logging import get_logger
 from pystator.schedulers.fleet_celery_timers import CeleryTimerSink
 from pystator.schedulers.fleet_redis_timers import RedisTimerSink
 from pystator.schedulers.fleet_timers import (
@@ -44,8 +45,11 @@ from pystator.worker.outbox import OutboxRunner
 from pystator.worker.processor import Processor, ProcessorOptions
 from pystator.worker.producer import Producer
 from pystator.worker.registry import MachineRegistry, load_registry
+from pystator.worker.rollups import EventRollups
 from pystator.worker.stored_machines import StoredMachines
 from pystator.worker.tasks import timer_publisher
+
+log = get_logger("pystator.worker")
 
 #: A worker whose heartbeat is this many intervals old is taken for dead (its host went silent).
 DEAD_AFTER_BEATS = 6
@@ -72,9 +76,12 @@ class Runtime:
     processor: Processor = field(init=False)
     outbox: OutboxRunner = field(init=False)
     producer: Producer = field(init=False)
+    rollups: EventRollups = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
+        self.rollups = EventRollups()
+        self.observer.add(self.rollups)  # written to event_rollups by the heartbeat
         retry = Backoff(
             base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
         )
@@ -175,7 +182,12 @@ class Runtime:
         return timedelta(seconds=max(2 * self.settings.relay_interval_seconds, 1.0))
 
     def close(self) -> None:
-        """Release database connections, the timer backend's client and the action threads."""
+        """Write the event counts not yet written, release database connections, the timer
+        backend's client and the action threads."""
+        try:
+            self.rollups.flush(self.engine)
+        except StoreError as exc:
+            log.warning("rollups_not_written", error=str(exc))
         self.timers.close()
         self.outbox.close()
         dispose(self.engine)

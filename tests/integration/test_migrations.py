@@ -21,6 +21,7 @@ TABLES = {
     "action_outbox",
     "worker_timers",
     "idempotency_conflicts",
+    "event_rollups",
     "worker_heartbeats",
     "machine_registry",
     "machine_versions",

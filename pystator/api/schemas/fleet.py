@@ -136,6 +136,7 @@ class MinuteOut(Out):
 
     minute: str
     applied: int
+    rejected: int
     retried: int
     dead: int
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -110,6 +111,7 @@ worker_events = Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("completed_at", nullable=True),
+    _ts("last_duplicate_at", nullable=True),  # the key's last repeat with the same content
     UniqueConstraint("machine", "idempotency_key"),
     Index(
         "ix_worker_events_pending_due",
@@ -130,6 +132,12 @@ worker_events = Table(
     Index("ix_worker_events_status_id", "status", "id"),
     Index("ix_worker_events_entity_id", "entity_id", "id"),
     Index("ix_worker_events_created_at", "created_at"),  # time-window listings
+    Index(
+        "ix_worker_events_last_duplicate_at",
+        "last_duplicate_at",
+        postgresql_where=text("last_duplicate_at IS NOT NULL"),
+        sqlite_where=text("last_duplicate_at IS NOT NULL"),
+    ),
 )
 
 # Outbox statuses: pending -> done | dead
@@ -194,6 +202,18 @@ idempotency_conflicts = Table(
     Column("fingerprint", String(FINGERPRINT_LENGTH), nullable=False),
     _ts("created_at"),
     Index("ix_idempotency_conflicts_created_at", "created_at"),
+)
+
+# Events per minute, machine and outcome (applied, rejected, stale, retried, dead), added up by
+# the workers: what charts read, kept apart from the events retention removes.
+event_rollups = Table(
+    "event_rollups",
+    metadata,
+    _ts("minute", nullable=False),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("minute", "machine", "outcome"),
 )
 
 # One row per worker process (a prefork child included): what it is and whether it progresses.
@@ -282,6 +302,7 @@ __all__ = [
     "api_keys",
     "audit_log",
     "entity_states",
+    "event_rollups",
     "idempotency_conflicts",
     "machine_registry",
     "machine_versions",

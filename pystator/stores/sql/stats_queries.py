@@ -1,9 +1,8 @@
 """Fleet statistics from the tables (never from process memory): counts by machine and status,
 the backlog, the oldest due event's age, and applied / retried / dead events per minute.
 
-Per-minute counts read events whose ``updated_at`` lies in the window, through the
-``(status, updated_at)`` index; retries come from the ``at`` of each failed attempt kept in
-``worker_events.errors``.
+Per-minute counts come from ``event_rollups`` (what the workers counted as they committed), so
+they survive restarts and outlive the events retention removes.
 """
 
 from __future__ import annotations
@@ -17,31 +16,14 @@ from sqlalchemy.engine import Connection
 
 from pystator.clock import as_utc
 from pystator.fsm_core.records import EventStatus
-from pystator.stores.sql.locking import is_postgres
+from pystator.stores.sql import rollup_queries
 from pystator.stores.sql.schema import worker_events
 
 _W = worker_events.c
 _ALL_STATUSES = [str(s) for s in EventStatus]
 
-_RETRIES_PG = sa.text(
-    """
-    SELECT substr(e->>'at', 1, 16) AS minute, count(*) AS n
-    FROM worker_events AS w, jsonb_array_elements(w.errors) AS e
-    WHERE w.status = ANY(:statuses) AND w.updated_at >= :since
-      AND e->>'at' >= :since_text AND (e->>'attempt')::int < w.max_attempts
-    GROUP BY 1
-    """
-).bindparams(sa.bindparam("since", type_=_W.updated_at.type))
-_RETRIES_SQLITE = sa.text(
-    """
-    SELECT substr(json_extract(e.value, '$.at'), 1, 16) AS minute, count(*) AS n
-    FROM worker_events AS w, json_each(w.errors) AS e
-    WHERE w.status IN (SELECT value FROM json_each(:statuses_json)) AND w.updated_at >= :since
-      AND json_extract(e.value, '$.at') >= :since_text
-      AND CAST(json_extract(e.value, '$.attempt') AS INTEGER) < w.max_attempts
-    GROUP BY 1
-    """
-).bindparams(sa.bindparam("since", type_=_W.updated_at.type))
+#: What :func:`per_minute` reports for each minute.
+MINUTE_OUTCOMES = ("applied", "rejected", "retried", "dead")
 
 
 def by_machine(conn: Connection) -> dict[str, dict[str, int]]:
@@ -65,64 +47,19 @@ def backlog(conn: Connection, now: datetime) -> dict[str, Any]:
 
 
 def per_minute(conn: Connection, now: datetime, *, minutes: int = 60) -> list[dict[str, Any]]:
-    """Applied, retried (failed attempts that will be tried again) and dead events for each of
-    the last ``minutes`` minutes, oldest first (``minute`` as ``YYYY-MM-DDTHH:MM`` UTC)."""
+    """Applied, rejected, retried (failed attempts that will be tried again) and dead events
+    for each of the last ``minutes`` minutes, oldest first (``minute`` as ``YYYY-MM-DDTHH:MM``
+    UTC), from ``event_rollups`` (what the workers counted; it outlives the events)."""
     since = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
-    buckets = {
-        (since + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M"): {
-            "applied": 0,
-            "retried": 0,
-            "dead": 0,
-        }
+    buckets: dict[str, dict[str, int]] = {
+        (since + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M"): dict.fromkeys(MINUTE_OUTCOMES, 0)
         for i in range(minutes)
     }
-    for status, name in ((EventStatus.COMPLETED, "applied"), (EventStatus.DEAD, "dead")):
-        for minute, count in _finished_per_minute(conn, status, since):
-            if minute in buckets:
-                buckets[minute][name] += count
-    for minute, count in _retries_per_minute(conn, since):
-        if minute in buckets:
-            buckets[minute]["retried"] += count
+    for minute, outcome, count in rollup_queries.per_minute(conn, since):
+        bucket = buckets.get(minute.strftime("%Y-%m-%dT%H:%M"))
+        if bucket is not None and outcome in bucket:
+            bucket[outcome] += count
     return [{"minute": minute, **counts} for minute, counts in buckets.items()]
 
 
-def _finished_per_minute(
-    conn: Connection, status: EventStatus, since: datetime
-) -> list[tuple[str, int]]:
-    if is_postgres(conn):
-        minute: sa.ColumnElement[Any] = sa.func.to_char(
-            sa.func.timezone("UTC", _W.updated_at), 'YYYY-MM-DD"T"HH24:MI'
-        )
-    else:
-        minute = sa.func.strftime("%Y-%m-%dT%H:%M", _W.updated_at)
-    query = (
-        sa.select(minute, sa.func.count())
-        .where(_W.status == status, _W.updated_at >= since)
-        .group_by(minute)
-    )
-    return [(str(m), int(n)) for m, n in conn.execute(query).all()]
-
-
-def _retries_per_minute(conn: Connection, since: datetime) -> list[tuple[str, int]]:
-    since_text = since.isoformat()
-    if is_postgres(conn):
-        rows = conn.execute(
-            _RETRIES_PG, {"statuses": _ALL_STATUSES, "since": since, "since_text": since_text}
-        )
-    else:
-        rows = conn.execute(
-            _RETRIES_SQLITE,
-            {
-                "statuses_json": _json_list(_ALL_STATUSES),
-                "since": since,
-                "since_text": since_text,
-            },
-        )
-    return [(str(m), int(n)) for m, n in rows.all()]
-
-
-def _json_list(items: list[str]) -> str:
-    return "[" + ",".join(f'"{item}"' for item in items) + "]"
-
-
-__all__ = ["backlog", "by_machine", "per_minute"]
+__all__ = ["MINUTE_OUTCOMES", "backlog", "by_machine", "per_minute"]

@@ -57,7 +57,12 @@ def _upsert(conn: Connection) -> sa.Executable:
     same = sa.or_(_W.fingerprint.is_(None), _W.fingerprint == statement.excluded.fingerprint)
     return statement.on_conflict_do_update(
         index_elements=[_W.machine, _W.idempotency_key],
-        set_={"duplicate_count": _W.duplicate_count + sa.case((same, 1), else_=0)},
+        set_={
+            "duplicate_count": _W.duplicate_count + sa.case((same, 1), else_=0),
+            "last_duplicate_at": sa.case(
+                (same, statement.excluded.updated_at), else_=_W.last_duplicate_at
+            ),
+        },
     ).returning(_W.id, _W.duplicate_count, _W.fingerprint, _W.idempotency_key, _W.machine)
 
 
@@ -85,7 +90,11 @@ _UPSERT_FROM_ARRAYS = sa.text(
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
         WHEN worker_events.fingerprint IS NULL
-          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN 1 ELSE 0 END
+          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN 1 ELSE 0 END,
+      last_duplicate_at = CASE
+        WHEN worker_events.fingerprint IS NULL
+          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN EXCLUDED.updated_at
+        ELSE worker_events.last_duplicate_at END
     RETURNING id, duplicate_count, fingerprint, idempotency_key, machine
     """
 )
@@ -104,7 +113,11 @@ _UPSERT_ONE_SQL = """
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
         WHEN worker_events.fingerprint IS NULL
-          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN 1 ELSE 0 END
+          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN 1 ELSE 0 END,
+      last_duplicate_at = CASE
+        WHEN worker_events.fingerprint IS NULL
+          OR worker_events.fingerprint = EXCLUDED.fingerprint THEN EXCLUDED.updated_at
+        ELSE worker_events.last_duplicate_at END
     RETURNING id, duplicate_count, fingerprint
 """
 _UPSERT_ONE = sa.text(re.sub(r"%\((\w+)\)s", r":\1", _UPSERT_ONE_SQL))
