@@ -114,11 +114,19 @@ class Replayed:
 
 
 def list_events(
-    engine: Engine, where: EventFilter, *, limit: int = 50, before_id: int | None = None
+    engine: Engine,
+    where: EventFilter,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    after_id: int | None = None,
 ) -> list[EventRow]:
-    """Events matching ``where``, newest first; ``before_id`` continues after a page's last id."""
+    """Events matching ``where``, newest first; ``before_id`` continues after a page's last id,
+    ``after_id`` gives the oldest ones newer than that (oldest first)."""
     with translate_errors("events"), engine.connect() as conn:
-        return admin_queries.list_events(conn, where, limit=limit, before_id=before_id)
+        return admin_queries.list_events(
+            conn, where, limit=limit, before_id=before_id, after_id=after_id
+        )
 
 
 def show_event(engine: Engine, event_id: int) -> EventDetail:
@@ -238,6 +246,91 @@ def discard(
         return admin_queries.discard(conn, where, clock(), limit=limit)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BulkChange:
+    """What a retry or discard by selection did (or, on a dry run, would do): the rows the
+    selection matches now, how many of them one call changes (at most ``limit``, the oldest
+    first), how many it changed (None on a dry run) and, for event retries, the entities
+    nudged."""
+
+    dry_run: bool
+    matched: int
+    selected: int
+    limit: int
+    affected: int | None
+    entities: int | None = None
+
+
+def bulk_retry_events(
+    engine: Engine,
+    where: EventFilter,
+    nudger: Nudger,
+    *,
+    limit: int,
+    dry_run: bool,
+    clock: Clock = utc_now,
+) -> BulkChange:
+    """:func:`count_replay`, then (unless ``dry_run``) :func:`replay` of the ``limit`` oldest:
+    what the CLI, the HTTP API and the dashboard run."""
+    matched = count_replay(engine, where)
+    if dry_run:
+        return BulkChange(
+            dry_run=True, matched=matched, selected=min(matched, limit), limit=limit, affected=None
+        )
+    replayed = (
+        replay(engine, where, nudger, clock=clock, limit=limit)
+        if matched
+        else Replayed(events=0, entities=0)
+    )
+    return BulkChange(
+        dry_run=False,
+        matched=matched,
+        selected=min(matched, limit),
+        limit=limit,
+        affected=replayed.events,
+        entities=replayed.entities,
+    )
+
+
+def bulk_discard_events(
+    engine: Engine, where: EventFilter, *, limit: int, dry_run: bool, clock: Clock = utc_now
+) -> BulkChange:
+    """:func:`count_discard`, then (unless ``dry_run``) :func:`discard` of the ``limit``
+    oldest."""
+    matched = count_discard(engine, where)
+    affected = None
+    if not dry_run:
+        affected = discard(engine, where, clock=clock, limit=limit) if matched else 0
+    return BulkChange(
+        dry_run=dry_run,
+        matched=matched,
+        selected=min(matched, limit),
+        limit=limit,
+        affected=affected,
+    )
+
+
+def bulk_actions(
+    engine: Engine,
+    where: ActionFilter,
+    operation: ActionOperation,
+    *,
+    limit: int,
+    dry_run: bool,
+) -> BulkChange:
+    """:func:`count_actions`, then (unless ``dry_run``) ``operation``
+    (:func:`replay_actions` or :func:`discard_actions`) on the ``limit`` oldest."""
+    matched = count_actions(engine, where)
+    affected = None if dry_run else operation(engine, where, limit=limit)
+    return BulkChange(
+        dry_run=dry_run,
+        matched=matched,
+        selected=min(matched, limit),
+        limit=limit,
+        affected=affected,
+    )
+
+
 def list_actions(
     engine: Engine, where: ActionFilter, *, limit: int = 50, before_id: int | None = None
 ) -> list[OutboxRow]:
@@ -320,10 +413,14 @@ def entity_view(
 __all__ = [
     "ActionFilter",
     "ActionOperation",
+    "BulkChange",
     "EntityView",
     "EventDetail",
     "EventFilter",
     "Replayed",
+    "bulk_actions",
+    "bulk_discard_events",
+    "bulk_retry_events",
     "count_actions",
     "count_discard",
     "count_replay",

@@ -63,14 +63,9 @@ def _bulk(
     where = ActionFilter(ids=tuple(body.ids), **(body.filter or ActionFilterIn()).model_dump())
     cap = services.settings.api_bulk_limit
     limit = cap if body.limit is None else min(body.limit, cap)
-    matched = admin.count_actions(services.engine, where)
-    affected = None if body.dry_run else operation(services.engine, where, limit=limit)
-    selection = body.model_dump(mode="json", exclude_none=True) | {"limit": limit}
-    audit.write(status=200, selection=selection, affected=affected)
-    return BulkOut(
-        dry_run=body.dry_run,
-        matched=matched,
-        selected=min(matched, limit),
-        affected=affected,
-        limit=limit,
+    change = admin.bulk_actions(
+        services.engine, where, operation, limit=limit, dry_run=body.dry_run
     )
+    selection = body.model_dump(mode="json", exclude_none=True) | {"limit": limit}
+    audit.write(status=200, selection=selection, affected=change.affected)
+    return BulkOut.model_validate(change)

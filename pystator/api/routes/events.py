@@ -145,23 +145,12 @@ def show_event(event_id: int, services: ServicesDep, _viewer: Viewer) -> EventDe
 def retry(body: Selection, services: ServicesDep, _operator: Operator, audit: AuditDep) -> BulkOut:
     """Send finished events (dead, rejected, stale, discarded, cancelled) back to pending with
     fresh attempts and nudge the workers; by ids and/or filter, the oldest ``limit`` first."""
-    where = _selection(body)
     limit = _cap(body, services)
-    matched = admin.count_replay(services.engine, where)
-    result = BulkOut(
-        dry_run=body.dry_run,
-        matched=matched,
-        selected=min(matched, limit),
-        affected=None,
-        limit=limit,
+    change = admin.bulk_retry_events(
+        services.engine, _selection(body), services.nudger, limit=limit, dry_run=body.dry_run
     )
-    if not body.dry_run and matched:
-        replayed = admin.replay(services.engine, where, services.nudger, limit=limit)
-        result.affected, result.entities = replayed.events, replayed.entities
-    elif not body.dry_run:
-        result.affected = 0
-    audit.write(status=200, selection=_audited(body, limit), affected=result.affected)
-    return result
+    audit.write(status=200, selection=_audited(body, limit), affected=change.affected)
+    return BulkOut.model_validate(change)
 
 
 @router.post("/discard", response_model=BulkOut)
@@ -170,20 +159,12 @@ def discard(
 ) -> BulkOut:
     """Mark pending, dead or rejected events discarded; by ids and/or filter, the oldest
     ``limit`` first."""
-    where = _selection(body)
     limit = _cap(body, services)
-    matched = admin.count_discard(services.engine, where)
-    result = BulkOut(
-        dry_run=body.dry_run,
-        matched=matched,
-        selected=min(matched, limit),
-        affected=None,
-        limit=limit,
+    change = admin.bulk_discard_events(
+        services.engine, _selection(body), limit=limit, dry_run=body.dry_run
     )
-    if not body.dry_run:
-        result.affected = admin.discard(services.engine, where, limit=limit) if matched else 0
-    audit.write(status=200, selection=_audited(body, limit), affected=result.affected)
-    return result
+    audit.write(status=200, selection=_audited(body, limit), affected=change.affected)
+    return BulkOut.model_validate(change)
 
 
 def _filter(where: EventFilterIn | EventQuery, ids: tuple[int, ...] = ()) -> EventFilter:

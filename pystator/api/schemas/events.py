@@ -72,6 +72,7 @@ class EventOut(Out):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    last_duplicate_at: datetime | None = None
 
 
 class EventActionOut(Out):

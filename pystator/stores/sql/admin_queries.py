@@ -103,13 +103,30 @@ def get_event(conn: Connection, event_id: int) -> EventRow | None:
 
 
 def list_events(
-    conn: Connection, where: EventFilter, *, limit: int = 50, before_id: int | None = None
+    conn: Connection,
+    where: EventFilter,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    after_id: int | None = None,
 ) -> list[EventRow]:
     """Events matching ``where``, newest first; with ``before_id``, only older ones than that
-    (keyset pagination: pass the last id of a page to get the next)."""
+    (keyset pagination: pass the last id of a page to get the next); with ``after_id``, the
+    oldest ones newer than that, oldest first (the page before)."""
     conditions = where.where(error=False)
     if before_id is not None:
         conditions.append(_W.id < before_id)
+    if after_id is not None:
+        conditions.append(_W.id > after_id)
+        rows = conn.execute(
+            sa.select(worker_events).where(*conditions).order_by(_W.id).limit(limit)
+            if not where.error
+            else sa.select(worker_events)
+            .where(*conditions, where.error_matches(_W.errors))
+            .order_by(_W.id)
+            .limit(limit)
+        ).mappings()
+        return [event_from_row(r) for r in rows]
     query = sa.select(worker_events).where(*conditions).order_by(_W.id.desc())
     if where.error:
         # The planner takes a substring match for very selective and would fetch every row of
@@ -219,6 +236,55 @@ def stats(conn: Connection) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeadGroup:
+    """Dead events of one machine sharing their last error message."""
+
+    machine: str
+    message: str
+    count: int
+    first_id: int
+    last_id: int
+    last_at: datetime
+
+
+def dead_groups(conn: Connection, *, limit: int) -> list[DeadGroup]:
+    """Dead events grouped by machine and last error message, the largest groups first (reads
+    the dead rows only, through the ``(status, id)`` index)."""
+    if conn.dialect.name == "postgresql":
+        message: sa.ColumnElement[Any] = sa.func.coalesce(
+            _W.errors.op("->")(-1).op("->>")("message"), ""
+        )
+    else:
+        message = sa.func.coalesce(sa.func.json_extract(_W.errors, "$[#-1].message"), "")
+    message = message.label("message")
+    query = (
+        sa.select(
+            _W.machine,
+            message,
+            sa.func.count().label("n"),
+            sa.func.min(_W.id),
+            sa.func.max(_W.id),
+            sa.func.max(_W.updated_at),
+        )
+        .where(_W.status == EventStatus.DEAD)
+        .group_by(_W.machine, message)
+        .order_by(sa.desc("n"), _W.machine)
+        .limit(limit)
+    )
+    return [
+        DeadGroup(
+            machine=str(machine),
+            message=str(text),
+            count=int(count),
+            first_id=int(first),
+            last_id=int(last),
+            last_at=as_utc(at),
+        )
+        for machine, text, count, first, last, at in conn.execute(query).all()
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FleetGauges:
     """The fleet's state right now, from queries that stay cheap on a large table (they read
     the partial indexes on pending rows, or small tables)."""
@@ -279,10 +345,12 @@ def fleet_gauges(conn: Connection, now: datetime, *, alive_since: datetime) -> F
 
 
 __all__ = [
+    "DeadGroup",
     "EventFilter",
     "FleetGauges",
     "count_discardable",
     "count_replayable",
+    "dead_groups",
     "discard",
     "fleet_gauges",
     "get_event",

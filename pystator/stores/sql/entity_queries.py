@@ -153,6 +153,26 @@ def _raise_stale(conn: Connection, record: EntityRecord, *, expected_version: in
     )
 
 
+def search(conn: Connection, *, machine: str | None, prefix: str, limit: int) -> list[EntityRecord]:
+    """Entities whose id starts with ``prefix`` (of one machine, or any), by id."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    query = (
+        sa.select(entity_states)
+        .where(_E.entity_id.like(pattern, escape="\\"))
+        .order_by(_E.machine, _E.entity_id)
+        .limit(limit)
+    )
+    if machine is not None:
+        query = query.where(_E.machine == machine)
+    return [record_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def state_counts(conn: Connection, machine: str) -> dict[str, int]:
+    """How many entities of ``machine`` are in each state."""
+    query = sa.select(_E.state, sa.func.count()).where(_E.machine == machine).group_by(_E.state)
+    return {str(state): int(n) for state, n in conn.execute(query).all()}
+
+
 __all__ = [
     "insert_record",
     "load_record",
@@ -160,5 +180,7 @@ __all__ = [
     "load_version",
     "record_from_row",
     "save_record",
+    "search",
+    "state_counts",
     "update_record",
 ]

@@ -92,11 +92,12 @@ class EventRow:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    last_duplicate_at: datetime | None = None  # the key's last repeat with the same content
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (operator commands and the HTTP API)."""
         data = {name: getattr(self, name) for name in self.__slots__}
-        for key in ("fires_at", "created_at", "updated_at", "completed_at"):
+        for key in ("fires_at", "created_at", "updated_at", "completed_at", "last_duplicate_at"):
             value = data[key]
             data[key] = value.isoformat() if value is not None else None
         data["errors"] = [dict(e) for e in self.errors]
@@ -174,6 +175,7 @@ def event_from_row(row: Any) -> EventRow:
         created_at=as_utc(row["created_at"]),
         updated_at=as_utc(row["updated_at"]),
         completed_at=as_utc_or_none(row["completed_at"]),
+        last_duplicate_at=as_utc_or_none(row.get("last_duplicate_at")),
     )
 
 
