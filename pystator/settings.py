@@ -98,6 +98,7 @@ class Settings:
     api_max_batch: int = DEFAULT_API_MAX_BATCH  # events per POST /api/v1/events/batch
     api_page_limit: int = DEFAULT_API_PAGE_LIMIT  # largest ``limit`` of a listing
     api_bulk_limit: int = DEFAULT_API_BULK_LIMIT  # most events one retry/discard call changes
+    api_secure_cookies: bool = False  # dashboard cookies Secure even over plain HTTP (a proxy)
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -176,6 +177,13 @@ def _convert(name: str, raw: str, kind: object) -> object:
             return float(raw)
     except ValueError:
         raise SettingsError(f"{env_name}={raw!r}: expected a number") from None
+    if kind in (bool, "bool"):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{env_name}={raw!r}: expected true or false")
     return raw
 
 

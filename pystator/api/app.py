@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pystator.api import problems
+from pystator.api import dashboard, problems
 from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
 from pystator.api.routes import ROUTERS
@@ -64,9 +64,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    problems.install(app)
+    problems.install(app, html=dashboard.HTML_ERRORS)
     for router in ROUTERS:
         app.include_router(router)
+    dashboard.install(app)
     max_bytes = (settings or load_settings()).api_max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     return app

@@ -13,12 +13,12 @@ retirement) are added at the top level. Tracebacks never leave the server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from pystator.fsm_core.errors import (
@@ -44,6 +44,9 @@ PROBLEM_TYPE_BASE = "https://pystator.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 log = get_logger("pystator.api")
+
+#: Renders an error as a page: ``(request, status, detail) -> response`` (the dashboard's).
+HtmlErrors = Callable[[Request, int, str], Response]
 
 #: FSM error class -> HTTP status (the first match in this order wins).
 STATUS_OF: tuple[tuple[type[FSMError], int], ...] = (
@@ -139,34 +142,56 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return found
 
 
-async def _on_fsm_error(_request: Request, exc: Exception) -> JSONResponse:
+def _html(request: Request) -> HtmlErrors | None:
+    """The page renderer of the area ``request`` is in, if it is one of pages."""
+    for prefix, render in request.app.state.html_errors:
+        if request.url.path == prefix or request.url.path.startswith(prefix + "/"):
+            return render  # type: ignore[no-any-return]
+    return None
+
+
+async def _on_fsm_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FSMError)
+    render = _html(request)
+    if render is not None:
+        return render(request, status_of(exc), exc.message)
     return fsm_problem(exc)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
+    render = _html(request)
+    if render is not None:
+        return render(request, 422, detail or "invalid request")
     return problem(422, detail or "invalid request", code="VALIDATION_FAILED", errors=errors)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    render = _html(request)
+    if render is not None:
+        return render(request, exc.status_code, str(exc.detail))
     return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
-async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("api_unhandled_error", error=type(exc).__name__, message=str(exc), exc_info=exc)
+    render = _html(request)
+    if render is not None:
+        return render(request, 500, "internal error (logged on the server)")
     return problem(500, "internal error (logged on the server)")
 
 
-def install(app: FastAPI) -> None:
-    """Make every error of ``app`` a problem response."""
+def install(app: FastAPI, *, html: Sequence[tuple[str, HtmlErrors]] = ()) -> None:
+    """Make every error of ``app`` a problem response, but under each ``(prefix, render)`` of
+    ``html`` (the dashboard's pages), where ``render`` draws the error as a page."""
+    app.state.html_errors = list(html)
     app.add_exception_handler(FSMError, _on_fsm_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-__all__ = ["MEDIA_TYPE", "fsm_problem", "install", "problem", "status_of"]
+__all__ = ["MEDIA_TYPE", "HtmlErrors", "fsm_problem", "install", "problem", "status_of"]

@@ -26,6 +26,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/"): None,
     ("GET", "/health"): None,
     ("GET", "/ready"): None,
+    ("GET", "/metrics"): None,
     ("GET", "/api/v1/auth/me"): "viewer",
     ("GET", "/api/v1/api-keys"): "admin",
     ("POST", "/api/v1/api-keys"): "admin",
@@ -51,7 +52,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/actions/discard"): "operator",
     ("GET", "/api/v1/stats"): "viewer",
     ("GET", "/api/v1/workers"): "viewer",
-    ("GET", "/api/v1/audit"): "admin",
+    ("GET", "/api/v1/audit"): "operator",
 }
 #: Routes that change nothing (they compute) although they are POSTs.
 READ_ONLY_POSTS = {"/api/v1/validate", "/api/v1/machines/validate", "/api/v1/process"}

@@ -13,6 +13,7 @@ from pystator.api.routes import (
     entities,
     events,
     machines,
+    metrics,
     root,
     stats,
     workers,
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     workers.router,
     audit.router,
+    metrics.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -1,4 +1,5 @@
-"""``GET /api/v1/audit``: the mutations made through the API (admin)."""
+"""``GET /api/v1/audit``: the mutations made through the API and the dashboard
+(operators and admins: who changed what is theirs to see)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import datetime
 
 from fastapi import APIRouter
 
-from pystator.api.deps import Admin, PageLimit, ServicesDep
+from pystator.api.deps import Operator, PageLimit, ServicesDep
 from pystator.api.schemas.access import AuditOut, AuditPage
 from pystator.api.schemas.common import PROBLEMS
 from pystator.worker import audit
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"], responses=PROBLEMS)
 @router.get("/audit", response_model=AuditPage)
 def list_audit(
     services: ServicesDep,
-    _admin: Admin,
+    _operator: Operator,
     limit: PageLimit,
     principal: str | None = None,
     route: str | None = None,

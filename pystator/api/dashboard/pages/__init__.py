@@ -1,0 +1,33 @@
+"""The dashboard's pages, one module per area; :data:`PAGES` lists their routers in order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pystator.api.dashboard.pages import (
+    actions,
+    audit,
+    bulk,
+    dead,
+    entities,
+    events,
+    idempotency,
+    login,
+    machines,
+    overview,
+)
+
+PAGES: tuple[APIRouter, ...] = (
+    overview.router,
+    login.router,
+    events.router,
+    bulk.router,
+    dead.router,
+    idempotency.router,
+    entities.router,
+    machines.router,
+    actions.router,
+    audit.router,
+)
+
+__all__ = ["PAGES"]
