@@ -60,11 +60,24 @@ transitions:
   - {trigger: fail, source: pumping, dest: end}
 """
 
+#: Names whose Mermaid ids would clash (``.`` becomes ``_``) or be a flowchart keyword.
+ALIKE_YAML = """
+meta: {machine_name: ids}
+states:
+  - {name: order.new, type: initial}
+  - {name: order_new}
+  - {name: End, type: terminal}
+transitions:
+  - {trigger: a, source: order.new, dest: order_new}
+  - {trigger: b, source: order_new, dest: End}
+"""
+
 MACHINES: dict[str, str] = {
     "flat": FLAT_YAML,
     "hierarchical": TICKET_YAML,
     "parallel": PARALLEL_NAMES_YAML,
     "nested": RIG_YAML,
+    "alike": ALIKE_YAML,
 }
 
 

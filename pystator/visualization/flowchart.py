@@ -21,7 +21,7 @@ from pystator.visualization.common import (
     definition_of,
     format_delay,
 )
-from pystator.visualization.mermaid import front_matter, mermaid_id, mermaid_text
+from pystator.visualization.mermaid import front_matter, mermaid_ids, mermaid_text
 
 _INDENT = "    "
 #: Words the flowchart grammar reads as keywords when used as a node id.
@@ -49,52 +49,47 @@ def to_mermaid_flowchart(
     if title:
         lines += front_matter(title)
     lines.append(f"flowchart {direction}")
-    lines += _nodes(definition, children_by_parent(definition), None, 1)
+    ids = mermaid_ids(definition, _RESERVED)
+    lines += _nodes(ids, children_by_parent(definition), None, 1)
     for transition in definition.transitions:
         if transition.after_ms is not None and not show_timeouts:
             continue
         parts = arrow_text(transition, show_guards=show_guards, show_actions=show_actions).parts()
         arrow = "-.->" if transition.after_ms is not None else "-->"
         link = f'{arrow}|"{mermaid_text(" ".join(parts))}"|' if parts else arrow
-        dest = flowchart_id(transition.dest)
-        lines += [f"{_INDENT}{flowchart_id(s)} {link} {dest}" for s in transition.sources]
+        dest = ids[transition.dest]
+        lines += [f"{_INDENT}{ids[s]} {link} {dest}" for s in transition.sources]
     if show_timeouts:
         for state in definition.states:
             if state.timeout is not None:
                 text = f"{state.timeout.trigger} ({format_delay(state.timeout.delay_ms)})"
                 lines.append(
-                    f"{_INDENT}{flowchart_id(state.name)} -.->|"
-                    f'"{mermaid_text(text)}"| {flowchart_id(state.timeout.dest)}'
+                    f"{_INDENT}{ids[state.name]} -.->|"
+                    f'"{mermaid_text(text)}"| {ids[state.timeout.dest]}'
                 )
     return "\n".join(lines)
 
 
-def flowchart_id(name: str) -> str:
-    """A node id for a state or region name that the flowchart grammar accepts."""
-    ident = mermaid_id(name)
-    return f"{ident}_" if ident.lower() in _RESERVED else ident
-
-
 def _nodes(
-    definition: MachineDefinition,
+    ids: dict[str, str],
     children: dict[str | None, list[StateSpec]],
     parent: str | None,
     depth: int,
 ) -> Iterator[str]:
     pad = _INDENT * depth
     for state in children.get(parent, []):
-        ident = flowchart_id(state.name)
+        ident = ids[state.name]
         label = f'"{mermaid_text(state.name)}"'
         if state.regions:
             yield f"{pad}subgraph {ident} [{label}]"
             for region in state.regions:
-                yield f'{pad}{_INDENT}subgraph {flowchart_id(region.name)} ["{region.name}"]'
-                yield from _nodes(definition, children, region.name, depth + 2)
+                yield f'{pad}{_INDENT}subgraph {ids[region.name]} ["{region.name}"]'
+                yield from _nodes(ids, children, region.name, depth + 2)
                 yield f"{pad}{_INDENT}end"
             yield f"{pad}end"
         elif state.name in children:
             yield f"{pad}subgraph {ident} [{label}]"
-            yield from _nodes(definition, children, state.name, depth + 1)
+            yield from _nodes(ids, children, state.name, depth + 1)
             yield f"{pad}end"
         else:
             yield f"{pad}{ident}{_shape(state, label)}"

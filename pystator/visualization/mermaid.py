@@ -69,6 +69,30 @@ def mermaid_id(name: str) -> str:
     return ident if ident and not ident[0].isdigit() else f"s_{ident}"
 
 
+def mermaid_ids(
+    definition: MachineDefinition, reserved: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """A distinct Mermaid id for every state and region name of ``definition``.
+
+    Usually :func:`mermaid_id` of the name; names that map to the same id (``a.b`` and ``a_b``)
+    or to a ``reserved`` word (compared lower-case) get a suffix, in definition order.
+    """
+    names = [s.name for s in definition.states]
+    names += [r.name for s in definition.states for r in s.regions]
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = mermaid_id(name)
+        if base.lower() in reserved:
+            base = f"{base}_"
+        ident, n = base, 2
+        while ident in used:
+            ident, n = f"{base}_{n}", n + 1
+        used.add(ident)
+        ids[name] = ident
+    return ids
+
+
 def front_matter(title: str) -> tuple[str, ...]:
     """The ``---`` block that gives a Mermaid diagram its title.
 
@@ -106,6 +130,7 @@ class _MermaidWriter:
         self.show_timeouts = show_timeouts
         self.labels = labels
         self.children = children_by_parent(definition)
+        self.ids = mermaid_ids(definition)
 
     def lines(self, title: str | None, direction: str) -> Iterator[str]:
         if title:
@@ -114,7 +139,7 @@ class _MermaidWriter:
         yield f"{_INDENT}direction {direction}"
         initial = next((s for s in self.definition.states if s.machine_initial), None)
         if initial is not None:
-            yield f"{_INDENT}[*] --> {mermaid_id(initial.name)}"
+            yield f"{_INDENT}[*] --> {self.ids[initial.name]}"
         yield from self._level(None, 1)
         for transition in self.definition.transitions:
             yield from self._arrows(transition)
@@ -123,15 +148,15 @@ class _MermaidWriter:
                 if state.timeout is not None:
                     label = f"{state.timeout.trigger} ({format_delay(state.timeout.delay_ms)})"
                     yield (
-                        f"{_INDENT}{mermaid_id(state.name)} --> "
-                        f"{mermaid_id(state.timeout.dest)} : {mermaid_text(label)}"
+                        f"{_INDENT}{self.ids[state.name]} --> "
+                        f"{self.ids[state.timeout.dest]} : {mermaid_text(label)}"
                     )
 
     def _level(self, parent: str | None, depth: int) -> Iterator[str]:
         """Declarations of the states whose parent is ``parent`` (a state, region or None)."""
         pad = _INDENT * depth
         for state in self.children.get(parent, []):
-            ident = mermaid_id(state.name)
+            ident = self.ids[state.name]
             label = self.labels.get(state.name, state.name)
             if label != ident:
                 yield f'{pad}state "{mermaid_text(label)}" as {ident}'
@@ -149,7 +174,7 @@ class _MermaidWriter:
             elif state.name in self.children:
                 yield f"{pad}state {ident} {{"
                 if state.initial_child:
-                    yield f"{pad}{_INDENT}[*] --> {mermaid_id(state.initial_child)}"
+                    yield f"{pad}{_INDENT}[*] --> {self.ids[state.initial_child]}"
                 yield from self._level(state.name, depth + 1)
                 yield f"{pad}}}"
             if state.kind is StateKind.TERMINAL:
@@ -157,9 +182,9 @@ class _MermaidWriter:
 
     def _region(self, region: RegionSpec, depth: int) -> Iterator[str]:
         pad = _INDENT * depth
-        yield f"{pad}state {mermaid_id(region.name)} {{"
+        yield f"{pad}state {self.ids[region.name]} {{"
         if region.initial:
-            yield f"{pad}{_INDENT}[*] --> {mermaid_id(region.initial)}"
+            yield f"{pad}{_INDENT}[*] --> {self.ids[region.initial]}"
         yield from self._level(region.name, depth + 1)
         yield f"{pad}}}"
 
@@ -170,6 +195,6 @@ class _MermaidWriter:
             transition, show_guards=self.show_guards, show_actions=self.show_actions
         ).parts()
         label = f" : {mermaid_text(' '.join(parts))}" if parts else ""
-        dest = mermaid_id(transition.dest)
+        dest = self.ids[transition.dest]
         for source in transition.sources:
-            yield f"{_INDENT}{mermaid_id(source)} --> {dest}{label}"
+            yield f"{_INDENT}{self.ids[source]} --> {dest}{label}"

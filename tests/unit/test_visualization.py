@@ -339,3 +339,16 @@ def test_exports_accept_the_definition_as_well_as_the_machine() -> None:
     m = machine("nested")
     for export in (to_mermaid, to_mermaid_flowchart, to_dot, to_scxml, get_statistics):
         assert export(m.definition) == export(m)  # type: ignore[operator]
+
+
+def test_mermaid_ids_stay_distinct_when_names_look_alike() -> None:
+    m = machine("alike")
+    shapes, _, links = read_flowchart(to_mermaid_flowchart(m))
+    assert shapes == {"order_new": "([])", "order_new_2": "[]", "End_": "{{}}"}
+    assert [(s, d) for s, _, _, d in links] == [
+        ("order_new", "order_new_2"),
+        ("order_new_2", "End_"),
+    ]
+    diagram = to_mermaid(m)
+    assert 'state "order.new" as order_new' in diagram
+    assert "order_new --> order_new_2 : a" in diagram and "order_new_2 --> End : b" in diagram
