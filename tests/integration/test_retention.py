@@ -31,6 +31,18 @@ from pystator.stores.sql.schema import (
     worker_events,
 )
 from pystator.worker.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
+from tests.fleet_harness import (
+    RedisServer,
+    WorkerFleet,
+    check_invariants,
+    create_action_log,
+    create_schema,
+    plan_workload,
+    producer_runtime,
+    status_counts,
+    wait_until,
+)
+from tests.integration.test_fleet_faults import Submissions, drained, run_producers
 from tests.worker_support import MACHINE, make_rig
 
 pytestmark = pytest.mark.integration
@@ -377,3 +389,108 @@ def test_the_worker_duty_prunes_with_the_settings(db_url: str, engine: sa.Engine
         dispose(pruner.engine)
     assert report is not None and report.removed["worker_events.completed"] == 1
     assert ids(engine, worker_events) == {recent}
+
+
+# --- a prune beside a draining fleet changes no outcome ----------------------------------------
+
+OLD_MACHINE = "archived_cycle"  # rows of a machine long gone quiet, all past their windows
+OLD_EVENTS = 30_000
+OLD_HISTORY = 30_000
+OLD_ACTIONS = 5_000
+FLEET_EVENTS = 2_000
+FLEET_ENTITIES = 250
+FLEET_SUBMIT_SECONDS = 10.0
+FLEET_DRAIN_TIMEOUT_SECONDS = 180.0
+PRUNER_ENV = {
+    "PYSTATOR_PRUNE_INTERVAL_SECONDS": "0.5",
+    "PYSTATOR_PRUNE_BATCH_ROWS": "200",
+    "PYSTATOR_PRUNE_PAUSE_SECONDS": "0.05",
+    "PYSTATOR_PRUNE_MAX_SECONDS": "3",  # short passes: the lock changes hands between workers
+}
+SEED_OLD_ROWS = f"""
+INSERT INTO worker_events (machine, entity_id, trigger, context, status, errors, fires_at,
+                           created_at, updated_at, completed_at, idempotency_key)
+SELECT '{OLD_MACHINE}', 'old' || mod(g, 500), 'next', '{{}}'::jsonb, 'completed', '[]'::jsonb,
+       t, t, t, t, 'old-' || g
+FROM generate_series(1, {OLD_EVENTS}) AS g,
+     LATERAL (SELECT now() - interval '30 days' - g * interval '1 second' AS t) AS x;
+INSERT INTO transition_history (machine, entity_id, version, target_state, actions, created_at)
+SELECT '{OLD_MACHINE}', 'old' || g, 1, 'A', '[]'::jsonb,
+       now() - interval '100 days' - g * interval '1 second'
+FROM generate_series(1, {OLD_HISTORY}) AS g;
+INSERT INTO action_outbox (machine, entity_id, entity_version, action, phase, params, context,
+                           status, errors, available_at, created_at, completed_at)
+SELECT '{OLD_MACHINE}', 'old' || g, 1, 'log_action', 'transition', '{{}}'::jsonb, '{{}}'::jsonb,
+       'done', '[]'::jsonb, t, t, t
+FROM generate_series(1, {OLD_ACTIONS}) AS g,
+     LATERAL (SELECT now() - interval '30 days' - g * interval '1 second' AS t) AS x;
+"""
+
+
+def old_rows(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return sum(
+            int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(table.c.machine == OLD_MACHINE)
+                ).scalar_one()
+            )
+            for table in (worker_events, transition_history, action_outbox)
+        )
+
+
+@pytest.mark.slow
+def test_pruning_beside_a_draining_fleet_changes_no_outcome(pg_url: str, tmp_path: Path) -> None:
+    """Three workers drain a mixed workload (duplicates, rejections, poison events, actions)
+    while their pruner duties delete 65,000 old rows of another machine in small batches; the
+    fleet invariants of the fault tests hold and every old row is gone."""
+    create_schema(pg_url)
+    engine = sa.create_engine(pg_url)
+    try:
+        create_action_log(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(SEED_OLD_ROWS)
+        assert old_rows(engine) == OLD_EVENTS + OLD_HISTORY + OLD_ACTIONS
+        plan = plan_workload(
+            events=FLEET_EVENTS, entities=FLEET_ENTITIES, duplicate_share=0.05, seed=17
+        )
+        subs = Submissions()
+        with (
+            RedisServer(log_path=tmp_path / "redis.log") as broker,
+            producer_runtime(pg_url, broker.url),
+            WorkerFleet(
+                database_url=pg_url,
+                broker_url=broker.url,
+                log_dir=tmp_path,
+                concurrency=4,
+                extra_env=PRUNER_ENV,
+            ) as fleet,
+        ):
+            fleet.start_all(3)
+            for thread in run_producers(pg_url, plan, subs, FLEET_SUBMIT_SECONDS):
+                thread.join()
+            pruning_while_draining = old_rows(engine) > 0
+            try:
+                wait_until(lambda: drained(engine), timeout=FLEET_DRAIN_TIMEOUT_SECONDS)
+                wait_until(lambda: old_rows(engine) == 0, timeout=FLEET_DRAIN_TIMEOUT_SECONDS)
+            except TimeoutError as exc:
+                raise AssertionError(
+                    f"{exc}; {status_counts(engine)}, {old_rows(engine)} old rows left\n"
+                    f"{fleet.log_tail()}"
+                ) from exc
+            assert fleet.exited() == {}, f"workers died on their own\n{fleet.log_tail()}"
+            fleet.stop_all()
+        report = check_invariants(engine, subs.accepted, subs.duplicates)
+        assert not report.problems, f"{report}\nsubmit errors: {subs.errors[:5]}"
+        assert subs.errors == []
+        assert {"completed", "rejected", "dead"} <= set(report.stats["statuses"])
+        # the old rows were still being pruned when the last event was submitted
+        assert pruning_while_draining
+        pruners = {
+            path.name
+            for path in tmp_path.glob("worker-*.log")
+            if '"event": "pruned"' in path.read_text(errors="replace")
+        }
+        assert pruners, fleet.log_tail()
+    finally:
+        engine.dispose()
