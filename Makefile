@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/timers.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
