@@ -6,7 +6,10 @@ lock lets one process of the fleet prune at a time; the others skip their turn).
 
 A pass visits each target of :mod:`pystator.stores.sql.retention_queries` and deletes
 ``PYSTATOR_PRUNE_BATCH_ROWS`` rows per transaction, pausing ``PYSTATOR_PRUNE_PAUSE_SECONDS``
-between batches, so it never holds locks for long or starves the workers of I/O. With
+between batches (and at least :data:`PAUSE_FACTOR` times what the batch took, so a loaded
+database slows the pruner, not the work), so it never holds locks for long or starves the workers.
+Each batch deletes the oldest rows of its target and the next one starts where it ended, so the
+index walk does not wade through the entries of rows already deleted (they stay until vacuum). With
 ``PYSTATOR_PRUNE_ARCHIVE_DIR`` set, every deleted row is first appended as one JSON line to
 ``<dir>/<table>-<YYYY-MM-DD>.jsonl`` (written and fsynced before the delete commits: a crash in
 between can archive a row twice, never lose one).
@@ -39,6 +42,9 @@ from pystator.worker.runtime import settings_engine
 
 #: The name of the fleet-wide lock one pruning process holds.
 PRUNE_LOCK = "retention"
+#: A pause after a batch lasts at least this many times the batch (the pruner then holds the
+#: database at most 1 / (1 + PAUSE_FACTOR) of the time, whatever the load).
+PAUSE_FACTOR = 3.0
 #: Seconds between two ticks of the pruner duty while it waits for its next pass.
 TICK_SECONDS = 1.0
 
@@ -52,6 +58,7 @@ class RetentionPolicy:
     windows: Mapping[str, float]  # policy name -> days; 0 keeps forever
     batch_rows: int = 1000
     pause_seconds: float = 0.05
+    pause_factor: float = PAUSE_FACTOR  # pause at least this many times the batch's duration
     archive_dir: Path | None = None
 
     @classmethod
@@ -164,33 +171,44 @@ class _Pass:
     def _drain(self, target: Target, cutoff: datetime) -> bool:
         """Delete ``target``'s old rows batch by batch; False when the pass must end early."""
         limit = self.policy.batch_rows
+        after: datetime | None = None
         while True:
             if self._must_stop():
                 return False
+            started = time.monotonic()
             with transaction(self.engine) as conn:
-                removed, rows = retention_queries.delete_batch(
-                    conn, target, cutoff, limit, keep_rows=self.policy.archive_dir is not None
+                batch = retention_queries.delete_batch(
+                    conn,
+                    target,
+                    cutoff,
+                    limit,
+                    after=after,
+                    keep_rows=self.policy.archive_dir is not None,
                 )
-                if rows:
-                    self._archive(target, rows)
-            self.report.removed[target.name] += removed
+                if batch.rows:
+                    self._archive(target, batch.rows)
+            self.report.removed[target.name] += batch.count
             self.between_batches()
-            if removed < limit:
+            if batch.count < limit:
                 return True
-            self._pause()
+            after = batch.last_at
+            self._pause(time.monotonic() - started)
 
     def _must_stop(self) -> bool:
         if self.stop is not None and self.stop.is_set():
             return True
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def _pause(self) -> None:
-        if self.policy.pause_seconds <= 0:
+    def _pause(self, batch_seconds: float) -> None:
+        """Rest between batches: at least ``pause_seconds``, and ``pause_factor`` times what the
+        batch took, so a loaded database slows the pruner down, not the work."""
+        pause = max(self.policy.pause_seconds, batch_seconds * self.policy.pause_factor)
+        if pause <= 0:
             return
         if self.stop is not None:
-            self.stop.wait(self.policy.pause_seconds)
+            self.stop.wait(pause)
         else:
-            time.sleep(self.policy.pause_seconds)  # the pause between batches is the point
+            time.sleep(pause)  # the pause between batches is the point
 
     def _archive(self, target: Target, rows: list[dict[str, Any]]) -> None:
         directory = self.policy.archive_dir
@@ -258,4 +276,4 @@ class Pruner:
         return report
 
 
-__all__ = ["PRUNE_LOCK", "PruneReport", "Pruner", "RetentionPolicy", "prune"]
+__all__ = ["PAUSE_FACTOR", "PRUNE_LOCK", "PruneReport", "Pruner", "RetentionPolicy", "prune"]

@@ -259,10 +259,11 @@ def test_small_batches_remove_everything_due_and_a_zero_window_keeps_forever(
 ) -> None:
     with engine.begin() as conn:
         old = {add_event(conn, f"e{n}", "completed", 8 + n / 10) for n in range(23)}
+        old |= {add_event(conn, f"t{n}", "completed", 9) for n in range(10)}  # one timestamp
         kept = {add_history(conn, f"e{n}", 1, 1000) for n in range(5)}
     policy = replace(DEFAULTS, batch_rows=4, windows={**DEFAULTS.windows, "history": 0.0})
     report = prune(engine, policy, now=NOW)
-    assert report.removed["worker_events.completed"] == len(old) == 23
+    assert report.removed["worker_events.completed"] == len(old) == 33
     assert ids(engine, worker_events) == set()
     assert "transition_history" in report.kept_forever
     assert "transition_history" not in report.removed

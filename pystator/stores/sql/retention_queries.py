@@ -119,29 +119,53 @@ def _key_expression(target: Target) -> sa.ColumnElement[Any]:
     return sa.tuple_(*target.key)
 
 
-def _batch_keys(conn: Connection, target: Target, cutoff: datetime, limit: int) -> sa.Select[Any]:
-    query = sa.select(*target.key).where(*target.conditions(cutoff)).limit(limit)
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one :func:`delete_batch` removed."""
+
+    count: int
+    last_at: datetime | None  # the newest ``at`` among them: where the next batch starts
+    rows: list[dict[str, Any]]  # the rows themselves, when asked for
+
+
+def _batch_keys(
+    conn: Connection, target: Target, cutoff: datetime, limit: int, after: datetime | None
+) -> sa.Select[Any]:
+    conditions = target.conditions(cutoff)
+    if after is not None:
+        conditions.append(target.at >= after)
+    query = sa.select(*target.key).where(*conditions).order_by(target.at).limit(limit)
     if is_postgres(conn):
         query = query.with_for_update(skip_locked=True)
     return query
 
 
 def delete_batch(
-    conn: Connection, target: Target, cutoff: datetime, limit: int, *, keep_rows: bool = False
-) -> tuple[int, list[dict[str, Any]]]:
-    """Delete at most ``limit`` rows of ``target`` older than ``cutoff``; returns how many, and
-    the deleted rows themselves when ``keep_rows`` (for an archive).
+    conn: Connection,
+    target: Target,
+    cutoff: datetime,
+    limit: int,
+    *,
+    after: datetime | None = None,
+    keep_rows: bool = False,
+) -> Batch:
+    """Delete the (at most ``limit``) oldest rows of ``target`` older than ``cutoff``, from
+    ``after`` on when given (the previous batch's :attr:`Batch.last_at`: the index walk then
+    starts past the entries the previous batches deleted, which stay in the index until vacuum).
 
     The age and the ``where`` are checked again by the delete itself, so a row that changed
     between the pick and the delete (an event replayed by an operator) stays."""
-    picked = _batch_keys(conn, target, cutoff, limit)
+    picked = _batch_keys(conn, target, cutoff, limit, after)
     statement = sa.delete(target.table).where(
         _key_expression(target).in_(picked), *target.conditions(cutoff)
     )
     if keep_rows:
         rows = [dict(r) for r in conn.execute(statement.returning(target.table)).mappings()]
-        return len(rows), rows
-    return int(conn.execute(statement).rowcount), []
+        stamps = [r[target.at.name] for r in rows]
+    else:
+        rows = []
+        stamps = list(conn.execute(statement.returning(target.at)).scalars())
+    return Batch(len(stamps), max(stamps) if stamps else None, rows)
 
 
 def count_due(conn: Connection, target: Target, cutoff: datetime) -> int:
@@ -155,4 +179,4 @@ def target_names() -> Sequence[str]:
     return [t.name for t in TARGETS]
 
 
-__all__ = ["POLICIES", "TARGETS", "Target", "count_due", "delete_batch", "target_names"]
+__all__ = ["POLICIES", "TARGETS", "Batch", "Target", "count_due", "delete_batch", "target_names"]
