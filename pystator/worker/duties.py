@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystator.logging import get_logger
+from pystator.stores.sql.engine import is_sqlite
 from pystator.worker.liveness import Heartbeat, LivenessLock
 from pystator.worker.relay import Relay
 from pystator.worker.retention import Pruner
@@ -87,7 +88,9 @@ class Duties:
         if self.relay:
             self.spawn("relay", Relay(runtime).run)
         if self.prune and self.timers and settings.prune_interval_seconds > 0:
-            self.spawn("pruner", Pruner(settings, clock=runtime.processor.clock).run)
+            shared = runtime.engine if is_sqlite(runtime.engine.url) else None
+            pruner = Pruner(settings, clock=runtime.processor.clock, engine=shared)
+            self.spawn("pruner", pruner.run)
 
     def spawn(self, name: str, loop: DutyLoop) -> threading.Thread:
         """Run ``loop`` in a supervised daemon thread named ``pystator-<name>``."""

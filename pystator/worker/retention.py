@@ -232,15 +232,20 @@ def _json_default(value: object) -> object:
 
 class Pruner:
     """A worker's retention duty: a pass every ``PYSTATOR_PRUNE_INTERVAL_SECONDS`` (bounded by
-    ``PYSTATOR_PRUNE_MAX_SECONDS``), on a small engine of its own so it never takes a
-    connection the work needs."""
+    ``PYSTATOR_PRUNE_MAX_SECONDS``), on a small engine of its own unless ``engine`` is given
+    (on PostgreSQL it then never takes a connection the work needs)."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = utc_now, engine: Engine | None = None
+    ) -> None:
         self.interval = settings.prune_interval_seconds
         self.max_seconds = settings.prune_max_seconds
         self.policy = RetentionPolicy.from_settings(settings)
         self.clock = clock
-        self.engine = settings_engine(settings, 2)  # the lock's session and one batch
+        self._own_engine = engine is None
+        # PostgreSQL: two connections of its own (the lock's session and one batch); SQLite:
+        # the process's engine, so its batches queue with the work's writers on one lock
+        self.engine = engine if engine is not None else settings_engine(settings, 2)
         self.passes = 0
 
     def run(self, stop: threading.Event, tick: Callable[[], None] = lambda: None) -> None:
@@ -254,7 +259,8 @@ class Pruner:
                     next_pass = time.monotonic() + self.interval
                 stop.wait(min(TICK_SECONDS, max(next_pass - time.monotonic(), 0.01)))
         finally:
-            dispose(self.engine)
+            if self._own_engine:
+                dispose(self.engine)
 
     def run_pass(
         self, stop: threading.Event | None = None, tick: Callable[[], None] = lambda: None

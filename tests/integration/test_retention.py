@@ -32,6 +32,7 @@ from pystator.stores.sql.schema import (
     transition_history,
     worker_events,
 )
+from pystator.worker.duties import Duties
 from pystator.worker.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
 from tests.fleet_harness import (
     RedisServer,
@@ -45,7 +46,7 @@ from tests.fleet_harness import (
     wait_until,
 )
 from tests.integration.test_fleet_faults import Submissions, drained, run_producers
-from tests.worker_support import MACHINE, make_rig
+from tests.worker_support import MACHINE, Hooks, make_rig, make_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -508,3 +509,20 @@ def test_pruning_beside_a_draining_fleet_changes_no_outcome(pg_url: str, tmp_pat
         assert pruners, fleet.log_tail()
     finally:
         engine.dispose()
+
+
+def test_a_workers_duties_include_the_pruner(db_url: str, engine: sa.Engine) -> None:
+    """The pruner runs as a duty of an in-process worker (on SQLite on the worker's own engine,
+    so its batches queue with the work's writers)."""
+    with engine.begin() as conn:
+        kept = add_event(conn, "a", "pending", 30)
+        add_event(conn, "a", "completed", 30)
+    runtime = make_runtime(db_url, Hooks(), prune_interval_seconds=0.1)
+    duties = Duties(runtime, relay=False, fatal=False)
+    try:
+        duties.start()
+        wait_until(lambda: ids(engine, worker_events) == {kept}, timeout=30)
+        assert any(t.name == "pystator-pruner" for t in duties.threads)
+    finally:
+        assert duties.shutdown(timeout=10)
+        runtime.close()
