@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/timers.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/retention.py
 
 # Re-take the README's dashboard screenshots (needs chromium + chromium-driver and the services).
 screenshots: $(STAMP)
