@@ -8,7 +8,11 @@ registers the tasks of :mod:`pystator.worker.tasks`) both start here.
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from celery.worker.request import Request
 
 from pystator.settings import Settings
 
@@ -27,9 +31,49 @@ def is_memory_broker(url: str) -> bool:
     return url.startswith(MEMORY_BROKER)
 
 
+_ack_logger = logging.getLogger("pystator.celery")
+
+
+class BrokerTolerantRequest(Request):  # type: ignore[misc]
+    """A task request whose ack or reject never takes the worker down.
+
+    After a Redis broker restart, kombu may ack a finished task on a channel whose connection is
+    already gone and raise ``AttributeError`` (not one of its connection errors) inside the
+    worker's event loop: Celery calls that an unrecoverable error and stops the worker. Counted
+    as a connection error here, the ack is logged as failed and the message is redelivered
+    later, which the fleet's tasks tolerate (a nudge or a timer firing is idempotent).
+    """
+
+    acknowledged: bool
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        return (*self._connection_errors, AttributeError)
+
+    def acknowledge(self) -> None:
+        """Ack the message; a failure is logged, not raised."""
+        if not self.acknowledged:
+            self._on_ack(_ack_logger, self._errors())
+            self.acknowledged = True
+
+    def reject(self, requeue: bool = False) -> None:
+        """Reject the message; a failure is logged, not raised."""
+        if not self.acknowledged:
+            self._on_reject(_ack_logger, self._errors(), requeue)
+            self.acknowledged = True
+            self.send_event("task-rejected", requeue=requeue)
+
+
+class FleetTask(Task):  # type: ignore[misc]
+    """The base of every task of the fleet's apps (see :class:`BrokerTolerantRequest`)."""
+
+    Request: Any = BrokerTolerantRequest
+
+
 def new_app(settings: Settings) -> Celery:
     """A Celery app on ``settings.broker_url`` with the fleet's safe defaults (no tasks)."""
-    celery = Celery("pystator", broker=settings.broker_url, set_as_current=False)
+    celery = Celery(
+        "pystator", broker=settings.broker_url, set_as_current=False, task_cls=FleetTask
+    )
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
