@@ -22,6 +22,40 @@ def _empty_mapping() -> Mapping[str, Any]:
     return _EMPTY
 
 
+class SharedMetadata(dict[str, Any]):
+    """A ``dict`` that refuses changes: the metadata of a result the engine shares between calls.
+
+    ``process`` returns one precompiled result object for every event that takes the same plain
+    transition (that is what makes it a lookup), so that result's metadata cannot be changed in
+    place without changing it for every later caller. It is still a real ``dict`` for reading and
+    copying (``dict(result.metadata)``, ``{**result.metadata}``, ``.copy()``); results built per
+    call (rejections, effects, the Orchestrator's) carry plain dicts.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "this result is shared by every call taking the same transition, so its metadata is "
+            "read-only; copy it first: metadata = dict(result.metadata)"
+        )
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def copy(self) -> dict[str, Any]:
+        """A plain, changeable ``dict`` with the same items."""
+        return dict(self)
+
+
+#: The metadata of results built without any (never changed: see :class:`SharedMetadata`).
+EMPTY_METADATA: dict[str, Any] = SharedMetadata()
+
+
+def _empty_metadata() -> dict[str, Any]:
+    return EMPTY_METADATA
+
+
 class ActionPhase(str, Enum):
     """When an action runs relative to the state change (exit → transition → enter)."""
 
@@ -97,9 +131,60 @@ class TransitionResult:
     timers_to_arm: tuple[TimerSpec, ...] = ()
     timers_to_cancel: tuple[TimerSpec, ...] = ()
     error: FSMError | None = None
-    metadata: Mapping[str, Any] = field(default_factory=_empty_mapping)
+    metadata: dict[str, Any] = field(default_factory=_empty_metadata)
     context: Mapping[str, Any] | None = None
     plan: Plan | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def success_result(
+        cls,
+        source_state: str,
+        target_state: str,
+        trigger: str,
+        *,
+        exit_actions: tuple[ActionCall, ...] = (),
+        transition_actions: tuple[ActionCall, ...] = (),
+        enter_actions: tuple[ActionCall, ...] = (),
+        metadata: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TransitionResult:
+        """A successful result built by hand (tests, custom stores and orchestration code)."""
+        return cls(
+            success=True,
+            source_state=source_state,
+            target_state=target_state,
+            trigger=trigger,
+            exit_actions=exit_actions,
+            transition_actions=transition_actions,
+            enter_actions=enter_actions,
+            metadata=dict(metadata or {}),
+            context=context,
+        )
+
+    @classmethod
+    def failure_result(
+        cls,
+        source_state: str,
+        trigger: str,
+        error: FSMError | str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TransitionResult:
+        """A rejected result built by hand; a string ``error`` becomes an :class:`FSMError`.
+
+        ``metadata["reason"]`` defaults to the error's code (``guard_rejected`` …).
+        """
+        err = error if isinstance(error, FSMError) else FSMError(str(error))
+        data = dict(metadata or {})
+        data.setdefault("reason", err.code.value.lower())
+        return cls(
+            success=False,
+            source_state=source_state,
+            target_state=None,
+            trigger=trigger,
+            error=err,
+            metadata=data,
+        )
 
     @property
     def actions(self) -> tuple[ActionCall, ...]:

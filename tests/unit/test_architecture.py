@@ -42,8 +42,14 @@ ALLOWED: dict[str, set[str]] = {
     "lint": {"fsm_core"},
     "sinks": {"fsm_core"},
     "context": {"fsm_core"},
+    # pystator.config: the documented configuration namespace (ports, validation)
+    "config": {"fsm_core", *_BASE, "config"},
+    # documented module paths re-exporting the engine's (pystator.errors, .machine, .instance)
+    "errors": {"fsm_core"},
+    "machine": {"fsm_core"},
+    "instance": {"fsm_core"},
     # the public re-export modules of the seed README (pystator, pystator.actions, …)
-    "__init__": _PUBLIC | _BUILTINS,
+    "__init__": _PUBLIC | _BUILTINS | {"config"},
     "actions": _PUBLIC,
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
