@@ -71,6 +71,9 @@ class StateMachine:
         #: came from a file or from code); recorded on every transition the fleet applies.
         self.registry_version: int | None = None
         self._states_by_name = {s.name: s for s in definition.states}
+        #: True while hooks or on_enter/on_exit callbacks are attached (sessions then take
+        #: their full path; without them they skip it).
+        self.has_listeners = False
         self._enter_callbacks: dict[str, list[StateCallback]] = {}
         self._exit_callbacks: dict[str, list[StateCallback]] = {}
         for hook in hooks:
@@ -293,6 +296,7 @@ class StateMachine:
             if not callable(callback):
                 raise TypeError(f"a state callback must be callable, got {type(callback).__name__}")
             table.setdefault(state, []).append(callback)
+            self.has_listeners = True
             return callback
 
         return register if fn is None else register(fn)
@@ -349,11 +353,13 @@ class StateMachine:
     def attach_observer(self, observer: TransitionObserver) -> None:
         """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
         self._observer = observer
+        self.has_listeners = True
         self.process = self._observed_process  # type: ignore[method-assign]
 
     def detach_observer(self) -> None:
         """Stop notifying the attached observer."""
         self._observer = None
+        self.has_listeners = bool(self._enter_callbacks or self._exit_callbacks)
         self.process = self._decider.fast_process  # type: ignore[method-assign]
 
     @property

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pystator.fsm_core.actions import ActionExecutor
 from pystator.fsm_core.context import ENTITY_ID_KEY
 from pystator.fsm_core.errors import ConfigurationError, InvalidStateError
-from pystator.fsm_core.hooks import entity_scope
+from pystator.fsm_core.hooks import enter_entity, leave_entity
 from pystator.fsm_core.recording import EventRecorder
 from pystator.fsm_core.results import TransitionResult
 
@@ -42,6 +42,7 @@ class EntitySession:
         "_history",
         "_lock",
         "_machine",
+        "_plain",
         "_state",
     )
 
@@ -73,6 +74,7 @@ class EntitySession:
         self._entity_id: str | None = None if found is None else str(found)
         self._execute_actions = execute_actions
         self._defer_unhandled = defer_unhandled
+        self._plain = not (execute_actions or defer_unhandled)
         self._deferred: list[tuple[str, dict[str, Any]]] = []
         self._history: deque[TransitionResult] = deque(maxlen=HISTORY_LIMIT)
         self._lock = threading.Lock()
@@ -123,11 +125,31 @@ class EntitySession:
 
     def send(self, trigger: str, **payload: Any) -> TransitionResult:
         """Apply ``trigger``; the payload is merged into the context guards see. Thread-safe."""
-        with self._lock, entity_scope(self._entity_id):
-            result = self._send(trigger, payload)
-            if self._defer_unhandled and result.success:
-                self._replay_deferred()
-            return result
+        machine = self._machine
+        if self._plain and not machine.has_listeners:
+            # the common case, kept inline: no hooks, callbacks, deferral or local actions
+            with self._lock:
+                context = {**self._context, **payload} if payload else self._context
+                result = machine.process(self._state, trigger, context)
+                if result.success and result.target_state is not None:
+                    self._state = result.target_state
+                    if result.context is not None:
+                        self._context = dict(result.context)
+                    elif context is not self._context:
+                        self._context = context
+                self._history.append(result)
+                return result
+        with self._lock:
+            # hooks read the entity from a context variable: only set it when some may listen
+            token = None if machine.observer is None else enter_entity(self._entity_id)
+            try:
+                result = self._send(trigger, payload)
+                if self._defer_unhandled and result.success:
+                    self._replay_deferred()
+                return result
+            finally:
+                if token is not None:
+                    leave_entity(token)
 
     def _send(self, trigger: str, payload: dict[str, Any]) -> TransitionResult:
         if self._defer_unhandled and not self._handles(trigger):
@@ -194,7 +216,8 @@ class EntitySession:
 
     async def asend(self, trigger: str, **payload: Any) -> TransitionResult:
         """Like :meth:`send`, awaiting async guards (and async actions when executing them)."""
-        with entity_scope(self._entity_id):
+        token = None if self._machine.observer is None else enter_entity(self._entity_id)
+        try:
             context = {**self._context, **payload} if payload else self._context
             result = await self._machine.aprocess(self._state, trigger, context)
             result = self._apply(result, context)
@@ -203,6 +226,9 @@ class EntitySession:
                 report = await executor.async_execute(result, self._action_context())
                 result = _with_action_results(result, report)
             return result
+        finally:
+            if token is not None:
+                leave_entity(token)
 
     def _apply(self, result: TransitionResult, context: dict[str, Any]) -> TransitionResult:
         if result.success and result.target_state is not None:
