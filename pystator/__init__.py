@@ -80,7 +80,14 @@ from pystator.fsm_core.loading import ConfigValidator, validate_config
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.recording import EventRecorder, RecordedEvent
 from pystator.fsm_core.records import Event
-from pystator.fsm_core.results import ActionCall, ActionPhase, TimerSpec, TransitionResult
+from pystator.fsm_core.results import (
+    ActionCall,
+    ActionPhase,
+    DestinationCandidate,
+    DestinationCheckResult,
+    TimerSpec,
+    TransitionResult,
+)
 from pystator.fsm_core.session import EntitySession
 from pystator.fsm_core.sinks import (
     EventSink,
@@ -119,6 +126,8 @@ __all__ = [
     "ContextValidatorFn",
     "DefinitionDeprecationWarning",
     "DefinitionWarning",
+    "DestinationCandidate",
+    "DestinationCheckResult",
     "DwellTimeTracker",
     "EffectError",
     "EntityBusyError",

@@ -35,7 +35,12 @@ from pystator.fsm_core.loading import (
     read_text,
     validate_config,
 )
-from pystator.fsm_core.results import TimerSpec, TransitionResult
+from pystator.fsm_core.results import (
+    DestinationCandidate,
+    DestinationCheckResult,
+    TimerSpec,
+    TransitionResult,
+)
 from pystator.fsm_core.session import EntitySession
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -269,6 +274,74 @@ class StateMachine:
     ) -> bool:
         """True when ``trigger`` would move ``current_state`` now (guards evaluated). Pure."""
         return self.process(current_state, trigger, context).success
+
+    def evaluate_destination(
+        self,
+        current_state: str,
+        destination_state: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> DestinationCheckResult:
+        """Which triggers would take ``current_state`` to ``destination_state`` now (guards
+        evaluated against ``context``; pure). For callers that know a target status but not the
+        trigger. A destination that is an ancestor of the reached leaf counts as reached."""
+        if destination_state not in self._states_by_name:
+            return DestinationCheckResult(
+                allowed=False,
+                source_state=current_state,
+                destination_state=destination_state,
+                candidate_count=0,
+                passing_count=0,
+                metadata={"reason": "undefined_destination"},
+            )
+        triggers = sorted(
+            {
+                t.trigger
+                for t in self.get_available_transitions(current_state)
+                if destination_state in self._compiled.tree.ancestors(t.dest)
+            }
+        )
+        candidates = []
+        for trigger in triggers:
+            result = self.process(current_state, trigger, context)
+            reached = (
+                result.success
+                and result.target_state is not None
+                and destination_state in self.active_states(result.target_state)
+            )
+            reason = None
+            if not reached:
+                reason = "other_destination" if result.success else result.metadata.get("reason")
+            candidates.append(
+                DestinationCandidate(
+                    trigger=trigger, executable=reached, transition_result=result, reason=reason
+                )
+            )
+        passing = sum(c.executable for c in candidates)
+        metadata: dict[str, Any] = {}
+        if not candidates:
+            metadata["reason"] = "no_transition_to_destination"
+        elif not passing:
+            metadata["reason"] = "no_executable_transition"
+        if passing > 1:
+            metadata["ambiguous"] = True
+        return DestinationCheckResult(
+            allowed=passing > 0,
+            source_state=current_state,
+            destination_state=destination_state,
+            candidate_count=len(candidates),
+            passing_count=passing,
+            candidates=tuple(candidates),
+            metadata=metadata,
+        )
+
+    def can_transition_to(
+        self,
+        current_state: str,
+        destination_state: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """``evaluate_destination(…).allowed``."""
+        return self.evaluate_destination(current_state, destination_state, context).allowed
 
     def on_enter(
         self, state: str, fn: StateCallback | None = None

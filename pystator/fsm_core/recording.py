@@ -60,7 +60,8 @@ class EventRecorder:
     async def asend(self, trigger: str, **payload: Any) -> TransitionResult:
         """Like :meth:`send`, awaiting async guards."""
         self._events.append(RecordedEvent(trigger=trigger, payload=dict(payload)))
-        return await self.session.asend(trigger, **payload)
+        result: TransitionResult = await self.session.asend(trigger, **payload)
+        return result
 
     def replay(self, session: EntitySession) -> list[TransitionResult]:
         """Send every recorded event to ``session``, in order; their results."""

@@ -200,3 +200,32 @@ class TransitionResult:
     def state_changed(self) -> bool:
         """True when the transition succeeded (a self-transition counts: it exits and re-enters)."""
         return self.success and self.target_state is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DestinationCandidate:
+    """One trigger that may lead to the asked destination, and what trying it gave."""
+
+    trigger: str
+    executable: bool
+    transition_result: TransitionResult
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DestinationCheckResult:
+    """``evaluate_destination``: can some trigger take ``source_state`` to ``destination_state``
+    now? ``metadata["reason"]`` says why not; ``metadata["ambiguous"]`` when several can."""
+
+    allowed: bool
+    source_state: str
+    destination_state: str
+    candidate_count: int
+    passing_count: int
+    candidates: tuple[DestinationCandidate, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_ambiguous(self) -> bool:
+        """True when more than one trigger reaches the destination now."""
+        return self.passing_count > 1

@@ -20,7 +20,7 @@ from pystator.fsm_core.context import ENTITY_ID_KEY
 from pystator.fsm_core.errors import ConfigurationError, InvalidStateError
 from pystator.fsm_core.hooks import enter_entity, leave_entity
 from pystator.fsm_core.recording import EventRecorder
-from pystator.fsm_core.results import TransitionResult
+from pystator.fsm_core.results import DestinationCheckResult, TransitionResult
 
 if TYPE_CHECKING:
     from pystator.fsm_core.machine import StateMachine
@@ -195,40 +195,19 @@ class EntitySession:
         """An :class:`EventRecorder` sending through this session and recording each event."""
         return EventRecorder(self)
 
+    def evaluate_destination(
+        self, destination: str, context_overrides: Mapping[str, Any] | None = None
+    ) -> DestinationCheckResult:
+        """Can some trigger move the session to ``destination`` now? Guards see the context
+        with ``context_overrides`` merged in (for the check only: nothing changes)."""
+        context = {**self._context, **(context_overrides or {})}
+        return self._machine.evaluate_destination(self._state, destination, context)
+
     def can_transition_to(
         self, destination: str, context_overrides: Mapping[str, Any] | None = None
     ) -> bool:
-        """True when some trigger would move the session to ``destination`` now (guards
-        evaluated against the context with ``context_overrides``; nothing changes)."""
-        context = {**self._context, **(context_overrides or {})}
-        for trigger in self._machine.allowed_triggers(self._state):
-            result = self._machine.process(self._state, trigger, context)
-            if (
-                result.success
-                and result.target_state is not None
-                and (
-                    destination == result.target_state
-                    or destination in self._machine.active_states(result.target_state)
-                )
-            ):
-                return True
-        return False
-
-    async def asend(self, trigger: str, **payload: Any) -> TransitionResult:
-        """Like :meth:`send`, awaiting async guards (and async actions when executing them)."""
-        token = None if self._machine.observer is None else enter_entity(self._entity_id)
-        try:
-            context = {**self._context, **payload} if payload else self._context
-            result = await self._machine.aprocess(self._state, trigger, context)
-            result = self._apply(result, context)
-            if self._execute_actions and result.success and result.actions:
-                executor = ActionExecutor(self._machine.action_registry, raise_on_error=False)
-                report = await executor.async_execute(result, self._action_context())
-                result = _with_action_results(result, report)
-            return result
-        finally:
-            if token is not None:
-                leave_entity(token)
+        """``evaluate_destination(…).allowed``."""
+        return self.evaluate_destination(destination, context_overrides).allowed
 
     def _apply(self, result: TransitionResult, context: dict[str, Any]) -> TransitionResult:
         if result.success and result.target_state is not None:

@@ -391,11 +391,37 @@ def test_event_recorder_records_and_replays(tmp_path: Any) -> None:
     assert [r.success for r in results] == [True, True] and fresh.current_state == "FILLED"
 
 
-def test_can_transition_to() -> None:
-    session = machine().create(initial_state="OPEN")
+def test_evaluate_destination_and_can_transition_to() -> None:
+    m = machine()
+    session = m.create(initial_state="OPEN")
+    check = session.evaluate_destination("FILLED", context_overrides={"qty": 10})
+    assert isinstance(check, pystator.DestinationCheckResult)
+    assert check.allowed and check.passing_count == 1 and not check.is_ambiguous
+    assert [c.trigger for c in check.candidates] == ["fill"] and check.candidates[0].executable
+    blocked = session.evaluate_destination("FILLED")
+    assert not blocked.allowed and blocked.candidate_count == 1
+    assert blocked.candidates[0].reason == "guard_rejected"
+    assert blocked.metadata["reason"] == "no_executable_transition"
     assert session.can_transition_to("FILLED", context_overrides={"qty": 10})
     assert not session.can_transition_to("FILLED")
     assert "qty" not in session.context  # overrides never stick
+    assert m.evaluate_destination("OPEN", "NOWHERE").metadata["reason"] == "undefined_destination"
+    assert m.evaluate_destination("PENDING", "FILLED").metadata["reason"] == (
+        "no_transition_to_destination"
+    )
+    assert m.can_transition_to("PENDING", "OPEN")
+    two_ways = StateMachine.from_dict(
+        {
+            "meta": {"machine_name": "two"},
+            "states": [{"name": "A", "type": "initial"}, {"name": "B", "type": "terminal"}],
+            "transitions": [
+                {"trigger": "x", "source": "A", "dest": "B"},
+                {"trigger": "y", "source": "A", "dest": "B"},
+            ],
+        }
+    )
+    ambiguous = two_ways.evaluate_destination("A", "B")
+    assert ambiguous.is_ambiguous and ambiguous.metadata["ambiguous"] is True
 
 
 # --- guards ------------------------------------------------------------------------------------
