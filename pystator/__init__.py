@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pystator import config
 from pystator.builtins import builtin_registries, get_builtin_catalog, register_builtins
 from pystator.fsm_core.actions import (
@@ -106,8 +109,27 @@ from pystator.stores.memory import InMemoryStateStore
 
 __version__ = "0.1.0"
 
+#: Documented store names with optional dependencies, imported on first use.
+_LAZY = {
+    "SQLiteStateStore": "pystator.sql_stores",
+    "PostgresStateStore": "pystator.sql_stores",
+    "RedisStateStore": "pystator.stores.redis_store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 #: Alias kept from the documented API.
 validate_machine_config = validate_config
+
+if TYPE_CHECKING:
+    from pystator.sql_stores import PostgresStateStore, SQLiteStateStore
+    from pystator.stores.redis_store import RedisStateStore
 
 __all__ = [
     "ActionCall",
@@ -161,9 +183,12 @@ __all__ = [
     "MetricsCollector",
     "Orchestrator",
     "ParallelConfiguration",
+    "PostgresStateStore",
     "RecordedEvent",
+    "RedisStateStore",
     "Region",
     "RetryPolicy",
+    "SQLiteStateStore",
     "SchedulerError",
     "SettingsError",
     "StaleVersionError",

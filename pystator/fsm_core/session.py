@@ -209,6 +209,22 @@ class EntitySession:
         """``evaluate_destination(…).allowed``."""
         return self.evaluate_destination(destination, context_overrides).allowed
 
+    async def asend(self, trigger: str, **payload: Any) -> TransitionResult:
+        """Like :meth:`send`, awaiting async guards (and async actions when executing them)."""
+        token = None if self._machine.observer is None else enter_entity(self._entity_id)
+        try:
+            context = {**self._context, **payload} if payload else self._context
+            result = await self._machine.aprocess(self._state, trigger, context)
+            result = self._apply(result, context)
+            if self._execute_actions and result.success and result.actions:
+                executor = ActionExecutor(self._machine.action_registry, raise_on_error=False)
+                report = await executor.async_execute(result, self._action_context())
+                result = _with_action_results(result, report)
+            return result
+        finally:
+            if token is not None:
+                leave_entity(token)
+
     def _apply(self, result: TransitionResult, context: dict[str, Any]) -> TransitionResult:
         if result.success and result.target_state is not None:
             self._state = result.target_state

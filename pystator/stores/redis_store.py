@@ -195,6 +195,11 @@ class RedisStateStore(DocumentedStoreMethods):
         self.key_prefix = key_prefix
         self._cas = self.client.register_script(CAS_SCRIPT)
 
+    def connect(self) -> None:
+        """Check the server answers (the documented ``connect``; the client connects lazily)."""
+        with translate_errors():
+            self.client.ping()
+
     def load(self, machine: str, entity_id: str) -> EntityRecord | None:
         """The stored record of the entity, or None."""
         state_key, _ = _keys(self.key_prefix, machine, entity_id)

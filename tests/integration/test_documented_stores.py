@@ -103,3 +103,38 @@ def test_redis_scheduler_schedule(redis_url: str, unique_name: str) -> None:
         assert is_scheduled_by_hand(due)
     finally:
         scheduler.close()
+
+
+def test_documented_sql_store_names_connect(
+    tmp_path: Any, pg_migrated_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pystator import PostgresStateStore, RedisStateStore, SQLiteStateStore
+    from pystator.fsm_core.errors import StoreError
+
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    unmigrated = SQLiteStateStore(fresh)
+    with pytest.raises(StoreError, match="pystator db upgrade"):
+        unmigrated.connect(auto_initialize=False)
+    unmigrated.connect()  # the documented default migrates a new SQLite file
+    unmigrated.set_state("s-1", "OPEN", machine="orders")
+    assert unmigrated.get_state("s-1", machine="orders") == "OPEN"
+    unmigrated.close()
+
+    monkeypatch.delenv("PYSTATOR_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    default = SQLiteStateStore()
+    assert default.connection_string == f"sqlite:///{tmp_path / 'pystator.db'}"
+    default.close()
+
+    with pytest.raises(ValueError):
+        PostgresStateStore("")
+    pg = PostgresStateStore(pg_migrated_url)
+    pg.connect(validate_schema=True, auto_initialize=False)
+    orchestrator = Orchestrator(machine=_machine(), store=pg)
+    orchestrator.process_event("p-1", "ack", {})
+    assert pg.get_state("p-1") == "OPEN"
+    pg.close()
+
+    redis_store = RedisStateStore(redis_url, key_prefix="docs")
+    redis_store.connect()
+    redis_store.close()

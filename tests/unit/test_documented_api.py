@@ -122,6 +122,10 @@ DOCUMENTED_ROOT_NAMES = [
     "all_of",
     "any_of",
     "negate",
+    "SQLiteStateStore",
+    "PostgresStateStore",
+    "RedisStateStore",
+    "DestinationCheckResult",
 ]
 
 DOCUMENTED_MODULE_NAMES = {
@@ -166,6 +170,9 @@ DOCUMENTED_MODULE_NAMES = {
     "pystator.scheduler": ["AsyncioScheduler", "RedisScheduler", "CeleryScheduler"],
     "pystator.config": ["ports", "validate_config", "validate_machine_config"],
     "pystator.context": ["TransitionContext"],
+    "pystator.core": ["StateMachine", "EntitySession", "State", "Transition", "Event"],
+    "pystator.behavior": ["GuardRegistry", "ActionRegistry", "ActionExecutor", "equals"],
+    "pystator.observability": ["lint", "to_mermaid", "MetricsCollector", "LoggingHook"],
 }
 
 

@@ -1,0 +1,29 @@
+"""``pystator.observability``: hooks, lint and diagrams in one namespace."""
+
+from __future__ import annotations
+
+from pystator.fsm_core.hooks import (
+    DwellTimeTracker,
+    LoggingHook,
+    MetricsCollector,
+    StructuredLoggingHook,
+    TransitionHook,
+    TransitionMetrics,
+    TransitionObserver,
+)
+from pystator.fsm_core.lint import LintSeverity, LintWarning, lint
+from pystator.visualization import to_mermaid
+
+__all__ = [
+    "DwellTimeTracker",
+    "LintSeverity",
+    "LintWarning",
+    "LoggingHook",
+    "MetricsCollector",
+    "StructuredLoggingHook",
+    "TransitionHook",
+    "TransitionMetrics",
+    "TransitionObserver",
+    "lint",
+    "to_mermaid",
+]
