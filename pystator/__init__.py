@@ -18,7 +18,7 @@ from pystator.fsm_core.actions import (
 )
 from pystator.fsm_core.builder import StateMachineBuilder
 from pystator.fsm_core.checks import evaluate_check
-from pystator.fsm_core.configuration import ParallelConfiguration
+from pystator.fsm_core.configuration import ParallelConfiguration, ParallelStateConfig
 from pystator.fsm_core.context import TransitionContext
 from pystator.fsm_core.definition import (
     ActionSpec,
@@ -183,6 +183,7 @@ __all__ = [
     "MetricsCollector",
     "Orchestrator",
     "ParallelConfiguration",
+    "ParallelStateConfig",
     "PostgresStateStore",
     "RecordedEvent",
     "RedisStateStore",

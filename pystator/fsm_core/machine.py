@@ -548,6 +548,24 @@ class StateMachine:
         assert config is not None  # a parallel state's configuration is always encoded
         return config
 
+    def is_parallel_state(self, name: str) -> bool:
+        """True when ``name`` is a parallel state."""
+        state = self._states_by_name.get(name)
+        return state is not None and state.kind is StateKind.PARALLEL
+
+    async def aprocess_parallel(
+        self,
+        config: ParallelConfiguration | str,
+        event: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[ParallelConfiguration | str, list[TransitionResult]]:
+        """Like :meth:`process_parallel`, awaiting async guards."""
+        state = config.encoded if isinstance(config, ParallelConfiguration) else config
+        result = await self.aprocess(state, event, context)
+        if not result.success or result.target_state is None:
+            return config, [result]
+        return _as_configuration(result.target_state), [result]
+
     def process_parallel(
         self,
         config: ParallelConfiguration | str,

@@ -192,6 +192,26 @@ class TransitionResult:
         return self.exit_actions + self.transition_actions + self.enter_actions
 
     @property
+    def actions_to_execute(self) -> tuple[ActionCall, ...]:
+        """The documented name of :attr:`transition_actions`."""
+        return self.transition_actions
+
+    @property
+    def on_exit_actions(self) -> tuple[ActionCall, ...]:
+        """The documented name of :attr:`exit_actions`."""
+        return self.exit_actions
+
+    @property
+    def on_enter_actions(self) -> tuple[ActionCall, ...]:
+        """The documented name of :attr:`enter_actions`."""
+        return self.enter_actions
+
+    @property
+    def all_action_specs(self) -> tuple[ActionCall, ...]:
+        """The documented name of :attr:`actions` (exit → transition → enter)."""
+        return self.actions
+
+    @property
     def all_actions(self) -> tuple[str, ...]:
         """Names of every planned action in execution order (exit, transition, enter)."""
         return tuple(a.name for a in self.actions)

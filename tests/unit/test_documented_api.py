@@ -239,6 +239,15 @@ def test_parallel_regions_are_region_objects() -> None:
     assert state is not None and state.is_parallel
     assert [r.name for r in state.regions] == ["a", "b"]
     assert all(isinstance(r, Region) for r in state.regions)
+    assert m.is_parallel_state("active") and not m.is_parallel_state("idle")
+    config = m.enter_parallel_state("active")
+    assert isinstance(config, pystator.ParallelStateConfig)
+    assert config.parallel_state == "active" and config.region_states == {"a": "a1", "b": "b1"}
+    assert config.get_region_state("b") == "b1" and config.get_region_state("z") is None
+    assert config.is_in_state("a1") and config.is_in_state("active") and not config.is_in_state("x")
+    assert config.get_all_active() == ["a1", "b1"] and config.to_string() == config.encoded
+    same, results = asyncio.run(m.aprocess_parallel(config, "nothing_here", {}))
+    assert same is config and not results[0].success
 
 
 # --- StateMachine members ----------------------------------------------------------------------
@@ -309,6 +318,14 @@ def test_metadata_is_a_dict_everywhere() -> None:
     assert type(effects.metadata) is dict
     effects.metadata["mine"] = True
     assert m.process("OPEN", "bump", {"bumps": 1}).metadata == {}
+
+
+def test_result_action_names_as_documented() -> None:
+    result = machine().process("OPEN", "fill", {"qty": 10})
+    assert [a.name for a in result.actions_to_execute] == ["notify"]
+    assert result.on_exit_actions == result.exit_actions == ()
+    assert result.on_enter_actions == result.enter_actions
+    assert result.all_action_specs == result.actions and result.all_actions == ("notify",)
 
 
 def test_success_and_failure_result_constructors() -> None:
