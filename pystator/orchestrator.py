@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.actions import NO_RETRY, ActionExecutor, ActionRegistry, RetryPolicy
 from pystator.fsm_core.backoff import Backoff
-from pystator.fsm_core.context import ENTITY_ID_KEY, TransitionContext
+from pystator.fsm_core.context import ENTITY_ID_KEY, EVENT_KEY, TransitionContext
 from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (
     ActionExecutionError,
@@ -208,14 +208,14 @@ class Orchestrator:
                 continue
             self._schedule(outcome)
             try:
-                self._act(entity_id, outcome)
+                self._act(entity_id, outcome, event)
             except ActionExecutionError as exc:
                 moved = self._fallback_after_action(entity_id, outcome, event, exc)
                 if moved is None:
                     raise
                 self._save(moved)
                 self._schedule(moved)
-                self._act(entity_id, moved)
+                self._act(entity_id, moved, event)
                 return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
@@ -240,14 +240,14 @@ class Orchestrator:
                 continue
             self._schedule(outcome)
             try:
-                await self._aact(entity_id, outcome)
+                await self._aact(entity_id, outcome, event)
             except ActionExecutionError as exc:
                 moved = self._fallback_after_action(entity_id, outcome, event, exc)
                 if moved is None:
                     raise
                 await self._asave(moved)
                 self._schedule(moved)
-                await self._aact(entity_id, moved)
+                await self._aact(entity_id, moved, event)
                 return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
@@ -370,19 +370,23 @@ class Orchestrator:
         follow_up = EventInput(trigger=event.trigger, origin=event.origin, event_id=event.event_id)
         return fallback_step(self.machine, outcome.record, follow_up, self._clock(), exc)
 
-    def _action_context(self, entity_id: str, outcome: StepOutcome) -> TransitionContext:
+    def _action_context(
+        self, entity_id: str, outcome: StepOutcome, event: EventInput
+    ) -> TransitionContext:
         context = TransitionContext(outcome.context)
         context[ENTITY_ID_KEY] = entity_id
+        context[EVENT_KEY] = event  # the documented ``_event``: trigger + payload of this event
         return context
 
-    def _act(self, entity_id: str, outcome: StepOutcome) -> None:
+    def _act(self, entity_id: str, outcome: StepOutcome, event: EventInput) -> None:
         if self._executor is not None and outcome.actions:
-            self._executor.execute(outcome.actions, self._action_context(entity_id, outcome))
+            context = self._action_context(entity_id, outcome, event)
+            self._executor.execute(outcome.actions, context)
 
-    async def _aact(self, entity_id: str, outcome: StepOutcome) -> None:
+    async def _aact(self, entity_id: str, outcome: StepOutcome, event: EventInput) -> None:
         if self._executor is not None and outcome.actions:
             await self._executor.async_execute(
-                outcome.actions, self._action_context(entity_id, outcome)
+                outcome.actions, self._action_context(entity_id, outcome, event)
             )
 
     def _validate(

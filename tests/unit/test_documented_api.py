@@ -575,3 +575,19 @@ def test_action_executor_modes_and_logging(caplog: pytest.LogCaptureFixture) -> 
     asyncio.run(quiet.async_execute_phased(result, {}))
     asyncio.run(ActionExecutor(m.action_registry, ExecutionMode.PARALLEL).async_execute(result, {}))
     assert ran == ["notify"] * 6
+
+
+def test_orchestrator_actions_see_the_documented_context_keys() -> None:
+    from pystator import InMemoryStateStore, Orchestrator
+    from pystator.context import TransitionContext
+
+    m = machine()
+    seen: list[TransitionContext] = []
+    m.action_registry.register("notify", lambda ctx: seen.append(ctx))
+    orchestrator = Orchestrator(m, InMemoryStateStore())
+    orchestrator.process_event("o-1", "exchange_ack", {})
+    orchestrator.process_event("o-1", "fill", {"qty": 10})
+    (ctx,) = seen
+    assert isinstance(ctx, TransitionContext) and ctx.entity_id == "o-1"
+    assert isinstance(ctx.event, Event) and ctx.event.trigger == "fill"
+    assert ctx.event.payload == {"qty": 10} and ctx.user_data() == {"qty": 10}
