@@ -28,7 +28,7 @@ from pystator.fsm_core.errors import StaleVersionError
 from pystator.fsm_core.records import NO_VERSION, EntityRecord, HistoryEntry
 from pystator.stores.base import check_version
 
-SET_STATE_ATTEMPTS = 5  # re-reads of set_state after a concurrent write before it gives up
+SET_STATE_ATTEMPTS = 20  # re-reads of set_state after concurrent writes before it gives up
 
 
 def _machine_of(store: Any, machine: str | None) -> str:
