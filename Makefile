@@ -9,7 +9,7 @@ export PYSTATOR_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 export PYSTATOR_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYSTATOR_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo dashboard examples test lint typecheck pytest bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pystator demo
+
+# The runnable examples (examples/README.md), one after the other.
+examples: $(STAMP)
+	for script in basic_usage day_trading_example portfolio_optimization_example; do \
+	  $(BIN)/python examples/$$script.py || exit 1; done
+
+# The dashboard on the last demo's database: http://127.0.0.1:8000/ui (runs the demo first if needed).
+dashboard: $(STAMP)
+	test -f pystator-demo.db || $(BIN)/pystator demo
+	PYSTATOR_DATABASE_URL=sqlite:///$(CURDIR)/pystator-demo.db \
+	  PYSTATOR_MACHINES=$(CURDIR)/examples/fleet_demo.yaml $(BIN)/pystator api
 
 lint: $(STAMP)
 	$(BIN)/ruff check pystator tests bench examples
@@ -37,6 +48,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/timers.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/retention.py
+
+# Re-take the README's dashboard screenshots (needs chromium + chromium-driver and the services).
+screenshots: $(STAMP)
+	PYSTATOR_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/browser
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -20,9 +20,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pystator.commands.worker",  # worker, submit, relay
     "pystator.commands.events",  # events …, entities …, actions …
     "pystator.commands.health",  # health
+    "pystator.commands.retention",  # prune
     "pystator.commands.demo",  # demo
     "pystator.commands.machines",  # machines sync/list/show
     "pystator.commands.api",  # api, api-keys, token, config show
+    "pystator.commands.viz",  # viz
 )
 
 

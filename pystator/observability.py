@@ -12,7 +12,7 @@ from pystator.fsm_core.hooks import (
     TransitionObserver,
 )
 from pystator.fsm_core.lint import LintSeverity, LintWarning, lint
-from pystator.visualization import to_mermaid
+from pystator.visualization import get_statistics, to_dot, to_mermaid
 
 __all__ = [
     "DwellTimeTracker",
@@ -24,6 +24,8 @@ __all__ = [
     "TransitionHook",
     "TransitionMetrics",
     "TransitionObserver",
+    "get_statistics",
     "lint",
+    "to_dot",
     "to_mermaid",
 ]

@@ -45,6 +45,17 @@ DEFAULT_API_MAX_BATCH = 10_000
 DEFAULT_API_PAGE_LIMIT = 500
 DEFAULT_API_BULK_LIMIT = 10_000
 DEFAULT_REGISTRY_REFRESH_SECONDS = 2.0
+# retention windows in days (0 keeps rows forever); see the README's Retention section
+DEFAULT_RETENTION_COMPLETED_DAYS = 7.0
+DEFAULT_RETENTION_REJECTED_DAYS = 30.0
+DEFAULT_RETENTION_HISTORY_DAYS = 90.0
+DEFAULT_RETENTION_ACTIONS_DAYS = 7.0
+DEFAULT_RETENTION_AUDIT_DAYS = 365.0
+DEFAULT_RETENTION_ROLLUPS_DAYS = 400.0
+DEFAULT_PRUNE_INTERVAL_SECONDS = 300.0
+DEFAULT_PRUNE_BATCH_ROWS = 1000
+DEFAULT_PRUNE_PAUSE_SECONDS = 0.05
+DEFAULT_PRUNE_MAX_SECONDS = 60.0
 CONFIG_FILE_NAME = "pystator.cfg"
 ENV_PREFIX = "PYSTATOR_"
 SCHEDULERS = ("db", "redis", "celery", "asyncio")
@@ -99,6 +110,20 @@ class Settings:
     api_page_limit: int = DEFAULT_API_PAGE_LIMIT  # largest ``limit`` of a listing
     api_bulk_limit: int = DEFAULT_API_BULK_LIMIT  # most events one retry/discard call changes
     api_secure_cookies: bool = False  # dashboard cookies Secure even over plain HTTP (a proxy)
+    # retention: rows older than their window are pruned (0 = keep forever)
+    retention_completed_days: float = DEFAULT_RETENTION_COMPLETED_DAYS  # completed, stale events
+    # rejected, cancelled and discarded events, and refused idempotency keys
+    retention_rejected_days: float = DEFAULT_RETENTION_REJECTED_DAYS
+    retention_history_days: float = DEFAULT_RETENTION_HISTORY_DAYS  # transition_history
+    retention_actions_days: float = DEFAULT_RETENTION_ACTIONS_DAYS  # done/discarded outbox rows
+    retention_audit_days: float = DEFAULT_RETENTION_AUDIT_DAYS  # audit_log
+    retention_rollups_days: float = DEFAULT_RETENTION_ROLLUPS_DAYS  # event_rollups (charts)
+    # the pruner: how often a worker runs a pass (0 = never: cron runs ``pystator prune``)
+    prune_interval_seconds: float = DEFAULT_PRUNE_INTERVAL_SECONDS
+    prune_batch_rows: int = DEFAULT_PRUNE_BATCH_ROWS  # rows one delete transaction removes
+    prune_pause_seconds: float = DEFAULT_PRUNE_PAUSE_SECONDS  # between two batches
+    prune_max_seconds: float = DEFAULT_PRUNE_MAX_SECONDS  # a worker's pass stops after this
+    prune_archive_dir: str | None = None  # JSON lines of every pruned row are written here first
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -117,6 +142,9 @@ class Settings:
         for name in _POSITIVE_INTEGERS:
             if getattr(self, name) < 1:
                 raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive integer")
+        for name in _NON_NEGATIVE_NUMBERS:
+            if getattr(self, name) < 0:
+                raise SettingsError(f"PYSTATOR_{name.upper()} must be 0 or a positive number")
         if self.db_pool_size < 0:
             raise SettingsError("PYSTATOR_DB_POOL_SIZE must be 0 (derive) or a positive integer")
         if self.api_db_pool_size < API_AUTOCOMMIT_CONNECTIONS + 1:
@@ -146,6 +174,18 @@ _POSITIVE_NUMBERS = (
     "action_retry_base_seconds",
     "action_retry_max_seconds",
     "registry_refresh_seconds",
+    "prune_max_seconds",
+)
+#: Settings where 0 means "never" / "forever" / "no pause".
+_NON_NEGATIVE_NUMBERS = (
+    "retention_completed_days",
+    "retention_rejected_days",
+    "retention_history_days",
+    "retention_actions_days",
+    "retention_audit_days",
+    "retention_rollups_days",
+    "prune_interval_seconds",
+    "prune_pause_seconds",
 )
 _POSITIVE_INTEGERS = (
     "max_attempts",
@@ -159,6 +199,7 @@ _POSITIVE_INTEGERS = (
     "api_max_batch",
     "api_page_limit",
     "api_bulk_limit",
+    "prune_batch_rows",
 )
 #: Settings whose values are never printed (``pystator config show`` masks them).
 SECRET_SETTINGS = frozenset({"api_jwt_secret"})

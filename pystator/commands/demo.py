@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
         elapsed = time.perf_counter() - started
     finally:
         threads.stop(timeout=10)
-    _report(runtime, app, args.entities, len(events), (submitted, elapsed), db_path)
+    _report(runtime, app, args.entities, len(events), (submitted, elapsed), db_path, machine_path)
     runtime.close()
     return 0
 
@@ -180,6 +180,7 @@ def _report(
     total: int,
     timing: tuple[float, float],
     db_path: Path,
+    machine_path: Path,
 ) -> None:
     submitted, elapsed = timing
     machine = next(iter(runtime.machines)).name
@@ -205,3 +206,6 @@ def _report(
     print("  pystator events list --status dead      # the poison events, with their errors")
     print("  pystator events stats                   # counts, retries, idempotency hits")
     print(f"  pystator entities show {machine} order-0000")
+    print("\nor in the browser (the dashboard; no login on loopback while auth is off):")
+    print(f"  PYSTATOR_DATABASE_URL={url} PYSTATOR_MACHINES={machine_path} pystator api")
+    print("  open http://127.0.0.1:8000/ui      (from a checkout: make dashboard does both)")

@@ -192,8 +192,20 @@ def _run_celery(runtime: Runtime, app: Celery, args: argparse.Namespace) -> int:
         "--without-mingle",
         "--without-heartbeat",
     ]
-    app.worker_main(argv)
-    return 0
+    controllers: list[Any] = []
+
+    def remember(sender: Any = None, **_kwargs: Any) -> None:
+        controllers.append(sender)
+
+    # Celery's worker_main drops the worker's exit code; a consumer that crashed ("Unrecoverable
+    # error") must not exit 0, or a supervisor that restarts on failure would leave it down.
+    signals.worker_init.connect(remember, weak=False)
+    try:
+        app.worker_main(argv)
+    finally:
+        signals.worker_init.disconnect(remember)
+    exitcode = getattr(controllers[-1], "exitcode", 0) if controllers else 0
+    return int(exitcode or 0)
 
 
 def _escalate_on_second_signal(how: str = "Warm", **_kwargs: Any) -> None:

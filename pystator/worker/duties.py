@@ -1,10 +1,12 @@
-"""A worker's background duties besides applying events: timers, the relay, the heartbeat.
+"""A worker's background duties besides applying events: timers, the relay, the heartbeat,
+the retention pruner.
 
 However a worker is started (``pystator worker`` in embedded mode or under Celery, or Celery's own
 ``celery -A pystator.worker.app worker``, where a bootstep starts them), it runs the same
 :class:`Duties`: the timer backend's loop (poll due timers, hand them over, recovery sweep), the
-relay (re-publish stranded nudges, sweep the action outbox) unless switched off, and the
-heartbeat. A prefork Celery child runs the heartbeat only.
+relay (re-publish stranded nudges, sweep the action outbox) unless switched off, the
+heartbeat, and the retention pruner (:mod:`pystator.worker.retention`). A prefork Celery child
+runs the heartbeat only.
 
 **A duty that dies takes its process down.** A background thread that ends with an error would
 leave a process that looks alive but no longer fires timers or relays; so the duty is recorded as
@@ -21,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystator.logging import get_logger
+from pystator.stores.sql.engine import is_sqlite
 from pystator.worker.liveness import Heartbeat, LivenessLock
 from pystator.worker.relay import Relay
+from pystator.worker.retention import Pruner
 from pystator.worker.runtime import Runtime
 
 #: Exit status of a process whose background duty died.
@@ -53,6 +57,7 @@ class Duties:
     runtime: Runtime
     relay: bool = True
     timers: bool = True
+    prune: bool = True  # the retention pruner (main processes only; one prunes at a time)
     fatal: bool = True  # a dying duty ends the process (tests switch this off)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -82,6 +87,10 @@ class Duties:
             self.spawn(f"timers-{runtime.timers.name}", runtime.timers.run)
         if self.relay:
             self.spawn("relay", Relay(runtime).run)
+        if self.prune and self.timers and settings.prune_interval_seconds > 0:
+            shared = runtime.engine if is_sqlite(runtime.engine.url) else None
+            pruner = Pruner(settings, clock=runtime.processor.clock, engine=shared)
+            self.spawn("pruner", pruner.run)
 
     def spawn(self, name: str, loop: DutyLoop) -> threading.Thread:
         """Run ``loop`` in a supervised daemon thread named ``pystator-<name>``."""

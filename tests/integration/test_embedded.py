@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests import worker_processes as procs
+from tests.fleet_harness import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +74,30 @@ def test_demo_runs_the_embedded_fleet_and_leaves_its_database(
         ["events", "list", "--status", "dead"], {"PYSTATOR_DATABASE_URL": f"sqlite:///{db}"}
     )
     assert listed.returncode == 0 and listed.stdout.count("dead") == 3
+
+
+def test_the_demo_points_at_a_dashboard_that_shows_its_dead_letters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The command the demo prints last serves its fleet in the browser, no login on loopback."""
+    from pystator.cli import main
+
+    db = tmp_path / "demo.db"
+    assert main(["demo", "--entities", "20", "--threads", "2", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().endswith("pystator api"))
+    settings = dict(word.split("=", 1) for word in shlex.split(line)[:-2])
+    assert settings["PYSTATOR_DATABASE_URL"] == f"sqlite:///{db}"
+    port = free_port()
+    api = procs.start(["api", "--port", str(port)], settings, tmp_path / "api.log")
+    try:
+        wait_until(lambda: port_open(port), timeout=30, message="the demo's dashboard to listen")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            dead = client.get("/ui/dead")
+            assert dead.status_code == 200 and "fleet_order" in dead.text
+            listed = client.get("/ui/events", params={"status": "dead"})
+            assert listed.status_code == 200 and listed.text.count("data-event-id=") == 3
+            assert client.get("/ui/machines/fleet_order").status_code == 200
+    finally:
+        api.terminate()
+        api.wait(timeout=30)

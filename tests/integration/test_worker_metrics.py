@@ -1,5 +1,7 @@
 """A worker's Prometheus metrics, scraped from its port while the fleet drains: the counters add
-up to the events applied (threads pool, and prefork children summed by the main process)."""
+up to the events applied (threads pool, and prefork children summed by the main process). The
+API's ``/metrics`` (fleet gauges from the database) is scraped beside it, and the workers'
+``event_rollups`` (what the dashboard charts) add up to the same events."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.stores.sql.schema import worker_events
+from pystator.stores.sql.schema import event_rollups, worker_events
 from pystator.worker.producer import EventSpec
 from tests import worker_processes as procs
-from tests.fleet_harness import free_port, producer_runtime
+from tests.fleet_harness import free_port, port_open, producer_runtime
 from tests.worker_support import MACHINE
 
 pytestmark = pytest.mark.integration
@@ -57,9 +59,13 @@ def test_the_counters_add_up_to_the_events_applied(
     args = ["worker", "--pool", pool, "--concurrency", "2", "--metrics-port", str(port)]
     args += ["--machines", str(procs.MACHINES), "--app", procs.APP]
     worker = procs.start(args, settings, tmp_path / "worker.log")
+    api_port = free_port()
+    api = procs.start(["api", "--port", str(api_port)], settings, tmp_path / "api.log")
     engine = fleet_engine(pg_migrated_url)
+    fleet: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     try:
         procs.wait_for(lambda: procs.run(["health"], settings).returncode == 0, "the worker")
+        procs.wait_for(lambda: port_open(api_port), "the API to listen")
         with producer_runtime(pg_migrated_url, redis_url, procs.MACHINES, queue=queue) as runtime:
             for n in range(ENTITIES):
                 runtime.producer.submit(
@@ -74,9 +80,23 @@ def test_the_counters_add_up_to_the_events_applied(
                 return total(samples, "pystator_events_total") >= ENTITIES + 1
 
             procs.wait_for(counted, "the counters to catch up")
+            procs.wait_for(
+                lambda: _rolled_up(engine) == {"applied": ENTITIES, "rejected": 1},
+                "the worker's heartbeat to write its roll-ups",
+            )
+
+            def settled() -> bool:  # the API caches its gauges for a few seconds
+                fleet.update(scrape(api_port))
+                return total(fleet, "pystator_backlog_due") == 0
+
+            procs.wait_for(settled, "the API's gauges to show the drained fleet")
     finally:
+        procs.kill(api)
         procs.kill(worker)
         dispose(engine)
+    assert total(fleet, "pystator_workers_alive") >= 1
+    assert total(fleet, "pystator_dead_events") == 0
+    assert total(fleet, "pystator_backlog", machine=MACHINE, due="due") == 0
     applied = total(samples, "pystator_events_total", outcome="applied", machine=MACHINE)
     rejected = total(samples, "pystator_events_total", outcome="rejected", machine=MACHINE)
     assert (applied, rejected) == (ENTITIES, 1)  # m0 opened twice: the second is a rejection
@@ -90,3 +110,13 @@ def _pending(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         query = sa.select(sa.func.count()).where(worker_events.c.status == "pending")
         return int(conn.execute(query).scalar_one())
+
+
+def _rolled_up(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        query = (
+            sa.select(event_rollups.c.outcome, sa.func.sum(event_rollups.c.count))
+            .where(event_rollups.c.machine == MACHINE)
+            .group_by(event_rollups.c.outcome)
+        )
+        return {outcome: int(n) for outcome, n in conn.execute(query)}

@@ -42,6 +42,8 @@ ALLOWED: dict[str, set[str]] = {
     "lint": {"fsm_core"},
     "sinks": {"fsm_core"},
     "context": {"fsm_core"},
+    # diagrams of a definition (the dashboard and ``pystator viz`` draw with them)
+    "visualization": {"fsm_core"},
     # pystator.config: the documented configuration namespace (ports, validation)
     "config": {"fsm_core", *_BASE, "config"},
     # documented module paths re-exporting the engine's (pystator.errors, .machine, .instance)
@@ -61,8 +63,8 @@ ALLOWED: dict[str, set[str]] = {
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
     "worker": {*_PUBLIC, "migrations", "worker"},
-    "api": {*_PUBLIC, "migrations", "worker", "api"},
-    "commands": {*_PUBLIC, *_BUILTINS, "migrations", "worker", "api", "commands"},
+    "api": {*_PUBLIC, "migrations", "worker", "visualization", "api"},
+    "commands": {*_PUBLIC, *_BUILTINS, "migrations", "worker", "api", "visualization", "commands"},
     "cli": {*_PUBLIC, "migrations", "worker", "api", "commands", "cli"},
 }
 

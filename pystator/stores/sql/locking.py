@@ -66,10 +66,32 @@ def worker_alive(conn: Connection, worker_id: str) -> bool:
     return not bool(conn.execute(probe).scalar())
 
 
+def _named_key(name: str) -> sa.ColumnElement[Any]:
+    return sa.func.hashtextextended(sa.literal("pystator-duty/" + name, sa.Text), 0)
+
+
+def try_duty_lock(conn: Connection, name: str) -> bool:
+    """Take the session-level lock of the fleet-wide duty ``name`` (the pruner) on ``conn``
+    without waiting; False when another process holds it. Held until
+    :func:`release_duty_lock` or until the connection closes (a dead process frees it).
+    Always True on SQLite, whose writers are serialised anyway."""
+    if not is_postgres(conn):
+        return True
+    return bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(_named_key(name)))).scalar())
+
+
+def release_duty_lock(conn: Connection, name: str) -> None:
+    """Give up the lock :func:`try_duty_lock` took on ``conn``."""
+    if is_postgres(conn):
+        conn.execute(sa.select(sa.func.pg_advisory_unlock(_named_key(name))))
+
+
 __all__ = [
     "hold_worker_lock",
     "is_postgres",
     "lock_entity",
+    "release_duty_lock",
+    "try_duty_lock",
     "try_lock_expression",
     "wait_for_entity",
     "worker_alive",

@@ -83,6 +83,7 @@ transition_history = Table(
     # when the definition came from a file or from code
     Column("machine_version", Integer, nullable=True),
     UniqueConstraint("machine", "entity_id", "version"),
+    Index("ix_transition_history_created_at", "created_at"),  # retention
 )
 
 # Event statuses: pending -> completed | rejected | stale | dead | cancelled | discarded
@@ -165,6 +166,7 @@ action_outbox = Table(
         postgresql_where=text("status = 'pending'"),
         sqlite_where=text("status = 'pending'"),
     ),
+    Index("ix_action_outbox_status_completed", "status", "completed_at"),  # retention
 )
 
 # Armed timers of the fleet: one row per (entity, state entry, timer) until it fires or its state

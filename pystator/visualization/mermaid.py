@@ -1,4 +1,4 @@
-"""Diagrams of a machine, drawn from its definition so they never drift from the YAML.
+"""Mermaid ``stateDiagram-v2`` of a machine.
 
 :func:`to_mermaid` gives a Mermaid ``stateDiagram-v2``: nested states become composite states,
 the regions of a parallel state are drawn side by side (separated by ``--``), terminal states
@@ -8,25 +8,29 @@ uses it with ``labels`` to show how many entities sit in each state.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
-from typing import Literal
 
 from pystator.fsm_core.definition import (
-    ActionSpec,
-    GuardSpec,
     MachineDefinition,
     RegionSpec,
     StateKind,
-    StateSpec,
     TransitionSpec,
 )
 from pystator.fsm_core.machine import StateMachine
+from pystator.visualization.common import (
+    Direction,
+    arrow_text,
+    check_direction,
+    children_by_parent,
+    definition_of,
+    format_delay,
+)
 
-Direction = Literal["TB", "LR", "BT", "RL"]
-DIRECTIONS: tuple[str, ...] = ("TB", "LR", "BT", "RL")
 _INDENT = "    "
 _NOT_ID = re.compile(r"[^A-Za-z0-9_]")
+_ESCAPES = str.maketrans({"#": "#35;", '"': "#quot;", ";": "#59;", "\n": " ", "\r": " "})
 
 
 def to_mermaid(
@@ -46,9 +50,8 @@ def to_mermaid(
     the text shown for them (the state name by default), e.g. ``{"triage": "triage (12)"}``.
     Raises :class:`ValueError` for an unknown ``direction``.
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
-    definition = machine.definition if isinstance(machine, StateMachine) else machine
+    check_direction(direction)
+    definition = definition_of(machine)
     return "\n".join(
         _MermaidWriter(
             definition,
@@ -66,33 +69,47 @@ def mermaid_id(name: str) -> str:
     return ident if ident and not ident[0].isdigit() else f"s_{ident}"
 
 
-def format_delay(delay_ms: int) -> str:
-    """``1500`` → ``1.5s``, ``90000`` → ``90s``, ``7200000`` → ``2h``: short, exact."""
-    for unit, size in (("h", 3_600_000), ("m", 60_000)):
-        if delay_ms >= size and delay_ms % size == 0:
-            return f"{delay_ms // size}{unit}"
-    if delay_ms % 1000 == 0:
-        return f"{delay_ms // 1000}s"
-    return f"{delay_ms}ms" if delay_ms < 1000 else f"{delay_ms / 1000:g}s"
+def mermaid_ids(
+    definition: MachineDefinition, reserved: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """A distinct Mermaid id for every state and region name of ``definition``.
+
+    Usually :func:`mermaid_id` of the name; names that map to the same id (``a.b`` and ``a_b``)
+    or to a ``reserved`` word (compared lower-case) get a suffix, in definition order.
+    """
+    names = [s.name for s in definition.states]
+    names += [r.name for s in definition.states for r in s.regions]
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = mermaid_id(name)
+        if base.lower() in reserved:
+            base = f"{base}_"
+        ident, n = base, 2
+        while ident in used:
+            ident, n = f"{base}_{n}", n + 1
+        used.add(ident)
+        ids[name] = ident
+    return ids
 
 
-def _text(value: str) -> str:
-    """Text safe inside a Mermaid label (no line breaks, quotes, ``;`` or ``#``)."""
-    return (
-        value.replace("#", "#35;")
-        .replace('"', "#quot;")
-        .replace(";", "#59;")
-        .replace("\n", " ")
-        .replace("\r", " ")
-    )
+def front_matter(title: str) -> tuple[str, ...]:
+    """The ``---`` block that gives a Mermaid diagram its title.
+
+    The title is written as a double-quoted YAML string, so ``:``, ``#`` or quotes in it are
+    text, not YAML syntax.
+    """
+    one_line = " ".join(title.splitlines())
+    return ("---", f"title: {json.dumps(one_line)}", "---")
 
 
-def _guard_names(guards: tuple[GuardSpec, ...]) -> list[str]:
-    return [guard.name or guard.label for guard in guards]
+def mermaid_text(value: str) -> str:
+    """Text safe inside a Mermaid label (no line breaks, quotes, ``;`` or ``#``).
 
-
-def _action_names(actions: tuple[ActionSpec, ...]) -> list[str]:
-    return [action.name for action in actions]
+    One pass, so the ``#`` and ``;`` of an entity written for one character are not escaped
+    again.
+    """
+    return value.translate(_ESCAPES)
 
 
 class _MermaidWriter:
@@ -112,18 +129,17 @@ class _MermaidWriter:
         self.show_actions = show_actions
         self.show_timeouts = show_timeouts
         self.labels = labels
-        self.children: dict[str | None, list[StateSpec]] = {}
-        for state in definition.states:
-            self.children.setdefault(state.parent, []).append(state)
+        self.children = children_by_parent(definition)
+        self.ids = mermaid_ids(definition)
 
     def lines(self, title: str | None, direction: str) -> Iterator[str]:
         if title:
-            yield from ("---", f"title: {_text(title)}", "---")
+            yield from front_matter(title)
         yield "stateDiagram-v2"
         yield f"{_INDENT}direction {direction}"
         initial = next((s for s in self.definition.states if s.machine_initial), None)
         if initial is not None:
-            yield f"{_INDENT}[*] --> {mermaid_id(initial.name)}"
+            yield f"{_INDENT}[*] --> {self.ids[initial.name]}"
         yield from self._level(None, 1)
         for transition in self.definition.transitions:
             yield from self._arrows(transition)
@@ -132,18 +148,18 @@ class _MermaidWriter:
                 if state.timeout is not None:
                     label = f"{state.timeout.trigger} ({format_delay(state.timeout.delay_ms)})"
                     yield (
-                        f"{_INDENT}{mermaid_id(state.name)} --> "
-                        f"{mermaid_id(state.timeout.dest)} : {_text(label)}"
+                        f"{_INDENT}{self.ids[state.name]} --> "
+                        f"{self.ids[state.timeout.dest]} : {mermaid_text(label)}"
                     )
 
     def _level(self, parent: str | None, depth: int) -> Iterator[str]:
         """Declarations of the states whose parent is ``parent`` (a state, region or None)."""
         pad = _INDENT * depth
         for state in self.children.get(parent, []):
-            ident = mermaid_id(state.name)
+            ident = self.ids[state.name]
             label = self.labels.get(state.name, state.name)
             if label != ident:
-                yield f'{pad}state "{_text(label)}" as {ident}'
+                yield f'{pad}state "{mermaid_text(label)}" as {ident}'
             elif parent is not None and not state.regions and state.name not in self.children:
                 yield f"{pad}{ident}"  # declared here so it is drawn inside its parent
             if state.kind is StateKind.CHOICE:
@@ -158,7 +174,7 @@ class _MermaidWriter:
             elif state.name in self.children:
                 yield f"{pad}state {ident} {{"
                 if state.initial_child:
-                    yield f"{pad}{_INDENT}[*] --> {mermaid_id(state.initial_child)}"
+                    yield f"{pad}{_INDENT}[*] --> {self.ids[state.initial_child]}"
                 yield from self._level(state.name, depth + 1)
                 yield f"{pad}}}"
             if state.kind is StateKind.TERMINAL:
@@ -166,25 +182,19 @@ class _MermaidWriter:
 
     def _region(self, region: RegionSpec, depth: int) -> Iterator[str]:
         pad = _INDENT * depth
-        yield f"{pad}state {mermaid_id(region.name)} {{"
+        yield f"{pad}state {self.ids[region.name]} {{"
         if region.initial:
-            yield f"{pad}{_INDENT}[*] --> {mermaid_id(region.initial)}"
+            yield f"{pad}{_INDENT}[*] --> {self.ids[region.initial]}"
         yield from self._level(region.name, depth + 1)
         yield f"{pad}}}"
 
     def _arrows(self, transition: TransitionSpec) -> Iterator[str]:
         if transition.after_ms is not None and not self.show_timeouts:
             return
-        parts: list[str] = []
-        if transition.declared_trigger:
-            parts.append(transition.trigger)
-        if transition.after_ms is not None:
-            parts.append(f"after {format_delay(transition.after_ms)}")
-        if self.show_guards and transition.guards:
-            parts.append(f"[{', '.join(_guard_names(transition.guards))}]")
-        if self.show_actions and transition.actions:
-            parts.append(f"/ {', '.join(_action_names(transition.actions))}")
-        label = f" : {_text(' '.join(parts))}" if parts else ""
-        dest = mermaid_id(transition.dest)
+        parts = arrow_text(
+            transition, show_guards=self.show_guards, show_actions=self.show_actions
+        ).parts()
+        label = f" : {mermaid_text(' '.join(parts))}" if parts else ""
+        dest = self.ids[transition.dest]
         for source in transition.sources:
-            yield f"{_INDENT}{mermaid_id(source)} --> {dest}{label}"
+            yield f"{_INDENT}{self.ids[source]} --> {dest}{label}"

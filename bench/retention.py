@@ -1,0 +1,267 @@
+"""Retention benchmark: the pruner's delete rate, and what pruning costs a draining fleet.
+
+    .venv/bin/python bench/retention.py [--rows 5000000] [--workers 3] [--rounds 5]
+
+On the local PostgreSQL (a database it creates and drops) and a private ``redis-server``:
+
+1. ``worker_events`` is filled with ``--rows`` completed events spread over ten days, all past
+   the 7-day window (``generate_series``, then ``VACUUM ANALYZE``);
+2. the pruner alone (default pacing, then unthrottled, then 10,000-row batches), 5 s each: rows
+   deleted per second; then ``VACUUM ANALYZE`` (what autovacuum would do after them);
+3. ``--workers`` workers drain 2,000 entities x 5 events, alternately without and with a pruner
+   pass running beside them (default settings: ``PYSTATOR_PRUNE_BATCH_ROWS`` rows per batch,
+   ``PYSTATOR_PRUNE_PAUSE_SECONDS`` between batches), ``--rounds`` times each; the median drain
+   rates and their ratio are printed (target: with pruning within 10 % of without).
+
+Numbers are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fleet import (  # noqa: E402
+    MACHINE,
+    MACHINES,
+    bench_database,
+    wait_drained,
+    warm_up,
+)
+from pystator.settings import load_settings  # noqa: E402
+from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
+from pystator.worker.retention import PruneReport, RetentionPolicy, prune  # noqa: E402
+from tests.fleet_harness import (  # noqa: E402
+    RedisServer,
+    WorkerFleet,
+    create_schema,
+    producer_runtime,
+)
+
+DRAIN_ENTITIES = 2000
+DRAIN_EVENTS_PER_ENTITY = 5
+PRUNE_ALONE_SECONDS = 5.0
+SEED_DAYS = 10
+TARGET_DRAIN_RATIO = 0.90
+
+SEED_SQL = """
+INSERT INTO worker_events (machine, entity_id, trigger, context, status, errors, fires_at,
+                           created_at, updated_at, completed_at, outcome, attempts)
+SELECT 'old_cycle', 'old-' || mod(g, 100000), 'next', '{{"n": 1}}'::jsonb, 'completed',
+       '[]'::jsonb, t, t, t, t, '{{"target": "B"}}'::jsonb, 1
+FROM generate_series({start}, {stop}) AS g,
+     LATERAL (SELECT now() - interval '30 days'
+                     - (g::float8 / {rows}) * interval '{days} days' AS t) AS x
+"""
+SEED_CHUNK = 1_000_000
+
+
+@dataclass
+class Results:
+    rows: int
+    seed_seconds: float = 0.0
+    vacuum_seconds: float = 0.0  # VACUUM after the pruner-alone runs
+    day_seconds: float = 0.0  # one seeded day's rows at the default pacing
+    alone: dict[str, float] = field(default_factory=dict)  # label -> rows/s
+    drain_plain: list[float] = field(default_factory=list)
+    drain_pruned: list[float] = field(default_factory=list)
+    pruned_beside: list[float] = field(default_factory=list)  # rows/s during the drains
+    notes: list[str] = field(default_factory=list)
+
+
+def seed(url: str, rows: int) -> float:
+    """``rows`` old completed events (in chunks: one transaction per million)."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    start = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            for low in range(1, rows + 1, SEED_CHUNK):
+                high = min(low + SEED_CHUNK - 1, rows)
+                sql = SEED_SQL.format(start=low, stop=high, rows=rows, days=SEED_DAYS)
+                conn.exec_driver_sql(sql)
+                print(f"  seeded {high:,} rows", file=sys.stderr)
+            conn.exec_driver_sql("VACUUM ANALYZE worker_events")
+    finally:
+        engine.dispose()
+    return time.perf_counter() - start
+
+
+def vacuum(url: str) -> float:
+    """``VACUUM ANALYZE worker_events`` (what autovacuum does after a big prune)."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    start = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE worker_events")
+    finally:
+        engine.dispose()
+    return time.perf_counter() - start
+
+
+def prune_for(engine: sa.Engine, policy: RetentionPolicy, seconds: float) -> PruneReport:
+    return prune(engine, policy, max_seconds=seconds)
+
+
+def rate(report: PruneReport) -> float:
+    return report.total / report.seconds if report.seconds else 0.0
+
+
+def measure_drain(engine: sa.Engine, url: str, round_no: int, label: str) -> float:
+    from pystator.worker import submit_events
+
+    events = [
+        {"machine_name": MACHINE, "entity_id": f"{label}-{round_no}-{e}", "trigger": "next"}
+        for _ in range(DRAIN_EVENTS_PER_ENTITY)
+        for e in range(DRAIN_ENTITIES)
+    ]
+    start = time.perf_counter()
+    submit_events(events, db_url=url)
+    wait_drained(engine)
+    return len(events) / (time.perf_counter() - start)
+
+
+class BackgroundPruner:
+    """Prune passes in a thread until stopped; counts the rows removed and the time spent."""
+
+    def __init__(self, engine: sa.Engine, policy: RetentionPolicy) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.stop = threading.Event()
+        self.removed = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.started = 0.0
+        self.seconds = 0.0
+
+    def __enter__(self) -> BackgroundPruner:
+        self.started = time.perf_counter()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.seconds = time.perf_counter() - self.started
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            report = prune(self.engine, self.policy, stop=self.stop)
+            self.removed += report.total
+            if report.finished:  # nothing left to prune
+                return
+
+
+def run(args: argparse.Namespace) -> Results:
+    results = Results(rows=args.rows)
+    policy = RetentionPolicy.from_settings(load_settings({}))
+    with tempfile.TemporaryDirectory() as tmp, bench_database() as url:
+        create_schema(url)
+        print(f"seeding {args.rows:,} completed events…", file=sys.stderr)
+        results.seed_seconds = seed(url, args.rows)
+        engine = fleet_engine(url, pool_size=4)
+        plain = sa.create_engine(url)
+        try:
+            default = (
+                f"default: batch {policy.batch_rows}, pause ≥ {policy.pause_seconds}s "
+                f"and ≥ {policy.pause_factor:g}x the batch"
+            )
+            results.alone[default] = rate(prune_for(engine, policy, PRUNE_ALONE_SECONDS))
+            no_pause = replace(policy, pause_seconds=0.0, pause_factor=0.0)
+            results.alone[f"batch {policy.batch_rows}, no pause"] = rate(
+                prune_for(engine, no_pause, PRUNE_ALONE_SECONDS)
+            )
+            big = replace(no_pause, batch_rows=10_000)
+            results.alone["batch 10000, no pause"] = rate(
+                prune_for(engine, big, PRUNE_ALONE_SECONDS)
+            )
+            results.day_seconds = args.rows / SEED_DAYS / results.alone[default]
+            results.vacuum_seconds = vacuum(url)
+            broker = RedisServer(log_path=Path(tmp) / "redis.log")
+            with (
+                broker,
+                producer_runtime(url, broker.url, MACHINES),
+                WorkerFleet(
+                    database_url=url,
+                    broker_url=broker.url,
+                    log_dir=Path(tmp),
+                    concurrency=args.concurrency,
+                    machines=MACHINES,
+                    app=None,
+                    extra_env={"PYSTATOR_PRUNE_INTERVAL_SECONDS": "0"},  # the bench prunes
+                ) as fleet,
+            ):
+                fleet.start_all(args.workers)
+                warm_up(plain, url, args.workers)
+                for n in range(args.rounds):
+                    results.drain_plain.append(measure_drain(plain, url, n, "plain"))
+                    with BackgroundPruner(engine, policy) as pruner:
+                        results.drain_pruned.append(measure_drain(plain, url, n, "pruned"))
+                    results.pruned_beside.append(pruner.removed / pruner.seconds)
+                    if pruner.removed == 0:
+                        results.notes.append(f"round {n}: the pruner had nothing left to do")
+                fleet.stop_all()
+        finally:
+            dispose(engine)
+            plain.dispose()
+    return results
+
+
+def print_table(r: Results, args: argparse.Namespace) -> None:
+    print(
+        f"\nretention on PostgreSQL: {r.rows:,} completed events past their window "
+        f"(seeded in {r.seed_seconds:.0f}s), {args.workers} workers x {args.concurrency} threads\n"
+    )
+    print("| pruner alone | rows deleted/s |")
+    print("|---|---:|")
+    for label, value in r.alone.items():
+        print(f"| {label} | {value:,.0f} |")
+    per_day = r.rows // SEED_DAYS
+    print(
+        f"\none seeded day ({per_day:,} rows) at the default pacing: {r.day_seconds:.0f}s; "
+        f"VACUUM ANALYZE afterwards: {r.vacuum_seconds:.0f}s. Partitioning (dropping a day "
+        "instead of deleting it) is not shipped: see the README's Retention section."
+    )
+    plain = statistics.median(r.drain_plain)
+    pruned = statistics.median(r.drain_pruned)
+    beside = statistics.median(r.pruned_beside)
+    ratio = pruned / plain if plain else float("nan")
+    verdict = "ok" if ratio >= TARGET_DRAIN_RATIO else "MISSED"
+    print(
+        f"\n| drain {DRAIN_ENTITIES:,}x{DRAIN_EVENTS_PER_ENTITY} (ev/s), "
+        f"median of {args.rounds} | without pruning | with pruning | ratio |"
+    )
+    print("|---|---:|---:|---:|")
+    print(f"| {args.workers} workers | {plain:,.0f} | {pruned:,.0f} | {ratio:.2f} |")
+    print(
+        f"\nrounds without: {', '.join(f'{v:,.0f}' for v in r.drain_plain)}; "
+        f"with: {', '.join(f'{v:,.0f}' for v in r.drain_pruned)}"
+    )
+    print(f"pruner beside the drain (default batch and pause): {beside:,.0f} rows deleted/s")
+    print(f"drain with pruning ÷ without: {ratio:.2f} (target ≥ {TARGET_DRAIN_RATIO}) → {verdict}")
+    for note in r.notes:
+        print(f"note: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    print_table(run(args), args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
