@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pystator import config
 from pystator.builtins import builtin_registries, get_builtin_catalog, register_builtins
-from pystator.fsm_core.actions import ActionExecutor, ActionRegistry, ExecutionReport, RetryPolicy
+from pystator.fsm_core.actions import (
+    ActionExecutor,
+    ActionRegistry,
+    ActionResult,
+    ExecutionMode,
+    ExecutionReport,
+    ExecutionResult,
+    RetryPolicy,
+)
 from pystator.fsm_core.builder import StateMachineBuilder
 from pystator.fsm_core.checks import evaluate_check
-from pystator.fsm_core.configuration import ParallelConfiguration
+from pystator.fsm_core.configuration import ParallelConfiguration, ParallelStateConfig
 from pystator.fsm_core.context import TransitionContext
+from pystator.fsm_core.definition import (
+    ActionSpec,
+    GuardSpec,
+    Region,
+    State,
+    StateType,
+    Timeout,
+    Transition,
+)
 from pystator.fsm_core.errors import (
     ActionExecutionError,
     ActionNotFoundError,
@@ -35,20 +56,41 @@ from pystator.fsm_core.errors import (
     StoreError,
     StoreUnavailableError,
     TerminalStateError,
+    TimeoutExpiredError,
     UndefinedStateError,
     UndefinedTriggerError,
 )
-from pystator.fsm_core.guards import GuardRegistry
+from pystator.fsm_core.guard_helpers import (
+    all_of,
+    any_of,
+    equals,
+    greater_than,
+    in_list,
+    negate,
+)
+from pystator.fsm_core.guards import GuardRegistry, GuardResult
 from pystator.fsm_core.hooks import (
+    DwellTimeTracker,
     LoggingHook,
     MetricsCollector,
+    StructuredLoggingHook,
     TransitionHook,
+    TransitionMetrics,
     TransitionObserver,
 )
 from pystator.fsm_core.lint import LintSeverity, LintWarning, lint
 from pystator.fsm_core.loading import ConfigValidator, validate_config
 from pystator.fsm_core.machine import StateMachine
-from pystator.fsm_core.results import ActionCall, ActionPhase, TimerSpec, TransitionResult
+from pystator.fsm_core.recording import EventRecorder, RecordedEvent
+from pystator.fsm_core.records import Event
+from pystator.fsm_core.results import (
+    ActionCall,
+    ActionPhase,
+    DestinationCandidate,
+    DestinationCheckResult,
+    TimerSpec,
+    TransitionResult,
+)
 from pystator.fsm_core.session import EntitySession
 from pystator.fsm_core.sinks import (
     EventSink,
@@ -57,13 +99,37 @@ from pystator.fsm_core.sinks import (
     configure_metric_sink,
 )
 from pystator.orchestrator import ContextValidatorFn, Orchestrator
-from pystator.stores.base import AsyncStateStore, StateStore
+from pystator.stores.base import (
+    AsyncStateStore,
+    AsyncVersionedStateStore,
+    StateStore,
+    VersionedStateStore,
+)
 from pystator.stores.memory import InMemoryStateStore
 
 __version__ = "0.1.0"
 
+#: Documented store names with optional dependencies, imported on first use.
+_LAZY = {
+    "SQLiteStateStore": "pystator.sql_stores",
+    "PostgresStateStore": "pystator.sql_stores",
+    "RedisStateStore": "pystator.stores.redis_store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 #: Alias kept from the documented API.
 validate_machine_config = validate_config
+
+if TYPE_CHECKING:
+    from pystator.sql_stores import PostgresStateStore, SQLiteStateStore
+    from pystator.stores.redis_store import RedisStateStore
 
 __all__ = [
     "ActionCall",
@@ -72,26 +138,38 @@ __all__ = [
     "ActionNotFoundError",
     "ActionPhase",
     "ActionRegistry",
+    "ActionResult",
+    "ActionSpec",
     "AsyncStateStore",
+    "AsyncVersionedStateStore",
     "ConfigValidator",
     "ConfigurationError",
     "ContextValidationError",
     "ContextValidatorFn",
     "DefinitionDeprecationWarning",
     "DefinitionWarning",
+    "DestinationCandidate",
+    "DestinationCheckResult",
+    "DwellTimeTracker",
     "EffectError",
     "EntityBusyError",
     "EntityNotFoundError",
     "EntitySession",
     "ErrorCode",
+    "Event",
+    "EventRecorder",
     "EventSink",
+    "ExecutionMode",
     "ExecutionReport",
+    "ExecutionResult",
     "FSMError",
     "FSMTimeoutError",
     "GuardEvaluationError",
     "GuardNotFoundError",
     "GuardRegistry",
     "GuardRejectedError",
+    "GuardResult",
+    "GuardSpec",
     "IdempotencyConflictError",
     "InMemoryStateStore",
     "InvalidEventError",
@@ -105,30 +183,51 @@ __all__ = [
     "MetricsCollector",
     "Orchestrator",
     "ParallelConfiguration",
+    "ParallelStateConfig",
+    "PostgresStateStore",
+    "RecordedEvent",
+    "RedisStateStore",
+    "Region",
     "RetryPolicy",
+    "SQLiteStateStore",
     "SchedulerError",
     "SettingsError",
     "StaleVersionError",
+    "State",
     "StateMachine",
     "StateMachineBuilder",
     "StateStore",
+    "StateType",
     "StoreError",
     "StoreUnavailableError",
+    "StructuredLoggingHook",
     "TerminalStateError",
+    "Timeout",
+    "TimeoutExpiredError",
     "TimerSpec",
+    "Transition",
     "TransitionContext",
     "TransitionHook",
+    "TransitionMetrics",
     "TransitionObserver",
     "TransitionResult",
     "UndefinedStateError",
     "UndefinedTriggerError",
+    "VersionedStateStore",
     "__version__",
+    "all_of",
+    "any_of",
     "builtin_registries",
+    "config",
     "configure_event_sink",
     "configure_metric_sink",
+    "equals",
     "evaluate_check",
     "get_builtin_catalog",
+    "greater_than",
+    "in_list",
     "lint",
+    "negate",
     "register_builtins",
     "validate_config",
     "validate_machine_config",

@@ -6,8 +6,11 @@ from pystator.fsm_core.actions import (
     ActionExecutor,
     ActionOutcome,
     ActionRegistry,
+    ActionResult,
     CallStyle,
+    ExecutionMode,
     ExecutionReport,
+    ExecutionResult,
     RegisteredAction,
     RetryPolicy,
 )
@@ -16,8 +19,11 @@ __all__ = [
     "ActionExecutor",
     "ActionOutcome",
     "ActionRegistry",
+    "ActionResult",
     "CallStyle",
+    "ExecutionMode",
     "ExecutionReport",
+    "ExecutionResult",
     "RegisteredAction",
     "RetryPolicy",
 ]

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from pystator.fsm_core.hooks import (
+    DwellTimeTracker,
     LoggingHook,
     MetricsCollector,
+    StructuredLoggingHook,
     TransitionHook,
+    TransitionMetrics,
     TransitionObserver,
+    entity_scope,
 )
 
-__all__ = ["LoggingHook", "MetricsCollector", "TransitionHook", "TransitionObserver"]
+__all__ = [
+    "DwellTimeTracker",
+    "LoggingHook",
+    "MetricsCollector",
+    "StructuredLoggingHook",
+    "TransitionHook",
+    "TransitionMetrics",
+    "TransitionObserver",
+    "entity_scope",
+]

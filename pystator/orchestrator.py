@@ -15,11 +15,12 @@ action (by the executor this orchestrator builds); when the last attempt fails a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.actions import NO_RETRY, ActionExecutor, ActionRegistry, RetryPolicy
 from pystator.fsm_core.backoff import Backoff
-from pystator.fsm_core.context import ENTITY_ID_KEY, TransitionContext
+from pystator.fsm_core.context import ENTITY_ID_KEY, EVENT_KEY, TransitionContext
 from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (
     ActionExecutionError,
@@ -35,6 +36,7 @@ from pystator.fsm_core.errors import (
     ContextValidationError,
     StaleVersionError,
 )
+from pystator.fsm_core.hooks import TransitionObserver, entity_scope
 from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin, Outcome
 from pystator.fsm_core.results import TransitionResult
 from pystator.fsm_core.step import (
@@ -46,10 +48,11 @@ from pystator.fsm_core.step import (
     merge_context,
     starting_record,
 )
+from pystator.schedulers.base import is_scheduled_by_hand
+from pystator.stores.documented import as_versioned_store
 
 if TYPE_CHECKING:
     from pystator.fsm_core.guards import GuardRegistry
-    from pystator.fsm_core.hooks import TransitionObserver
     from pystator.fsm_core.machine import StateMachine
     from pystator.schedulers.base import Scheduler
 
@@ -73,21 +76,26 @@ CONFLICT_BACKOFF = Backoff(
 class Orchestrator:
     """Runs events against entities stored in a state store (sync or async store).
 
-    ``guards``/``actions`` are bound to the machine. ``scheduler`` (optional) receives the
-    ``after:``/``timeout:`` timers to arm and cancel after each commit, and fires them back into
-    this orchestrator. The store is the caller's: :meth:`close` shuts the scheduler only.
+    ``state_store`` (or ``store=``) is one of our stores or any object with the documented
+    ``get_state``/``set_state``/``get_context`` (or ``aget_…``) methods. ``guards``/``actions``
+    are bound to the machine; ``hooks`` are added to it (each told about every evaluation, and
+    about errors raised around it: a failing store or action). ``scheduler`` (optional) receives
+    the ``after:``/``timeout:`` timers to arm and cancel after each commit, and fires them back
+    into this orchestrator. The store is the caller's: :meth:`close` shuts the scheduler only.
     """
 
     def __init__(
         self,
         machine: StateMachine,
-        state_store: Any,
+        state_store: Any = None,
         guards: GuardRegistry | None = None,
         actions: ActionRegistry | None = None,
         context_validator: ContextValidatorFn | None = None,
         scheduler: Scheduler | None = None,
         use_initial_state_when_missing: bool = True,
         *,
+        store: Any = None,
+        hooks: Sequence[object] = (),
         observer: TransitionObserver | None = None,
         action_executor: ActionExecutor | None = None,
         max_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
@@ -97,14 +105,18 @@ class Orchestrator:
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if (state_store is None) == (store is None):
+            raise TypeError("give the Orchestrator exactly one of state_store= and store=")
         if guards is not None:
             machine.bind_guards(guards)
         if actions is not None:
             machine.bind_actions(actions)
         if observer is not None:
             machine.attach_observer(observer)
+        for hook in hooks:
+            machine.add_hook(hook)
         self.machine = machine
-        self.state_store = state_store
+        self.state_store = as_versioned_store(state_store if store is None else store, machine.name)
         self.context_validator = context_validator
         self.scheduler = scheduler
         self.use_initial_state_when_missing = use_initial_state_when_missing
@@ -112,7 +124,7 @@ class Orchestrator:
         self._clock = clock
         self._sleep = sleep
         self._async_sleep = async_sleep
-        self._is_async_store = inspect.iscoroutinefunction(getattr(state_store, "load", None))
+        self._is_async_store = inspect.iscoroutinefunction(getattr(self.state_store, "load", None))
         registry = actions if actions is not None else machine.action_registry
         self._actions: ActionRegistry | None = registry
         if action_executor is None and registry is not None:
@@ -140,10 +152,43 @@ class Orchestrator:
         event = EventInput(trigger=trigger, context=context or {})
         return await self.async_process_input(entity_id, event)
 
+    @property
+    def store(self) -> Any:
+        """The state store (our versioned view of it when the caller's only has the documented
+        protocol)."""
+        return self.state_store
+
     def process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
         """Apply a fully described event (origin, event id, fired timer) with a sync store."""
         if self._is_async_store:
             raise TypeError("this orchestrator has an async state store: use async_process_event")
+        with entity_scope(entity_id):
+            try:
+                return self._process_input(entity_id, event)
+            except Exception as exc:  # hooks hear of it (once), then it propagates unchanged
+                self._notify_error(exc, entity_id, event)
+                raise
+
+    async def async_process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
+        """Apply a fully described event; the store may be sync or async."""
+        with entity_scope(entity_id):
+            try:
+                return await self._async_process_input(entity_id, event)
+            except Exception as exc:  # hooks hear of it (once), then it propagates unchanged
+                self._notify_error(exc, entity_id, event)
+                raise
+
+    def _notify_error(self, exc: Exception, entity_id: str, event: EventInput) -> None:
+        observer = self.machine.observer
+        if observer is not None and observer.has_hooks:
+            record = None
+            if not self._is_async_store:
+                with contextlib.suppress(Exception):  # the state is only a label for the hooks
+                    record = self.state_store.load(self.machine.name, entity_id)
+            state = record.state if isinstance(record, EntityRecord) else "?"
+            observer.notify_error(exc, state, event.trigger, dict(event.context))
+
+    def _process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
         self._ensure_scheduler()
         last_conflict: StaleVersionError | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -163,20 +208,19 @@ class Orchestrator:
                 continue
             self._schedule(outcome)
             try:
-                self._act(entity_id, outcome)
+                self._act(entity_id, outcome, event)
             except ActionExecutionError as exc:
                 moved = self._fallback_after_action(entity_id, outcome, event, exc)
                 if moved is None:
                     raise
                 self._save(moved)
                 self._schedule(moved)
-                self._act(entity_id, moved)
+                self._act(entity_id, moved, event)
                 return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
 
-    async def async_process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
-        """Apply a fully described event; the store may be sync or async."""
+    async def _async_process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
         self._ensure_scheduler()
         last_conflict: StaleVersionError | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -196,14 +240,14 @@ class Orchestrator:
                 continue
             self._schedule(outcome)
             try:
-                await self._aact(entity_id, outcome)
+                await self._aact(entity_id, outcome, event)
             except ActionExecutionError as exc:
                 moved = self._fallback_after_action(entity_id, outcome, event, exc)
                 if moved is None:
                     raise
                 await self._asave(moved)
                 self._schedule(moved)
-                await self._aact(entity_id, moved)
+                await self._aact(entity_id, moved, event)
                 return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
@@ -326,19 +370,23 @@ class Orchestrator:
         follow_up = EventInput(trigger=event.trigger, origin=event.origin, event_id=event.event_id)
         return fallback_step(self.machine, outcome.record, follow_up, self._clock(), exc)
 
-    def _action_context(self, entity_id: str, outcome: StepOutcome) -> TransitionContext:
+    def _action_context(
+        self, entity_id: str, outcome: StepOutcome, event: EventInput
+    ) -> TransitionContext:
         context = TransitionContext(outcome.context)
         context[ENTITY_ID_KEY] = entity_id
+        context[EVENT_KEY] = event  # the documented ``_event``: trigger + payload of this event
         return context
 
-    def _act(self, entity_id: str, outcome: StepOutcome) -> None:
+    def _act(self, entity_id: str, outcome: StepOutcome, event: EventInput) -> None:
         if self._executor is not None and outcome.actions:
-            self._executor.execute(outcome.actions, self._action_context(entity_id, outcome))
+            context = self._action_context(entity_id, outcome, event)
+            self._executor.execute(outcome.actions, context)
 
-    async def _aact(self, entity_id: str, outcome: StepOutcome) -> None:
+    async def _aact(self, entity_id: str, outcome: StepOutcome, event: EventInput) -> None:
         if self._executor is not None and outcome.actions:
             await self._executor.async_execute(
-                outcome.actions, self._action_context(entity_id, outcome)
+                outcome.actions, self._action_context(entity_id, outcome, event)
             )
 
     def _validate(
@@ -441,6 +489,8 @@ class Orchestrator:
 
 
 def _timer_event(timer: ArmedTimer) -> EventInput:
+    if is_scheduled_by_hand(timer):  # scheduler.schedule(…): not tied to a state entry
+        return EventInput(trigger=timer.trigger, origin=EventOrigin.TIMER)
     return EventInput(trigger=timer.trigger, origin=EventOrigin.TIMER, timer=timer.ref)
 
 

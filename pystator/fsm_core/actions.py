@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from pystator.fsm_core.backoff import backoff_ceiling
@@ -40,6 +42,26 @@ DEFAULT_BACKOFF_MULTIPLIER = 2.0
 DEFAULT_MAX_BACKOFF_SECONDS = 10.0
 _POSITIONAL_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _PHASE_ORDER = {ActionPhase.EXIT: 0, ActionPhase.TRANSITION: 1, ActionPhase.ENTER: 2}
+ACTIONS_LOGGER = logging.getLogger("pystator.actions")
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+def _no_metadata() -> Mapping[str, Any]:
+    return _NO_METADATA
+
+
+class ExecutionMode(str, Enum):
+    """How an executor runs a transition's actions.
+
+    ``SEQUENTIAL``: one after another in plan order (exit → transition → enter).
+    ``PHASED``: the same order, phase by phase (identical to SEQUENTIAL when run synchronously).
+    ``PARALLEL``: the actions of a phase concurrently (async only; sync execution runs them
+    one after another), the phases still in order.
+    """
+
+    SEQUENTIAL = "sequential"
+    PARALLEL = "parallel"
+    PHASED = "phased"
 
 
 class CallStyle(str, Enum):
@@ -59,6 +81,7 @@ class RegisteredAction:
     fn: ActionFn
     is_async: bool
     style: CallStyle
+    metadata: Mapping[str, Any] = field(default_factory=_no_metadata)
 
     def call(self, context: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
         """Call the function with the registered convention (may return an awaitable)."""
@@ -101,16 +124,77 @@ class ActionRegistry:
     def __init__(self) -> None:
         self._actions: dict[str, RegisteredAction] = {}
 
-    def register(self, name: str, fn: ActionFn) -> ActionFn:
-        """Register ``fn`` under ``name`` (replacing any previous action of that name)."""
+    def register(
+        self, name: str, fn: ActionFn, *, metadata: Mapping[str, Any] | None = None
+    ) -> ActionFn:
+        """Register ``fn`` under ``name`` (replacing any previous action of that name).
+
+        ``metadata`` is free-form description kept with the action (owner, docs link …);
+        :meth:`get_metadata` returns it.
+        """
         if not isinstance(name, str) or not name:
             raise ValueError("an action name must be a non-empty string")
         if not callable(fn):
             raise TypeError(f"action {name!r} must be callable, got {type(fn).__name__}")
         self._actions[name] = RegisteredAction(
-            name=name, fn=fn, is_async=is_async_callable(fn), style=call_style_of(fn)
+            name=name,
+            fn=fn,
+            is_async=is_async_callable(fn),
+            style=call_style_of(fn),
+            metadata=MappingProxyType(dict(metadata or {})),
         )
         return fn
+
+    def has(self, name: str) -> bool:
+        """True when an action called ``name`` is registered."""
+        return name in self._actions
+
+    def get_metadata(self, name: str) -> dict[str, Any]:
+        """The ``metadata`` given when ``name`` was registered (empty if none or unknown)."""
+        entry = self._actions.get(name)
+        return {} if entry is None else dict(entry.metadata)
+
+    def execute(self, name: str, context: Mapping[str, Any], **params: Any) -> Any:
+        """Run the action ``name`` once with ``context`` (and ``params``); returns its value.
+
+        :class:`ActionNotFoundError` if it is not registered; the action's own exception
+        propagates. An ``async`` action runs to completion in a fresh event loop.
+        """
+        entry = self._actions.get(name)
+        if entry is None:
+            raise ActionNotFoundError(f"action {name!r} is not registered", action_name=name)
+        value = entry.call(context, params)
+        if inspect.isawaitable(value):
+            value = _run_awaitable(value, name)
+        return value
+
+    def execute_all(
+        self, names: Iterable[str], context: Mapping[str, Any], *, stop_on_error: bool = False
+    ) -> list[ActionOutcome]:
+        """Run each action of ``names`` in order; one :class:`ActionResult` per action.
+
+        A failing action is reported (``status == "failed"``), and the next ones still run
+        unless ``stop_on_error``. An unregistered name is a failed result with
+        :class:`ActionNotFoundError`.
+        """
+        outcomes: list[ActionOutcome] = []
+        for name in names:
+            call = ActionCall(name=name, phase=ActionPhase.TRANSITION)
+            try:
+                value = self.execute(name, context)
+            except ActionNotFoundError as exc:
+                outcomes.append(ActionOutcome(call=call, success=False, attempts=0, error=exc))
+            except Exception as exc:  # reported in the result, like the executor does
+                error = ActionExecutionError(
+                    f"action {name!r} failed: {type(exc).__name__}: {exc}", action_name=name
+                )
+                error.__cause__ = exc
+                outcomes.append(ActionOutcome(call=call, success=False, attempts=1, error=error))
+            else:
+                outcomes.append(ActionOutcome(call=call, success=True, attempts=1, value=value))
+            if stop_on_error and not outcomes[-1].success:
+                break
+        return outcomes
 
     def decorator(self, name: str | ActionFn | None = None) -> Any:
         """``@actions.decorator()`` (the function's name), ``@actions.decorator("name")``,
@@ -204,6 +288,16 @@ class ActionOutcome:
         """The action's registered name."""
         return self.call.name
 
+    @property
+    def action_name(self) -> str:
+        """Alias of :attr:`name`."""
+        return self.call.name
+
+    @property
+    def status(self) -> str:
+        """``"ok"`` or ``"failed"`` (the documented action statuses)."""
+        return "ok" if self.success else "failed"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionReport:
@@ -244,13 +338,20 @@ class ActionExecutor:
     def __init__(
         self,
         registry: ActionRegistry,
+        default_mode: ExecutionMode = ExecutionMode.SEQUENTIAL,
+        log_execution: bool = False,
         *,
         retry: RetryPolicy = NO_RETRY,
         raise_on_error: bool = True,
         sleep: SleepFn = time.sleep,
         async_sleep: AsyncSleepFn = asyncio.sleep,
     ) -> None:
+        """``default_mode`` is the mode of :meth:`async_execute` (``execute`` always runs in
+        plan order); ``log_execution=True`` logs every action's outcome on ``pystator.actions``
+        (INFO for successes, WARNING for failures)."""
         self.registry = registry
+        self.default_mode = ExecutionMode(default_mode)
+        self.log_execution = log_execution
         self.retry = retry
         self.raise_on_error = raise_on_error
         self._sleep = sleep
@@ -284,6 +385,8 @@ class ActionExecutor:
         return ActionOutcome(call=call, success=False, attempts=attempts, error=error)
 
     def _finish(self, outcome: ActionOutcome) -> ActionOutcome:
+        if self.log_execution:
+            _log_outcome(outcome)
         if not outcome.success and self.raise_on_error and outcome.error is not None:
             raise outcome.error
         return outcome
@@ -334,6 +437,31 @@ class ActionExecutor:
     async def async_execute(
         self, result: TransitionResult | Iterable[ActionCall], context: Mapping[str, Any]
     ) -> ExecutionReport:
+        """Run the actions in the executor's ``default_mode``, awaiting ``async`` ones."""
+        if self.default_mode is ExecutionMode.PARALLEL:
+            return await self.async_execute_parallel(result, context)
+        return await self.async_execute_sequential(result, context)
+
+    async def async_execute_with_mode(
+        self,
+        result: TransitionResult | Iterable[ActionCall],
+        context: Mapping[str, Any],
+        mode: ExecutionMode,
+    ) -> ExecutionReport:
+        """Run the actions in ``mode``."""
+        if ExecutionMode(mode) is ExecutionMode.PARALLEL:
+            return await self.async_execute_parallel(result, context)
+        return await self.async_execute_sequential(result, context)
+
+    async def async_execute_phased(
+        self, result: TransitionResult | Iterable[ActionCall], context: Mapping[str, Any]
+    ) -> ExecutionReport:
+        """Exit, then transition, then enter actions, each phase finishing before the next."""
+        return await self.async_execute_sequential(result, context)
+
+    async def async_execute_sequential(
+        self, result: TransitionResult | Iterable[ActionCall], context: Mapping[str, Any]
+    ) -> ExecutionReport:
         """Run the actions one after another, awaiting ``async`` ones."""
         outcomes = []
         for call, entry in self._plan(result):
@@ -373,6 +501,29 @@ class ActionExecutor:
                     return self._failure(call, exc, attempt)
                 await self._async_sleep(retry.delay_after(attempt))
                 attempt += 1
+
+
+def _log_outcome(outcome: ActionOutcome) -> None:
+    if outcome.success:
+        ACTIONS_LOGGER.info(
+            "action %s (%s) ok after %d attempt(s)",
+            outcome.name,
+            outcome.call.phase.value,
+            outcome.attempts,
+        )
+    else:
+        ACTIONS_LOGGER.warning(
+            "action %s (%s) failed after %d attempt(s): %s",
+            outcome.name,
+            outcome.call.phase.value,
+            outcome.attempts,
+            outcome.error,
+        )
+
+
+#: The documented names of one action's outcome and of an execution's report.
+ActionResult = ActionOutcome
+ExecutionResult = ExecutionReport
 
 
 def _bounded(value: Awaitable[Any], timeout: float | None) -> Awaitable[Any]:

@@ -29,8 +29,38 @@ class ParallelConfiguration:
         """Region name → active leaf state."""
         return dict(self.regions)
 
+    @property
+    def parallel_state(self) -> str:
+        """The documented name of :attr:`state`."""
+        return self.state
+
+    @property
+    def region_states(self) -> dict[str, str]:
+        """The documented name of :attr:`active` (region name → active leaf)."""
+        return dict(self.regions)
+
+    def get_region_state(self, region: str) -> str | None:
+        """The active leaf of ``region`` (None for an unknown region)."""
+        return dict(self.regions).get(region)
+
+    def is_in_state(self, state: str) -> bool:
+        """True for the parallel state itself or a region's active leaf."""
+        return state == self.state or any(leaf == state for _, leaf in self.regions)
+
+    def get_all_active(self) -> list[str]:
+        """The active leaf states, in region order."""
+        return [leaf for _, leaf in self.regions]
+
+    def to_string(self) -> str:
+        """The compact string form (:attr:`encoded`)."""
+        return self.encoded
+
     def __str__(self) -> str:
         return self.encoded
+
+
+#: The documented name of a parallel state's configuration.
+ParallelStateConfig = ParallelConfiguration
 
 
 def split_encoded(text: str) -> tuple[str, list[tuple[str, str]]] | None:

@@ -173,6 +173,31 @@ class StateSpec:
     invoke: tuple[Any, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=_empty)
 
+    @property
+    def type(self) -> StateKind:
+        """The documented name of :attr:`kind` (a :class:`StateType`)."""
+        return self.kind
+
+    @property
+    def is_initial(self) -> bool:
+        """True for the machine's initial state (``type: initial``, or the one it starts in)."""
+        return self.machine_initial or self.kind is StateKind.INITIAL
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for a terminal state."""
+        return self.kind is StateKind.TERMINAL
+
+    @property
+    def is_parallel(self) -> bool:
+        """True for a parallel state (its regions run side by side)."""
+        return self.kind is StateKind.PARALLEL
+
+    @property
+    def is_compound(self) -> bool:
+        """True for a state with child states (it has an ``initial`` child)."""
+        return self.initial_child is not None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransitionSpec:
@@ -198,6 +223,25 @@ class TransitionSpec:
     declared_trigger: bool = True
     refs: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=_empty)
+
+    @property
+    def source(self) -> frozenset[str]:
+        """The source states as a set (the documented shape of :attr:`sources`)."""
+        return frozenset(self.sources)
+
+    @property
+    def after(self) -> int | None:
+        """The ``after:`` delay in milliseconds (None: not delayed)."""
+        return self.after_ms
+
+    @property
+    def is_delayed(self) -> bool:
+        """True for an ``after:`` transition."""
+        return self.after_ms is not None
+
+    def matches(self, state: str, trigger: str) -> bool:
+        """True when this rule fires on ``trigger`` from ``state`` (guards not evaluated)."""
+        return trigger == self.trigger and state in self.sources
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,3 +317,16 @@ class MachineDefinition:
     state_variables: tuple[StateVariable, ...] = ()
     invariants: tuple[ContextInvariant, ...] = ()
     events: tuple[EventDoc, ...] = ()
+
+
+# The documented names of the definition model: these ARE the classes above, not copies.
+#: ``StateType.INITIAL`` / ``STABLE`` / ``TERMINAL`` / ``PARALLEL`` / ``ERROR`` / ``CHOICE``.
+StateType = StateKind
+#: One state of a machine (``machine.get_state("OPEN")``).
+State = StateSpec
+#: One transition rule (``machine.transitions``, ``machine.get_available_transitions(…)``).
+Transition = TransitionSpec
+#: One orthogonal region of a parallel state.
+Region = RegionSpec
+#: A state's ``timeout:`` (delay, destination, trigger).
+Timeout = TimeoutSpec

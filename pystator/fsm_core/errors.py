@@ -254,6 +254,10 @@ class FSMTimeoutError(FSMError):
     default_code = ErrorCode.TIMEOUT
 
 
+#: The documented name of :class:`FSMTimeoutError`.
+TimeoutExpiredError = FSMTimeoutError
+
+
 # --- persistence, scheduling, worker -------------------------------------------------------
 
 

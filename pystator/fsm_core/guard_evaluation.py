@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pystator.fsm_core.compiler import Candidate
 from pystator.fsm_core.conditions import AllOf, AnyOf, Condition, Named, Not, Test
 from pystator.fsm_core.definition import GuardSpec
 from pystator.fsm_core.errors import FSMError, GuardEvaluationError, GuardNotFoundError
-from pystator.fsm_core.guards import GuardFn
+
+if TYPE_CHECKING:  # guards.py builds on this module (GuardRegistry.can_transition)
+    from pystator.fsm_core.guards import GuardFn
 
 #: Resolves a guard name to ``(function, is_async)``; None when no registry knows it.
 GuardResolver = Callable[[str], "tuple[GuardFn, bool] | None"]
@@ -165,7 +167,7 @@ class GuardEvaluator:
 
 
 def _call_guard(
-    fn: GuardFn, name: str, params: Mapping[str, Any], context: Mapping[str, Any]
+    fn: Callable[..., Any], name: str, params: Mapping[str, Any], context: Mapping[str, Any]
 ) -> Any:
     try:
         return fn(context, **params) if params else fn(context)

@@ -8,7 +8,7 @@ its arguments (and of the guards it calls). ``create()`` gives a stateful
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,11 +22,12 @@ from pystator.fsm_core.definition import (
     ErrorPolicy,
     MachineDefinition,
     StateKind,
+    StateSpec,
     TransitionSpec,
 )
-from pystator.fsm_core.errors import InvalidStateError
+from pystator.fsm_core.errors import InvalidStateError, UndefinedStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry
-from pystator.fsm_core.hooks import TransitionObserver
+from pystator.fsm_core.hooks import TransitionObserver, current_entity
 from pystator.fsm_core.loading import (
     load_definition,
     parse_json,
@@ -34,19 +35,34 @@ from pystator.fsm_core.loading import (
     read_text,
     validate_config,
 )
-from pystator.fsm_core.results import TimerSpec, TransitionResult
+from pystator.fsm_core.results import (
+    DestinationCandidate,
+    DestinationCheckResult,
+    TimerSpec,
+    TransitionResult,
+)
 from pystator.fsm_core.session import EntitySession
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: ``on_enter``/``on_exit`` callback: called with the entity's context (a session's own dict).
+StateCallback = Callable[[dict[str, Any]], Any]
 
 
 class StateMachine:
     """A machine compiled once from its definition; ``process`` is a lookup plus guard calls."""
 
-    def __init__(self, definition: MachineDefinition, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        definition: MachineDefinition,
+        *,
+        clock: Clock = utc_now,
+        hooks: Sequence[object] = (),
+    ) -> None:
         """Wrap an already validated definition (use :meth:`from_dict` / :meth:`from_yaml`).
 
-        ``clock`` gives the time of ``timestamp:`` effects when ``process`` is not told ``now``.
+        ``clock`` gives the time of ``timestamp:`` effects when ``process`` is not told ``now``;
+        ``hooks`` are :class:`~pystator.fsm_core.hooks.TransitionHook` objects told about every
+        ``process``/``aprocess`` (without hooks, ``process`` pays nothing for them).
         """
         self.definition = definition
         self._compiled = CompiledMachine(definition)
@@ -59,13 +75,27 @@ class StateMachine:
         #: The machine registry's version number this definition was loaded from (None when it
         #: came from a file or from code); recorded on every transition the fleet applies.
         self.registry_version: int | None = None
+        self._states_by_name = {s.name: s for s in definition.states}
+        #: True while hooks or on_enter/on_exit callbacks are attached (sessions then take
+        #: their full path; without them they skip it).
+        self.has_listeners = False
+        self._enter_callbacks: dict[str, list[StateCallback]] = {}
+        self._exit_callbacks: dict[str, list[StateCallback]] = {}
+        for hook in hooks:
+            self.add_hook(hook)
 
     # construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, config: Mapping[str, Any], *, source: str | None = None) -> StateMachine:
+    def from_dict(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        hooks: Sequence[object] = (),
+    ) -> StateMachine:
         """Build from a dict (the parsed YAML/JSON document)."""
-        return cls(load_definition(config, source=source))
+        return cls(load_definition(config, source=source), hooks=hooks)
 
     @staticmethod
     def validate_config(config: Any) -> list[str]:
@@ -73,24 +103,27 @@ class StateMachine:
         return validate_config(config, strict=False)
 
     @classmethod
-    def from_yaml(cls, path_or_text: str | Path) -> StateMachine:
+    def from_yaml(cls, path_or_text: str | Path, *, hooks: Sequence[object] = ()) -> StateMachine:
         """Build from a YAML file; a string holding a newline is read as YAML text itself."""
         if isinstance(path_or_text, str) and "\n" in path_or_text:
-            return cls.from_dict(parse_yaml(path_or_text), source="<yaml>")
+            return cls.from_dict(parse_yaml(path_or_text), source="<yaml>", hooks=hooks)
         source = str(path_or_text)
-        return cls.from_dict(parse_yaml(read_text(path_or_text), source=source), source=source)
+        config = parse_yaml(read_text(path_or_text), source=source)
+        return cls.from_dict(config, source=source, hooks=hooks)
 
     @classmethod
-    def from_json(cls, text: str, *, source: str | None = None) -> StateMachine:
+    def from_json(
+        cls, text: str, *, source: str | None = None, hooks: Sequence[object] = ()
+    ) -> StateMachine:
         """Build from JSON text."""
-        return cls.from_dict(parse_json(text, source=source), source=source)
+        return cls.from_dict(parse_json(text, source=source), source=source, hooks=hooks)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> StateMachine:
+    def from_file(cls, path: str | Path, *, hooks: Sequence[object] = ()) -> StateMachine:
         """Build from a ``.yaml``/``.yml`` or ``.json`` file."""
         if str(path).endswith(".json"):
-            return cls.from_json(read_text(path), source=str(path))
-        return cls.from_yaml(Path(path))
+            return cls.from_json(read_text(path), source=str(path), hooks=hooks)
+        return cls.from_yaml(Path(path), hooks=hooks)
 
     # description ----------------------------------------------------------------------------
 
@@ -207,6 +240,157 @@ class StateMachine:
         """The ``after:``/``timeout:`` timers that entering ``state`` arms."""
         return self._compiled.timers.get(state, ())
 
+    # the documented queries ------------------------------------------------------------------
+
+    @property
+    def state_names(self) -> list[str]:
+        """Every state name, in definition order."""
+        return [s.name for s in self.definition.states]
+
+    @property
+    def trigger_names(self) -> list[str]:
+        """Every trigger, sorted."""
+        return sorted(self._compiled.triggers)
+
+    @property
+    def terminal_states(self) -> frozenset[str]:
+        """The names of the terminal states."""
+        return frozenset(s.name for s in self.definition.states if s.kind is StateKind.TERMINAL)
+
+    def get_state(self, name: str) -> StateSpec | None:
+        """The state called ``name`` (a :class:`~pystator.State`), or None."""
+        return self._states_by_name.get(name)
+
+    def validate_state(self, name: str) -> None:
+        """Raise :class:`UndefinedStateError` unless ``name`` is a state (or a valid encoded
+        parallel configuration) of this machine."""
+        if not self.has_state(name):
+            raise UndefinedStateError(
+                f"machine {self.name!r} has no state {name!r}", state=str(name)
+            )
+
+    def can_transition(
+        self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
+    ) -> bool:
+        """True when ``trigger`` would move ``current_state`` now (guards evaluated). Pure."""
+        return self.process(current_state, trigger, context).success
+
+    def evaluate_destination(
+        self,
+        current_state: str,
+        destination_state: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> DestinationCheckResult:
+        """Which triggers would take ``current_state`` to ``destination_state`` now (guards
+        evaluated against ``context``; pure). For callers that know a target status but not the
+        trigger. A destination that is an ancestor of the reached leaf counts as reached."""
+        if destination_state not in self._states_by_name:
+            return DestinationCheckResult(
+                allowed=False,
+                source_state=current_state,
+                destination_state=destination_state,
+                candidate_count=0,
+                passing_count=0,
+                metadata={"reason": "undefined_destination"},
+            )
+        triggers = sorted(
+            {
+                t.trigger
+                for t in self.get_available_transitions(current_state)
+                if destination_state in self._compiled.tree.ancestors(t.dest)
+            }
+        )
+        candidates = []
+        for trigger in triggers:
+            result = self.process(current_state, trigger, context)
+            reached = (
+                result.success
+                and result.target_state is not None
+                and destination_state in self.active_states(result.target_state)
+            )
+            reason = None
+            if not reached:
+                reason = "other_destination" if result.success else result.metadata.get("reason")
+            candidates.append(
+                DestinationCandidate(
+                    trigger=trigger, executable=reached, transition_result=result, reason=reason
+                )
+            )
+        passing = sum(c.executable for c in candidates)
+        metadata: dict[str, Any] = {}
+        if not candidates:
+            metadata["reason"] = "no_transition_to_destination"
+        elif not passing:
+            metadata["reason"] = "no_executable_transition"
+        if passing > 1:
+            metadata["ambiguous"] = True
+        return DestinationCheckResult(
+            allowed=passing > 0,
+            source_state=current_state,
+            destination_state=destination_state,
+            candidate_count=len(candidates),
+            passing_count=passing,
+            candidates=tuple(candidates),
+            metadata=metadata,
+        )
+
+    def can_transition_to(
+        self,
+        current_state: str,
+        destination_state: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """``evaluate_destination(…).allowed``."""
+        return self.evaluate_destination(current_state, destination_state, context).allowed
+
+    def on_enter(
+        self, state: str, fn: StateCallback | None = None
+    ) -> Callable[[StateCallback], StateCallback] | StateCallback:
+        """Register ``fn(context)`` to run when an :class:`EntitySession` enters ``state``.
+
+        Usable as ``machine.on_enter("OPEN", fn)`` or as a decorator ``@machine.on_enter("OPEN")``.
+        These are in-process lifecycle callbacks, not the YAML ``on_enter`` actions (which
+        ``process`` plans and the Orchestrator runs).
+        """
+        return self._lifecycle(self._enter_callbacks, state, fn)
+
+    def on_exit(
+        self, state: str, fn: StateCallback | None = None
+    ) -> Callable[[StateCallback], StateCallback] | StateCallback:
+        """Register ``fn(context)`` to run when an :class:`EntitySession` leaves ``state``."""
+        return self._lifecycle(self._exit_callbacks, state, fn)
+
+    def _lifecycle(
+        self, table: dict[str, list[StateCallback]], state: str, fn: StateCallback | None
+    ) -> Callable[[StateCallback], StateCallback] | StateCallback:
+        self.validate_state(state)
+
+        def register(callback: StateCallback) -> StateCallback:
+            if not callable(callback):
+                raise TypeError(f"a state callback must be callable, got {type(callback).__name__}")
+            table.setdefault(state, []).append(callback)
+            self.has_listeners = True
+            return callback
+
+        return register if fn is None else register(fn)
+
+    def lifecycle_callbacks(self, result: TransitionResult) -> list[tuple[str, str, StateCallback]]:
+        """The ``on_exit`` then ``on_enter`` callbacks a successful ``result`` calls, as
+        ``(kind, state, fn)`` in exit (leaf first) then entry (root first) order."""
+        if not (self._enter_callbacks or self._exit_callbacks) or not result.success:
+            return []
+        found = [
+            ("exit", state, fn)
+            for state in result.states_exited
+            for fn in self._exit_callbacks.get(state, ())
+        ]
+        found.extend(
+            ("enter", state, fn)
+            for state in result.states_entered
+            for fn in self._enter_callbacks.get(state, ())
+        )
+        return found
+
     # guards, actions, hooks -----------------------------------------------------------------
 
     def guard(self, name: str | None = None) -> Callable[[_F], _F]:
@@ -242,11 +426,13 @@ class StateMachine:
     def attach_observer(self, observer: TransitionObserver) -> None:
         """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
         self._observer = observer
+        self.has_listeners = True
         self.process = self._observed_process  # type: ignore[method-assign]
 
     def detach_observer(self) -> None:
         """Stop notifying the attached observer."""
         self._observer = None
+        self.has_listeners = bool(self._enter_callbacks or self._exit_callbacks)
         self.process = self._decider.fast_process  # type: ignore[method-assign]
 
     @property
@@ -254,10 +440,27 @@ class StateMachine:
         """The attached observer, if any."""
         return self._observer
 
+    def add_hook(self, hook: object) -> None:
+        """Tell ``hook`` about every ``process``/``aprocess`` (attaches an observer if needed)."""
+        observer = self._observer
+        if observer is None:
+            observer = TransitionObserver()
+            self.attach_observer(observer)
+        if not any(h is hook for h in observer.hooks):
+            observer.add_hook(hook)
+
+    def remove_hook(self, hook: object) -> None:
+        """Stop telling ``hook`` (no error if it is not attached)."""
+        if self._observer is not None:
+            self._observer.remove_hook(hook)
+
+    @property
+    def hooks(self) -> tuple[object, ...]:
+        """The hooks told about every evaluation, in the order they were added."""
+        return () if self._observer is None else self._observer.hooks
+
     def _resolve_guard(self, name: str) -> tuple[GuardFn, bool] | None:
-        registry = self.guard_registry
-        fn = registry.get(name)
-        return None if fn is None else (fn, registry.is_async(name))
+        return self.guard_registry.resolve(name)
 
     # processing -----------------------------------------------------------------------------
 
@@ -287,13 +490,14 @@ class StateMachine:
         observer = self._observer
         if observer is None:
             return self._decider.fast_process(current_state, trigger, context, now)
-        start = _notify_start(observer, current_state, trigger, context)
+        ctx = context or {}
+        start = _notify_start(observer, current_state, trigger, ctx)
         try:
             result = self._decider.fast_process(current_state, trigger, context, now)
         except Exception as exc:
-            observer.notify_error(current_state, trigger, exc)
+            observer.notify_error(exc, current_state, trigger, ctx)
             raise
-        observer.notify_complete(result, (time.perf_counter() - start) * 1000)
+        observer.notify_complete(result, (time.perf_counter() - start) * 1000, ctx)
         return result
 
     async def aprocess(
@@ -307,13 +511,14 @@ class StateMachine:
         observer = self._observer
         if observer is None:
             return await self._decider.aprocess(current_state, trigger, context, now)
-        start = _notify_start(observer, current_state, trigger, context)
+        ctx = context or {}
+        start = _notify_start(observer, current_state, trigger, ctx)
         try:
             result = await self._decider.aprocess(current_state, trigger, context, now)
         except Exception as exc:
-            observer.notify_error(current_state, trigger, exc)
+            observer.notify_error(exc, current_state, trigger, ctx)
             raise
-        observer.notify_complete(result, (time.perf_counter() - start) * 1000)
+        observer.notify_complete(result, (time.perf_counter() - start) * 1000, ctx)
         return result
 
     def fallback(
@@ -343,6 +548,24 @@ class StateMachine:
         assert config is not None  # a parallel state's configuration is always encoded
         return config
 
+    def is_parallel_state(self, name: str) -> bool:
+        """True when ``name`` is a parallel state."""
+        state = self._states_by_name.get(name)
+        return state is not None and state.kind is StateKind.PARALLEL
+
+    async def aprocess_parallel(
+        self,
+        config: ParallelConfiguration | str,
+        event: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[ParallelConfiguration | str, list[TransitionResult]]:
+        """Like :meth:`process_parallel`, awaiting async guards."""
+        state = config.encoded if isinstance(config, ParallelConfiguration) else config
+        result = await self.aprocess(state, event, context)
+        if not result.success or result.target_state is None:
+            return config, [result]
+        return _as_configuration(result.target_state), [result]
+
     def process_parallel(
         self,
         config: ParallelConfiguration | str,
@@ -363,10 +586,31 @@ class StateMachine:
     # sessions -------------------------------------------------------------------------------
 
     def create(
-        self, context: Mapping[str, Any] | None = None, initial_state: str | None = None
+        self,
+        context: Mapping[str, Any] | None = None,
+        initial_state: str | None = None,
+        *,
+        entity_id: str | None = None,
+        execute_actions: bool = False,
+        defer_unhandled: bool = False,
     ) -> EntitySession:
-        """A stateful session for one entity, starting in ``initial_state`` (default: initial)."""
-        return EntitySession(self, context=context, state=initial_state)
+        """A stateful session for one entity, starting in ``initial_state`` (default: initial).
+
+        ``execute_actions=True`` runs the planned actions locally after each transition (their
+        outcomes in ``result.metadata["action_results"]``); by default they are only planned.
+        """
+        return EntitySession(
+            self,
+            context=context,
+            state=initial_state,
+            entity_id=entity_id,
+            execute_actions=execute_actions,
+            defer_unhandled=defer_unhandled,
+        )
+
+    def create_from_snapshot(self, snapshot: Mapping[str, Any]) -> EntitySession:
+        """A session restored from :meth:`EntitySession.snapshot`."""
+        return EntitySession.from_snapshot(self, snapshot)
 
     def __repr__(self) -> str:
         return f"StateMachine(name={self.name!r}, states={len(self.definition.states)})"
@@ -390,10 +634,9 @@ def _adopt(current: _Registry, registry: _Registry) -> _Registry:
 
 
 def _notify_start(
-    observer: TransitionObserver, state: str, trigger: str, context: Mapping[str, Any] | None
+    observer: TransitionObserver, state: str, trigger: str, ctx: Mapping[str, Any]
 ) -> float:
     """Tell the hooks an evaluation starts; returns the start time for its duration."""
-    ctx = context or {}
-    observer.notify_before_process(state, trigger, ctx)
+    observer.notify_before_process(current_entity(ctx), state, trigger, ctx)
     observer.notify_start(state, trigger, ctx)
     return time.perf_counter()

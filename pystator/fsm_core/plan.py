@@ -68,13 +68,13 @@ class Plan:
         if self.effects is not None:
             for effect in self.effects:
                 effect.run(ctx, moment)
-            return _copy(result, ctx, result.metadata, None)
+            return _copy(result, ctx, dict(result.metadata), None)
         walk = _Walk(ctx, moment)
         for step in self.steps:
             walk.run(step.spec, step.phase, step.state)
-        metadata = result.metadata
+        metadata = dict(result.metadata)  # a result built per call gets its own dict
         if walk.skipped:
-            metadata = {**metadata, "skipped_actions": walk.skipped}
+            metadata["skipped_actions"] = walk.skipped
         return _copy(result, ctx, metadata, walk)
 
     def __repr__(self) -> str:
@@ -138,7 +138,7 @@ _SET_ENTER = _slot("enter_actions")[1]
 def _copy(
     result: TransitionResult,
     context: dict[str, Any],
-    metadata: Mapping[str, Any],
+    metadata: dict[str, Any],
     walk: _Walk | None,
 ) -> TransitionResult:
     """``result`` with a new context (and the walked action lists, if any)."""

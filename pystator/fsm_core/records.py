@@ -102,6 +102,20 @@ class EventInput:
     origin: str = EventOrigin.DIRECT
     timer: TimerRef | None = None  # set for fired timers: applied only if the entry still holds
 
+    @property
+    def name(self) -> str:
+        """The documented name of :attr:`trigger`."""
+        return self.trigger
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        """The documented name of :attr:`context` (the event's data)."""
+        return self.context
+
+
+#: The documented name of an event given to the engine (trigger + payload): :class:`EventInput`.
+Event = EventInput
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEntry:

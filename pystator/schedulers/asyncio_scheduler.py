@@ -31,7 +31,7 @@ from pystator.fsm_core.backoff import backoff_ceiling
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.background_loop import BackgroundLoop
-from pystator.schedulers.base import FireCallback
+from pystator.schedulers.base import FireCallback, ScheduleMethod
 
 DEFAULT_RETRY_BASE_SECONDS = 0.5
 DEFAULT_RETRY_MAX_SECONDS = 30.0
@@ -57,7 +57,7 @@ class _Entry:
     failures: int = 0
 
 
-class AsyncioScheduler:
+class AsyncioScheduler(ScheduleMethod):
     """A :class:`~pystator.schedulers.base.Scheduler` keeping timers in this process.
 
     ``clock`` gives the current aware UTC time (a timer waits ``due_at - clock()``; a timer

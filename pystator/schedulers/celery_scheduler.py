@@ -30,7 +30,7 @@ from pystator.clock import Clock, utc_now
 from pystator.fsm_core.backoff import backoff_ceiling
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.schedulers.base import FireCallback
+from pystator.schedulers.base import FireCallback, ScheduleMethod
 from pystator.schedulers.payload import decode_timer, encode_timer
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ _callbacks_lock = threading.Lock()
 _apps_with_task: weakref.WeakSet[Celery] = weakref.WeakSet()
 
 
-class CeleryScheduler:
+class CeleryScheduler(ScheduleMethod):
     """A :class:`~pystator.schedulers.base.Scheduler` publishing timers as Celery ETA tasks.
 
     ``app`` is the Celery app whose workers run the timers (the task is registered on it);

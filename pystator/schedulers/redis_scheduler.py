@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.schedulers.base import FireCallback
+from pystator.schedulers.base import FireCallback, ScheduleMethod
 from pystator.schedulers.payload import decode_timer, encode_timer, to_millis
 
 DEFAULT_PREFIX = "pystator:timers"
@@ -119,7 +119,7 @@ async def _await(awaitable: Awaitable[_T]) -> _T:
     return await awaitable
 
 
-class RedisScheduler:
+class RedisScheduler(ScheduleMethod):
     """A :class:`~pystator.schedulers.base.Scheduler` whose timers live in Redis.
 
     ``url_or_client`` is a Redis URL (the scheduler then owns and closes the client) or a

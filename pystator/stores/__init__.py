@@ -10,7 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pystator.stores.base import AsyncStateStore, StateStore
+from pystator.stores.base import (
+    AsyncStateStore,
+    AsyncVersionedStateStore,
+    StateStore,
+    VersionedStateStore,
+)
+from pystator.stores.documented import (
+    AsyncDocumentedStoreAdapter,
+    DocumentedStoreAdapter,
+    as_versioned_store,
+)
 from pystator.stores.memory import InMemoryStateStore
 
 _LAZY = {
@@ -44,12 +54,17 @@ def create_store(url: str, *, is_async: bool = False) -> Any:
 
 
 __all__ = [
+    "AsyncDocumentedStoreAdapter",
     "AsyncRedisStateStore",
     "AsyncSqlStateStore",
     "AsyncStateStore",
+    "AsyncVersionedStateStore",
+    "DocumentedStoreAdapter",
     "InMemoryStateStore",
     "RedisStateStore",
     "SqlStateStore",
     "StateStore",
+    "VersionedStateStore",
+    "as_versioned_store",
     "create_store",
 ]

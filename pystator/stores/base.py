@@ -1,4 +1,8 @@
-"""The state store protocols: versioned reads and writes of one entity's record, plus history.
+"""The state store protocols.
+
+``StateStore`` / ``AsyncStateStore`` are the documented protocol (``get_state``, ``set_state``,
+``get_context``, and their ``a…`` forms): what a user's store implements. Every store we ship also
+implements the versioned protocol below, which the Orchestrator and the worker fleet use:
 
 Every store keys records by ``(machine, entity_id)`` and writes only with a version check:
 ``save(record, expected_version=N)`` succeeds when the stored version is ``N`` (``0`` = the
@@ -9,14 +13,47 @@ state, so a store's history has exactly one row per version.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from pystator.fsm_core.records import EntityRecord, HistoryEntry
 
 
 @runtime_checkable
 class StateStore(Protocol):
-    """A synchronous state store."""
+    """The documented synchronous store protocol (a user's store needs only these)."""
+
+    def get_state(self, entity_id: str) -> str | None:
+        """The entity's current state, or None if it does not exist."""
+
+    def set_state(
+        self, entity_id: str, state: str, *, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Persist the new state; ``metadata`` is the entity's context to keep with it."""
+
+    def get_context(self, entity_id: str) -> dict[str, Any]:
+        """The stored context, or an empty dict (optional for a user's store)."""
+
+
+@runtime_checkable
+class AsyncStateStore(Protocol):
+    """The documented asynchronous store protocol."""
+
+    async def aget_state(self, entity_id: str) -> str | None:
+        """The entity's current state, or None if it does not exist."""
+
+    async def aset_state(
+        self, entity_id: str, state: str, *, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Persist the new state; ``metadata`` is the entity's context to keep with it."""
+
+    async def aget_context(self, entity_id: str) -> dict[str, Any]:
+        """The stored context, or an empty dict (optional for a user's store)."""
+
+
+@runtime_checkable
+class VersionedStateStore(Protocol):
+    """A synchronous versioned store (pystator's own stores; what the Orchestrator drives)."""
 
     def load(self, machine: str, entity_id: str) -> EntityRecord | None:
         """The stored record of the entity, or None if it was never written."""
@@ -38,8 +75,8 @@ class StateStore(Protocol):
 
 
 @runtime_checkable
-class AsyncStateStore(Protocol):
-    """An asynchronous state store: the same operations, awaited."""
+class AsyncVersionedStateStore(Protocol):
+    """An asynchronous versioned store: the same operations, awaited."""
 
     async def load(self, machine: str, entity_id: str) -> EntityRecord | None:
         """The stored record of the entity, or None if it was never written."""
@@ -84,4 +121,11 @@ def check_version(record: EntityRecord, expected_version: int) -> None:
         )
 
 
-__all__ = ["AsyncStateStore", "StateStore", "check_history", "check_version"]
+__all__ = [
+    "AsyncStateStore",
+    "AsyncVersionedStateStore",
+    "StateStore",
+    "VersionedStateStore",
+    "check_history",
+    "check_version",
+]

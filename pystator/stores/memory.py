@@ -10,12 +10,13 @@ from typing import Any
 from pystator.fsm_core.errors import StaleVersionError
 from pystator.fsm_core.records import NO_VERSION, EntityRecord, HistoryEntry
 from pystator.stores.base import check_history, check_version
+from pystator.stores.documented import DocumentedStoreMethods
 
 _Key = tuple[str, str]
 
 
-class InMemoryStateStore:
-    """Thread-safe in-memory :class:`~pystator.stores.base.StateStore`.
+class InMemoryStateStore(DocumentedStoreMethods):
+    """Thread-safe in-memory :class:`~pystator.stores.base.VersionedStateStore`.
 
     Records and history are copied on the way in and out, so callers can never mutate what is
     stored. Everything is lost when the process exits.

@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from pystator.fsm_core.errors import StaleVersionError, StoreError, StoreUnavailableError
 from pystator.fsm_core.records import EntityRecord, HistoryEntry
 from pystator.stores.base import check_history, check_version
+from pystator.stores.documented import AsyncDocumentedStoreMethods, DocumentedStoreMethods
 
 DEFAULT_KEY_PREFIX = "pystator"
 SOCKET_TIMEOUT_SECONDS = 10.0
@@ -175,8 +176,8 @@ def _record_from_hash(
     return decode_record(machine, entity_id, by_name["version"], by_name["data"])
 
 
-class RedisStateStore:
-    """A :class:`~pystator.stores.base.StateStore` in Redis (sync client)."""
+class RedisStateStore(DocumentedStoreMethods):
+    """A :class:`~pystator.stores.base.VersionedStateStore` in Redis (sync client)."""
 
     def __init__(
         self,
@@ -193,6 +194,11 @@ class RedisStateStore:
         )
         self.key_prefix = key_prefix
         self._cas = self.client.register_script(CAS_SCRIPT)
+
+    def connect(self) -> None:
+        """Check the server answers (the documented ``connect``; the client connects lazily)."""
+        with translate_errors():
+            self.client.ping()
 
     def load(self, machine: str, entity_id: str) -> EntityRecord | None:
         """The stored record of the entity, or None."""
@@ -228,8 +234,8 @@ class RedisStateStore:
             self.client.close()
 
 
-class AsyncRedisStateStore:
-    """An :class:`~pystator.stores.base.AsyncStateStore` in Redis (``redis.asyncio`` client)."""
+class AsyncRedisStateStore(AsyncDocumentedStoreMethods):
+    """An :class:`~pystator.stores.base.AsyncVersionedStateStore` in Redis (``redis.asyncio`` client)."""
 
     def __init__(
         self,

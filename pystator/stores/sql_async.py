@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pystator.fsm_core.records import EntityRecord, HistoryEntry
 from pystator.stores.base import check_history, check_version
+from pystator.stores.documented import AsyncDocumentedStoreMethods
 from pystator.stores.sql import entity_queries as queries
 from pystator.stores.sql import history_queries
 from pystator.stores.sql.engine import create_async_engine_from_url, translate_errors
@@ -24,8 +25,8 @@ def _save(
         history_queries.insert_history(conn, [history])
 
 
-class AsyncSqlStateStore:
-    """An :class:`~pystator.stores.base.AsyncStateStore` over the ``entity_states`` table."""
+class AsyncSqlStateStore(AsyncDocumentedStoreMethods):
+    """An :class:`~pystator.stores.base.AsyncVersionedStateStore` over the ``entity_states`` table."""
 
     def __init__(self, url: str | URL | None = None, *, engine: AsyncEngine | None = None) -> None:
         if (url is None) == (engine is None):

@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL, Engine
 
 from pystator.fsm_core.records import EntityRecord, HistoryEntry
 from pystator.stores.base import check_history, check_version
+from pystator.stores.documented import DocumentedStoreMethods
 from pystator.stores.sql import entity_queries as queries
 from pystator.stores.sql import history_queries
 from pystator.stores.sql.engine import create_engine_from_url, translate_errors
@@ -18,8 +19,8 @@ from pystator.stores.sql.engine import create_engine_from_url, translate_errors
 READ_ISOLATION = "AUTOCOMMIT"
 
 
-class SqlStateStore:
-    """A :class:`~pystator.stores.base.StateStore` over the ``entity_states`` table.
+class SqlStateStore(DocumentedStoreMethods):
+    """A :class:`~pystator.stores.base.VersionedStateStore` over the ``entity_states`` table.
 
     Pass a URL (the store owns and disposes its engine) or an existing ``engine`` (left open).
     The schema must exist: run ``pystator db upgrade`` or :func:`pystator.migrations.upgrade`.

@@ -44,8 +44,20 @@ ALLOWED: dict[str, set[str]] = {
     "context": {"fsm_core"},
     # diagrams of a definition (the dashboard and ``pystator viz`` draw with them)
     "visualization": {"fsm_core"},
+    # pystator.config: the documented configuration namespace (ports, validation)
+    "config": {"fsm_core", *_BASE, "config"},
+    # documented module paths re-exporting the engine's (pystator.errors, .machine, .instance)
+    "errors": {"fsm_core"},
+    "machine": {"fsm_core"},
+    "instance": {"fsm_core"},
+    # the documented facades (pystator.core, .behavior, .observability)
+    "core": {"fsm_core"},
+    "behavior": {"fsm_core"},
+    "observability": {"fsm_core", "visualization"},
     # the public re-export modules of the seed README (pystator, pystator.actions, …)
-    "__init__": _PUBLIC | _BUILTINS,
+    "__init__": _PUBLIC | _BUILTINS | {"config", "sql_stores"},
+    # the documented SQL store names: connect() migrates, so they sit above the migrations
+    "sql_stores": {*_STORES, "migrations", "sql_stores"},
     "actions": _PUBLIC,
     "guards": _PUBLIC,
     "hooks": _PUBLIC,

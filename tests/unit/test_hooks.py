@@ -37,16 +37,22 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def on_before_process(self, state: str, trigger: str, context: Mapping[str, Any]) -> None:
+    def on_before_process(
+        self, entity_id: str | None, state: str, trigger: str, context: Mapping[str, Any]
+    ) -> None:
         self.calls.append(("before", state, trigger))
 
     def on_transition_start(self, state: str, trigger: str, context: Mapping[str, Any]) -> None:
         self.calls.append(("start", state, trigger))
 
-    def on_transition_complete(self, result: TransitionResult, duration_ms: float) -> None:
+    def on_transition_complete(
+        self, result: TransitionResult, duration_ms: float, context: Mapping[str, Any]
+    ) -> None:
         self.calls.append(("complete", result.trigger, duration_ms))
 
-    def on_transition_error(self, state: str, trigger: str, error: BaseException) -> None:
+    def on_transition_error(
+        self, error: BaseException, state: str, trigger: str, context: Mapping[str, Any]
+    ) -> None:
         self.calls.append(("error", state, trigger, type(error).__name__))
 
 
@@ -57,10 +63,10 @@ def test_observer_fans_out_in_order() -> None:
     observer.add_hook(first)
     observer.add_hook(second)
     assert observer.has_hooks and observer.hooks == (first, second)
-    observer.notify_before_process("A", "go", {})
+    observer.notify_before_process("e-1", "A", "go", {})
     observer.notify_start("A", "go", {})
-    observer.notify_complete(_ok(), 1.5)
-    observer.notify_error("A", "go", RuntimeError("x"))
+    observer.notify_complete(_ok(), 1.5, {})
+    observer.notify_error(RuntimeError("x"), "A", "go", {})
     expected = [
         ("before", "A", "go"),
         ("start", "A", "go"),
@@ -84,8 +90,8 @@ def test_remove_hook_and_partial_hooks() -> None:
     assert not observer.has_hooks
     metrics = MetricsCollector()  # implements only complete/error
     observer.add_hook(metrics)
-    observer.notify_before_process("A", "go", {})
-    observer.notify_complete(_ok(), 1.0)
+    observer.notify_before_process(None, "A", "go", {})
+    observer.notify_complete(_ok(), 1.0, {})
     assert metrics.get_summary()["total_transitions"] == 1
 
 
@@ -96,7 +102,9 @@ def test_add_hook_refuses_objects_without_callbacks() -> None:
 
 def test_failing_hook_is_logged_and_does_not_break(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
-        def on_transition_complete(self, result: TransitionResult, duration_ms: float) -> None:
+        def on_transition_complete(
+            self, result: TransitionResult, duration_ms: float, context: Mapping[str, Any]
+        ) -> None:
             raise RuntimeError("hook bug")
 
     observer = TransitionObserver()
@@ -104,7 +112,7 @@ def test_failing_hook_is_logged_and_does_not_break(caplog: pytest.LogCaptureFixt
     observer.add_hook(Broken())
     observer.add_hook(after)
     with caplog.at_level(logging.ERROR, logger="pystator.hooks"):
-        observer.notify_complete(_ok(), 2.0)
+        observer.notify_complete(_ok(), 2.0, {})
     assert after.calls == [("complete", "go", 2.0)]
     (record,) = [r for r in caplog.records if r.name == "pystator.hooks"]
     assert record.levelno == logging.ERROR
@@ -115,11 +123,11 @@ def test_failing_hook_is_logged_and_does_not_break(caplog: pytest.LogCaptureFixt
 def test_logging_hook_logs_outcomes(caplog: pytest.LogCaptureFixture) -> None:
     hook = LoggingHook()
     with caplog.at_level(logging.DEBUG, logger="pystator.transitions"):
-        hook.on_before_process("A", "go", {})
+        hook.on_before_process("e-1", "A", "go", {})
         hook.on_transition_start("A", "go", {})
-        hook.on_transition_complete(_ok(), 0.25)
-        hook.on_transition_complete(_rejected(), 0.25)
-        hook.on_transition_error("A", "go", ValueError("boom"))
+        hook.on_transition_complete(_ok(), 0.25, {})
+        hook.on_transition_complete(_rejected(), 0.25, {})
+        hook.on_transition_error(ValueError("boom"), "A", "go", {})
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "go: A -> B" in text
     assert "rejected in A: undefined_trigger" in text
@@ -131,23 +139,25 @@ def test_metrics_summary_counts_rates_and_durations() -> None:
     metrics = MetricsCollector()
     empty = metrics.get_summary()
     assert empty["total_transitions"] == 0 and empty["success_rate"] == 0.0
-    assert empty["duration"] == {"min_ms": 0.0, "avg_ms": 0.0, "max_ms": 0.0, "p95_ms": 0.0}
+    assert empty["duration"] == dict.fromkeys(
+        ("min_ms", "max_ms", "avg_ms", "p50_ms", "p95_ms", "p99_ms"), 0.0
+    )
     for ms in range(1, 21):
         metrics.on_transition_complete(_ok("fill"), float(ms))
     metrics.on_transition_complete(_rejected("cancel"), 100.0)
-    metrics.on_transition_error("A", "cancel", RuntimeError("x"))
+    metrics.on_transition_error(RuntimeError("x"), "A", "cancel", {})
     summary = metrics.get_summary()
     assert summary["total_transitions"] == 22
-    assert summary["successful"] == 20 and summary["failed"] == 2
+    assert summary["successful"] == 20 and summary["failed"] == 1 and summary["errors"] == 1
     assert summary["success_rate"] == pytest.approx(20 / 22)
     duration = summary["duration"]
     assert duration["min_ms"] == 1.0 and duration["max_ms"] == 100.0
     assert duration["avg_ms"] == pytest.approx((210 + 100) / 21)
     assert duration["p95_ms"] == 20.0  # nearest rank: 20th of 21 samples
-    assert summary["by_trigger"] == {
-        "fill": {"total": 20, "successful": 20, "failed": 0},
-        "cancel": {"total": 2, "successful": 0, "failed": 2},
-    }
+    assert duration["p50_ms"] == 11.0 and duration["p99_ms"] == 100.0
+    assert summary["by_trigger"] == {"fill": 20, "cancel": 2}
+    assert summary["by_source_state"] == {"A": 22}
+    assert summary["by_target_state"] == {"B": 20}
 
 
 def test_metrics_window_is_bounded_and_reset_clears() -> None:
