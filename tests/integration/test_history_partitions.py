@@ -236,3 +236,19 @@ def test_sqlite_is_refused(sqlite_migrated_url: str, capsys: pytest.CaptureFixtu
         assert report.dropped_partitions == [] and report.created_partitions == []
     finally:
         dispose(engine)
+
+
+def test_prune_command_reports_the_days_it_drops(
+    pg_migrated_url: str, engine: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first_day = partition_queries.day_start(datetime.now(UTC)) - timedelta(days=100)
+    convert(engine, first_day, 1)
+    old = days(first_day, 2)
+    assert main(["prune", "--dry-run", "--url", pg_migrated_url]) == 0
+    assert f"would drop history partitions: {', '.join(old)}" in capsys.readouterr().out
+    assert names(engine)[1:3] == old
+    assert main(["prune", "--url", pg_migrated_url]) == 0
+    out = capsys.readouterr().out
+    assert f"dropped history partitions: {', '.join(old)}" in out
+    assert "created history partitions: " in out
+    assert not set(old) & set(names(engine))
