@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: Daily partitions ``partition-history`` creates after today's.
 DEFAULT_DAYS_AHEAD = 7
+#: Seconds ``partition-history`` waits for the table's exclusive lock before giving up.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 10.0
 #: Exit status for a request the database cannot do (partitioning on SQLite) or bad input.
 EXIT_USAGE = 2
 
@@ -59,6 +61,13 @@ def register(subparsers: SubParsers) -> None:
         type=int,
         default=DEFAULT_DAYS_AHEAD,
         help=f"daily partitions to create after today's (default {DEFAULT_DAYS_AHEAD})",
+    )
+    part.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        help="give up if the table's lock is not granted within this many seconds (default "
+        f"{DEFAULT_LOCK_TIMEOUT_SECONDS:g}; meanwhile the fleet's history writes queue behind it)",
     )
     _url_option(part)
     part.set_defaults(func=_partition_history)
@@ -116,8 +125,8 @@ def _history(_args: argparse.Namespace) -> int:
 
 def _partition_history(args: argparse.Namespace) -> int:
     url = _url(args)
-    if args.days_ahead < 0:
-        print("--days-ahead must be 0 or more")
+    if args.days_ahead < 0 or args.lock_timeout <= 0:
+        print("--days-ahead must be 0 or more and --lock-timeout more than 0")
         return EXIT_USAGE
     engine = create_engine_from_url(url)
     try:
@@ -125,6 +134,7 @@ def _partition_history(args: argparse.Namespace) -> int:
             print(f"{_safe(url)}: history partitioning needs PostgreSQL, not {engine.dialect.name}")
             return EXIT_USAGE
         with translate_errors("partition-history"), transaction(engine) as conn:
+            partition_queries.set_lock_timeout(conn, args.lock_timeout)
             result = partition_queries.partition_history(conn, utc_now(), args.days_ahead)
     finally:
         dispose(engine)

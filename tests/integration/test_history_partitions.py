@@ -252,3 +252,18 @@ def test_prune_command_reports_the_days_it_drops(
     assert f"dropped history partitions: {', '.join(old)}" in out
     assert "created history partitions: " in out
     assert not set(old) & set(names(engine))
+
+
+def test_a_busy_table_makes_the_command_give_up_unchanged(
+    pg_migrated_url: str, engine: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with engine.connect() as holder:
+        add_history(holder, "a", 1, NOW)  # an open writer transaction holds the table
+        command = ["db", "partition-history", "--url", pg_migrated_url, "--lock-timeout", "0.2"]
+        assert main(command) != 0
+        assert "lock timeout" in capsys.readouterr().err
+        holder.rollback()
+    with engine.connect() as conn:
+        assert not partition_queries.is_partitioned(conn)
+    assert main(command) == 0
+    assert names(engine)[0] == LEGACY
