@@ -103,6 +103,9 @@ def test_conversion_keeps_every_row_and_new_ids_keep_increasing(engine: sa.Engin
     assert rows(engine) == before  # every column of every row, in id order
     assert names(engine) == [LEGACY, *days(TODAY, 4), DEFAULT]
     assert all(partition_of(engine, row[0]) == LEGACY for row in before)
+    with engine.connect() as conn:  # the sequence now belongs to the new table (outlives legacy)
+        owned = sa.text("SELECT pg_get_serial_sequence('transition_history', 'id')")
+        assert conn.execute(owned).scalar_one() == "public.transition_history_id_seq"
     with engine.begin() as conn:
         today_id = add_history(conn, "new", 1, NOW)
         later_id = add_history(conn, "new", 2, NOW + timedelta(days=2))
