@@ -11,7 +11,12 @@ On the local PostgreSQL (a database it creates and drops) and a private ``redis-
 3. ``--workers`` workers drain 2,000 entities x 5 events, alternately without and with a pruner
    pass running beside them (default settings: ``PYSTATOR_PRUNE_BATCH_ROWS`` rows per batch,
    ``PYSTATOR_PRUNE_PAUSE_SECONDS`` between batches), ``--rounds`` times each; the median drain
-   rates and their ratio are printed (target: with pruning within 10 % of without).
+   rates and their ratio are printed (target: with pruning within 10 % of without);
+4. one day of ``transition_history`` (``--history-day-rows`` rows, 100 days old) is pruned twice,
+   each in a fresh database: row by row from the plain table (default pacing, then unthrottled),
+   and by dropping its daily partition after ``pystator db partition-history`` (the pass's total
+   time: counting the day, dropping it, creating the days ahead). ``--only-history-day`` runs
+   just this part.
 
 Numbers are printed, never asserted.
 """
@@ -25,6 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -40,6 +46,7 @@ from bench.fleet import (  # noqa: E402
     warm_up,
 )
 from pystator.settings import load_settings  # noqa: E402
+from pystator.stores.sql import partition_queries  # noqa: E402
 from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
 from pystator.worker.retention import PruneReport, RetentionPolicy, prune  # noqa: E402
 from tests.fleet_harness import (  # noqa: E402
@@ -65,6 +72,25 @@ FROM generate_series({start}, {stop}) AS g,
                      - (g::float8 / {rows}) * interval '{days} days' AS t) AS x
 """
 SEED_CHUNK = 1_000_000
+HISTORY_DAY_AGE_DAYS = 100  # the seeded history day is this old (past the 90-day window)
+HISTORY_SEED_SQL = """
+INSERT INTO transition_history (machine, entity_id, version, source_state, target_state,
+                                trigger, origin, actions, payload, created_at)
+SELECT 'old_cycle', 'hist-' || g, 1, 'A', 'B', 'next', 'event', '[]'::jsonb,
+       '{{"n": 1}}'::jsonb, timestamptz '{day}' + (g::float8 / ({rows} + 1)) * interval '1 day'
+FROM generate_series(1, {rows}) AS g
+"""
+
+
+@dataclass
+class HistoryDay:
+    """Pruning one day of ``transition_history``: seconds per way."""
+
+    rows: int
+    delete_seconds: dict[str, float] = field(default_factory=dict)  # pacing label -> seconds
+    drop_seconds: float = 0.0  # the prune pass that dropped the day's partition
+    dropped: list[str] = field(default_factory=list)
+    dropped_rows: int = 0
 
 
 @dataclass
@@ -78,6 +104,7 @@ class Results:
     drain_pruned: list[float] = field(default_factory=list)
     pruned_beside: list[float] = field(default_factory=list)  # rows/s during the drains
     notes: list[str] = field(default_factory=list)
+    history_day: HistoryDay | None = None
 
 
 def seed(url: str, rows: int) -> float:
@@ -213,7 +240,75 @@ def run(args: argparse.Namespace) -> Results:
         finally:
             dispose(engine)
             plain.dispose()
+    results.history_day = measure_history_day(args.history_day_rows)
     return results
+
+
+def seed_history_day(url: str, day: datetime, rows: int) -> None:
+    """``rows`` history rows spread over ``day`` (a UTC midnight), then ``VACUUM ANALYZE``."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(HISTORY_SEED_SQL.format(day=day, rows=rows))
+            conn.exec_driver_sql("VACUUM ANALYZE transition_history")
+    finally:
+        engine.dispose()
+
+
+def history_only(policy: RetentionPolicy) -> RetentionPolicy:
+    """``policy`` with every window but the history one at 0 (kept forever)."""
+    return replace(policy, windows={name: 0.0 for name in policy.windows} | {"history": 90.0})
+
+
+def measure_history_day(rows: int) -> HistoryDay:
+    """Prune one 100-day-old day of history row by row, then by dropping its partition."""
+    result = HistoryDay(rows=rows)
+    policy = history_only(RetentionPolicy.from_settings(load_settings({})))
+    now = datetime.now(UTC)
+    day = partition_queries.day_start(now) - timedelta(days=HISTORY_DAY_AGE_DAYS)
+    pacings = {
+        f"row delete, default pacing (batch {policy.batch_rows})": policy,
+        f"row delete, batch {policy.batch_rows}, no pause": replace(
+            policy, pause_seconds=0.0, pause_factor=0.0
+        ),
+    }
+    for label, pacing in pacings.items():
+        with bench_database() as url:
+            create_schema(url)
+            print(f"seeding {rows:,} history rows ({label})…", file=sys.stderr)
+            seed_history_day(url, day, rows)
+            engine = fleet_engine(url, pool_size=4)
+            try:
+                report = prune(engine, pacing, now=now)
+                assert report.removed["transition_history"] == rows, report.removed
+                result.delete_seconds[label] = report.seconds
+            finally:
+                dispose(engine)
+    with bench_database() as url:
+        create_schema(url)
+        engine = fleet_engine(url, pool_size=4)
+        try:
+            with engine.begin() as conn:  # the day's partition exists before its rows arrive
+                partition_queries.partition_history(conn, day, 0)
+            print(f"seeding {rows:,} history rows (partitioned)…", file=sys.stderr)
+            seed_history_day(url, day, rows)
+            report = prune(engine, policy, now=now)
+            result.drop_seconds = report.seconds
+            result.dropped = report.dropped_partitions
+            result.dropped_rows = report.removed["transition_history"]
+        finally:
+            dispose(engine)
+    return result
+
+
+def print_history_day(h: HistoryDay) -> None:
+    print(f"\n| pruning one day of transition_history ({h.rows:,} rows) | seconds | ratio |")
+    print("|---|---:|---:|")
+    for label, seconds in h.delete_seconds.items():
+        ratio = seconds / h.drop_seconds if h.drop_seconds else float("nan")
+        print(f"| {label} | {seconds:.2f} | {ratio:,.0f}x |")
+    print(f"| partitioned: drop the day's partition (whole pass) | {h.drop_seconds:.3f} | 1x |")
+    print(f"dropped {', '.join(h.dropped) or 'nothing'} ({h.dropped_rows:,} rows)")
 
 
 def print_table(r: Results, args: argparse.Namespace) -> None:
@@ -229,7 +324,7 @@ def print_table(r: Results, args: argparse.Namespace) -> None:
     print(
         f"\none seeded day ({per_day:,} rows) at the default pacing: {r.day_seconds:.0f}s; "
         f"VACUUM ANALYZE afterwards: {r.vacuum_seconds:.0f}s. Partitioning (dropping a day "
-        "instead of deleting it) is not shipped: see the README's Retention section."
+        "instead of deleting it) is for transition_history only: see below and the README."
     )
     plain = statistics.median(r.drain_plain)
     pruned = statistics.median(r.drain_pruned)
@@ -250,6 +345,8 @@ def print_table(r: Results, args: argparse.Namespace) -> None:
     print(f"drain with pruning ÷ without: {ratio:.2f} (target ≥ {TARGET_DRAIN_RATIO}) → {verdict}")
     for note in r.notes:
         print(f"note: {note}")
+    if r.history_day is not None:
+        print_history_day(r.history_day)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--history-day-rows", type=int, default=500_000)
+    parser.add_argument(
+        "--only-history-day",
+        action="store_true",
+        help="only part 4: one day of history, deleted row by row vs its partition dropped",
+    )
     args = parser.parse_args(argv)
+    if args.only_history_day:
+        print_history_day(measure_history_day(args.history_day_rows))
+        return 0
     print_table(run(args), args)
     return 0
 

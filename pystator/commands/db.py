@@ -1,4 +1,8 @@
-"""``pystator db upgrade|downgrade|current|history``: schema migrations from the command line."""
+"""``pystator db upgrade|downgrade|current|history``: schema migrations from the command line.
+
+``pystator db partition-history`` turns on the opt-in PostgreSQL partitioning of
+``transition_history`` by day (:func:`pystator.stores.sql.partition_queries.partition_history`).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,21 @@ from typing import TYPE_CHECKING
 from sqlalchemy import make_url
 
 from pystator import migrations
+from pystator.clock import utc_now
 from pystator.settings import load_settings
+from pystator.stores.sql import partition_queries
+from pystator.stores.sql.connections import dispose, transaction
+from pystator.stores.sql.engine import create_engine_from_url, translate_errors
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+#: Daily partitions ``partition-history`` creates after today's.
+DEFAULT_DAYS_AHEAD = 7
+#: Seconds ``partition-history`` waits for the table's exclusive lock before giving up.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 10.0
+#: Exit status for a request the database cannot do (partitioning on SQLite) or bad input.
+EXIT_USAGE = 2
 
 
 def register(subparsers: SubParsers) -> None:
@@ -36,6 +51,26 @@ def register(subparsers: SubParsers) -> None:
 
     hist = sub.add_parser("history", help="list the shipped revisions")
     hist.set_defaults(func=_history)
+
+    part = sub.add_parser(
+        "partition-history",
+        help="PostgreSQL: partition transition_history by day (idempotent: re-run to add days)",
+    )
+    part.add_argument(
+        "--days-ahead",
+        type=int,
+        default=DEFAULT_DAYS_AHEAD,
+        help=f"daily partitions to create after today's (default {DEFAULT_DAYS_AHEAD})",
+    )
+    part.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        help="give up if the table's lock is not granted within this many seconds (default "
+        f"{DEFAULT_LOCK_TIMEOUT_SECONDS:g}; meanwhile the fleet's history writes queue behind it)",
+    )
+    _url_option(part)
+    part.set_defaults(func=_partition_history)
 
 
 def _url_option(parser: argparse.ArgumentParser) -> None:
@@ -85,4 +120,33 @@ def _history(_args: argparse.Namespace) -> int:
     for revision, down, message in migrations.history():
         marker = " (head)" if revision == head else ""
         print(f"{down or 'base'} -> {revision}{marker}: {message}")
+    return 0
+
+
+def _partition_history(args: argparse.Namespace) -> int:
+    url = _url(args)
+    if args.days_ahead < 0 or args.lock_timeout <= 0:
+        print("--days-ahead must be 0 or more and --lock-timeout more than 0")
+        return EXIT_USAGE
+    engine = create_engine_from_url(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            print(f"{_safe(url)}: history partitioning needs PostgreSQL, not {engine.dialect.name}")
+            return EXIT_USAGE
+        with translate_errors("partition-history"), transaction(engine) as conn:
+            partition_queries.set_lock_timeout(conn, args.lock_timeout)
+            result = partition_queries.partition_history(conn, utc_now(), args.days_ahead)
+    finally:
+        dispose(engine)
+    if result.converted and result.legacy_range is not None:
+        lower, upper = result.legacy_range
+        print(
+            f"{_safe(url)}: transition_history is now partitioned by day; its "
+            f"{result.legacy_rows} existing rows are the partition {partition_queries.LEGACY} "
+            f"[{lower:%Y-%m-%d}, {upper:%Y-%m-%d})"
+        )
+    else:
+        print(f"{_safe(url)}: transition_history was already partitioned")
+    created = ", ".join(result.created) if result.created else "none (all present)"
+    print(f"partitions created: {created}")
     return 0

@@ -69,6 +69,8 @@ def _as_dict(report: PruneReport) -> dict[str, object]:
         "removed": report.removed,
         "total": report.total,
         "kept_forever": report.kept_forever,
+        "dropped_partitions": report.dropped_partitions,
+        "created_partitions": report.created_partitions,
     }
 
 
@@ -82,6 +84,11 @@ def _as_text(report: PruneReport) -> str:
     lines.append(f"{'total':<{width}}  {report.total:>{len(verb)}}")
     if report.kept_forever:
         lines.append("kept forever (window 0): " + ", ".join(report.kept_forever))
+    if report.dropped_partitions:
+        dropped = "would drop" if report.dry_run else "dropped"
+        lines.append(f"{dropped} history partitions: " + ", ".join(report.dropped_partitions))
+    if report.created_partitions:
+        lines.append("created history partitions: " + ", ".join(report.created_partitions))
     if not report.finished:
         lines.append("stopped early (--max-seconds): run again to continue")
     lines.append(f"({report.seconds:.2f}s)")

@@ -13,6 +13,13 @@ index walk does not wade through the entries of rows already deleted (they stay 
 ``PYSTATOR_PRUNE_ARCHIVE_DIR`` set, every deleted row is first appended as one JSON line to
 ``<dir>/<table>-<YYYY-MM-DD>.jsonl`` (written and fsynced before the delete commits: a crash in
 between can archive a row twice, never lose one).
+
+When ``transition_history`` is partitioned by day (``pystator db partition-history``, PostgreSQL
+only), a pass first creates the daily partitions of today and the next
+:attr:`RetentionPolicy.partition_days_ahead` days, then drops every daily partition entirely older
+than the history window (one catalogue change instead of a delete per row) before the row deletes
+take the rest (the legacy partition, the DEFAULT one, the day the window cuts through). With an
+archive directory the rows are deleted (and archived) first and only the emptied days are dropped.
 """
 
 from __future__ import annotations
@@ -28,13 +35,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
 from pystator.settings import Settings
-from pystator.stores.sql import locking, retention_queries
+from pystator.stores.sql import locking, partition_queries, retention_queries
 from pystator.stores.sql.connections import dispose, transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.retention_queries import TARGETS, Target
@@ -47,6 +55,11 @@ PRUNE_LOCK = "retention"
 PAUSE_FACTOR = 3.0
 #: Seconds between two ticks of the pruner duty while it waits for its next pass.
 TICK_SECONDS = 1.0
+#: Daily history partitions a pass keeps created ahead of today (partitioned history only).
+DEFAULT_PARTITION_DAYS_AHEAD = 7
+#: A partition change (create, drop) gives up after waiting this long for its lock, rather than
+#: queueing the fleet's history writers behind it; the next pass tries again.
+PARTITION_LOCK_TIMEOUT_SECONDS = 5.0
 
 log = get_logger("pystator.retention")
 
@@ -60,6 +73,7 @@ class RetentionPolicy:
     pause_seconds: float = 0.05
     pause_factor: float = PAUSE_FACTOR  # pause at least this many times the batch's duration
     archive_dir: Path | None = None
+    partition_days_ahead: int = DEFAULT_PARTITION_DAYS_AHEAD
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
@@ -92,6 +106,9 @@ class PruneReport:
     skipped: bool = False  # another process holds the pruning lock
     finished: bool = True  # False when the time budget or a stop ended the pass early
     seconds: float = 0.0
+    # partitioned history only: daily partitions dropped (or, dry run, due) and created
+    dropped_partitions: list[str] = field(default_factory=list)
+    created_partitions: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -125,10 +142,12 @@ def prune(
                     cutoff = policy.cutoff(target.policy, moment)
                     if cutoff is None:
                         report.kept_forever.append(target.name)
-                    else:
-                        report.removed[target.name] = retention_queries.count_due(
-                            conn, target, cutoff
-                        )
+                        continue
+                    report.removed[target.name] = retention_queries.count_due(conn, target, cutoff)
+                    if _is_history(target) and partition_queries.is_partitioned(conn):
+                        report.dropped_partitions = [
+                            p.name for p in partition_queries.droppable(conn, cutoff)
+                        ]
             report.seconds = time.monotonic() - started
             return report
         with engine.connect() as lock_conn:
@@ -142,8 +161,13 @@ def prune(
             finally:
                 locking.release_duty_lock(lock_conn, PRUNE_LOCK)
     report.seconds = time.monotonic() - started
-    if report.total:
-        log.info("pruned", removed=report.removed, seconds=round(report.seconds, 3))
+    if report.total or report.dropped_partitions:
+        log.info(
+            "pruned",
+            removed=report.removed,
+            dropped_partitions=report.dropped_partitions,
+            seconds=round(report.seconds, 3),
+        )
     return report
 
 
@@ -157,16 +181,71 @@ class _Pass:
     stop: threading.Event | None
     between_batches: Callable[[], None]
 
+    partitioned: bool = False
+
     def run(self) -> None:
+        self._create_partitions()
         for target in TARGETS:
             cutoff = self.policy.cutoff(target.policy, self.now)
             if cutoff is None:
                 self.report.kept_forever.append(target.name)
                 continue
             self.report.removed[target.name] = 0
+            by_day = self.partitioned and _is_history(target)
+            archiving = self.policy.archive_dir is not None
+            if by_day and not archiving and not self._drop_days(target, cutoff, only_empty=False):
+                self.report.finished = False
+                return
             if not self._drain(target, cutoff):
                 self.report.finished = False
                 return
+            if by_day and archiving and not self._drop_days(target, cutoff, only_empty=True):
+                self.report.finished = False
+                return
+
+    def _create_partitions(self) -> None:
+        """Partitioned history: create the coming days' partitions (a failure, such as a lock
+        not granted in time, is logged and the pass goes on: DEFAULT takes the rows meanwhile)."""
+        with self.engine.connect() as conn:
+            self.partitioned = partition_queries.is_partitioned(conn)
+        if not self.partitioned:
+            return
+        try:
+            with transaction(self.engine) as conn:
+                partition_queries.set_lock_timeout(conn, PARTITION_LOCK_TIMEOUT_SECONDS)
+                self.report.created_partitions = partition_queries.create_days(
+                    conn, self.now, self.policy.partition_days_ahead
+                )
+        except sa.exc.DBAPIError as exc:
+            log.warning("partition_create_failed", error=str(exc.orig or exc).strip())
+
+    def _drop_days(self, target: Target, cutoff: datetime, *, only_empty: bool) -> bool:
+        """Drop the daily partitions entirely older than ``cutoff``, one per transaction;
+        False when the pass must end early. ``only_empty``: only those with no rows left."""
+        with self.engine.connect() as conn:
+            due = partition_queries.droppable(conn, cutoff)
+        for partition in due:
+            if self._must_stop():
+                return False
+            try:
+                with transaction(self.engine) as conn:
+                    partition_queries.set_lock_timeout(conn, PARTITION_LOCK_TIMEOUT_SECONDS)
+                    rows = partition_queries.count_rows(conn, partition)
+                    if only_empty and rows:
+                        continue
+                    partition_queries.drop_partition(conn, partition)
+            except sa.exc.DBAPIError as exc:
+                # its rows are deleted row by row instead (the drain that follows)
+                log.warning(
+                    "partition_drop_failed",
+                    partition=partition.name,
+                    error=str(exc.orig or exc).strip(),
+                )
+                continue
+            self.report.removed[target.name] += rows
+            self.report.dropped_partitions.append(partition.name)
+            self.between_batches()
+        return True
 
     def _drain(self, target: Target, cutoff: datetime) -> bool:
         """Delete ``target``'s old rows batch by batch; False when the pass must end early."""
@@ -220,6 +299,10 @@ class _Pass:
                 out.write(json.dumps(row, default=_json_default, sort_keys=True) + "\n")
             out.flush()
             os.fsync(out.fileno())
+
+
+def _is_history(target: Target) -> bool:
+    return target.table.name == partition_queries.TABLE
 
 
 def _json_default(value: object) -> object:
@@ -282,4 +365,13 @@ class Pruner:
         return report
 
 
-__all__ = ["PAUSE_FACTOR", "PRUNE_LOCK", "PruneReport", "Pruner", "RetentionPolicy", "prune"]
+__all__ = [
+    "DEFAULT_PARTITION_DAYS_AHEAD",
+    "PARTITION_LOCK_TIMEOUT_SECONDS",
+    "PAUSE_FACTOR",
+    "PRUNE_LOCK",
+    "PruneReport",
+    "Pruner",
+    "RetentionPolicy",
+    "prune",
+]
