@@ -77,7 +77,11 @@ def test_the_counters_add_up_to_the_events_applied(
 
             def counted() -> bool:
                 samples.update(scrape(port))
-                return total(samples, "pystator_events_total") >= ENTITIES + 1
+                # actions run after their batch commits: wait for them too
+                return (
+                    total(samples, "pystator_events_total") >= ENTITIES + 1
+                    and total(samples, "pystator_actions_total") >= ENTITIES
+                )
 
             procs.wait_for(counted, "the counters to catch up")
             procs.wait_for(
