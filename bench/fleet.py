@@ -168,14 +168,22 @@ def measure_batch_submit(url: str) -> float:
     return BATCH_SUBMITS / (time.perf_counter() - start)
 
 
-def measure_drain(engine: sa.Engine, url: str) -> float:
-    """1,000 entities x 5 events submitted at once; events/s from submit to the last applied."""
+def measure_drain(
+    engine: sa.Engine,
+    url: str,
+    *,
+    prefix: str = "drain",
+    entities: int = DRAIN_ENTITIES,
+    events_per_entity: int = DRAIN_EVENTS_PER_ENTITY,
+) -> float:
+    """``entities`` x ``events_per_entity`` events (1,000 x 5 by default) submitted at once, for
+    entity ids starting with ``prefix``; events/s from submit to the last applied."""
     from pystator.worker import submit_events
 
     events = [
-        {"machine_name": MACHINE, "entity_id": f"drain-{e}", "trigger": "next"}
-        for _ in range(DRAIN_EVENTS_PER_ENTITY)
-        for e in range(DRAIN_ENTITIES)
+        {"machine_name": MACHINE, "entity_id": f"{prefix}-{e}", "trigger": "next"}
+        for _ in range(events_per_entity)
+        for e in range(entities)
     ]
     start = time.perf_counter()
     submit_events(events, db_url=url)

@@ -39,12 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.fleet import (  # noqa: E402
-    MACHINE,
     MACHINES,
     bench_database,
-    wait_drained,
     warm_up,
 )
+from bench.fleet import measure_drain as fleet_drain  # noqa: E402
 from pystator.settings import load_settings  # noqa: E402
 from pystator.stores.sql import partition_queries  # noqa: E402
 from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
@@ -145,17 +144,14 @@ def rate(report: PruneReport) -> float:
 
 
 def measure_drain(engine: sa.Engine, url: str, round_no: int, label: str) -> float:
-    from pystator.worker import submit_events
-
-    events = [
-        {"machine_name": MACHINE, "entity_id": f"{label}-{round_no}-{e}", "trigger": "next"}
-        for _ in range(DRAIN_EVENTS_PER_ENTITY)
-        for e in range(DRAIN_ENTITIES)
-    ]
-    start = time.perf_counter()
-    submit_events(events, db_url=url)
-    wait_drained(engine)
-    return len(events) / (time.perf_counter() - start)
+    """One drain round of ``DRAIN_ENTITIES`` x ``DRAIN_EVENTS_PER_ENTITY`` fresh events."""
+    return fleet_drain(
+        engine,
+        url,
+        prefix=f"{label}-{round_no}",
+        entities=DRAIN_ENTITIES,
+        events_per_entity=DRAIN_EVENTS_PER_ENTITY,
+    )
 
 
 class BackgroundPruner:
