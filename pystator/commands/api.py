@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from dataclasses import replace
@@ -13,6 +12,7 @@ from datetime import timedelta
 import uvicorn
 
 from pystator.api.auth import Authenticator, check_bind, mint_token
+from pystator.commands import cli_principal
 from pystator.logging import configure_logging
 from pystator.migrations import prepare_embedded
 from pystator.settings import ENV_PREFIX, Settings, describe_settings, load_settings
@@ -60,13 +60,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=cmd_config_show)
 
 
-def _who() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def api_settings(args: argparse.Namespace) -> Settings:
     """Settings with ``--host`` / ``--port`` applied."""
     settings = load_settings()
@@ -109,7 +102,9 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     prepare_embedded(settings.database_url)
     engine = fleet_engine(settings.database_url, pool_size=1)
     try:
-        new = api_keys.create_key(engine, role=args.role, name=args.name or args.role, by=_who())
+        new = api_keys.create_key(
+            engine, role=args.role, name=args.name or args.role, by=cli_principal()
+        )
     finally:
         dispose(engine)
     print(
@@ -149,7 +144,7 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """``token``: a JWT for ``--role``, valid ``--ttl`` seconds."""
-    subject = args.subject or _who().removeprefix("cli:")
+    subject = args.subject or cli_principal().removeprefix("cli:")
     print(
         mint_token(
             load_settings(),

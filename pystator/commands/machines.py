@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 
+from pystator.commands import cli_principal
 from pystator.fsm_core.summary import summarize
 from pystator.migrations import prepare_embedded
 from pystator.settings import load_settings
@@ -29,20 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=cmd_show)
 
 
-def _who() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     """``machines sync DIR``: one line per definition (new version, or unchanged)."""
     settings = load_settings()
     prepare_embedded(settings.database_url)
     engine = fleet_engine(settings.database_url, pool_size=1)
     try:
-        results = machine_store.sync_directory(engine, args.path, by=_who())
+        results = machine_store.sync_directory(engine, args.path, by=cli_principal())
     finally:
         dispose(engine)
     for result in results:
