@@ -15,6 +15,7 @@ from pystator.api.dashboard.render import page, redirect
 from pystator.api.dashboard.session import Csrf, User, require_role
 from pystator.api.deps import ServicesDep
 from pystator.stores.sql.admin_queries import EventFilter
+from pystator.stores.sql.rows import DISCARDABLE, REPLAYABLE
 from pystator.worker import admin, lookups
 from pystator.worker.api_keys import Role
 
@@ -74,8 +75,8 @@ def event_detail(
             "event": event,
             "actions": detail.actions,
             "neighbours": lookups.neighbours(services.engine, event),
-            "retryable": event.status in ("dead", "rejected", "stale", "discarded", "cancelled"),
-            "discardable": event.status in ("pending", "dead", "rejected"),
+            "retryable": event.status in REPLAYABLE,
+            "discardable": event.status in DISCARDABLE,
             "done": request.query_params.get("done"),
         },
         principal=user,
