@@ -15,6 +15,7 @@ from celery import Celery, Task
 from celery.worker.request import Request
 
 from pystator.settings import Settings
+from pystator.worker.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT_PATH
 
 MEMORY_BROKER = "memory://"
 #: A task longer than this is implausible; a Redis visibility timeout below it risks redelivery
@@ -42,6 +43,9 @@ class BrokerTolerantRequest(Request):  # type: ignore[misc]
     worker's event loop: Celery calls that an unrecoverable error and stops the worker. Counted
     as a connection error here, the ack is logged as failed and the message is redelivered
     later, which the fleet's tasks tolerate (a nudge or a timer firing is idempotent).
+    ``redis://`` brokers get :mod:`pystator.worker.redis_transport`, which raises a connection
+    error there in the first place; this request covers the transports we do not replace
+    (``rediss://`` among them).
     """
 
     acknowledged: bool
@@ -70,10 +74,16 @@ class FleetTask(Task):  # type: ignore[misc]
 
 
 def new_app(settings: Settings) -> Celery:
-    """A Celery app on ``settings.broker_url`` with the fleet's safe defaults (no tasks)."""
+    """A Celery app on ``settings.broker_url`` with the fleet's safe defaults (no tasks).
+
+    A ``redis://`` broker is reached through :mod:`pystator.worker.redis_transport` (kombu's
+    transport with a fix that keeps a broker restart from stopping the worker).
+    """
     celery = Celery(
         "pystator", broker=settings.broker_url, set_as_current=False, task_cls=FleetTask
     )
+    if settings.broker_url.startswith("redis://"):
+        celery.conf.broker_transport = REDIS_TRANSPORT_PATH
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
