@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -168,8 +169,8 @@ class Processor:
         self.after_commit = list(after_commit)
         self.clock = clock
         self.rand = rand
-        self.settled = SettledWatermark(engine, clock=clock)
         self.nudges = NudgeCounts()
+        self.settled = SettledWatermark(engine, clock=clock, counts=self.nudges)
         self.observer: FleetObserver = FleetObserver()
 
     # --- entry points ------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class Processor:
     def drain(self, *, max_batches: int | None = None, through: int | None = None) -> int:
         """Run batches until nothing is due; returns the number of events handled. A drain
         nudge whose events are all known settled (``through``) is dropped."""
-        if self._settled_nudge(through):
+        if self._settled_nudge(through, arrived_at=time.monotonic()):
             return 0
         handled = 0
         batches = 0
@@ -190,6 +191,9 @@ class Processor:
             batch = self.drain_once()
             batches += 1
             if not batch.entities:
+                if batches == 1 and through is not None:  # a producer's drain nudge, stale
+                    self.nudges.add(stale=1)
+                    self.settled.saw_stale()
                 break
             handled += len(batch.results)
         return handled
@@ -206,18 +210,18 @@ class Processor:
         """:meth:`process_entity` for several entities, in shared transactions (round after
         round, each committing, while any of them still has due events).
 
-        A stale nudge costs no transaction: dropped outright when its events are known settled
-        (``through``, see :mod:`pystator.worker.staleness`), else after one read finds none of
-        its entities due. Entities another worker holds are skipped (their holder re-checks
-        after its commit).
+        A stale nudge costs no transaction: while stale nudges are arriving it is dropped when a
+        watermark read after it arrived shows its events settled (``through``, see
+        :mod:`pystator.worker.staleness`), else after one read finds none of its entities due.
+        Entities another worker holds are skipped (their holder re-checks after its commit).
         """
-        if self._settled_nudge(through):
+        if self._settled_nudge(through, arrived_at=time.monotonic()):
             return 0
         remaining = self.due_among(list(dict.fromkeys(keys)))
         if not remaining:
             self.nudges.add(stale=1)
             self.observer.nudge_handled("stale")
-            self.settled.refresh()  # stale nudges are arriving: learn how far all is settled
+            self.settled.saw_stale()  # stale nudges are arriving: the watermark pays off
             return 0
         self.observer.nudge_handled("applied")
         handled = 0
@@ -237,9 +241,9 @@ class Processor:
         with translate_errors("worker events"), autocommit(self.engine) as conn:
             return event_queries.due_among(conn, keys, self.clock())
 
-    def _settled_nudge(self, through: int | None) -> bool:
+    def _settled_nudge(self, through: int | None, *, arrived_at: float) -> bool:
         self.nudges.add(received=1)
-        if self.settled.covers(through):
+        if self.settled.in_use and self.settled.covers(through, arrived_at=arrived_at):
             self.nudges.add(dropped=1)
             self.observer.nudge_handled("dropped")
             return True

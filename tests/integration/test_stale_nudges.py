@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -63,7 +64,6 @@ def test_a_bursts_leftover_nudges_cost_no_transaction(rig: Rig) -> None:
                 EventSpec(machine=MACHINE, entity_id=f"b{e}", trigger="open" if n == 0 else "close")
             )
     assert rig.processor.drain() == ENTITIES * EVENTS_PER_ENTITY
-    rig.clock.advance(1)  # past the in-flight margin: every burst insert has surely committed
     processor = rig.processor
     before = processor.nudges.as_dict()
 
@@ -73,8 +73,10 @@ def test_a_bursts_leftover_nudges_cost_no_transaction(rig: Rig) -> None:
     spent = {k: v - before[k] for k, v in processor.nudges.as_dict().items()}
     assert spent["received"] == len(nudger.sent) == ENTITIES * EVENTS_PER_ENTITY
     assert spent["transactions"] == 0  # not one transaction for stale work
-    assert spent["stale"] <= 1  # one read found the first stale; the watermark did the rest
-    assert spent["dropped"] == spent["received"] - spent["stale"]
+    assert spent["stale"] == 1  # one read found the first stale; the watermark did the rest
+    assert spent["dropped"] == spent["received"] - 1
+    # one at a time, each nudge needs a reading taken after it arrived: one index lookup each
+    assert spent["watermark_reads"] == spent["dropped"]
 
     probe = rig.submit("fresh", "open")
     keys, through = nudger.sent[-1]
@@ -83,25 +85,57 @@ def test_a_bursts_leftover_nudges_cost_no_transaction(rig: Rig) -> None:
     assert rig.event(probe).status == "completed"
 
 
+def test_nudges_that_arrive_together_share_one_watermark_reading(rig: Rig) -> None:
+    rig.submit("a", "open")
+    rig.processor.drain()
+    settled = rig.processor.settled
+    arrived = time.monotonic()
+    reads = rig.processor.nudges.as_dict()["watermark_reads"]
+    assert settled.covers(1, arrived_at=arrived)
+    assert all(settled.covers(1, arrived_at=arrived) for _ in range(10))
+    assert rig.processor.nudges.as_dict()["watermark_reads"] == reads + 1
+
+
 def test_nudges_without_an_id_are_always_looked_at(rig: Rig) -> None:
     rig.submit("a", "open")
     rig.processor.drain()
-    rig.clock.advance(1)
-    rig.processor.settled.refresh()
-    assert rig.processor.settled.through >= 1
+    rig.processor.settled.saw_stale()
+    assert rig.processor.settled.covers(1, arrived_at=time.monotonic())
     rig.submit("a", "close")  # e.g. a replayed or timer event, nudged with no id
     assert rig.processor.process_entities([(MACHINE, "a")], through=None) == 1
 
 
-def test_an_insert_younger_than_the_margin_is_never_taken_for_settled(rig: Rig) -> None:
-    rig.processor.settled.refresh_seconds = 0  # no rate limit: read it each time asked
-    first = rig.submit("a", "open")
-    rig.processor.drain()
-    rig.processor.settled.refresh()
-    assert rig.processor.settled.through < first  # created just now: not counted as settled
-    rig.clock.advance(1)
-    rig.processor.settled.refresh()
-    assert rig.processor.settled.through == first
+def test_a_reading_older_than_the_nudge_never_drops_it(rig: Rig) -> None:
+    """A reading taken before a nudge's events were visible (an insert still in flight, or
+    a table whose ids started over) is never used for it: the bench caught a worker dropping
+    every fresh nudge after ``TRUNCATE ... RESTART IDENTITY``, on a watermark read before."""
+    for n in range(5):
+        rig.submit(f"old{n}", "open")
+    assert rig.processor.drain() == 5
+    settled = rig.processor.settled
+    settled.saw_stale()
+    assert settled.covers(5, arrived_at=time.monotonic())  # all five are settled
+    with rig.engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE worker_events RESTART IDENTITY"))
+    fresh = rig.submit("fresh", "open")
+    assert fresh <= 5  # ids started over: an old reading would say it is settled
+    assert rig.processor.process_entities([(MACHINE, "fresh")], through=fresh) == 1
+    assert rig.event(fresh).status == "completed"
+
+
+def test_an_insert_committed_after_a_reading_is_not_taken_for_settled(rig: Rig) -> None:
+    settled = rig.processor.settled
+    settled.saw_stale()
+    with rig.engine.connect() as conn, conn.begin():  # an insert in flight: id taken
+        in_flight = int(
+            rig.producer.enqueue(conn, EventSpec(machine=MACHINE, entity_id="slow", trigger="open"))
+        )
+        later = rig.submit("quick", "open")  # a higher id, committed first
+        assert rig.processor.process_entities([(MACHINE, "quick")], through=later) == 1
+        assert settled.covers(later, arrived_at=time.monotonic())  # read: "slow" invisible
+    # "slow" committed now; its nudge arrives after that reading
+    assert rig.processor.process_entities([(MACHINE, "slow")], through=in_flight) == 1
+    assert rig.event(in_flight).status == "completed"
 
 
 def test_a_worker_spends_a_nudge_backlog_without_transactions(
@@ -147,6 +181,7 @@ def test_a_worker_spends_a_nudge_backlog_without_transactions(
     # most of the backlog announced work already done: it cost no transaction
     assert counts["transactions"] < counts["received"] / 2, counts
     assert counts["dropped"] + counts["stale"] > counts["received"] / 2, counts
+    assert counts["watermark_reads"] <= counts["received"], counts  # at most one lookup each
 
 
 def _last_beat(engine: sa.Engine) -> datetime:
@@ -171,7 +206,7 @@ def _state(engine: sa.Engine, entity: str) -> str | None:
 def _nudges(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
         infos = conn.execute(sa.select(worker_heartbeats.c.info)).scalars().all()
-    totals = {"received": 0, "dropped": 0, "stale": 0, "transactions": 0}
+    totals = {"received": 0, "dropped": 0, "stale": 0, "transactions": 0, "watermark_reads": 0}
     for info in infos:
         for key, value in (info or {}).get("nudges", {}).items():
             totals[key] += int(value)

@@ -201,29 +201,16 @@ def due_among(conn: Connection, keys: Sequence[EntityKey], now: datetime) -> lis
     return [(r[0], r[1]) for r in conn.execute(_due_heads(now, mine)).all()]
 
 
-def settled_through(conn: Connection, now: datetime, *, created_before: datetime) -> int:
-    """The highest event id ``w`` such that every event with an id up to ``w`` is settled or
-    not yet due, counting only events created before ``created_before`` (an insert still in
-    flight, whose id is taken but not yet visible, is younger than that); 0 when unknown.
+def oldest_due_event(conn: Connection, now: datetime) -> int | None:
+    """The id of the oldest pending event due at ``now``; None when no event is due.
 
-    One statement, so both halves read the same snapshot.
+    Every event with a smaller id that this statement's snapshot sees is settled or not yet due.
     """
-    newest_old = (
-        sa.select(_W.id)
-        .where(_W.created_at <= created_before)
-        .order_by(_W.id.desc())
-        .limit(1)
-        .scalar_subquery()
+    query = sa.select(sa.func.min(_W.id)).where(
+        _W.status == EventStatus.PENDING, _W.fires_at <= now
     )
-    oldest_due = (
-        sa.select(sa.func.min(_W.id))
-        .where(_W.status == EventStatus.PENDING, _W.fires_at <= now)
-        .scalar_subquery()
-    )
-    newest, due = conn.execute(sa.select(newest_old, oldest_due)).one()
-    if newest is None:
-        return 0
-    return int(newest) if due is None else min(int(newest), int(due) - 1)
+    oldest = conn.execute(query).scalar_one()
+    return None if oldest is None else int(oldest)
 
 
 def due_unclaimed_events(
@@ -254,6 +241,6 @@ __all__ = [
     "due_among",
     "due_unclaimed_events",
     "fail_events",
+    "oldest_due_event",
     "pending_events",
-    "settled_through",
 ]
