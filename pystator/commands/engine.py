@@ -23,7 +23,7 @@ from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import FSMError, MachineValidationError
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.lint import SEVERITY_ORDER, LintSeverity, LintWarning, lint
-from pystator.fsm_core.loading import parse_json, parse_yaml
+from pystator.fsm_core.loading import parse_json, parse_yaml, read_text
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
 
@@ -72,15 +72,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _load(path: str) -> StateMachine:
-    if path.endswith(".json"):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        return StateMachine.from_json(text)
     try:
-        return StateMachine.from_yaml(path)
+        return StateMachine.from_file(path)
     except OSError as exc:
         raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -153,8 +146,7 @@ def format_finding(finding: LintWarning) -> str:
 
 def _document(path: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text(path)
     except OSError as exc:
         raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return (

@@ -101,8 +101,22 @@ def parse_json(text: str, *, source: str | None = None) -> Any:
 
 
 def read_text(path: str | Path) -> str:
-    """The file's text (UTF-8); ``OSError`` propagates so callers can say the file is missing."""
-    return Path(path).read_text(encoding="utf-8")
+    """The file's text (UTF-8); ``OSError`` propagates so callers can say the file is missing.
+
+    Bytes that are not UTF-8 raise :class:`MachineValidationError` naming where they start.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        problem = ConfigProblem(
+            "",
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column} "
+            "(save the file as UTF-8)",
+        )
+        raise MachineValidationError([problem], source=str(path)) from exc
 
 
 def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:

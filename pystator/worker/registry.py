@@ -120,9 +120,7 @@ def machine_files(path: str | Path) -> list[Path]:
 
 def load_machine(path: Path) -> StateMachine:
     """Load one definition file."""
-    if path.suffix == ".json":
-        return StateMachine.from_json(path.read_text(encoding="utf-8"))
-    return StateMachine.from_yaml(path)
+    return StateMachine.from_file(path)
 
 
 def load_app(spec: str) -> tuple[Any | None, Any | None]:

@@ -102,6 +102,20 @@ def test_validate_reports_unreadable_files(
     assert lines[1].startswith(f"{garbage}: ")
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+@pytest.mark.parametrize("command", ["validate", "lint", "process"])
+def test_a_file_that_is_not_utf8_gets_a_located_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, suffix: str
+) -> None:
+    latin1 = tmp_path / f"latin1{suffix}"
+    latin1.write_bytes("meta:\n  machine_name: caf\u00e9\n".encode("latin-1"))
+    argv = [command, str(latin1)] + (["idle", "go"] if command == "process" else [])
+    code, out, err = run(capsys, *argv)
+    assert code in (1, 2)
+    assert "not UTF-8 text: byte 0xe9 at line 2, column 20" in out + err
+    assert "Traceback" not in out + err
+
+
 def test_process_prints_the_result_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys, "process", str(ORDER_FSM), "PENDING", "exchange_ack", "--context", '{"qty": 1}'
