@@ -82,8 +82,6 @@ def _viz(args: argparse.Namespace) -> int:
         machine = StateMachine.from_file(args.file)
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc.strerror or exc}")
-    except UnicodeDecodeError as exc:
-        return _fail(f"cannot read {args.file}: not UTF-8 text (byte {exc.start})")
     except MachineValidationError as exc:
         for problem in exc.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)

@@ -99,7 +99,7 @@ def test_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00")
     code, _, err = run(capsys, "viz", str(binary))
-    assert code == 2 and "not UTF-8 text" in err
+    assert code == 1 and "not UTF-8 text: byte 0xff at line 1, column 1" in err
 
     broken = tmp_path / "broken.yaml"
     broken.write_text(
