@@ -316,6 +316,20 @@ class CompiledMachine:
         )
         return self.apply(label, active, [(jump, top)])
 
+    def exit_calls(self, active: frozenset[str], root: str) -> tuple[ActionCall, ...]:
+        """The exit actions of leaving ``root`` and every active state inside it, deepest first
+        (named, unconditional ones: what a transition's ``exit_actions`` would list)."""
+        tree = self.tree
+        exited = sorted(
+            (n for n in active if tree.is_state(n) and (n == root or tree.is_descendant(n, root))),
+            key=lambda n: (-tree.depth[n], -tree.order[n]),
+        )
+        return tuple(
+            call_of(step.spec, step.phase, step.state)
+            for step in self._steps(exited, ActionPhase.EXIT)
+            if step.spec.is_named and step.spec.when is None
+        )
+
     def exit_set(self, active: frozenset[str], t: TransitionSpec, source: str) -> set[str]:
         """The active nodes that taking ``t`` from ``source`` leaves."""
         domain = self._domain(t, source)

@@ -29,7 +29,7 @@ from pystator.fsm_core.loading import (
     validate_config,
 )
 from pystator.fsm_core.machine_queries import MachineQueries
-from pystator.fsm_core.results import TransitionResult
+from pystator.fsm_core.results import ActionCall, TransitionResult
 from pystator.fsm_core.session import EntitySession
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -395,6 +395,31 @@ class StateMachine(MachineQueries):
         if not result.success or result.target_state is None:
             return config, [result]
         return _as_configuration(result.target_state), [result]
+
+    def validate_parallel_config(self, config: ParallelConfiguration | str) -> None:
+        """Raise :class:`InvalidStateError` (or :class:`UndefinedStateError`) unless ``config`` is
+        a complete configuration of one of this machine's parallel states: its regions in
+        order, each at one of that region's own states."""
+        encoded = config.encoded if isinstance(config, ParallelConfiguration) else config
+        if parse_configuration(encoded) is None:
+            raise InvalidStateError(
+                f"{encoded!r} is not a parallel configuration (expected e.g. "
+                f"'state[region=leaf,...]')",
+                state=encoded,
+            )
+        self._compiled.row(encoded)
+
+    def get_parallel_exit_actions(
+        self, config: ParallelConfiguration | str
+    ) -> tuple[ActionCall, ...]:
+        """The exit actions leaving the parallel state of ``config`` runs: every region's active
+        states (deepest first), then the parallel state's own ``on_exit``. Conditional actions
+        (``when:``) are decided when a transition is processed and are not listed."""
+        self.validate_parallel_config(config)
+        encoded = config.encoded if isinstance(config, ParallelConfiguration) else config
+        parsed = parse_configuration(encoded)
+        assert parsed is not None  # validated above
+        return self._compiled.exit_calls(self._compiled.row(encoded).active, parsed.state)
 
     # sessions -------------------------------------------------------------------------------
 

@@ -181,6 +181,33 @@ def test_parallel_api_and_configuration_round_trip() -> None:
     assert rejected is new and not results[0].success
 
 
+def test_exit_actions_of_a_parallel_configuration_match_leaving_it() -> None:
+    m = StateMachine.from_dict(PARALLEL)
+    config = m.enter_parallel_state("run")
+    exits = m.get_parallel_exit_actions(config)
+    assert tuple(call.name for call in exits) == ("exit_y1", "stop_run")
+    assert exits == m.process(config.encoded, "halt").exit_actions
+    moved, _ = m.process_parallel(config, "go")
+    assert tuple(call.name for call in m.get_parallel_exit_actions(moved)) == ("stop_run",)
+
+
+@pytest.mark.parametrize(
+    "config", ["x1", "off", "run[x=x1]", "run[x=y1,y=y1]", "nowhere[x=x1,y=y1]", "run[x=x1,y=y1"]
+)
+def test_validate_parallel_config_refuses_what_is_not_one(config: str) -> None:
+    m = StateMachine.from_dict(PARALLEL)
+    with pytest.raises((InvalidStateError, UndefinedStateError)):
+        m.validate_parallel_config(config)
+    with pytest.raises((InvalidStateError, UndefinedStateError)):
+        m.get_parallel_exit_actions(config)
+
+
+def test_validate_parallel_config_accepts_every_reachable_configuration() -> None:
+    m = StateMachine.from_dict(PARALLEL)
+    for config in ("run[x=x1,y=y1]", "run[x=x2,y=y2]", m.enter_parallel_state("run")):
+        m.validate_parallel_config(config)
+
+
 @pytest.mark.parametrize(
     ("state", "error"),
     [
