@@ -52,6 +52,7 @@ DEFAULT_RETENTION_HISTORY_DAYS = 90.0
 DEFAULT_RETENTION_ACTIONS_DAYS = 7.0
 DEFAULT_RETENTION_AUDIT_DAYS = 365.0
 DEFAULT_RETENTION_ROLLUPS_DAYS = 400.0
+DEFAULT_RETENTION_HEARTBEATS_DAYS = 7.0
 DEFAULT_PRUNE_INTERVAL_SECONDS = 300.0
 DEFAULT_PRUNE_BATCH_ROWS = 1000
 DEFAULT_PRUNE_PAUSE_SECONDS = 0.05
@@ -118,6 +119,8 @@ class Settings:
     retention_actions_days: float = DEFAULT_RETENTION_ACTIONS_DAYS  # done/discarded outbox rows
     retention_audit_days: float = DEFAULT_RETENTION_AUDIT_DAYS  # audit_log
     retention_rollups_days: float = DEFAULT_RETENTION_ROLLUPS_DAYS  # event_rollups (charts)
+    # worker_heartbeats rows of processes that stopped beating (restarted pods leave one each)
+    retention_heartbeats_days: float = DEFAULT_RETENTION_HEARTBEATS_DAYS
     # the pruner: how often a worker runs a pass (0 = never: cron runs ``pystator prune``)
     prune_interval_seconds: float = DEFAULT_PRUNE_INTERVAL_SECONDS
     prune_batch_rows: int = DEFAULT_PRUNE_BATCH_ROWS  # rows one delete transaction removes
@@ -184,6 +187,7 @@ _NON_NEGATIVE_NUMBERS = (
     "retention_actions_days",
     "retention_audit_days",
     "retention_rollups_days",
+    "retention_heartbeats_days",
     "prune_interval_seconds",
     "prune_pause_seconds",
 )

@@ -31,6 +31,7 @@ from pystator.stores.sql.schema import (
     idempotency_conflicts,
     transition_history,
     worker_events,
+    worker_heartbeats,
 )
 from pystator.worker.duties import Duties
 from pystator.worker.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
@@ -169,6 +170,25 @@ def add_rollup(conn: sa.Connection, days: float) -> None:
     conn.execute(sa.insert(event_rollups).values(values))
 
 
+def add_heartbeat(conn: sa.Connection, worker_id: str, days: float) -> None:
+    values = {
+        "worker_id": worker_id,
+        "host": "h",
+        "pid": 1,
+        "kind": "celery",
+        "started_at": ago(days + 1),
+        "beat_at": ago(days),
+        "progress_at": ago(days),
+        "info": {},
+    }
+    conn.execute(sa.insert(worker_heartbeats).values(values))
+
+
+def heartbeat_ids(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(worker_heartbeats.c.worker_id)).scalars())
+
+
 def ids(engine: sa.Engine, table: sa.Table) -> set[int]:
     with engine.connect() as conn:
         return {int(i) for i in conn.execute(sa.select(table.c.id)).scalars()}
@@ -215,6 +235,9 @@ class Seeded:
             self.gone_conflicts = {add_conflict(conn, 31)}
             add_rollup(conn, 399)
             add_rollup(conn, 401)
+            add_heartbeat(conn, "beating", 0.001)
+            add_heartbeat(conn, "quiet-for-6-days", 6)
+            add_heartbeat(conn, "gone-8-days", 8)
 
 
 EXPECTED_REMOVED = {
@@ -229,6 +252,7 @@ EXPECTED_REMOVED = {
     "action_outbox.discarded": 1,
     "audit_log": 1,
     "event_rollups": 1,
+    "worker_heartbeats": 1,
 }
 
 
@@ -243,6 +267,7 @@ def test_rows_past_their_window_go_and_the_rest_stay(engine: sa.Engine) -> None:
     assert ids(engine, audit_log) == seeded.stay_audit
     assert ids(engine, idempotency_conflicts) == seeded.stay_conflicts
     assert rollup_days(engine) == {399}
+    assert heartbeat_ids(engine) == {"beating", "quiet-for-6-days"}
     # a second pass finds nothing more
     assert prune(engine, DEFAULTS, now=NOW).total == 0
 

@@ -4,7 +4,8 @@ A :class:`Target` is one table and one outcome with its own window (completed ev
 events, done actions, …). Each batch is one statement that deletes at most ``limit`` rows past
 their window, picked through an index (``ix_worker_events_status_updated``,
 ``ix_transition_history_created_at``, ``ix_action_outbox_status_completed``, ``ix_audit_log_at``,
-``ix_idempotency_conflicts_created_at``, ``event_rollups``' primary key), and skipping rows
+``ix_idempotency_conflicts_created_at``, ``event_rollups``' primary key; ``worker_heartbeats``
+holds one small row per worker process and is scanned), and skipping rows
 another transaction has locked on PostgreSQL. Only finished rows are ever targets: pending and
 dead events, and pending and dead actions, are not in any target's ``where``.
 """
@@ -29,13 +30,14 @@ from pystator.stores.sql.schema import (
     idempotency_conflicts,
     transition_history,
     worker_events,
+    worker_heartbeats,
 )
 
 _W = worker_events.c
 _O = action_outbox.c
 
 #: The policy names a window is set for (``PYSTATOR_RETENTION_<NAME>_DAYS``).
-POLICIES = ("completed", "rejected", "history", "actions", "audit", "rollups")
+POLICIES = ("completed", "rejected", "history", "actions", "audit", "rollups", "heartbeats")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,14 @@ TARGETS: tuple[Target, ...] = (
         event_rollups,
         (event_rollups.c.minute, event_rollups.c.machine, event_rollups.c.outcome),
         event_rollups.c.minute,
+    ),
+    # a live process beats every few seconds: only rows of processes gone that long match
+    Target(
+        "worker_heartbeats",
+        "heartbeats",
+        worker_heartbeats,
+        (worker_heartbeats.c.worker_id,),
+        worker_heartbeats.c.beat_at,
     ),
 )
 
