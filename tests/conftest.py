@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,19 @@ from tests import services
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 REDIS_TEST_DBS = range(1, 16)  # database 0 is left to the developer
+GC_MARKERS = ("integration", "browser")  # tests whose leaks are collected when they end
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Collect garbage when a test with real services ends (the last teardown: set up first),
+    so a connection it or its fixtures left open warns in this test instead of a later one.
+
+    Unit tests skip it: a full collection costs ~80 ms, more than most of them take.
+    """
+    yield
+    if any(request.node.get_closest_marker(m) for m in GC_MARKERS):
+        gc.collect()
 
 
 @pytest.fixture(scope="session")

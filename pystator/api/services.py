@@ -42,6 +42,7 @@ class Services:
         """Write queued audit rows, flush pending nudges, release the database connections."""
         self.audit.close()
         self.nudger.flush()
+        self.machines.close_stored(self.engine)
         dispose(self.engine)
 
 
@@ -54,8 +55,13 @@ def build_services(settings: Settings) -> Services:
     """Wire an API process from ``settings`` (migrating an embedded SQLite database first)."""
     prepare_embedded(settings.database_url)
     engine = settings_engine(settings, api_pool_size(settings))
-    machines = machine_registry(settings, engine)
-    nudger = make_nudger(settings)
+    try:
+        machines = machine_registry(settings, engine)
+        nudger = make_nudger(settings)
+        auth = Authenticator.from_settings(settings, engine)
+    except BaseException:
+        dispose(engine)  # the first registry load already pooled a connection
+        raise
     producer = Producer(
         engine=engine,
         machines=machines,
@@ -71,7 +77,7 @@ def build_services(settings: Settings) -> Services:
         machines=machines,
         nudger=nudger,
         producer=producer,
-        auth=Authenticator.from_settings(settings, engine),
+        auth=auth,
         audit=AuditWriter(engine),
     )
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -143,8 +145,14 @@ def _filter(args: argparse.Namespace) -> EventFilter:
     )
 
 
-def _engine() -> Engine:
-    return fleet_engine(load_settings().database_url)
+@contextmanager
+def _engine() -> Iterator[Engine]:
+    """The database's engine for one command, disposed when it ends (on errors too)."""
+    engine = fleet_engine(load_settings().database_url)
+    try:
+        yield engine
+    finally:
+        dispose(engine)
 
 
 def _print_json(data: Any) -> None:
@@ -165,20 +173,25 @@ def _line(event: EventRow) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``events list``."""
-    for event in admin.list_events(_engine(), _filter(args), limit=args.limit):
+    with _engine() as engine:
+        events = admin.list_events(engine, _filter(args), limit=args.limit)
+    for event in events:
         print(json.dumps(event.to_dict(), default=str) if args.json else _line(event))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``events show ID``."""
-    _print_json(admin.show_event(_engine(), args.id).to_dict())
+    with _engine() as engine:
+        event = admin.show_event(engine, args.id)
+    _print_json(event.to_dict())
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``events stats``."""
-    stats = admin.stats(_engine())
+    with _engine() as engine:
+        stats = admin.stats(engine)
     if args.json:
         _print_json(stats)
         return 0
@@ -198,15 +211,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     where = _filter(args)
     if where.status is None and any((where.machine, where.entity_id, where.trigger)):
         where = replace(where, status=EventStatus.DEAD)
-    engine = _engine()
-    try:
+    with _engine() as engine:
         if (
             stop := refusal(args, admin.count_replay(engine, where), "events to replay")
         ) is not None:
             return stop
         replayed = admin.replay(engine, where, make_nudger(load_settings()))
-    finally:
-        dispose(engine)
     print(f"replayed {replayed.events} events of {replayed.entities} entities")
     return 0
 
@@ -214,16 +224,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_discard(args: argparse.Namespace) -> int:
     """``events discard ID…`` or by filter; shows the count and asks first."""
     where = _filter(args)
-    engine = _engine()
-    if (stop := refusal(args, admin.count_discard(engine, where), "events to discard")) is not None:
-        return stop
-    print(f"discarded {admin.discard(engine, where)} events")
+    with _engine() as engine:
+        if (
+            stop := refusal(args, admin.count_discard(engine, where), "events to discard")
+        ) is not None:
+            return stop
+        print(f"discarded {admin.discard(engine, where)} events")
     return 0
 
 
 def cmd_actions_list(args: argparse.Namespace) -> int:
     """``actions list``."""
-    for row in admin.list_actions(_engine(), _action_filter(args), limit=args.limit):
+    with _engine() as engine:
+        rows = admin.list_actions(engine, _action_filter(args), limit=args.limit)
+    for row in rows:
         print(json.dumps(_action_dict(row), default=str) if args.json else _action_line(row))
     return 0
 
@@ -233,20 +247,24 @@ def cmd_actions_replay(args: argparse.Namespace) -> int:
     where = _action_filter(args)
     if where.status is None and not where.is_empty() and not where.ids:
         where = replace(where, status=OutboxStatus.DEAD)
-    engine = _engine()
-    if (stop := refusal(args, admin.count_actions(engine, where), "actions matching")) is not None:
-        return stop
-    print(f"replayed {admin.replay_actions(engine, where)} actions")
+    with _engine() as engine:
+        if (
+            stop := refusal(args, admin.count_actions(engine, where), "actions matching")
+        ) is not None:
+            return stop
+        print(f"replayed {admin.replay_actions(engine, where)} actions")
     return 0
 
 
 def cmd_actions_discard(args: argparse.Namespace) -> int:
     """``actions discard ID…`` or by filter."""
     where = _action_filter(args)
-    engine = _engine()
-    if (stop := refusal(args, admin.count_actions(engine, where), "actions matching")) is not None:
-        return stop
-    print(f"discarded {admin.discard_actions(engine, where)} actions")
+    with _engine() as engine:
+        if (
+            stop := refusal(args, admin.count_actions(engine, where), "actions matching")
+        ) is not None:
+            return stop
+        print(f"discarded {admin.discard_actions(engine, where)} actions")
     return 0
 
 
@@ -274,6 +292,7 @@ def _action_line(row: OutboxRow) -> str:
 
 def cmd_entity_show(args: argparse.Namespace) -> int:
     """``entities show MACHINE ENTITY``."""
-    view = admin.entity_view(_engine(), args.machine, args.entity_id)
+    with _engine() as engine:
+        view = admin.entity_view(engine, args.machine, args.entity_id)
     _print_json(view.to_dict(history=args.history))
     return 0

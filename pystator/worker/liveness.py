@@ -215,10 +215,14 @@ class LivenessLock:
         self._engine = create_engine_from_url(url, poolclass=NullPool)
         self._conn: Connection | None = None
         if not is_sqlite(url):
-            with translate_errors("liveness lock"):
-                self._conn = self._engine.connect()
-                locking.hold_worker_lock(self._conn, worker_id)
-                self._conn.commit()
+            try:
+                with translate_errors("liveness lock"):
+                    self._conn = self._engine.connect()
+                    locking.hold_worker_lock(self._conn, worker_id)
+                    self._conn.commit()
+            except BaseException:
+                self.release()  # the caller gets no object to release: close it here
+                raise
 
     def release(self) -> None:
         """Give the lock up (an orderly stop)."""

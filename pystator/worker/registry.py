@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from pystator.fsm_core.errors import ConfigurationError, InvalidEventError
 from pystator.fsm_core.machine import StateMachine
 from pystator.worker.stored_machines import StoredMachines
@@ -46,6 +48,12 @@ class MachineRegistry:
     def stored(self) -> StoredMachines | None:
         """The database registry this registry consults, if attached."""
         return self._stored
+
+    def close_stored(self, engine: Engine) -> None:
+        """Stop the database registry's background refreshes if it reads through ``engine``
+        (call before disposing ``engine``)."""
+        if self._stored is not None and self._stored.engine is engine:
+            self._stored.close()
 
     def add(self, machine: StateMachine) -> None:
         """Register ``machine``; two definitions with one name are a configuration error."""

@@ -151,14 +151,18 @@ class Runtime:
         if not is_memory_broker(settings.broker_url):
             app = app or new_app(settings)
         engine = settings_engine(settings, pool_size(settings, concurrency))
-        return cls(
-            settings=settings,
-            engine=engine,
-            machines=machines if machines is not None else machine_registry(settings, engine),
-            nudger=make_nudger(settings, app, observer),
-            app=app,
-            observer=observer,
-        )
+        try:
+            return cls(
+                settings=settings,
+                engine=engine,
+                machines=machines if machines is not None else machine_registry(settings, engine),
+                nudger=make_nudger(settings, app, observer),
+                app=app,
+                observer=observer,
+            )
+        except BaseException:
+            dispose(engine)  # the first registry load already pooled a connection
+            raise
 
     @property
     def queue(self) -> str:
@@ -190,6 +194,7 @@ class Runtime:
             log.warning("rollups_not_written", error=str(exc))
         self.timers.close()
         self.outbox.close()
+        self.machines.close_stored(self.engine)
         dispose(self.engine)
 
 

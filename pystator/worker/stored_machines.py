@@ -75,7 +75,8 @@ class StoredMachines:
         self._heads: dict[str, int | None] = {}
         self._current: dict[str, StateMachine | None] = {}
         self._checked_at: float | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while a background refresh runs
+        self._closed = False
 
     def lookup(self, name: str) -> Lookup:
         """The current version of ``name`` (refreshing first when the interval has passed)."""
@@ -125,12 +126,25 @@ class StoredMachines:
             )
             return None
 
+    def close(self) -> None:
+        """Start no more background refreshes and wait for the one running, if any.
+
+        Call it before disposing the engine: a refresh still running then would return its
+        connection to the disposed pool, which never closes it.
+        """
+        self._closed = True
+        with self._lock:
+            pass
+
     def _refresh_if_due(self) -> None:
         checked = self._checked_at
         if checked is not None and self._monotonic() - checked < self.refresh_seconds:
             return
         if not self._lock.acquire(blocking=False):
             return  # a refresh is running
+        if self._closed:  # checked under the lock, so close() never misses a thread started
+            self._lock.release()
+            return
         self._checked_at = self._monotonic()
         try:
             threading.Thread(
