@@ -45,6 +45,11 @@ DEFAULT_API_MAX_BATCH = 10_000
 DEFAULT_API_PAGE_LIMIT = 500
 DEFAULT_API_BULK_LIMIT = 10_000
 DEFAULT_REGISTRY_REFRESH_SECONDS = 2.0
+# the worker process (``pystator worker`` and ``pystator.worker.Worker``)
+DEFAULT_WORKER_CONCURRENCY = 2
+DEFAULT_WORKER_POLL_INTERVAL_MS = 50
+DEFAULT_WORKER_DRAIN_TIMEOUT_S = 30.0
+MACHINE_SOURCES = ("yaml", "db")
 # retention windows in days (0 keeps rows forever); see the README's Retention section
 DEFAULT_RETENTION_COMPLETED_DAYS = 7.0
 DEFAULT_RETENTION_REJECTED_DAYS = 30.0
@@ -97,6 +102,14 @@ class Settings:
     action_retry_max_seconds: float = DEFAULT_ACTION_RETRY_MAX_SECONDS
     # how often a process looks for new machine versions in the database registry
     registry_refresh_seconds: float = DEFAULT_REGISTRY_REFRESH_SECONDS
+    # the worker process; the names are the public package's ``PYSTATOR_WORKER_*`` variables
+    worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY  # drain threads / Celery slots
+    worker_poll_interval_ms: int = DEFAULT_WORKER_POLL_INTERVAL_MS  # embedded drain loops
+    worker_drain_timeout_s: float = DEFAULT_WORKER_DRAIN_TIMEOUT_S  # in-flight work on shutdown
+    # ``db``: the database registry only; ``yaml``: also ``machines``; unset: ``yaml`` when
+    # ``machines`` is set
+    worker_machine_source: str | None = None
+    worker_id: str | None = None  # this worker process's id (default: host:pid:random)
     # the HTTP API (``pystator api``)
     api_host: str = DEFAULT_API_HOST
     api_port: int = DEFAULT_API_PORT
@@ -141,13 +154,14 @@ class Settings:
             )
         for name in _POSITIVE_NUMBERS:
             if getattr(self, name) <= 0:
-                raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive number")
+                raise SettingsError(f"{variable(name)} must be a positive number")
         for name in _POSITIVE_INTEGERS:
             if getattr(self, name) < 1:
-                raise SettingsError(f"PYSTATOR_{name.upper()} must be a positive integer")
+                raise SettingsError(f"{variable(name)} must be a positive integer")
         for name in _NON_NEGATIVE_NUMBERS:
             if getattr(self, name) < 0:
-                raise SettingsError(f"PYSTATOR_{name.upper()} must be 0 or a positive number")
+                raise SettingsError(f"{variable(name)} must be 0 or a positive number")
+        self._check_worker()
         if self.db_pool_size < 0:
             raise SettingsError("PYSTATOR_DB_POOL_SIZE must be 0 (derive) or a positive integer")
         if self.api_db_pool_size < API_AUTOCOMMIT_CONNECTIONS + 1:
@@ -160,6 +174,27 @@ class Settings:
                 f"PYSTATOR_API_JWT_ALGORITHM={self.api_jwt_algorithm!r}: expected one of "
                 + ", ".join(JWT_ALGORITHMS)
             )
+
+    def _check_worker(self) -> None:
+        source = self.worker_machine_source
+        if source is not None and source not in MACHINE_SOURCES:
+            raise SettingsError(
+                f"PYSTATOR_WORKER_MACHINE_SOURCE={source!r}: expected one of "
+                + ", ".join(MACHINE_SOURCES)
+            )
+        if source == "yaml" and not self.machines:
+            raise SettingsError(
+                "PYSTATOR_WORKER_MACHINE_SOURCE=yaml needs PYSTATOR_MACHINES "
+                "(or PYSTATOR_WORKER_MACHINE_DIR): the directory of machine files"
+            )
+        if self.worker_id is not None and not self.worker_id.strip():
+            raise SettingsError("PYSTATOR_WORKER_ID must not be blank")
+
+    @property
+    def machine_files(self) -> str | None:
+        """The machine definitions to load from files: ``machines``, unless the machine source
+        is ``db`` (the database registry only)."""
+        return None if self.worker_machine_source == "db" else self.machines
 
 
 _POSITIVE_NUMBERS = (
@@ -178,6 +213,7 @@ _POSITIVE_NUMBERS = (
     "action_retry_max_seconds",
     "registry_refresh_seconds",
     "prune_max_seconds",
+    "worker_drain_timeout_s",
 )
 #: Settings where 0 means "never" / "forever" / "no pause".
 _NON_NEGATIVE_NUMBERS = (
@@ -204,17 +240,32 @@ _POSITIVE_INTEGERS = (
     "api_page_limit",
     "api_bulk_limit",
     "prune_batch_rows",
+    "worker_concurrency",
+    "worker_poll_interval_ms",
 )
 #: Settings whose values are never printed (``pystator config show`` masks them).
 SECRET_SETTINGS = frozenset({"api_jwt_secret"})
 #: Settings holding URLs whose password is masked when printed.
 URL_SETTINGS = frozenset({"database_url", "broker_url", "redis_url"})
+#: Second names a setting is also read under: the public package's worker variables that mean
+#: the same thing as one of ours (``PYSTATOR_WORKER_DB_URL`` is ``PYSTATOR_DATABASE_URL``).
+ALIASES = {
+    "database_url": "worker_db_url",
+    "max_attempts": "worker_max_attempts",
+    "machines": "worker_machine_dir",
+}
 #: Connections of the autocommit companion engine an API process also holds (single submits).
 API_AUTOCOMMIT_CONNECTIONS = 2
 
 
-def _convert(name: str, raw: str, kind: object) -> object:
-    env_name = ENV_PREFIX + name.upper()
+def variable(name: str) -> str:
+    """The variable a setting is read from (with its alias, when it has one)."""
+    alias = ALIASES.get(name)
+    main = ENV_PREFIX + name.upper()
+    return f"{main} (or {ENV_PREFIX + alias.upper()})" if alias else main
+
+
+def _convert(env_name: str, raw: str, kind: object) -> object:
     try:
         if kind in (int, "int"):
             return int(raw)
@@ -254,19 +305,36 @@ def _file_values(path: Path) -> dict[str, str]:
 
 def _sources(
     environ: Mapping[str, str] | None, config_file: str | Path | None
-) -> dict[str, tuple[str, str]]:
-    """Raw value and source (``env`` or the file's path) of every setting that is set."""
+) -> dict[str, tuple[str, str, str]]:
+    """Raw value, source (``env`` or the file's path) and the variable it was read under, of
+    every setting that is set."""
     env = os.environ if environ is None else environ
     path = Path(config_file or env.get(ENV_PREFIX + "CONFIG", CONFIG_FILE_NAME))
     file_values = _file_values(path) if path.is_file() else {}
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, tuple[str, str, str]] = {}
     for f in fields(Settings):
-        env_value = env.get(ENV_PREFIX + f.name.upper())
-        if env_value not in (None, ""):
-            found[f.name] = (str(env_value), "env")
-        elif file_values.get(f.name) not in (None, ""):
-            found[f.name] = (file_values[f.name], str(path))
+        names = [f.name] + ([ALIASES[f.name]] if f.name in ALIASES else [])
+        for values, source in ((env, "env"), (file_values, str(path))):
+            given = {n: str(values[n_key]) for n, n_key in _keys(names, values, source)}
+            if given:
+                found[f.name] = _one_value(given, source)
+                break
     return found
+
+
+def _keys(names: list[str], values: Mapping[str, str], source: str) -> list[tuple[str, str]]:
+    """``(name, key in values)`` of the names set (non-empty) in ``values``."""
+    keyed = [(n, ENV_PREFIX + n.upper() if source == "env" else n) for n in names]
+    return [(n, key) for n, key in keyed if values.get(key) not in (None, "")]
+
+
+def _one_value(given: dict[str, str], source: str) -> tuple[str, str, str]:
+    """The value of a setting set under one or both of its names; both must agree."""
+    if len(set(given.values())) > 1:
+        both = " and ".join(ENV_PREFIX + n.upper() for n in given)
+        raise SettingsError(f"{both} are two names of one setting but differ ({source}): set one")
+    name, raw = next(iter(given.items()))
+    return raw, source, ENV_PREFIX + name.upper()
 
 
 def load_settings(
@@ -276,8 +344,8 @@ def load_settings(
     """Build :class:`Settings` from the environment, ``pystator.cfg`` and defaults."""
     kinds = {f.name: f.type for f in fields(Settings)}
     values = {
-        name: _convert(name, raw, kinds[name])
-        for name, (raw, _source) in _sources(environ, config_file).items()
+        name: _convert(env_name, raw, kinds[name])
+        for name, (raw, _source, env_name) in _sources(environ, config_file).items()
     }
     return Settings(**values)  # type: ignore[arg-type]
 

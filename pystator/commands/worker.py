@@ -9,6 +9,7 @@ import signal
 import threading
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import make_url
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
 from pystator.logging import configure_logging, get_logger
 from pystator.migrations import prepare_embedded
-from pystator.settings import Settings, load_settings
+from pystator.settings import DEFAULT_WORKER_DRAIN_TIMEOUT_S, Settings, load_settings
 from pystator.worker.app import make_worker_app
 from pystator.worker.celery_config import is_memory_broker
 from pystator.worker.duties import freeze_startup_heap
@@ -27,10 +28,11 @@ from pystator.worker.embedded import DrainThreads
 from pystator.worker.metrics import process_observer, serve_metrics
 from pystator.worker.producer import EventSpec
 from pystator.worker.relay import Relay
-from pystator.worker.runtime import Runtime, configure, get_runtime, set_default_runtime
+from pystator.worker.runtime import Runtime, configure, get_runtime
 
-#: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard.
-DRAIN_TIMEOUT_SECONDS = 30.0
+#: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard, by default
+#: (``PYSTATOR_WORKER_DRAIN_TIMEOUT_S``).
+DRAIN_TIMEOUT_SECONDS = DEFAULT_WORKER_DRAIN_TIMEOUT_S
 #: Exit status when shutdown had to stop hard (second signal or drain timeout).
 EXIT_HARD_STOP = 1
 POOLS = ("threads", "prefork", "solo")
@@ -41,7 +43,13 @@ log = get_logger("pystator.worker")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``worker``, ``submit`` and ``relay`` commands."""
     worker = sub.add_parser("worker", help="run a worker that applies submitted events")
-    worker.add_argument("--concurrency", "-c", type=int, default=2, help="parallel slots")
+    worker.add_argument(
+        "--concurrency",
+        "-c",
+        type=int,
+        default=None,
+        help="parallel slots (default: PYSTATOR_WORKER_CONCURRENCY, 2)",
+    )
     worker.add_argument("--pool", choices=POOLS, default="threads", help="Celery pool")
     _common(worker)
     worker.add_argument("--no-relay", action="store_true", help="do not run the relay thread")
@@ -118,7 +126,8 @@ def _start(
 
 def run_worker(args: argparse.Namespace) -> int:
     """Start the worker: Celery with a real broker, drain threads with the in-process one."""
-    concurrency = max(args.concurrency, 1)
+    settings = settings_from(args)
+    concurrency = max(args.concurrency or settings.worker_concurrency, 1)
     settings = _prepare(args, level=args.log_level, concurrency=concurrency)
     embedded = is_memory_broker(settings.broker_url)
     if embedded and args.source == "queue":
@@ -133,12 +142,11 @@ def run_worker(args: argparse.Namespace) -> int:
     runtime = Runtime.from_settings(settings, app=app, concurrency=threads, observers=observers)
     if args.metrics_port is not None:
         serve_metrics(args.metrics_port, pool=args.pool if app is not None else "threads")
-    runtime.status.info.update(concurrency=concurrency, pool=args.pool, queue=runtime.queue)
-    set_default_runtime(runtime)
+    runtime.serve_as_worker(concurrency=concurrency, pool=args.pool, queue=runtime.queue)
     log.info(
         "worker_starting",
         machines=list(runtime.machines.names()),
-        concurrency=args.concurrency,
+        concurrency=concurrency,
         pool=args.pool,
         broker=_safe_url(settings.broker_url),
         queue=runtime.queue,
@@ -146,13 +154,18 @@ def run_worker(args: argparse.Namespace) -> int:
         source=args.source,
     )
     if app is None:
-        runtime.status.kind = "embedded"
         return _run_embedded(runtime, concurrency, relay=relay)
-    return _run_celery(runtime, app, args)
+    return _run_celery(runtime, app, concurrency, args)
 
 
 def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
-    threads = DrainThreads(runtime, concurrency=max(concurrency, 1), with_relay=relay)
+    settings = runtime.settings
+    threads = DrainThreads(
+        runtime,
+        concurrency=max(concurrency, 1),
+        poll_interval=settings.worker_poll_interval_ms / 1000,
+        with_relay=relay,
+    )
     stop = threading.Event()
     signals_seen: list[int] = []
 
@@ -167,22 +180,19 @@ def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     freeze_startup_heap()
     threads.start()
-    log.info("worker_ready", mode="embedded")
     while not stop.wait(1.0):
         pass
-    log.info("worker_draining", timeout_seconds=DRAIN_TIMEOUT_SECONDS)
-    finished = threads.stop(DRAIN_TIMEOUT_SECONDS)
-    runtime.close()
-    log.info("worker_stopped", drained=finished)
+    finished = threads.drain(settings.worker_drain_timeout_s)
     return 0 if finished else EXIT_HARD_STOP
 
 
-def _run_celery(runtime: Runtime, app: Celery, args: argparse.Namespace) -> int:
+def _run_celery(runtime: Runtime, app: Celery, concurrency: int, args: argparse.Namespace) -> int:
     # The duties (timers, relay, heartbeat) start with the worker: a bootstep of the app.
-    signals.worker_shutting_down.connect(_escalate_on_second_signal, weak=False)
+    escalate = partial(_escalate_on_second_signal, timeout=runtime.settings.worker_drain_timeout_s)
+    signals.worker_shutting_down.connect(escalate, weak=False)
     argv = [
         "worker",
-        f"--concurrency={max(args.concurrency, 1)}",
+        f"--concurrency={concurrency}",
         f"--pool={args.pool}",
         f"--queues={runtime.queue}",
         # Celery's own per-task lines only at debug: pystator logs every event that matters
@@ -208,7 +218,9 @@ def _run_celery(runtime: Runtime, app: Celery, args: argparse.Namespace) -> int:
     return int(exitcode or 0)
 
 
-def _escalate_on_second_signal(how: str = "Warm", **_kwargs: Any) -> None:
+def _escalate_on_second_signal(
+    how: str = "Warm", *, timeout: float = DRAIN_TIMEOUT_SECONDS, **_kwargs: Any
+) -> None:
     """After a warm shutdown starts: a second SIGTERM, or the drain timeout, stops hard.
 
     (Celery itself only escalates on a second SIGINT.) Runs in the main process, from the
@@ -222,10 +234,10 @@ def _escalate_on_second_signal(how: str = "Warm", **_kwargs: Any) -> None:
         celery_state.should_terminate = EXIT_HARD_STOP  # Celery's cold shutdown: pool terminated
 
     signal.signal(signal.SIGTERM, hard_stop)
-    timer = threading.Timer(DRAIN_TIMEOUT_SECONDS, hard_stop)
+    timer = threading.Timer(timeout, hard_stop)
     timer.daemon = True
     timer.start()
-    log.info("worker_draining", timeout_seconds=DRAIN_TIMEOUT_SECONDS)
+    log.info("worker_draining", timeout_seconds=timeout)
 
 
 def _safe_url(url: str) -> str:

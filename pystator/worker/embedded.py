@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
+from pystator.settings import DEFAULT_WORKER_POLL_INTERVAL_MS
 from pystator.worker.duties import Duties
 from pystator.worker.nudge import LocalNudger
 from pystator.worker.runtime import Runtime
 
-DEFAULT_POLL_INTERVAL_SECONDS = 0.05
+DEFAULT_POLL_INTERVAL_SECONDS = DEFAULT_WORKER_POLL_INTERVAL_MS / 1000
 #: Backoff after a database error in a drain loop.
 OUTAGE_BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)
 
@@ -39,6 +40,7 @@ class DrainThreads:
     duties: Duties = field(init=False)
 
     def __post_init__(self) -> None:
+        self.runtime.status.kind = "embedded"
         self.duties = Duties(
             self.runtime, relay=self.with_relay, fatal=self.fatal, stop=self.stopping
         )
@@ -48,6 +50,16 @@ class DrainThreads:
         for index in range(self.concurrency):
             self.duties.spawn(f"drain-{index}", self._loop)
         self.duties.start()
+        log.info("worker_ready", mode="embedded")
+
+    def drain(self, timeout: float) -> bool:
+        """Shut the worker down: let in-flight batches finish (up to ``timeout`` seconds), then
+        close the runtime. True when every thread stopped in time."""
+        log.info("worker_draining", timeout_seconds=timeout)
+        finished = self.stop(timeout)
+        self.runtime.close()
+        log.info("worker_stopped", drained=finished)
+        return finished
 
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the loops to finish their current batch; True when all stopped in time."""

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import Celery
 from sqlalchemy.engine import Engine
@@ -136,10 +137,12 @@ class Runtime:
         app: Celery | None = None,
         observers: Sequence[FleetObserver] = (),
         concurrency: int = DEFAULT_PRODUCER_CONCURRENCY,
+        guards: Any | None = None,
+        actions: Any | None = None,
     ) -> Runtime:
         """Wire a runtime from settings (machines from the database registry, then
-        ``settings.machines``, with ``settings.app``'s guards and actions; a ``machines``
-        registry passed in is used as given).
+        ``settings.machines``, with ``settings.app``'s guards and actions, or ``guards`` and
+        ``actions`` when given; a ``machines`` registry passed in is used as given).
 
         ``app`` is the Celery app to publish on (a worker passes the app it runs); by default a
         publishing-only app on ``settings.broker_url`` (none for the in-process broker).
@@ -155,7 +158,11 @@ class Runtime:
             return cls(
                 settings=settings,
                 engine=engine,
-                machines=machines if machines is not None else machine_registry(settings, engine),
+                machines=(
+                    machines
+                    if machines is not None
+                    else machine_registry(settings, engine, guards=guards, actions=actions)
+                ),
                 nudger=make_nudger(settings, app, observer),
                 app=app,
                 observer=observer,
@@ -181,13 +188,25 @@ class Runtime:
         if self.run_actions_inline and batch.action_ids:
             self.outbox.run(batch.outbox_rows(), deadline=batch.lease_until)
 
+    def serve_as_worker(self, **info: Any) -> None:
+        """Make this the runtime of this worker process: its id (``PYSTATOR_WORKER_ID`` when
+        set), what its heartbeat reports (``info``), and the default runtime of
+        ``submit_event`` in this process."""
+        if self.settings.worker_id:
+            self.status.worker_id = self.settings.worker_id
+        self.status.info.update(info)
+        set_default_runtime(self)
+
     def relay_grace(self) -> timedelta:
         """How long a just-submitted due event may wait for its own nudge before the relay acts."""
         return timedelta(seconds=max(2 * self.settings.relay_interval_seconds, 1.0))
 
     def close(self) -> None:
         """Write the event counts not yet written, release database connections, the timer
-        backend's client and the action threads."""
+        backend's client and the action threads; stop being this process's default runtime."""
+        with _lock:
+            for key in [k for k, runtime in _default.items() if runtime is self]:
+                del _default[key]
         try:
             self.rollups.flush(self.engine)
         except StoreError as exc:
@@ -219,11 +238,15 @@ def settings_engine(settings: Settings, size: int) -> Engine:
     )
 
 
-def machine_registry(settings: Settings, engine: Engine) -> MachineRegistry:
+def machine_registry(
+    settings: Settings, engine: Engine, *, guards: Any | None = None, actions: Any | None = None
+) -> MachineRegistry:
     """The process's machines: the database registry on ``engine`` (refreshed every
-    ``PYSTATOR_REGISTRY_REFRESH_SECONDS``), then ``PYSTATOR_MACHINES``; with the guards and
-    actions of ``PYSTATOR_APP``."""
-    registry = load_registry(settings.machines, settings.app)
+    ``PYSTATOR_REGISTRY_REFRESH_SECONDS``), then ``PYSTATOR_MACHINES`` (unless
+    ``PYSTATOR_WORKER_MACHINE_SOURCE=db``); with the guards and actions of ``PYSTATOR_APP``,
+    or ``guards`` and ``actions`` when given (bound before the registry's first load)."""
+    registry = load_registry(settings.machine_files, settings.app)
+    registry.bind(guards, actions)
     stored = StoredMachines(engine, refresh_seconds=settings.registry_refresh_seconds)
     registry.attach(stored)
     stored.refresh()  # the first load, before any transaction (see stored_machines)
