@@ -214,6 +214,7 @@ def _run_celery(runtime: Runtime, app: Celery, concurrency: int, args: argparse.
         app.worker_main(argv)
     finally:
         signals.worker_init.disconnect(remember)
+        signals.worker_shutting_down.disconnect(escalate)
     exitcode = getattr(controllers[-1], "exitcode", 0) if controllers else 0
     return int(exitcode or 0)
 

@@ -36,10 +36,13 @@ class FakeApp:
 @pytest.mark.parametrize(("celery_exit", "expected"), [(None, 0), (0, 0), (1, 1), (70, 70)])
 def test_the_worker_exits_with_celery_s_exit_code(celery_exit: int | None, expected: int) -> None:
     args = argparse.Namespace(concurrency=2, pool="threads", log_level="info")
-    runtime: Any = SimpleNamespace(queue="q")
+    runtime: Any = SimpleNamespace(queue="q", settings=SimpleNamespace(worker_drain_timeout_s=5.0))
     app = FakeApp(celery_exit)
-    assert _run_celery(runtime, app, args) == expected  # type: ignore[arg-type]
-    assert "--queues=q" in app.argv
-    assert not signals.worker_init.receivers or all(  # the hook does not outlive the run
+    assert _run_celery(runtime, app, 2, args) == expected  # type: ignore[arg-type]
+    assert "--queues=q" in app.argv and "--concurrency=2" in app.argv
+    assert not signals.worker_init.receivers or all(  # the hooks do not outlive the run
         "remember" not in repr(r) for r in signals.worker_init.receivers
+    )
+    assert not signals.worker_shutting_down.receivers or all(
+        "_escalate_on_second_signal" not in repr(r) for r in signals.worker_shutting_down.receivers
     )
