@@ -63,7 +63,9 @@ def test_counts_add_up_across_writers(runtime: Runtime) -> None:
 
 def test_a_drain_is_counted_and_written_when_the_runtime_closes(db_url: str) -> None:
     hooks = Hooks()
-    runtime = make_runtime(db_url, hooks)
+    # a long backoff: on a slow run the default 0.5 s passed before the drain ended, and the
+    # poison event was retried twice
+    runtime = make_runtime(db_url, hooks, retry_base_seconds=60.0)
     try:
         specs = [EventSpec(machine=MACHINE, entity_id=f"e{n}", trigger="open") for n in range(4)]
         runtime.producer.submit_many(specs)
