@@ -3,9 +3,11 @@
     .venv/bin/python bench/fleet_latency.py [--workers 3] [--concurrency 4]
         [--rates 250 500 1000] [--duration 10] [--burst 10000] [--probes 100]
 
-Part of ``bench/fleet.py`` (``--latency`` runs it after the throughput table). On the local
+A companion of ``bench/fleet.py`` (its machine, database and broker set-up). On the local
 PostgreSQL (a database it creates and drops) with a private ``redis-server``:
 
+- **drain**: ``bench/fleet.py``'s 1,000 x 5 drain, three times on the same fleet, so the
+  latency work is seen not to cost throughput (median reported);
 - **open loop**: events for fresh entities are submitted on a fixed schedule (``rate`` per
   second for ``duration`` seconds, by two producer threads), whatever the fleet does; latency
   is the state's write time minus the event's submit time, both as the database records them
@@ -35,7 +37,13 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fleet import MACHINE, MACHINES, bench_database, truncate  # noqa: E402
+from bench.fleet import (  # noqa: E402
+    MACHINE,
+    MACHINES,
+    bench_database,
+    measure_drain,
+    truncate,
+)
 from tests.fleet_harness import (  # noqa: E402
     RedisServer,
     WorkerFleet,
@@ -48,6 +56,7 @@ from tests.fleet_harness import (  # noqa: E402
 PRODUCER_THREADS = 2
 BURST_THREADS = 4
 EVENTS_PER_BURST_ENTITY = 5
+DRAIN_ROUNDS = 3
 POLL_SECONDS = 0.0005
 SETTLE_TIMEOUT_SECONDS = 600.0
 LATENCY_TARGETS = {"open_loop_p99_ms": 100.0, "open_loop_max_ms": 250.0, "probe_p99_ms": 100.0}
@@ -70,6 +79,7 @@ class Report:
 
     workers: int
     concurrency: int
+    drains: list[float] = field(default_factory=list)
     open_loop: list[OpenLoop] = field(default_factory=list)
     burst_events: int = 0
     burst_seconds: float = 0.0
@@ -220,6 +230,9 @@ def run(args: argparse.Namespace) -> Report:
                     for n in range(args.workers * 8):  # the workers are up and warm
                         submit_event_sync(MACHINE, f"warm-{n}", "next", db_url=url)
                     wait_until(lambda: pending_count(engine) == 0, timeout=60)
+                    for n in range(DRAIN_ROUNDS):
+                        truncate(engine)
+                        report.drains.append(measure_drain(engine, url, prefix=f"drain{n}"))
                     for rate in args.rates:
                         truncate(engine)
                         report.open_loop.append(open_loop(engine, url, rate, args.duration))
@@ -243,6 +256,11 @@ def print_report(report: Report) -> None:
         f"\nlatency: {report.workers} workers x --concurrency {report.concurrency}, "
         "PostgreSQL + Redis broker"
     )
+    if report.drains:
+        rounds = ", ".join(f"{d:,.0f}" for d in report.drains)
+        print(
+            f"\ndrain 1,000 x 5: median {statistics.median(report.drains):,.0f} events/s ({rounds})"
+        )
     print("\n| open loop (events/s) | achieved | p50 ms | p99 ms | max ms |")
     print("|---:|---:|---:|---:|---:|")
     for row in report.open_loop:
