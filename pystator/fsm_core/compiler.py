@@ -269,9 +269,7 @@ class CompiledMachine:
         remaining = set(active - exits) | set(entries)
         entries.extend(self._complete(remaining))
         new_active = frozenset((active - exits) | set(entries))
-        exited = sorted(
-            (n for n in exits if tree.is_state(n)), key=lambda n: (-tree.depth[n], -tree.order[n])
-        )
+        exited = self._innermost_first(exits)
         entered = sorted(
             {n for n in entries if tree.is_state(n)}, key=lambda n: (tree.depth[n], tree.order[n])
         )
@@ -284,7 +282,7 @@ class CompiledMachine:
         dynamic = any(step.spec.dynamic for step in steps)
         calls: dict[ActionPhase, list[ActionCall]] = {phase: [] for phase in ActionPhase}
         for step in steps:
-            if step.spec.is_named and step.spec.when is None:
+            if _is_fixed(step):
                 calls[step.phase].append(call_of(step.spec, step.phase, step.state))
         return TransitionResult(
             success=True,
@@ -319,15 +317,18 @@ class CompiledMachine:
     def exit_calls(self, active: frozenset[str], root: str) -> tuple[ActionCall, ...]:
         """The exit actions of leaving ``root`` and every active state inside it, deepest first
         (named, unconditional ones: what a transition's ``exit_actions`` would list)."""
-        tree = self.tree
-        exited = sorted(
-            (n for n in active if tree.is_state(n) and (n == root or tree.is_descendant(n, root))),
-            key=lambda n: (-tree.depth[n], -tree.order[n]),
-        )
+        inside = (n for n in active if n == root or self.tree.is_descendant(n, root))
         return tuple(
             call_of(step.spec, step.phase, step.state)
-            for step in self._steps(exited, ActionPhase.EXIT)
-            if step.spec.is_named and step.spec.when is None
+            for step in self._steps(self._innermost_first(inside), ActionPhase.EXIT)
+            if _is_fixed(step)
+        )
+
+    def _innermost_first(self, nodes: Iterable[str]) -> list[str]:
+        """The states among ``nodes`` in the order their exit actions run: deepest first."""
+        tree = self.tree
+        return sorted(
+            (n for n in nodes if tree.is_state(n)), key=lambda n: (-tree.depth[n], -tree.order[n])
         )
 
     def exit_set(self, active: frozenset[str], t: TransitionSpec, source: str) -> set[str]:
@@ -362,6 +363,12 @@ class CompiledMachine:
 
     def _timers_of(self, states: Sequence[str]) -> tuple[TimerSpec, ...]:
         return tuple(spec for name in states for spec in self.timers.get(name, ()))
+
+
+def _is_fixed(step: PlanStep) -> bool:
+    """A named, unconditional action: listed in a result's action calls (others run through
+    the result's plan)."""
+    return step.spec.is_named and step.spec.when is None
 
 
 def _timeout_transitions(definition: MachineDefinition) -> tuple[TransitionSpec, ...]:
