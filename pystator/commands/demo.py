@@ -133,11 +133,16 @@ def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
     actions.register("record_fill", app.record_fill)
     machines = MachineRegistry([load_machine(machine_path)])
     machines.bind(guards, actions)
-    settings = Settings(database_url=url, retry_base_seconds=0.02, retry_max_seconds=0.2)
+    settings = Settings(
+        database_url=url,
+        retry_base_seconds=0.02,
+        retry_max_seconds=0.2,
+        worker_poll_interval_ms=20,
+    )
     runtime = Runtime(
         settings=settings, engine=fleet_engine(url), machines=machines, nudger=LocalNudger()
     )
-    threads = DrainThreads(runtime, concurrency=args.threads, poll_interval=0.02)
+    threads = DrainThreads(runtime, concurrency=args.threads)
     machine_name = next(iter(machines)).name
     events = [{"machine": machine_name, "max_attempts": 4, **e} for e in _events(args.entities)]
     print(

@@ -104,9 +104,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _prepare(
-    args: argparse.Namespace, *, level: str = "info", concurrency: int | None = None
+    args: argparse.Namespace,
+    *,
+    level: str = "info",
+    concurrency: int | None = None,
+    settings: Settings | None = None,
 ) -> Settings:
-    settings = settings_from(args)
+    settings = settings or settings_from(args)
     configure_logging(settings.log_format, level)
     metrics = getattr(args, "metrics_port", None) is not None
     configure(settings, concurrency=concurrency, observers=[process_observer] if metrics else [])
@@ -128,7 +132,7 @@ def run_worker(args: argparse.Namespace) -> int:
     """Start the worker: Celery with a real broker, drain threads with the in-process one."""
     settings = settings_from(args)
     concurrency = max(args.concurrency or settings.worker_concurrency, 1)
-    settings = _prepare(args, level=args.log_level, concurrency=concurrency)
+    settings = _prepare(args, level=args.log_level, concurrency=concurrency, settings=settings)
     embedded = is_memory_broker(settings.broker_url)
     if embedded and args.source == "queue":
         raise SettingsError("--source queue needs a real broker (PYSTATOR_BROKER_URL)")
@@ -159,13 +163,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
-    settings = runtime.settings
-    threads = DrainThreads(
-        runtime,
-        concurrency=max(concurrency, 1),
-        poll_interval=settings.worker_poll_interval_ms / 1000,
-        with_relay=relay,
-    )
+    threads = DrainThreads(runtime, concurrency=max(concurrency, 1), with_relay=relay)
     stop = threading.Event()
     signals_seen: list[int] = []
 
@@ -182,7 +180,7 @@ def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
     threads.start()
     while not stop.wait(1.0):
         pass
-    finished = threads.drain(settings.worker_drain_timeout_s)
+    finished = threads.drain(runtime.settings.worker_drain_timeout_s)
     return 0 if finished else EXIT_HARD_STOP
 
 

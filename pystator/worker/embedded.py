@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
-from pystator.settings import DEFAULT_WORKER_POLL_INTERVAL_MS
 from pystator.worker.duties import Duties
 from pystator.worker.nudge import LocalNudger
 from pystator.worker.runtime import Runtime
 
-DEFAULT_POLL_INTERVAL_SECONDS = DEFAULT_WORKER_POLL_INTERVAL_MS / 1000
 #: Backoff after a database error in a drain loop.
 OUTAGE_BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)
 
@@ -33,7 +31,6 @@ class DrainThreads:
 
     runtime: Runtime
     concurrency: int = 2
-    poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS
     with_relay: bool = True
     fatal: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -44,6 +41,12 @@ class DrainThreads:
         self.duties = Duties(
             self.runtime, relay=self.with_relay, fatal=self.fatal, stop=self.stopping
         )
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds an idle loop waits for a local nudge before looking again
+        (``PYSTATOR_WORKER_POLL_INTERVAL_MS``)."""
+        return self.runtime.settings.worker_poll_interval_ms / 1000
 
     def start(self) -> None:
         """Start the threads."""
@@ -100,4 +103,4 @@ class DrainThreads:
                 self._wait(self.poll_interval)
 
 
-__all__ = ["DEFAULT_POLL_INTERVAL_SECONDS", "DrainThreads"]
+__all__ = ["DrainThreads"]

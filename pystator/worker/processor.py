@@ -192,8 +192,7 @@ class Processor:
             batches += 1
             if not batch.entities:
                 if batches == 1 and through is not None:  # a producer's drain nudge, stale
-                    self.nudges.add(stale=1)
-                    self.settled.saw_stale()
+                    self._stale_nudge()
                 break
             handled += len(batch.results)
         return handled
@@ -219,9 +218,7 @@ class Processor:
             return 0
         remaining = self.due_among(list(dict.fromkeys(keys)))
         if not remaining:
-            self.nudges.add(stale=1)
-            self.observer.nudge_handled("stale")
-            self.settled.saw_stale()  # stale nudges are arriving: the watermark pays off
+            self._stale_nudge()
             return 0
         self.observer.nudge_handled("applied")
         handled = 0
@@ -240,6 +237,12 @@ class Processor:
         """Which of ``keys`` have a due oldest pending event (one read, no lock)."""
         with translate_errors("worker events"), autocommit(self.engine) as conn:
             return event_queries.due_among(conn, keys, self.clock())
+
+    def _stale_nudge(self) -> None:
+        """Count a nudge that found nothing due."""
+        self.nudges.add(stale=1)
+        self.observer.nudge_handled("stale")
+        self.settled.saw_stale()  # stale nudges are arriving: the watermark pays off
 
     def _settled_nudge(self, through: int | None, *, arrived_at: float) -> bool:
         self.nudges.add(received=1)

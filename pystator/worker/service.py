@@ -97,9 +97,7 @@ class Worker:
         log.info(
             "worker_starting", machines=list(runtime.machines.names()), concurrency=concurrency
         )
-        threads = DrainThreads(
-            runtime, concurrency=concurrency, poll_interval=settings.worker_poll_interval_ms / 1000
-        )
+        threads = DrainThreads(runtime, concurrency=concurrency)
         try:
             threads.start()
         except BaseException:
