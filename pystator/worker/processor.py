@@ -65,7 +65,7 @@ from pystator.settings import (
 from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.connections import autocommit, transaction
 from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.locking import lock_entity
+from pystator.stores.sql.locking import lock_entities, lock_entity
 from pystator.stores.sql.rows import EventRow, OutboxRow
 from pystator.worker.batch import Batch, EventRef
 from pystator.worker.observer import FleetObserver
@@ -333,7 +333,7 @@ class Processor:
     def _lock_many(
         conn: Connection, _now: datetime, *, keys: Sequence[EntityKey]
     ) -> list[EntityKey]:
-        return [key for key in keys if lock_entity(conn, *key)]
+        return lock_entities(conn, keys)
 
     def _run(self, claim: Claim) -> Batch:
         """One batch; if its transaction fails for anything but an outage, its entities are

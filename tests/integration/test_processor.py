@@ -20,7 +20,7 @@ from pystator.stores.sql import (
     timer_queries,
 )
 from pystator.stores.sql.connections import dispose
-from pystator.stores.sql.locking import lock_entity
+from pystator.stores.sql.locking import lock_entities, lock_entity
 from pystator.stores.sql.schema import action_outbox, transition_history
 from tests.worker_support import MACHINE, Rig, make_rig
 
@@ -350,6 +350,20 @@ def test_claims_skip_entities_locked_by_another_transaction(pg_rig: Rig) -> None
         assert lock_entity(conn, MACHINE, "a")
         assert rig.processor.drain() == 1  # only b
     assert rig.processor.drain() == 1  # a, once the lock is gone
+
+
+def test_locking_several_entities_at_once_takes_the_same_locks_as_one_by_one(pg_rig: Rig) -> None:
+    engine = pg_rig.engine
+    keys = [(MACHINE, "c"), (MACHINE, "a"), (MACHINE, "b"), (MACHINE, "c")]
+    with engine.begin() as held:
+        assert lock_entity(held, MACHINE, "a")
+        with engine.begin() as conn:
+            assert lock_entities(conn, keys) == [(MACHINE, "c"), (MACHINE, "b")]  # a is held
+            with engine.begin() as other:
+                assert not lock_entity(other, MACHINE, "b")
+                assert lock_entities(other, [(MACHINE, "c"), (MACHINE, "d")]) == [(MACHINE, "d")]
+    with engine.begin() as conn:
+        assert lock_entities(conn, keys) == [(MACHINE, "c"), (MACHINE, "a"), (MACHINE, "b")]
 
 
 def test_timers_fired_by_an_external_scheduler_apply_once_and_only_if_fresh(rig: Rig) -> None:

@@ -67,12 +67,17 @@ def load_record(
     return None if row is None else record_from_row(row)
 
 
+_LOAD_RECORDS = sa.select(entity_states).where(
+    sa.tuple_(_E.machine, _E.entity_id).in_(sa.bindparam("keys", expanding=True))
+)
+
+
 def load_records(conn: Connection, keys: Sequence[EntityKey]) -> dict[EntityKey, EntityRecord]:
     """Stored records of many ``(machine, entity_id)`` keys in one query (missing keys absent)."""
     if not keys:
         return {}
-    query = sa.select(entity_states).where(sa.tuple_(_E.machine, _E.entity_id).in_(list(keys)))
-    records = (record_from_row(row) for row in conn.execute(query).mappings())
+    rows = conn.execute(_LOAD_RECORDS, {"keys": list(keys)}).mappings()
+    records = (record_from_row(row) for row in rows)
     return {(r.machine, r.entity_id): r for r in records}
 
 
@@ -83,17 +88,27 @@ def load_version(conn: Connection, machine: str, entity_id: str) -> int:
     return NO_VERSION if version is None else int(version)
 
 
-def _insert_statement(conn: Connection, values: dict[str, Any]) -> sa.Executable | None:
-    name = conn.dialect.name
-    statement: postgresql.Insert | sqlite.Insert
-    if name == "postgresql":
-        statement = postgresql.insert(entity_states).values(values).on_conflict_do_nothing()
-    elif name == "sqlite":
-        statement = sqlite.insert(entity_states).values(values).on_conflict_do_nothing()
-    else:
-        return None
-    # RETURNING, not rowcount: INSERT rowcount is not reported by every driver (psycopg 3).
-    return statement.returning(_E.version)
+# Built once (the worker writes an entity per event); the row's values are the parameters.
+# RETURNING, not rowcount: INSERT rowcount is not reported by every driver (psycopg 3).
+_INSERT_IF_ABSENT: dict[str, sa.Executable] = {
+    "postgresql": postgresql.insert(entity_states).on_conflict_do_nothing().returning(_E.version),
+    "sqlite": sqlite.insert(entity_states).on_conflict_do_nothing().returning(_E.version),
+}
+_UPDATE_VERSIONED = (
+    sa.update(entity_states)
+    .where(
+        _E.machine == sa.bindparam("b_machine"),
+        _E.entity_id == sa.bindparam("b_entity_id"),
+        _E.version == sa.bindparam("b_expected"),
+    )
+    .values(
+        state=sa.bindparam("state"),
+        context=sa.bindparam("context", type_=_E.context.type),
+        entries=sa.bindparam("entries", type_=_E.entries.type),
+        version=sa.bindparam("version"),
+        updated_at=sa.bindparam("updated_at", type_=_E.updated_at.type),
+    )
+)
 
 
 def insert_record(conn: Connection, record: EntityRecord) -> None:
@@ -103,9 +118,9 @@ def insert_record(conn: Connection, record: EntityRecord) -> None:
     the caller's transaction; other dialects fall back to catching the unique violation (in a savepoint).
     """
     values = _record_values(record)
-    statement = _insert_statement(conn, values)
+    statement = _INSERT_IF_ABSENT.get(conn.dialect.name)
     if statement is not None:
-        inserted = conn.execute(statement).first() is not None
+        inserted = conn.execute(statement, values).first() is not None
     else:
         inserted = _insert_in_savepoint(conn, values)
     if not inserted:
@@ -124,13 +139,13 @@ def _insert_in_savepoint(conn: Connection, values: dict[str, Any]) -> bool:
 def update_record(conn: Connection, record: EntityRecord, *, expected_version: int) -> None:
     """Overwrite the entity's row only if its version is still ``expected_version``."""
     values = _record_values(record)
-    del values["machine"], values["entity_id"], values["created_at"]
-    statement = (
-        sa.update(entity_states)
-        .where(_key(record.machine, record.entity_id), _E.version == expected_version)
-        .values(values)
+    del values["created_at"]
+    values.update(
+        b_machine=values.pop("machine"),
+        b_entity_id=values.pop("entity_id"),
+        b_expected=expected_version,
     )
-    if conn.execute(statement).rowcount != 1:
+    if conn.execute(_UPDATE_VERSIONED, values).rowcount != 1:
         _raise_stale(conn, record, expected_version=expected_version)
 
 

@@ -26,8 +26,17 @@ _W = worker_events.c
 CLAIM_OVERSCAN = 4
 
 
-def _due_heads(now: datetime, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    """Entities whose oldest pending event is due (a waiting retry holds its entity back)."""
+# The worker's hot statements are built once, with bound parameters (``now``, ``keys``,
+# ``limit``, …): building a statement with subqueries and aliases of this 20-column table cost
+# more CPU than executing it, on every nudge.
+_NOW = sa.bindparam("now", type_=_W.fires_at.type)
+_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
+
+
+def _due_heads(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Entities whose oldest pending event is due at ``:now`` (a waiting retry holds its entity
+    back), oldest head first."""
     heads = (
         sa.select(_W.machine, _W.entity_id, sa.func.min(_W.id).label("head"))
         .where(_W.status == EventStatus.PENDING, *where)
@@ -38,9 +47,25 @@ def _due_heads(now: datetime, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     return (
         sa.select(heads.c.machine, heads.c.entity_id, heads.c.head)
         .join(head_event, head_event.c.id == heads.c.head)
-        .where(head_event.c.fires_at <= now)
+        .where(head_event.c.fires_at <= _NOW)
         .order_by(heads.c.head)
     )
+
+
+_DUE_AMONG = _due_heads(sa.tuple_(_W.machine, _W.entity_id).in_(_KEYS))
+_CLAIM_SQLITE = _due_heads().limit(_LIMIT)
+
+
+def _claim_postgres() -> sa.Select[Any]:
+    candidates = _due_heads().limit(_LIMIT * CLAIM_OVERSCAN).subquery("candidates")
+    return (
+        sa.select(candidates.c.machine, candidates.c.entity_id)
+        .where(try_lock_expression(candidates.c.machine, candidates.c.entity_id))
+        .limit(_LIMIT)
+    )
+
+
+_CLAIM_POSTGRES = _claim_postgres()
 
 
 def claim_entities(conn: Connection, now: datetime, limit: int) -> list[EntityKey]:
@@ -50,16 +75,39 @@ def claim_entities(conn: Connection, now: datetime, limit: int) -> list[EntityKe
     work on one entity at once; entities locked by others are skipped. On SQLite the transaction
     itself (``BEGIN IMMEDIATE``) is the lock.
     """
-    if not is_postgres(conn):
-        rows = conn.execute(_due_heads(now).limit(limit)).all()
-        return [(r[0], r[1]) for r in rows]
-    candidates = _due_heads(now).limit(limit * CLAIM_OVERSCAN).subquery("candidates")
-    query = (
-        sa.select(candidates.c.machine, candidates.c.entity_id)
-        .where(try_lock_expression(candidates.c.machine, candidates.c.entity_id))
-        .limit(limit)
+    query = _CLAIM_POSTGRES if is_postgres(conn) else _CLAIM_SQLITE
+    rows = conn.execute(query, {"now": now, "limit": limit}).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def _pending_events(*, postgres: bool, budgeted: bool) -> sa.Select[Any]:
+    text = sa.cast(_W.context, sa.Text)  # the JSON as loaded (stored sizes are compressed)
+    size = sa.func.octet_length(text) if postgres else sa.func.length(text)
+    rank = sa.func.row_number().over(partition_by=(_W.machine, _W.entity_id), order_by=_W.id)
+    ranked = (
+        sa.select(worker_events, rank.label("rank"), size.label("bytes"))
+        .where(_W.status == EventStatus.PENDING, sa.tuple_(_W.machine, _W.entity_id).in_(_KEYS))
+        .subquery("ranked")
     )
-    return [(r[0], r[1]) for r in conn.execute(query).all()]
+    running = (
+        sa.func.sum(ranked.c.bytes)
+        .over(order_by=(ranked.c.rank, ranked.c.machine, ranked.c.entity_id))
+        .label("running")
+    )
+    inner = sa.select(ranked, running).where(ranked.c.rank <= _LIMIT).subquery("budgeted")
+    query = sa.select(inner).order_by(inner.c.machine, inner.c.entity_id, inner.c.id)
+    if budgeted:
+        max_bytes = sa.bindparam("max_bytes", type_=sa.BigInteger)
+        query = query.where(sa.or_(inner.c.rank == 1, inner.c.running <= max_bytes))
+    return query
+
+
+#: (postgres, budgeted) -> the statement :func:`pending_events` runs.
+_PENDING_EVENTS = {
+    (postgres, budgeted): _pending_events(postgres=postgres, budgeted=budgeted)
+    for postgres in (True, False)
+    for budgeted in (True, False)
+}
 
 
 def pending_events(
@@ -79,29 +127,13 @@ def pending_events(
     """
     if not keys:
         return {}
-    text = sa.cast(_W.context, sa.Text)  # the JSON as loaded (stored sizes are compressed)
-    size = sa.func.octet_length(text) if is_postgres(conn) else sa.func.length(text)
-    rank = sa.func.row_number().over(partition_by=(_W.machine, _W.entity_id), order_by=_W.id)
-    ranked = (
-        sa.select(worker_events, rank.label("rank"), size.label("bytes"))
-        .where(
-            _W.status == EventStatus.PENDING,
-            sa.tuple_(_W.machine, _W.entity_id).in_(list(keys)),
-        )
-        .subquery("ranked")
-    )
-    running = (
-        sa.func.sum(ranked.c.bytes)
-        .over(order_by=(ranked.c.rank, ranked.c.machine, ranked.c.entity_id))
-        .label("running")
-    )
-    budgeted = sa.select(ranked, running).where(ranked.c.rank <= limit).subquery("budgeted")
-    query = sa.select(budgeted).order_by(budgeted.c.machine, budgeted.c.entity_id, budgeted.c.id)
+    query = _PENDING_EVENTS[is_postgres(conn), max_bytes is not None]
+    params: dict[str, Any] = {"keys": list(keys), "limit": limit}
     if max_bytes is not None:
-        query = query.where(sa.or_(budgeted.c.rank == 1, budgeted.c.running <= max_bytes))
+        params["max_bytes"] = max_bytes
     out: dict[EntityKey, list[EventRow]] = {}
     blocked: set[EntityKey] = set()
-    for row in conn.execute(query).mappings():
+    for row in conn.execute(query, params).mappings():
         event = event_from_row(row)
         key = (event.machine, event.entity_id)
         if key in blocked:
@@ -197,8 +229,13 @@ def due_among(conn: Connection, keys: Sequence[EntityKey], now: datetime) -> lis
     """Which of ``keys`` have a due oldest pending event (a read, no lock: what a nudge asks)."""
     if not keys:
         return []
-    mine = sa.tuple_(_W.machine, _W.entity_id).in_(list(dict.fromkeys(keys)))
-    return [(r[0], r[1]) for r in conn.execute(_due_heads(now, mine)).all()]
+    rows = conn.execute(_DUE_AMONG, {"keys": list(dict.fromkeys(keys)), "now": now}).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+_OLDEST_DUE = sa.select(sa.func.min(_W.id)).where(
+    _W.status == EventStatus.PENDING, _W.fires_at <= _NOW
+)
 
 
 def oldest_due_event(conn: Connection, now: datetime) -> int | None:
@@ -206,10 +243,7 @@ def oldest_due_event(conn: Connection, now: datetime) -> int | None:
 
     Every event with a smaller id that this statement's snapshot sees is settled or not yet due.
     """
-    query = sa.select(sa.func.min(_W.id)).where(
-        _W.status == EventStatus.PENDING, _W.fires_at <= now
-    )
-    oldest = conn.execute(query).scalar_one()
+    oldest = conn.execute(_OLDEST_DUE, {"now": now}).scalar_one()
     return None if oldest is None else int(oldest)
 
 
@@ -222,7 +256,7 @@ def due_unclaimed_events(
     An event that became due later (``fires_at`` in the future at submission, a retry, a timer)
     had no nudge at its due time, so it counts as soon as it is due.
     """
-    heads = _due_heads(now).subquery("due")
+    heads = _due_heads().subquery("due")
     head = worker_events.alias("stranded_head")
     query = (
         sa.select(heads.c.machine, heads.c.entity_id)
@@ -231,7 +265,7 @@ def due_unclaimed_events(
         .order_by(heads.c.head)
         .limit(limit)
     )
-    return [(r[0], r[1]) for r in conn.execute(query).all()]
+    return [(r[0], r[1]) for r in conn.execute(query, {"now": now}).all()]
 
 
 __all__ = [

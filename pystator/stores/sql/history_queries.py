@@ -37,10 +37,13 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
+_INSERT = sa.insert(transition_history)
+
+
 def insert_history(conn: Connection, entries: Sequence[HistoryEntry]) -> None:
     """Append history rows (one executemany). A duplicate version violates the unique key."""
     if entries:
-        conn.execute(sa.insert(transition_history), [history_values(e) for e in entries])
+        conn.execute(_INSERT, [history_values(e) for e in entries])
 
 
 def history_from_row(row: RowMapping) -> HistoryEntry:

@@ -8,10 +8,13 @@ the transaction itself holds the database's only write lock and every entity is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from pystator.fsm_core.records import EntityKey
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -28,12 +31,41 @@ def try_lock_expression(machine: Any, entity_id: Any) -> sa.ColumnElement[Any]:
     return sa.func.pg_try_advisory_xact_lock(_lock_key(machine, entity_id))
 
 
+_LOCK_ONE = sa.select(
+    try_lock_expression(
+        sa.bindparam("machine", type_=sa.Text), sa.bindparam("entity_id", type_=sa.Text)
+    )
+)
+
+# Several entities in one round trip: the keys as two arrays, locked in the order given.
+_LOCK_MANY = sa.text(
+    """
+    SELECT k.machine, k.entity_id
+    FROM unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]))
+         WITH ORDINALITY AS k(machine, entity_id, n)
+    WHERE pg_try_advisory_xact_lock(hashtextextended(k.machine || '/' || k.entity_id, 0))
+    ORDER BY k.n
+    """
+)
+
+
 def lock_entity(conn: Connection, machine: str, entity_id: str) -> bool:
     """Take this entity's lock for the transaction; False when another worker holds it."""
     if not is_postgres(conn):
         return True  # BEGIN IMMEDIATE: this transaction already excludes every other writer
-    expression = try_lock_expression(sa.literal(machine, sa.Text), sa.literal(entity_id, sa.Text))
-    return bool(conn.execute(sa.select(expression)).scalar())
+    return bool(conn.execute(_LOCK_ONE, {"machine": machine, "entity_id": entity_id}).scalar())
+
+
+def lock_entities(conn: Connection, keys: Sequence[EntityKey]) -> list[EntityKey]:
+    """Take the locks of several entities for the transaction, in one statement; returns the
+    keys it got, in the order given (those another worker holds are left out)."""
+    keys = list(dict.fromkeys(keys))
+    if not is_postgres(conn):
+        return keys
+    if len(keys) == 1:
+        return keys if lock_entity(conn, *keys[0]) else []
+    params = {"machines": [k[0] for k in keys], "entity_ids": [k[1] for k in keys]}
+    return [(r[0], r[1]) for r in conn.execute(_LOCK_MANY, params).all()]
 
 
 def wait_for_entity(conn: Connection, machine: str, entity_id: str) -> None:
@@ -89,6 +121,7 @@ def release_duty_lock(conn: Connection, name: str) -> None:
 __all__ = [
     "hold_worker_lock",
     "is_postgres",
+    "lock_entities",
     "lock_entity",
     "release_duty_lock",
     "try_duty_lock",
