@@ -17,12 +17,16 @@ PostgreSQL (a database it creates and drops) with a private ``redis-server``:
   fast as four producer threads go; once every one is applied, ``probes`` single events are
   submitted one after another and each is timed from the producer (submit until a poll sees it
   applied). The probe shows whether fresh work waits behind the burst's stale nudges;
+- CPU per event of each open-loop rate, split by process (workers, PostgreSQL, the broker,
+  this process's producers), from ``/proc``: where the time goes;
 - peak RSS of every worker process, sampled every 100 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -57,6 +61,7 @@ PRODUCER_THREADS = 2
 BURST_THREADS = 4
 EVENTS_PER_BURST_ENTITY = 5
 DRAIN_ROUNDS = 3
+IDLE_SECONDS = 5.0
 POLL_SECONDS = 0.0005
 SETTLE_TIMEOUT_SECONDS = 600.0
 LATENCY_TARGETS = {"open_loop_p99_ms": 100.0, "open_loop_max_ms": 250.0, "probe_p99_ms": 100.0}
@@ -71,6 +76,7 @@ class OpenLoop:
     p50: float = 0.0
     p99: float = 0.0
     max: float = 0.0
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per event, by process
 
 
 @dataclass
@@ -88,6 +94,7 @@ class Report:
     probe_max: float = 0.0
     probe_first: float = 0.0
     peak_rss_mb: dict[int, float] = field(default_factory=dict)
+    idle_cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per second, idle
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -131,7 +138,79 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def open_loop(engine: sa.Engine, url: str, rate: int, duration: float) -> OpenLoop:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process so far; 0 when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def descendants(pids: list[int]) -> list[int]:
+    """``pids`` and every process below them (a prefork worker's children)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        parent = int(text[text.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (the benchmark's database is the only
+    busy one)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("postgres"):
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of the set-up between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, workers: Callable[[], list[int]], broker: int) -> None:
+        self.parts: dict[str, Callable[[], float]] = {
+            "workers": lambda: sum(process_cpu(p) for p in descendants(workers())),
+            "PostgreSQL": lambda: sum(process_cpu(p) for p in postgres_pids()),
+            "broker": lambda: process_cpu(broker),
+            "producers": lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+        }
+        self.begin: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.begin = {name: read() for name, read in self.parts.items()}
+
+    def per_second_ms(self, seconds: float) -> dict[str, float]:
+        """CPU milliseconds per second of each part since :meth:`start`."""
+        return self.per_event_ms(seconds)  # the same division, by seconds instead of events
+
+    def per_event_ms(self, events: float) -> dict[str, float]:
+        """CPU milliseconds per event of each part since :meth:`start`."""
+        return {
+            name: (read() - self.begin[name]) * 1000 / events for name, read in self.parts.items()
+        }
+
+
+def open_loop(
+    engine: sa.Engine, url: str, rate: int, duration: float, cpu: CpuMeter | None = None
+) -> OpenLoop:
     """Submit ``rate`` events/s for ``duration`` s on a fixed schedule; latencies from the DB."""
     from pystator.worker import submit_event_sync
 
@@ -147,12 +226,15 @@ def open_loop(engine: sa.Engine, url: str, rate: int, duration: float) -> OpenLo
             submit_event_sync(MACHINE, f"{tag}-{n}", "next", db_url=url)
 
     threads = [threading.Thread(target=produce, args=(t,)) for t in range(PRODUCER_THREADS)]
+    if cpu is not None:
+        cpu.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     achieved = total / (time.perf_counter() - start)
     wait_until(lambda: pending_count(engine) == 0, timeout=SETTLE_TIMEOUT_SECONDS, interval=0.1)
+    cpu_ms = cpu.per_event_ms(total) if cpu is not None else {}
     query = sa.text(
         "SELECT EXTRACT(EPOCH FROM (h.created_at - e.created_at)) * 1000 "
         "FROM worker_events e JOIN transition_history h ON h.event_id = e.id "
@@ -166,6 +248,7 @@ def open_loop(engine: sa.Engine, url: str, rate: int, duration: float) -> OpenLo
         p50=percentile(samples, 50),
         p99=percentile(samples, 99),
         max=max(samples),
+        cpu_ms=cpu_ms,
     )
 
 
@@ -224,18 +307,24 @@ def run(args: argparse.Namespace) -> Report:
                 ) as fleet,
             ):
                 fleet.start_all(args.workers)
-                with RssSampler(lambda: [p.pid for p in fleet.procs.values()]) as rss:
+                worker_pids = lambda: [p.pid for p in fleet.procs.values()]  # noqa: E731
+                assert broker.proc is not None
+                cpu = CpuMeter(worker_pids, broker.proc.pid)
+                with RssSampler(worker_pids) as rss:
                     from pystator.worker import submit_event_sync
 
                     for n in range(args.workers * 8):  # the workers are up and warm
                         submit_event_sync(MACHINE, f"warm-{n}", "next", db_url=url)
                     wait_until(lambda: pending_count(engine) == 0, timeout=60)
+                    cpu.start()
+                    time.sleep(IDLE_SECONDS)
+                    report.idle_cpu_ms = cpu.per_second_ms(IDLE_SECONDS)
                     for n in range(DRAIN_ROUNDS):
                         truncate(engine)
                         report.drains.append(measure_drain(engine, url, prefix=f"drain{n}"))
                     for rate in args.rates:
                         truncate(engine)
-                        report.open_loop.append(open_loop(engine, url, rate, args.duration))
+                        report.open_loop.append(open_loop(engine, url, rate, args.duration, cpu))
                     truncate(engine)
                     report.burst_events = args.burst
                     report.burst_seconds, samples = burst_then_probe(
@@ -266,6 +355,18 @@ def print_report(report: Report) -> None:
     for row in report.open_loop:
         print(
             f"| {row.rate:,} | {row.achieved:,.0f} | {row.p50:.1f} | {row.p99:.1f} | {row.max:.1f} |"
+        )
+    parts = list(report.open_loop[0].cpu_ms) if report.open_loop else []
+    if parts:
+        print("\n| CPU ms per event | " + " | ".join(parts) + " | total |")
+        print("|---:|" + "---:|" * (len(parts) + 1))
+        for row in report.open_loop:
+            cells = " | ".join(f"{row.cpu_ms[p]:.2f}" for p in parts)
+            print(f"| {row.rate:,}/s | {cells} | {sum(row.cpu_ms.values()):.2f} |")
+        idle = ", ".join(f"{name} {ms:.0f}" for name, ms in report.idle_cpu_ms.items())
+        print(
+            f"(includes the fleet's fixed cost: idle, it spends CPU ms per second: {idle}; "
+            "producers: this process)"
         )
     crossing = next((r.rate for r in report.open_loop if r.p99 > 100), None)
     print(
