@@ -1,6 +1,11 @@
 """Fleet benchmark: submit rate, drain rate and submit→applied latency for 1 / 2 / 4 workers.
 
     .venv/bin/python bench/fleet.py [--workers 1 2 4] [--concurrency 4] [--pool threads]
+    .venv/bin/python bench/fleet.py --latency [--workers 3] [--rates 250 500 1000]
+        [--duration 10] [--burst 10000] [--probes 100]
+
+``--latency`` runs ``bench/fleet_latency.py`` instead (open-loop rates, a probe right after a
+burst, CPU per event; one fleet of ``--workers`` processes, 3 by default).
 
 Runs on the local PostgreSQL (a database it creates and drops) and a private ``redis-server`` it
 starts and stops, so nothing shared is touched. In the same run it measures a peer: the round
@@ -18,9 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,18 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fleet_latency import add_arguments as add_latency_arguments  # noqa: E402
+from bench.fleet_latency import print_report as print_latency_report  # noqa: E402
+from bench.fleet_latency import run as run_latency  # noqa: E402
+from bench.fleet_setup import (  # noqa: E402
+    DRAIN_TIMEOUT_SECONDS,
+    MACHINE,
+    MACHINES,
+    bench_database,
+    measure_drain,
+    truncate,
+    wait_drained,
+)
 from tests.fleet_harness import (  # noqa: E402
     RedisServer,
     WorkerFleet,
@@ -38,13 +53,6 @@ from tests.fleet_harness import (  # noqa: E402
     wait_until,
 )
 
-PG_SERVER_URL = os.environ.get(
-    "PYSTATOR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-MACHINES = ROOT / "bench" / "machines"
-MACHINE = "bench_cycle"
-DRAIN_ENTITIES = 1000
-DRAIN_EVENTS_PER_ENTITY = 5
 SINGLE_SUBMITS = 3000
 #: Submits before the single-producer clock starts (a producer process is long-lived).
 PRODUCER_WARM_UP = 50
@@ -54,7 +62,7 @@ LATENCY_SAMPLES = 200
 LATENCY_GAP_SECONDS = 0.02  # at most 50 events/s: "low load"
 LATENCY_POLL_SECONDS = 0.0005
 PEER_TASKS = 3000
-DRAIN_TIMEOUT_SECONDS = 600.0
+LATENCY_WORKERS = 3
 READY_TIMEOUT_SECONDS = 60.0
 
 TARGETS = {
@@ -66,7 +74,6 @@ TARGETS = {
 }
 REFERENCE_DRAIN = (100, 190)  # events/s of the public reference worker on this machine
 REFERENCE_SUBMIT = 55  # submissions/s of the same
-TABLES = ("worker_events", "entity_states", "transition_history", "action_outbox")
 
 
 @dataclass
@@ -81,35 +88,6 @@ class Row:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL, dropped on exit."""
-    name = f"pystator_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def truncate(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
-
-
-def wait_drained(engine: sa.Engine) -> None:
-    wait_until(
-        lambda: pending_count(engine) == 0,
-        timeout=DRAIN_TIMEOUT_SECONDS,
-        interval=0.05,
-        message="all events applied",
-    )
 
 
 def warm_up(engine: sa.Engine, url: str, workers: int) -> None:
@@ -166,29 +144,6 @@ def measure_batch_submit(url: str) -> float:
     start = time.perf_counter()
     submit_events(events, db_url=url)
     return BATCH_SUBMITS / (time.perf_counter() - start)
-
-
-def measure_drain(
-    engine: sa.Engine,
-    url: str,
-    *,
-    prefix: str = "drain",
-    entities: int = DRAIN_ENTITIES,
-    events_per_entity: int = DRAIN_EVENTS_PER_ENTITY,
-) -> float:
-    """``entities`` x ``events_per_entity`` events (1,000 x 5 by default) submitted at once, for
-    entity ids starting with ``prefix``; events/s from submit to the last applied."""
-    from pystator.worker import submit_events
-
-    events = [
-        {"machine_name": MACHINE, "entity_id": f"{prefix}-{e}", "trigger": "next"}
-        for _ in range(events_per_entity)
-        for e in range(entities)
-    ]
-    start = time.perf_counter()
-    submit_events(events, db_url=url)
-    wait_drained(engine)
-    return len(events) / (time.perf_counter() - start)
 
 
 def measure_latency(engine: sa.Engine, url: str) -> tuple[float, float]:
@@ -379,12 +334,28 @@ def print_table(rows: list[Row], peer: float, peer_config: str, args: argparse.N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[0, 1, 2, 4], help="0 = producer alone"
+        "--workers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="0 = producer alone (default 0 1 2 4; with --latency one number, default 3)",
     )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     parser.add_argument("--no-peer", action="store_true", help="skip the Celery no-op baseline")
+    parser.add_argument(
+        "--latency", action="store_true", help="open loop and after-burst probe instead"
+    )
+    add_latency_arguments(parser)
     args = parser.parse_args(argv)
+    if args.latency:
+        workers = args.workers or [LATENCY_WORKERS]
+        if len(workers) != 1 or workers[0] < 1:
+            parser.error("--latency takes one fleet size: --workers N (N >= 1)")
+        args.workers = workers[0]
+        print_latency_report(run_latency(args))
+        return 0
+    args.workers = args.workers or [0, 1, 2, 4]
     with tempfile.TemporaryDirectory() as tmp, bench_database() as url:
         broker = RedisServer(log_path=Path(tmp) / "redis.log")
         with broker:

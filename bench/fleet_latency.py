@@ -41,7 +41,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fleet import (  # noqa: E402
+from bench.fleet_setup import (  # noqa: E402
     MACHINE,
     MACHINES,
     bench_database,
@@ -384,7 +384,7 @@ def print_report(report: Report) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of this benchmark (shared with ``bench/fleet.py --latency``)."""
+    """The options of this benchmark (``bench/fleet.py --latency`` takes them too)."""
     parser.add_argument("--rates", type=int, nargs="+", default=[250, 500, 1000])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per open-loop rate")
     parser.add_argument("--burst", type=int, default=10_000)
