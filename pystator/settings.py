@@ -45,6 +45,8 @@ DEFAULT_API_MAX_BATCH = 10_000
 DEFAULT_API_PAGE_LIMIT = 500
 DEFAULT_API_BULK_LIMIT = 10_000
 DEFAULT_REGISTRY_REFRESH_SECONDS = 2.0
+#: Longest ``PYSTATOR_WORKER_ID`` (the ``worker_heartbeats`` key column's length).
+WORKER_ID_MAX_LENGTH = 200
 # the worker process (``pystator worker`` and ``pystator.worker.Worker``)
 DEFAULT_WORKER_CONCURRENCY = 2
 DEFAULT_WORKER_POLL_INTERVAL_MS = 50
@@ -189,6 +191,11 @@ class Settings:
             )
         if self.worker_id is not None and not self.worker_id.strip():
             raise SettingsError("PYSTATOR_WORKER_ID must not be blank")
+        if self.worker_id is not None and len(self.worker_id) > WORKER_ID_MAX_LENGTH:
+            raise SettingsError(
+                f"PYSTATOR_WORKER_ID is {len(self.worker_id)} characters long; "
+                f"at most {WORKER_ID_MAX_LENGTH} fit"
+            )
 
     @property
     def machine_files(self) -> str | None:

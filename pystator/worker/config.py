@@ -15,8 +15,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from pystator.fsm_core.errors import SettingsError
-from pystator.settings import Settings, load_settings
-from pystator.stores.sql.schema import WORKER_ID_LENGTH
+from pystator.settings import WORKER_ID_MAX_LENGTH, Settings, load_settings
 
 #: WorkerConfig field -> the Settings field it is.
 SETTING_OF = {
@@ -66,8 +65,11 @@ class WorkerConfig:
     worker_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.worker_id is not None and len(self.worker_id) > WORKER_ID_LENGTH:
-            raise SettingsError(f"PYSTATOR_WORKER_ID is longer than {WORKER_ID_LENGTH} characters")
+        if self.worker_id is not None and len(self.worker_id) > WORKER_ID_MAX_LENGTH:
+            raise SettingsError(
+                f"PYSTATOR_WORKER_ID is {len(self.worker_id)} characters long; "
+                f"at most {WORKER_ID_MAX_LENGTH} fit"
+            )
 
     @classmethod
     def from_env(

@@ -74,6 +74,7 @@ def test_shared_fields_are_our_existing_settings() -> None:
         ({"PYSTATOR_WORKER_MACHINE_SOURCE": "files"}, "expected one of yaml, db"),
         ({"PYSTATOR_WORKER_MACHINE_SOURCE": "yaml"}, "needs PYSTATOR_MACHINES"),
         ({"PYSTATOR_WORKER_ID": "  "}, "PYSTATOR_WORKER_ID must not be blank"),
+        ({"PYSTATOR_WORKER_ID": "w" * 201}, "PYSTATOR_WORKER_ID is 201 characters long"),
         (
             {"PYSTATOR_DATABASE_URL": "sqlite:///a.db", "PYSTATOR_WORKER_DB_URL": "sqlite:///b"},
             "PYSTATOR_DATABASE_URL and PYSTATOR_WORKER_DB_URL",
@@ -106,5 +107,7 @@ def test_constructor_arguments_override_the_settings() -> None:
 def test_a_bad_constructor_value_is_refused_when_the_worker_is_built() -> None:
     with pytest.raises(SettingsError, match="PYSTATOR_WORKER_CONCURRENCY must be a positive"):
         Worker(WorkerConfig(concurrency=0), settings=Settings())
-    with pytest.raises(SettingsError, match="PYSTATOR_WORKER_ID is longer than 200"):
+    with pytest.raises(
+        SettingsError, match="PYSTATOR_WORKER_ID is 201 characters long; at most 200"
+    ):
         WorkerConfig(worker_id="w" * 201)

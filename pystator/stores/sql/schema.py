@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from pystator.settings import WORKER_ID_MAX_LENGTH
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -41,7 +43,7 @@ ENTITY_ID_LENGTH = 255
 TRIGGER_LENGTH = 200
 IDEMPOTENCY_KEY_LENGTH = 255
 FINGERPRINT_LENGTH = 64
-WORKER_ID_LENGTH = 200
+WORKER_ID_LENGTH = WORKER_ID_MAX_LENGTH
 PRINCIPAL_LENGTH = 200
 ROLE_LENGTH = 16
 
