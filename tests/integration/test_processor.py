@@ -366,6 +366,43 @@ def test_locking_several_entities_at_once_takes_the_same_locks_as_one_by_one(pg_
         assert lock_entities(conn, keys) == [(MACHINE, "c"), (MACHINE, "a"), (MACHINE, "b")]
 
 
+def test_a_single_entity_nudge_costs_two_reads_and_a_six_statement_transaction(
+    pg_rig: Rig,
+) -> None:
+    """The round trips of the latency path, counted: a read asks whether the entity is due, one
+    transaction locks it, loads its events and record, writes the record, its history row and
+    the event's completion, and a read after the commit looks for anything submitted meanwhile."""
+    rig = pg_rig
+    rig.submit("a", "open")
+    rig.processor.process_entities([(MACHINE, "a")])  # pools and caches warmed
+    rig.submit("a", "close")  # a transition without actions
+    statements: list[str] = []
+    me = threading.get_ident()
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.get_ident() == me:
+            words = statement.split()
+            statements.append(
+                " ".join(words[:3] if words[0] in ("INSERT", "UPDATE") else words[:1])
+            )
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        assert rig.processor.process_entities([(MACHINE, "a")]) == 1
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    assert statements == [
+        "SELECT",  # due?
+        "SELECT",  # lock
+        "SELECT",  # pending events
+        "SELECT",  # entity record
+        "UPDATE entity_states SET",
+        "INSERT INTO transition_history",
+        "UPDATE worker_events AS",  # the event completed
+        "SELECT",  # due again? (nothing)
+    ]
+
+
 def test_timers_fired_by_an_external_scheduler_apply_once_and_only_if_fresh(rig: Rig) -> None:
     rig.submit("a", "open")
     rig.processor.drain()
