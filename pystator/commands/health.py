@@ -11,7 +11,6 @@ import json
 
 from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.stores.sql.server_clock import fleet_clock
 from pystator.worker.health import HealthReport, check_liveness, check_readiness
 
 EXIT_UNHEALTHY = 1
@@ -43,15 +42,12 @@ def run_health(args: argparse.Namespace) -> int:
     if not args.readiness and all(r.healthy for r in reports):
         engine = fleet_engine(settings.database_url, pool_size=1)
         try:
-            clock = fleet_clock(engine)  # heartbeats are stamped with the fleet's clock
-            clock.refresh_if_stale()
             reports.append(
                 check_liveness(
                     engine,
                     host=args.host,
                     stall_seconds=args.stall_seconds or settings.stall_seconds,
                     heartbeat_seconds=settings.heartbeat_seconds,
-                    clock=clock,
                 )
             )
         finally:

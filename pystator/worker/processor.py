@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.clock import Clock, refresh_clock, utc_now
+from pystator.clock import Clock, utc_now
 from pystator.failures import describe_error
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.error_policy import decide_failure
@@ -178,7 +178,6 @@ class Processor:
     def drain_once(self, limit: int | None = None) -> Batch:
         """Claim up to ``limit`` entities with due events, apply them, commit. Empty when idle."""
         size = limit or self.options.batch_entities
-        refresh_clock(self.clock)
         return self._run(lambda conn, now: event_queries.claim_entities(conn, now, size))
 
     def drain(self, *, max_batches: int | None = None, through: int | None = None) -> int:
@@ -217,7 +216,6 @@ class Processor:
         """
         if self._settled_nudge(through, arrived_at=time.monotonic()):
             return 0
-        refresh_clock(self.clock)
         remaining = self.due_among(list(dict.fromkeys(keys)))
         if not remaining:
             self._stale_nudge()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.clock import Clock, refresh_clock, utc_now
+from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import IdempotencyConflictError, InvalidEventError, StoreError
 from pystator.fsm_core.records import EntityKey
 from pystator.logging import get_logger
@@ -140,7 +140,6 @@ class Producer:
             return self.submit_many([spec])[0]
         # The hot path: one autocommit statement on a raw psycopg cursor. The statement has
         # committed (durably: synchronous_commit as configured) when execute returns.
-        refresh_clock(self.clock)
         now = self.clock()
         row = self.validate(spec, now)
         with translate_errors("submit"), driver_autocommit(self.engine) as conn:
@@ -151,7 +150,6 @@ class Producer:
 
     def submit_many(self, specs: Iterable[EventSpec | Mapping[str, Any]]) -> list[Receipt]:
         """Insert a batch in one transaction (one statement per 2,000 rows); nudge after commit."""
-        refresh_clock(self.clock)
         now = self.clock()
         rows = [self.validate(_spec(s), now) for s in specs]
         if not rows:

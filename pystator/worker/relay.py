@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pystator.clock import refresh_clock
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
 from pystator.stores.sql import event_queries
@@ -45,9 +44,7 @@ class Relay:
 
     def tick(self) -> RelayTick:
         """One pass: nudge stranded entities, then sweep the outbox."""
-        clock = self.runtime.processor.clock
-        refresh_clock(clock)  # an idle worker's clock is kept aligned too
-        now = clock()
+        now = self.runtime.processor.clock()
         with translate_errors("relay"), self.runtime.engine.connect() as conn:
             keys = event_queries.due_unclaimed_events(
                 conn, now, grace=self.runtime.relay_grace(), limit=self.limit

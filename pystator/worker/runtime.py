@@ -20,7 +20,6 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.engine import Engine
 
-from pystator.clock import AlignedClock
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import SettingsError, StoreError
 from pystator.fsm_core.records import ArmedTimer
@@ -37,7 +36,6 @@ from pystator.schedulers.fleet_timers import (
 from pystator.schedulers.redis_scheduler import RedisScheduler
 from pystator.settings import Settings, load_settings
 from pystator.stores.sql.connections import ServerTimeouts, dispose, fleet_engine
-from pystator.stores.sql.server_clock import fleet_clock
 from pystator.worker.batch import Batch
 from pystator.worker.celery_config import is_memory_broker, new_app
 from pystator.worker.door import Limits
@@ -80,8 +78,6 @@ class Runtime:
     outbox: OutboxRunner = field(init=False)
     producer: Producer = field(init=False)
     rollups: EventRollups = field(init=False)
-    #: The fleet's clock: this host's, aligned with the database server's (see server_clock).
-    clock: AlignedClock = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -90,14 +86,8 @@ class Runtime:
         retry = Backoff(
             base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
         )
-        self.clock = fleet_clock(self.engine)
-        self.status.clock = self.clock  # heartbeats too: liveness compares them across hosts
         self.timer_firing = TimerFiring(
-            self.engine,
-            self._timers_fired,
-            max_attempts=settings.max_attempts,
-            retry=retry,
-            clock=self.clock,
+            self.engine, self._timers_fired, max_attempts=settings.max_attempts, retry=retry
         )
         self.timers = make_timer_sink(settings, self.timer_firing, self.app)
         if isinstance(self.timers, SweepingTimerSink):
@@ -112,7 +102,6 @@ class Runtime:
             max_attempts=settings.action_max_attempts,
             timeout=settings.action_timeout_seconds,
             observer=self.observer,
-            clock=self.clock,
         )
         options = ProcessorOptions(
             retry=retry,
@@ -126,7 +115,6 @@ class Runtime:
             options=options,
             timers=self.timers,
             after_commit=[self.observer.batch_committed, self._run_actions],
-            clock=self.clock,
         )
         self.processor.observer = self.observer
         self.outbox.on_dead = self.processor.after_dead_action
@@ -138,7 +126,6 @@ class Runtime:
                 max_context_bytes=settings.max_context_bytes,
                 max_context_depth=settings.max_context_depth,
             ),
-            clock=self.clock,
         )
 
     @classmethod
@@ -191,7 +178,7 @@ class Runtime:
 
     def _dead_workers(self) -> list[str]:
         stale = timedelta(seconds=DEAD_AFTER_BEATS * self.settings.heartbeat_seconds)
-        return find_dead_workers(self.engine, stale_after=stale, clock=self.clock)
+        return find_dead_workers(self.engine, stale_after=stale)
 
     def _timers_fired(self, timers: Sequence[ArmedTimer], now: datetime) -> None:
         self.nudger.nudge(entity_keys(timers))
