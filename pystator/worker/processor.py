@@ -80,6 +80,8 @@ MAX_CONFLICT_RETRIES = 3
 #: Rounds one ``process_entities`` call may run (each round commits) before leaving the rest
 #: to the next nudge or the relay.
 MAX_ENTITY_ROUNDS = 20
+#: The smallest step of a stored time (a retry is kept strictly after its event's submission).
+_TICK = timedelta(microseconds=1)
 #: Trigger recorded for the move to an ``error_policy`` fallback after a dead action.
 FAILED_ACTION_TRIGGER = "action_failed"
 #: Rejection reason of an event whose payload would grow the entity's context past its cap.
@@ -518,7 +520,11 @@ class Processor:
         if not retry:
             part.failed_attempt(event_ref(event), errors, None)
             return False
-        retry_at = self.options.retry.next_time(attempt, now, self.rand)
+        # Strictly after its submission: a retry waits for the reader's clock, whatever the
+        # submitter's clock said (see event_queries: an event stamped due at submission is due).
+        retry_at = max(
+            self.options.retry.next_time(attempt, now, self.rand), event.created_at + _TICK
+        )
         part.failed_attempt(event_ref(event), errors, retry_at)
         return True
 

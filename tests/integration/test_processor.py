@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from pystator.stores.sql import (
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.locking import lock_entities, lock_entity
 from pystator.stores.sql.schema import action_outbox, transition_history
+from pystator.worker.producer import EventSpec
 from tests.worker_support import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration
@@ -401,6 +403,38 @@ def test_a_single_entity_nudge_costs_two_reads_and_a_six_statement_transaction(
         "UPDATE worker_events AS",  # the event completed
         "SELECT",  # due again? (nothing)
     ]
+
+
+def test_a_producer_whose_clock_runs_ahead_is_applied_by_its_own_nudge(rig: Rig) -> None:
+    """An immediate event is due whatever the worker's clock says (it was stamped due at its own
+    submission); a delayed one and a retry still wait for the worker's clock."""
+    skew = timedelta(seconds=5)
+    rig.producer.clock = lambda: rig.clock() + skew  # the producer's host runs 5 s ahead
+    rig.submit("a", "open")
+    assert rig.processor.process_entities([(MACHINE, "a")]) == 1
+    spec = EventSpec(
+        machine=MACHINE, entity_id="a", trigger="close", fires_at=rig.clock() + 2 * skew
+    )
+    rig.producer.submit(spec)  # 5 s after submission by the producer's clock
+    assert rig.processor.process_entities([(MACHINE, "a")]) == 0
+    rig.clock.advance(9)
+    assert rig.processor.process_entities([(MACHINE, "a")]) == 0
+    rig.clock.advance(1)
+    assert rig.processor.process_entities([(MACHINE, "a")]) == 1
+    assert rig.record("a").state == "closed"
+
+
+def test_a_retry_waits_for_the_workers_clock_even_from_a_producer_running_ahead(
+    rig: Rig,
+) -> None:
+    rig.producer.clock = lambda: rig.clock() + timedelta(seconds=60)
+    rig.submit("b", "open")
+    rig.processor.process_entities([(MACHINE, "b")])
+    rig.submit("b", "bump", poison=True)
+    assert rig.processor.process_entities([(MACHINE, "b")]) == 1  # a failed attempt
+    (event,) = [e for e in rig.events() if e.trigger == "bump"]
+    assert event.status == "pending" and event.fires_at > event.created_at
+    assert rig.processor.process_entities([(MACHINE, "b")]) == 0  # waits for its backoff
 
 
 def test_timers_fired_by_an_external_scheduler_apply_once_and_only_if_fresh(rig: Rig) -> None:

@@ -34,6 +34,20 @@ _KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
 _LIMIT = sa.bindparam("limit", type_=sa.Integer)
 
 
+def _is_due(events: Any, now: Any) -> sa.ColumnElement[bool]:
+    """An event is due when the reader's clock has reached its ``fires_at``, or when it was
+    stamped due at its own submission (``fires_at <= created_at``, both written from the
+    submitter's clock): an immediate event never waits because the producer's host clock runs
+    a little ahead of the worker's. Retries and delayed events (``fires_at`` later than
+    ``created_at``) wait for the reader's clock."""
+    return sa.or_(events.fires_at <= now, events.fires_at <= events.created_at)
+
+
+def _due_in_memory(event: EventRow, now: datetime) -> bool:
+    """:func:`_is_due` for an event already loaded."""
+    return event.fires_at <= now or event.fires_at <= event.created_at
+
+
 def _due_heads(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """Entities whose oldest pending event is due at ``:now`` (a waiting retry holds its entity
     back), oldest head first."""
@@ -47,7 +61,7 @@ def _due_heads(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     return (
         sa.select(heads.c.machine, heads.c.entity_id, heads.c.head)
         .join(head_event, head_event.c.id == heads.c.head)
-        .where(head_event.c.fires_at <= _NOW)
+        .where(_is_due(head_event.c, _NOW))
         .order_by(heads.c.head)
     )
 
@@ -138,7 +152,7 @@ def pending_events(
         key = (event.machine, event.entity_id)
         if key in blocked:
             continue
-        if event.fires_at > now:
+        if not _due_in_memory(event, now):
             blocked.add(key)  # order: nothing after a not-yet-due event may run
             continue
         out.setdefault(key, []).append(event)
@@ -234,7 +248,7 @@ def due_among(conn: Connection, keys: Sequence[EntityKey], now: datetime) -> lis
 
 
 _OLDEST_DUE = sa.select(sa.func.min(_W.id)).where(
-    _W.status == EventStatus.PENDING, _W.fires_at <= _NOW
+    _W.status == EventStatus.PENDING, _is_due(_W, _NOW)
 )
 
 
