@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,9 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+
+# this directory is on sys.path when run as a script
+from scratch_db import scratch_database  # type: ignore[import-not-found]
 
 from pystator import migrations
 from pystator.stores.sql.connections import dispose, fleet_engine
@@ -94,18 +96,9 @@ def machine(name: str) -> dict[str, Any]:
 @contextmanager
 def bench_database() -> Iterator[str]:
     """A fresh, migrated database on the local PostgreSQL, dropped on exit."""
-    name = f"pystator_bench_api_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(False)
-    try:
+    with scratch_database(PG_SERVER_URL, prefix="pystator_bench_api") as url:
         migrations.upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def free_port() -> int:

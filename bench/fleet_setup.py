@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch_db import scratch_database  # noqa: E402
 from tests.fleet_harness import pending_count, wait_until  # noqa: E402
 
 PG_SERVER_URL = os.environ.get(
@@ -32,16 +32,8 @@ TABLES = ("worker_events", "entity_states", "transition_history", "action_outbox
 @contextmanager
 def bench_database() -> Iterator[str]:
     """A fresh database on the local PostgreSQL, dropped on exit."""
-    name = f"pystator_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(PG_SERVER_URL) as url:
+        yield url
 
 
 def truncate(engine: sa.Engine) -> None:

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# this directory is on sys.path when run as a script
+from scratch_db import scratch_database  # type: ignore[import-not-found]
+
 from pystator import StateMachine
 from pystator.orchestrator import Orchestrator
 
@@ -93,27 +96,16 @@ def sqlite_store(_args: argparse.Namespace) -> Iterator[Any]:
 
 @contextmanager
 def postgres_store(args: argparse.Namespace) -> Iterator[Any]:
-    import sqlalchemy as sa
-
     from pystator import migrations
     from pystator.stores import SqlStateStore
 
-    name = f"pystator_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.make_url(args.postgres_url).set(database=name).render_as_string(False)
+    with scratch_database(args.postgres_url) as url:
         migrations.upgrade(url)
         store = SqlStateStore(url)
         try:
             yield store
         finally:
             store.close()
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @contextmanager
