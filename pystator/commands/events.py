@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -135,6 +135,16 @@ def refusal(args: argparse.Namespace, count: int, what: str) -> int | None:
     return None if input("proceed? [y/N] ").strip().lower() in ("y", "yes") else 0
 
 
+def _confirmed(args: argparse.Namespace, count: int, what: str, apply: Callable[[], str]) -> int:
+    """Show ``count``; unless :func:`refusal` stops there, run the change and print what it
+    reports. Returns the exit status."""
+    stop = refusal(args, count, what)
+    if stop is not None:
+        return stop
+    print(apply())
+    return 0
+
+
 def _filter(args: argparse.Namespace) -> EventFilter:
     return EventFilter(
         ids=tuple(getattr(args, "id", None) or ()),
@@ -212,25 +222,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if where.status is None and any((where.machine, where.entity_id, where.trigger)):
         where = replace(where, status=EventStatus.DEAD)
     with _engine() as engine:
-        if (
-            stop := refusal(args, admin.count_replay(engine, where), "events to replay")
-        ) is not None:
-            return stop
-        replayed = admin.replay(engine, where, make_nudger(load_settings()))
-    print(f"replayed {replayed.events} events of {replayed.entities} entities")
-    return 0
+
+        def apply() -> str:
+            replayed = admin.replay(engine, where, make_nudger(load_settings()))
+            return f"replayed {replayed.events} events of {replayed.entities} entities"
+
+        return _confirmed(args, admin.count_replay(engine, where), "events to replay", apply)
 
 
 def cmd_discard(args: argparse.Namespace) -> int:
     """``events discard ID…`` or by filter; shows the count and asks first."""
     where = _filter(args)
     with _engine() as engine:
-        if (
-            stop := refusal(args, admin.count_discard(engine, where), "events to discard")
-        ) is not None:
-            return stop
-        print(f"discarded {admin.discard(engine, where)} events")
-    return 0
+        return _confirmed(
+            args,
+            admin.count_discard(engine, where),
+            "events to discard",
+            lambda: f"discarded {admin.discard(engine, where)} events",
+        )
 
 
 def cmd_actions_list(args: argparse.Namespace) -> int:
@@ -248,24 +257,24 @@ def cmd_actions_replay(args: argparse.Namespace) -> int:
     if where.status is None and not where.is_empty() and not where.ids:
         where = replace(where, status=OutboxStatus.DEAD)
     with _engine() as engine:
-        if (
-            stop := refusal(args, admin.count_actions(engine, where), "actions matching")
-        ) is not None:
-            return stop
-        print(f"replayed {admin.replay_actions(engine, where)} actions")
-    return 0
+        return _confirmed(
+            args,
+            admin.count_actions(engine, where),
+            "actions matching",
+            lambda: f"replayed {admin.replay_actions(engine, where)} actions",
+        )
 
 
 def cmd_actions_discard(args: argparse.Namespace) -> int:
     """``actions discard ID…`` or by filter."""
     where = _action_filter(args)
     with _engine() as engine:
-        if (
-            stop := refusal(args, admin.count_actions(engine, where), "actions matching")
-        ) is not None:
-            return stop
-        print(f"discarded {admin.discard_actions(engine, where)} actions")
-    return 0
+        return _confirmed(
+            args,
+            admin.count_actions(engine, where),
+            "actions matching",
+            lambda: f"discarded {admin.discard_actions(engine, where)} actions",
+        )
 
 
 def _action_dict(row: OutboxRow) -> dict[str, Any]:
