@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from pystator.fsm_core.records import EntityKey
@@ -37,16 +38,26 @@ _LOCK_ONE = sa.select(
     )
 )
 
-# Several entities in one round trip: the keys as two arrays, locked in the order given.
-_LOCK_MANY = sa.text(
-    """
-    SELECT k.machine, k.entity_id
-    FROM unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]))
-         WITH ORDINALITY AS k(machine, entity_id, n)
-    WHERE pg_try_advisory_xact_lock(hashtextextended(k.machine || '/' || k.entity_id, 0))
-    ORDER BY k.n
-    """
-)
+
+def _lock_many() -> sa.Select[Any]:
+    """Several entities in one round trip: the keys as two arrays, locked in the order given
+    (the same key expression as one at a time)."""
+    texts = postgresql.ARRAY(sa.Text)
+    keys = (
+        sa.func.unnest(
+            sa.bindparam("machines", type_=texts), sa.bindparam("entity_ids", type_=texts)
+        )
+        .table_valued("machine", "entity_id", with_ordinality="n")
+        .render_derived(name="k")
+    )
+    return (
+        sa.select(keys.c.machine, keys.c.entity_id)
+        .where(try_lock_expression(keys.c.machine, keys.c.entity_id))
+        .order_by(keys.c.n)
+    )
+
+
+_LOCK_MANY = _lock_many()
 
 
 def lock_entity(conn: Connection, machine: str, entity_id: str) -> bool:
