@@ -33,8 +33,9 @@ import sqlalchemy as sa
 from scratch_db import scratch_database  # type: ignore[import-not-found]
 
 from pystator import migrations
+from pystator.registry import versions
+from pystator.services import api_keys
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker import api_keys, machine_store
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER_URL = os.environ.get(
@@ -112,7 +113,7 @@ def prepare(url: str, rows: int) -> str:
     engine = fleet_engine(url, pool_size=1)
     try:
         for name in MACHINES:
-            machine_store.publish(engine, machine(name), by="bench")
+            versions.publish(engine, machine(name), by="bench")
         if rows:
             started = time.perf_counter()
             with engine.begin() as conn:

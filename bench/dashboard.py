@@ -25,8 +25,9 @@ import sqlalchemy as sa
 # bench/api.py's seeding and server helpers (this directory is on sys.path when run as a script)
 from api import MACHINES, SEED_SQL, api_server, bench_database, machine  # type: ignore[import-not-found]
 
+from pystator.registry import versions
+from pystator.services import api_keys
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker import api_keys, machine_store
 
 TARGET_MS = 300.0
 
@@ -106,7 +107,7 @@ def seed(url: str, rows: int) -> tuple[str, int]:
     engine = fleet_engine(url, pool_size=1)
     try:
         for name in MACHINES:
-            machine_store.publish(engine, machine(name), by="bench")
+            versions.publish(engine, machine(name), by="bench")
         started = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(sa.text(SEED_SQL), {"rows": rows})

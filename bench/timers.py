@@ -229,8 +229,8 @@ def settled_rss_mb(pgids: Sequence[int], seconds: float = SETTLE_SECONDS) -> flo
 @contextlib.contextmanager
 def producer(url: str, broker_url: str, queue: str) -> Iterator[Any]:
     """A runtime submitting to ``url`` and nudging ``queue`` on ``broker_url``."""
+    from pystator.fleet.runtime import Runtime
     from pystator.settings import load_settings
-    from pystator.worker.runtime import Runtime
 
     settings = replace(
         load_settings(),
@@ -274,7 +274,7 @@ def wait_ready(
     engine: sa.Engine, submit: Callable[[list[Any]], object], fleet: WorkerFleet
 ) -> None:
     """The fleet is up once probe events (one per worker thread) are applied."""
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     probes = WORKERS * CONCURRENCY
     submit(
@@ -309,7 +309,7 @@ def measure_fleet_lateness(
     engine: sa.Engine, submit: Callable[[list[Any]], object], args: argparse.Namespace
 ) -> Lateness:
     """Submit ``args.timers`` starts paced, wait for every timer transition, read the lateness."""
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     specs = [
         EventSpec(machine=LATE_MACHINE, entity_id=f"late-{n:06d}", trigger="start")
@@ -340,7 +340,7 @@ def arm_pending(
     fleet: WorkerFleet,
 ) -> None:
     """Enter entities ``span`` (first, end) into the 1h-timer state; wait until all are armed."""
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     first, pending = span
     for start in range(first, pending, PENDING_BATCH):
@@ -857,7 +857,7 @@ def measure_kill(scheduler: str, broker: str, entities: int, redis: RedisServer)
             )
         )
         fleet.start_all(WORKERS)
-        from pystator.worker.producer import EventSpec
+        from pystator.fleet.producer import EventSpec
 
         submit([EventSpec(machine=LATE_MACHINE, entity_id="ready", trigger="start")])
         wait_until(lambda: _armed(engine) == 1, timeout=60, message="workers ready")

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 
 from pystator.api import create_app
 from pystator.api.auth import mint_token
+from pystator.fleet.runtime import Runtime
+from pystator.services import api_keys
+from pystator.services.api_keys import Role
 from pystator.settings import Settings
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events
-from pystator.worker import api_keys
-from pystator.worker.api_keys import Role
-from pystator.worker.runtime import Runtime
 
 #: The address TestClient requests appear to arrive on (loopback, like a local ``pystator api``).
 LOOPBACK = "http://127.0.0.1:8000"

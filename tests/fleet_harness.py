@@ -257,8 +257,8 @@ def producer_runtime(
     """
     from dataclasses import replace
 
+    from pystator.fleet.runtime import Runtime, set_default_runtime
     from pystator.settings import load_settings
-    from pystator.worker.runtime import Runtime, set_default_runtime
 
     settings = replace(
         load_settings(),

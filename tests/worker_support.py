@@ -11,18 +11,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from pystator import ActionRegistry, GuardRegistry
+from pystator.fleet.nudge import NullNudger
+from pystator.fleet.outbox import OutboxRunner
+from pystator.fleet.processor import Processor, ProcessorOptions
+from pystator.fleet.producer import Producer
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
+from pystator.registry.machines import MachineRegistry
 from pystator.settings import Settings
 from pystator.stores.sql import admin_queries, entity_queries, history_queries
 from pystator.stores.sql.connections import fleet_engine
 from pystator.stores.sql.rows import EventRow
 from pystator.stores.sql.schema import transition_history, worker_events
-from pystator.worker.nudge import NullNudger
-from pystator.worker.outbox import OutboxRunner
-from pystator.worker.processor import Processor, ProcessorOptions
-from pystator.worker.producer import Producer
-from pystator.worker.registry import MachineRegistry
-from pystator.worker.runtime import Runtime
 
 MACHINE = "wtest"
 
@@ -159,7 +159,7 @@ class Rig:
             return int(conn.execute(query).scalar_one())
 
     def submit(self, entity_id: str, trigger: str, **context: Any) -> int:
-        from pystator.worker.producer import EventSpec
+        from pystator.fleet.producer import EventSpec
 
         spec = EventSpec(machine=MACHINE, entity_id=entity_id, trigger=trigger, context=context)
         return self.producer.submit(spec).event_id

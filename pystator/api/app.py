@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pystator.api import dashboard, problems
+from pystator.api.app_services import Services, build_services
 from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
 from pystator.api.routes import ROUTERS
 from pystator.api.routes.root import VERSION
-from pystator.api.services import Services, build_services
 from pystator.logging import get_logger
 from pystator.settings import Settings, load_settings
 

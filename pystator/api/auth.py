@@ -32,14 +32,14 @@ from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
 from pystator.fsm_core.errors import AuthenticationError, SettingsError
-from pystator.settings import Settings
-from pystator.worker.api_keys import (
+from pystator.services.api_keys import (
     Role,
     active_key_count,
     hash_key,
     looks_like_key,
     verify_key,
 )
+from pystator.settings import Settings
 
 #: Seconds a checked API key (valid or not) and the "any key exists" answer are cached.
 KEY_CACHE_SECONDS = 5.0

@@ -15,14 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
+from pystator.api.app_services import Services
 from pystator.api.auth import Principal
-from pystator.api.services import Services
 from pystator.clock import utc_now
 from pystator.fsm_core.errors import PermissionDeniedError
 from pystator.logging import get_logger
+from pystator.services import audit
+from pystator.services.api_keys import Role
 from pystator.stores.sql.audit_queries import AuditEntry
-from pystator.worker import audit
-from pystator.worker.api_keys import Role
 
 log = get_logger("pystator.api")
 
@@ -110,7 +110,7 @@ class AuditTrail:
     ) -> None:
         """Append the row (who, when, route, what was selected, how many were affected);
         ``queued`` rows (event submissions) are written within 0.2 s by the process's
-        :class:`~pystator.worker.audit.AuditWriter`, the others before this returns."""
+        :class:`~pystator.services.audit.AuditWriter`, the others before this returns."""
         entry = AuditEntry(
             at=utc_now(),
             principal=self.principal.name,

@@ -15,10 +15,10 @@ from pystator.api.auth import Authenticator, check_bind, mint_token
 from pystator.commands import cli_principal
 from pystator.logging import configure_logging
 from pystator.migrations import prepare_embedded
+from pystator.services import api_keys
+from pystator.services.api_keys import Role
 from pystator.settings import ENV_PREFIX, Settings, describe_settings, load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker import api_keys
-from pystator.worker.api_keys import Role
 
 APP = "pystator.api.main:app"
 ROLES = tuple(r.value for r in Role)

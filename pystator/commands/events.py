@@ -1,6 +1,6 @@
 """Operator commands: ``pystator events …``, ``pystator actions …``, ``pystator entities show``.
 
-Thin: each parses its arguments, calls one function of :mod:`pystator.worker.admin` and prints.
+Thin: each parses its arguments, calls one function of :mod:`pystator.services.admin` and prints.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.fleet.runtime import make_nudger
 from pystator.fsm_core.records import EventStatus
+from pystator.services import admin
 from pystator.settings import load_settings
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.outbox_queries import ActionFilter
 from pystator.stores.sql.rows import EventRow, OutboxRow, OutboxStatus
-from pystator.worker import admin
-from pystator.worker.runtime import make_nudger
 
 DEFAULT_LIST_LIMIT = 50
 STATUSES = tuple(status.value for status in EventStatus)

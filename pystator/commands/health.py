@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from pystator.services.health import HealthReport, check_liveness, check_readiness
 from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker.health import HealthReport, check_liveness, check_readiness
 
 EXIT_UNHEALTHY = 1
 

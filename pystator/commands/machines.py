@@ -8,9 +8,9 @@ import json
 from pystator.commands import cli_principal
 from pystator.fsm_core.summary import summarize
 from pystator.migrations import prepare_embedded
+from pystator.registry import versions
 from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker import machine_store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +35,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     prepare_embedded(settings.database_url)
     engine = fleet_engine(settings.database_url, pool_size=1)
     try:
-        results = machine_store.sync_directory(engine, args.path, by=cli_principal())
+        results = versions.sync_directory(engine, args.path, by=cli_principal())
     finally:
         dispose(engine)
     for result in results:
@@ -48,7 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """``machines list``."""
     engine = fleet_engine(load_settings().database_url, pool_size=1)
     try:
-        records = machine_store.list_machines(engine, include_retired=args.all)
+        records = versions.list_machines(engine, include_retired=args.all)
     finally:
         dispose(engine)
     for record in records:
@@ -61,7 +61,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """``machines show NAME``: summary, versions and the definition as JSON."""
     engine = fleet_engine(load_settings().database_url, pool_size=1)
     try:
-        detail = machine_store.show_machine(engine, args.name, version=args.version)
+        detail = versions.show_machine(engine, args.name, version=args.version)
     finally:
         dispose(engine)
     data = {

@@ -1,6 +1,6 @@
 """``pystator prune [--dry-run]``: one retention pass, for operators and cron jobs.
 
-A thin caller of :func:`pystator.worker.retention.prune` (the function the workers' pruner duty
+A thin caller of :func:`pystator.fleet.retention.prune` (the function the workers' pruner duty
 runs): it prints the rows removed per table and outcome, or with ``--dry-run`` how many would be.
 """
 
@@ -10,10 +10,10 @@ import argparse
 import json
 from dataclasses import replace
 
+from pystator.fleet.retention import PruneReport, RetentionPolicy, prune
+from pystator.fleet.runtime import settings_engine
 from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose
-from pystator.worker.retention import PruneReport, RetentionPolicy, prune
-from pystator.worker.runtime import settings_engine
 
 #: Exit status when another process holds the pruning lock (nothing was done).
 EXIT_BUSY = 3

@@ -17,18 +17,18 @@ from celery import Celery, signals
 from celery.worker import state as celery_state
 from sqlalchemy.engine import make_url
 
+from pystator.fleet.app import make_worker_app
+from pystator.fleet.celery_config import is_memory_broker
+from pystator.fleet.duties import freeze_startup_heap
+from pystator.fleet.embedded import DrainThreads
+from pystator.fleet.metrics import process_observer, serve_metrics
+from pystator.fleet.producer import EventSpec
+from pystator.fleet.relay import Relay
+from pystator.fleet.runtime import Runtime, configure, get_runtime
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
 from pystator.logging import configure_logging, get_logger
 from pystator.migrations import prepare_embedded
 from pystator.settings import DEFAULT_WORKER_DRAIN_TIMEOUT_S, Settings, load_settings
-from pystator.worker.app import make_worker_app
-from pystator.worker.celery_config import is_memory_broker
-from pystator.worker.duties import freeze_startup_heap
-from pystator.worker.embedded import DrainThreads
-from pystator.worker.metrics import process_observer, serve_metrics
-from pystator.worker.producer import EventSpec
-from pystator.worker.relay import Relay
-from pystator.worker.runtime import Runtime, configure, get_runtime
 
 #: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard, by default
 #: (``PYSTATOR_WORKER_DRAIN_TIMEOUT_S``).

@@ -21,6 +21,7 @@ from pystator.fsm_core.definition import ErrorPolicy, MachineDefinition, StateKi
 from pystator.fsm_core.errors import InvalidStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry
 from pystator.fsm_core.hooks import TransitionObserver, current_entity
+from pystator.fsm_core.introspection import MachineQueries
 from pystator.fsm_core.loading import (
     load_definition,
     parse_json,
@@ -28,7 +29,6 @@ from pystator.fsm_core.loading import (
     read_text,
     validate_config,
 )
-from pystator.fsm_core.machine_queries import MachineQueries
 from pystator.fsm_core.results import ActionCall, TransitionResult
 from pystator.fsm_core.session import EntitySession
 
@@ -41,7 +41,7 @@ class StateMachine(MachineQueries):
     """A machine compiled once from its definition; ``process`` is a lookup plus guard calls.
 
     The read-only queries (``state_names``, ``get_available_transitions``, ``evaluate_destination``
-    …) come from :class:`~pystator.fsm_core.machine_queries.MachineQueries`.
+    …) come from :class:`~pystator.fsm_core.introspection.MachineQueries`.
     """
 
     def __init__(

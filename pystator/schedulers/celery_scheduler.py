@@ -206,7 +206,7 @@ def register_task(app: Celery) -> None:
         acks_late=True,
         reject_on_worker_lost=True,
         max_retries=None,
-        shared=False,  # registered on this app only (see pystator.worker.app)
+        shared=False,  # registered on this app only (see pystator.fleet.app)
     )(fire_task)
 
 

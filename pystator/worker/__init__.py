@@ -2,15 +2,15 @@
 
 Producer API (``submit_event``, ``submit_event_sync``, ``submit_events``, ``enqueue``) — see the
 README's Worker section — and ``Worker`` / ``WorkerConfig``, a worker run from Python with
-asyncio. The Celery app lives in :mod:`pystator.worker.app`.
+asyncio. The Celery app lives in :mod:`pystator.fleet.app` (``celery -A pystator.worker.app``).
 """
 
 from __future__ import annotations
 
-from pystator.worker.api import enqueue, submit_event, submit_event_sync, submit_events
-from pystator.worker.config import WorkerConfig
-from pystator.worker.producer import EventSpec, Producer, Receipt
-from pystator.worker.service import Worker
+from pystator.fleet.config import WorkerConfig
+from pystator.fleet.producer import EventSpec, Producer, Receipt
+from pystator.fleet.submit import enqueue, submit_event, submit_event_sync, submit_events
+from pystator.fleet.worker import Worker
 
 __all__ = [
     "EventSpec",

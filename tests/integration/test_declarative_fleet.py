@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import InMemoryStateStore, Orchestrator, StateMachine
+from pystator.fleet.producer import EventSpec
 from pystator.stores.sql import entity_queries, history_queries
-from pystator.worker.producer import EventSpec
 from tests.declarative_machines import (
     DECL_ORDER_EVENTS,
     DECL_ORDER_FINAL,

@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import IdempotencyConflictError, InvalidEventError
+from pystator.fleet.door import Limits
+from pystator.fleet.producer import EventSpec
 from pystator.fsm_core.records import ArmedTimer
 from pystator.stores.sql import submit_queries
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.schema import idempotency_conflicts
-from pystator.worker.door import Limits
-from pystator.worker.producer import EventSpec
 from tests.worker_support import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from pystator.cli import main
+from pystator.fleet.producer import EventSpec
 from pystator.stores.sql.connections import dispose
-from pystator.worker.producer import EventSpec
 from tests.worker_support import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import ActionRegistry, GuardRegistry, StateMachine
+from pystator.fleet.outbox import OutboxRunner
+from pystator.fleet.processor import FAILED_ACTION_TRIGGER, Processor, ProcessorOptions
+from pystator.fleet.producer import EventSpec, Producer
 from pystator.fsm_core.backoff import Backoff
+from pystator.registry.machines import MachineRegistry
 from pystator.stores.sql import entity_queries, history_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker.outbox import OutboxRunner
-from pystator.worker.processor import FAILED_ACTION_TRIGGER, Processor, ProcessorOptions
-from pystator.worker.producer import EventSpec, Producer
-from pystator.worker.registry import MachineRegistry
 from tests.worker_support import FakeClock
 
 pytestmark = pytest.mark.integration

@@ -12,18 +12,18 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import StateMachine
+from pystator.fleet.nudge import NullNudger
+from pystator.fleet.processor import Processor
+from pystator.fleet.producer import EventSpec, Producer
+from pystator.fleet.runtime import make_timer_sink
 from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
+from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
 from pystator.settings import Settings
 from pystator.stores.sql import entity_queries, history_queries, timer_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_timers
-from pystator.worker.nudge import NullNudger
-from pystator.worker.processor import Processor
-from pystator.worker.producer import EventSpec, Producer
-from pystator.worker.registry import MachineRegistry
-from pystator.worker.runtime import make_timer_sink
 from tests.worker_support import FakeClock
 
 pytestmark = pytest.mark.integration

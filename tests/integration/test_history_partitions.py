@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from pystator.cli import main
+from pystator.fleet.retention import RetentionPolicy, prune
 from pystator.settings import Settings
 from pystator.stores.sql import partition_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
@@ -29,7 +30,6 @@ from pystator.stores.sql.partition_queries import (
     partition_history,
 )
 from pystator.stores.sql.schema import transition_history
-from pystator.worker.retention import RetentionPolicy, prune
 from tests.worker_support import MACHINE, make_rig
 
 pytestmark = pytest.mark.integration

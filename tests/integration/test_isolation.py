@@ -15,17 +15,17 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import StateMachine
+from pystator.fleet.processor import REASON_CONTEXT_TOO_LARGE, Processor, ProcessorOptions
+from pystator.fleet.producer import EventSpec, Producer
 from pystator.fsm_core.records import ArmedTimer
+from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
+from pystator.services import admin
 from pystator.stores.sql import event_queries, timer_queries
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.schema import action_outbox, worker_timers
-from pystator.worker import admin
-from pystator.worker.processor import REASON_CONTEXT_TOO_LARGE, Processor, ProcessorOptions
-from pystator.worker.producer import EventSpec, Producer
-from pystator.worker.registry import MachineRegistry
 from tests.worker_support import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import IdempotencyConflictError, InvalidEventError
+from pystator.fleet.producer import EventSpec, Producer
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import action_outbox, entity_states, worker_events
-from pystator.worker.producer import EventSpec, Producer
 from tests import worker_processes as procs
 from tests.fleet_harness import producer_runtime
 from tests.worker_support import MACHINE

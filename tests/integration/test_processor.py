@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pystator.fleet.producer import EventSpec
 from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.fleet_timers import TimerFiring
@@ -23,7 +24,6 @@ from pystator.stores.sql import (
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.locking import lock_entities, lock_entity
 from pystator.stores.sql.schema import action_outbox, transition_history
-from pystator.worker.producer import EventSpec
 from tests.worker_support import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ def test_business_rejections_are_recorded_and_not_retried(rig: Rig) -> None:
 def test_poison_event_retries_then_dead_letters_and_later_events_wait_then_proceed(
     rig: Rig,
 ) -> None:
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     rig.submit("a", "open")
     poison = rig.producer.submit(
@@ -272,7 +272,7 @@ def test_a_stale_timer_is_dropped(rig: Rig) -> None:
 
 def test_parallel_workers_never_apply_an_event_twice_and_keep_order(pg_rig: Rig) -> None:
     rig = pg_rig
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     specs = [EventSpec(machine=MACHINE, entity_id=f"e{i}", trigger="open") for i in range(40)]
     specs += [

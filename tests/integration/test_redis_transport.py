@@ -9,9 +9,9 @@ import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from pystator.fleet.celery_config import new_app
+from pystator.fleet.redis_transport import Channel, Transport
 from pystator.settings import Settings
-from pystator.worker.celery_config import new_app
-from pystator.worker.redis_transport import Channel, Transport
 
 pytestmark = pytest.mark.integration
 

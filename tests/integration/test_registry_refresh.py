@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from pystator.api.services import build_services
-from pystator.stores.sql import machine_queries
-from pystator.worker.runtime import Runtime
+from pystator.api.app_services import build_services
+from pystator.fleet.runtime import Runtime
+from pystator.stores.sql import registry_queries
 from tests.api_support import settings_for
 
 pytestmark = pytest.mark.integration
@@ -26,13 +26,13 @@ REFRESH = 0.01  # seconds between registry refreshes
 
 
 class SlowHeads:
-    """``machine_queries.heads`` held until released, counting its calls."""
+    """``registry_queries.heads`` held until released, counting its calls."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.started = threading.Event()
         self.go = threading.Event()
-        self._heads = machine_queries.heads
+        self._heads = registry_queries.heads
 
     def __call__(self, conn: Any) -> dict[str, int | None]:
         self.calls += 1
@@ -45,7 +45,7 @@ class SlowHeads:
 def slow_heads(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowHeads]:
     slow = SlowHeads()
     slow.go.set()  # the first load, at start-up, runs through
-    monkeypatch.setattr(machine_queries, "heads", slow)
+    monkeypatch.setattr(registry_queries, "heads", slow)
     yield slow
     slow.go.set()
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pystator.fleet.producer import EventSpec
+from pystator.fleet.relay import Relay
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql.schema import action_outbox, worker_events
-from pystator.worker.producer import EventSpec
-from pystator.worker.relay import Relay
-from pystator.worker.runtime import Runtime
 from tests import worker_processes as procs
 from tests.worker_support import MACHINE, FakeClock, Hooks, make_runtime
 

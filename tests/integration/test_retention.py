@@ -21,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from pystator.cli import main
+from pystator.fleet.duties import Duties
+from pystator.fleet.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
 from pystator.settings import Settings, load_settings
 from pystator.stores.sql import locking
 from pystator.stores.sql.connections import dispose, fleet_engine
@@ -33,8 +35,6 @@ from pystator.stores.sql.schema import (
     worker_events,
     worker_heartbeats,
 )
-from pystator.worker.duties import Duties
-from pystator.worker.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
 from tests.fleet_harness import (
     RedisServer,
     WorkerFleet,

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from pystator.fleet.liveness import Heartbeat, WorkerStatus
+from pystator.fleet.producer import EventSpec
+from pystator.fleet.rollups import MAX_HELD_KEYS, EventRollups
+from pystator.fleet.runtime import Runtime
 from pystator.stores.sql import rollup_queries
 from pystator.stores.sql.connections import dispose, transaction
 from pystator.stores.sql.schema import event_rollups, worker_events
-from pystator.worker.liveness import Heartbeat, WorkerStatus
-from pystator.worker.producer import EventSpec
-from pystator.worker.rollups import MAX_HELD_KEYS, EventRollups
-from pystator.worker.runtime import Runtime
 from tests.worker_support import MACHINE, Hooks, make_runtime
 
 pytestmark = pytest.mark.integration

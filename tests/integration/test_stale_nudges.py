@@ -21,10 +21,10 @@ import redis
 import sqlalchemy as sa
 
 from pystator.clock import as_utc, utc_now
+from pystator.fleet.producer import EventSpec
 from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events, worker_heartbeats
-from pystator.worker.producer import EventSpec
 from tests import worker_processes as procs
 from tests.fleet_harness import RedisServer, producer_runtime
 from tests.worker_support import MACHINE, Rig, make_rig

@@ -10,14 +10,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from pystator.fleet.producer import EventSpec, Limits
+from pystator.fleet.runtime import Runtime, set_default_runtime
 from pystator.fsm_core.errors import InvalidEventError
 from pystator.stores.sql import submit_queries
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.rows import NewEvent
 from pystator.stores.sql.schema import worker_events
 from pystator.worker import enqueue, submit_event, submit_event_sync, submit_events
-from pystator.worker.producer import EventSpec, Limits
-from pystator.worker.runtime import Runtime, set_default_runtime
 from tests.worker_support import MACHINE, Hooks, Rig, make_rig, make_runtime
 
 pytestmark = pytest.mark.integration

@@ -80,7 +80,7 @@ def states(engine: sa.Engine) -> dict[str, int]:
 
 def submit_workload(runtime: object, engine: sa.Engine) -> None:
     """1,000 starts (250 followed at once by a finish), then 250 late finishes, all before due."""
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     def spec(n: int, trigger: str) -> EventSpec:
         return EventSpec(machine=MACHINE, entity_id=f"t{n:04d}", trigger=trigger)
@@ -202,7 +202,7 @@ def fleet_for(
 
 def wait_for_workers(engine: sa.Engine, fleet: WorkerFleet, runtime: object) -> None:
     """Workers are up once a probe event is applied."""
-    from pystator.worker.producer import EventSpec
+    from pystator.fleet.producer import EventSpec
 
     runtime.producer.submit(  # type: ignore[attr-defined]
         EventSpec(machine=MACHINE, entity_id="probe", trigger="start")

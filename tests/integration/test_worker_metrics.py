@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from pystator.fleet.producer import EventSpec
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import event_rollups, worker_events
-from pystator.worker.producer import EventSpec
 from tests import worker_processes as procs
 from tests.fleet_harness import free_port, port_open, producer_runtime
 from tests.worker_support import MACHINE

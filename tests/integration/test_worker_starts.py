@@ -1,7 +1,7 @@
 """Every documented way of starting a worker runs the same duties, and a short-lived producer's
 nudge is sent before it exits.
 
-- ``celery -A pystator.worker.app worker`` (Celery's own start) fires ``after:`` timers and
+- ``celery -A pystator.fleet.app worker`` (Celery's own start) fires ``after:`` timers and
   recovers an event whose nudge was never sent (its relay runs as a bootstep of the app);
 - ``pystator submit`` from a shell is applied by its nudge, long before the relay could find it.
 """
@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import StateMachine
+from pystator.fleet.producer import EventSpec, Producer
+from pystator.registry.machines import load_registry
 from pystator.stores.sql import entity_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.worker.producer import EventSpec, Producer
-from pystator.worker.registry import load_registry
 from tests import worker_processes as procs
 
 pytestmark = pytest.mark.integration

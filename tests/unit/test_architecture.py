@@ -62,10 +62,24 @@ ALLOWED: dict[str, set[str]] = {
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
-    "worker": {*_PUBLIC, "migrations", "worker"},
-    "api": {*_PUBLIC, "migrations", "worker", "visualization", "api"},
-    "commands": {*_PUBLIC, *_BUILTINS, "migrations", "worker", "api", "visualization", "commands"},
-    "cli": {*_PUBLIC, "migrations", "worker", "api", "commands", "cli"},
+    "registry": {*_STORES, "registry"},
+    "fleet": {*_PUBLIC, "migrations", "registry", "services", "fleet"},
+    "services": {*_PUBLIC, "migrations", "registry", "fleet", "services"},
+    # the documented ``pystator.worker`` import paths, re-exporting the fleet's
+    "worker": {"fleet"},
+    "api": {*_PUBLIC, "migrations", "registry", "fleet", "services", "visualization", "api"},
+    "commands": {
+        *_PUBLIC,
+        *_BUILTINS,
+        "migrations",
+        "registry",
+        "fleet",
+        "services",
+        "api",
+        "visualization",
+        "commands",
+    },
+    "cli": {*_PUBLIC, "migrations", "fleet", "services", "api", "commands", "cli"},
 }
 
 
@@ -232,7 +246,7 @@ def test_the_engine_runs_with_only_pyyaml_installed() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
-    assert not any(name.startswith(("pystator.worker", "pystator.stores.sql")) for name in loaded)
+    assert not any(name.startswith(("pystator.worker", "pystator.fleet", "pystator.stores.sql")) for name in loaded)
 
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "fsm_core").rglob("*.py")), ids=lambda p: p.name)

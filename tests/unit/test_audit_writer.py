@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pystator.fsm_core.errors import StoreUnavailableError
+from pystator.services.audit import AuditWriter
 from pystator.stores.sql.audit_queries import AuditEntry
-from pystator.worker.audit import AuditWriter
 
 
 def _entry(n: int) -> AuditEntry:

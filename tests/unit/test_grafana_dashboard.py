@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from pystator.worker.metrics import FleetCollector, PrometheusObserver
+from pystator.fleet.metrics import FleetCollector, PrometheusObserver
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "pystator-fleet.json"
 METRIC = re.compile(r"\b(pystator_[a-z_]+)")

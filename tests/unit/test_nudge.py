@@ -6,9 +6,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from pystator.fleet.nudge import BackgroundNudger, CeleryNudger
+from pystator.fleet.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 from pystator.fsm_core.records import EntityKey
-from pystator.worker.nudge import BackgroundNudger, CeleryNudger
-from pystator.worker.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 
 
 class RecordingApp:

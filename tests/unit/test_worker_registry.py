@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pystator.fsm_core.errors import ConfigurationError, InvalidEventError
-from pystator.worker.registry import MachineRegistry, load_app, machine_files
+from pystator.registry.machines import MachineRegistry, load_app, machine_files
 
 APP_MODULE = """
 class Both:

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pystator.api.auth import Principal
 from pystator.api.dashboard import session
 from pystator.clock import utc_now
-from pystator.worker.api_keys import Role
+from pystator.services.api_keys import Role
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"

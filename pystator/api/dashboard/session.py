@@ -27,7 +27,7 @@ from starlette.responses import Response
 from pystator.api.auth import Principal
 from pystator.api.deps import ServicesDep
 from pystator.fsm_core.errors import AuthenticationError, PermissionDeniedError
-from pystator.worker.api_keys import Role
+from pystator.services.api_keys import Role
 
 SESSION_COOKIE = "pystator_session"
 CSRF_COOKIE = "pystator_csrf"

@@ -16,8 +16,8 @@ from pystator.api.schemas.fleet import (
     ActionQuery,
     ActionSelection,
 )
+from pystator.services import admin
 from pystator.stores.sql.outbox_queries import ActionFilter
-from pystator.worker import admin
 
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"], responses=PROBLEMS)
 

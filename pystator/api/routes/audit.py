@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from pystator.api.deps import Operator, PageLimit, ServicesDep
 from pystator.api.schemas.access import AuditOut, AuditPage
 from pystator.api.schemas.common import PROBLEMS
-from pystator.worker import audit
-from pystator.worker.audit import AuditFilter
+from pystator.services import audit
+from pystator.services.audit import AuditFilter
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=PROBLEMS)
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
 from pystator.api.schemas.access import KeyIn, KeyOut, MeOut, NewKeyOut
 from pystator.api.schemas.common import PROBLEMS
-from pystator.worker import api_keys
+from pystator.services import api_keys
 
 router = APIRouter(prefix="/api/v1", tags=["auth"], responses=PROBLEMS)
 

@@ -12,7 +12,7 @@ from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.machines import ConfigIn, ProcessIn, ProcessOut, SummaryOut, ValidOut
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
-from pystator.worker import machine_store
+from pystator.registry import versions
 
 router = APIRouter(prefix="/api/v1", tags=["engine"], responses=PROBLEMS)
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["engine"], responses=PROBLEMS)
 @router.post("/machines/validate", response_model=ValidOut)
 def validate(body: ConfigIn, _viewer: Viewer) -> ValidOut:
     """200 with a summary, or 422 listing every problem with its path."""
-    machine = StateMachine.from_dict(machine_store.canonical(body.config), source="<request>")
+    machine = StateMachine.from_dict(versions.canonical(body.config), source="<request>")
     return ValidOut(valid=True, summary=SummaryOut(**summarize(machine).to_dict()))
 
 
@@ -30,10 +30,10 @@ def process(body: ProcessIn, services: ServicesDep, _viewer: Viewer) -> dict[str
     """The transition ``trigger`` takes from ``current_state`` (a rejected one is 200 with
     ``success: false`` and the reason in ``error``)."""
     if body.config is not None:
-        machine = StateMachine.from_dict(machine_store.canonical(body.config), source="<request>")
+        machine = StateMachine.from_dict(versions.canonical(body.config), source="<request>")
     elif body.version is not None:
         assert body.machine is not None
-        detail = machine_store.show_machine(services.engine, body.machine, version=body.version)
+        detail = versions.show_machine(services.engine, body.machine, version=body.version)
         machine = detail.machine(services.machines.bind_to)
     else:
         assert body.machine is not None

@@ -17,7 +17,7 @@ from pystator.api.schemas.fleet import (
     TransitionOut,
     TransitionPage,
 )
-from pystator.worker import admin
+from pystator.services import admin
 
 router = APIRouter(prefix="/api/v1", tags=["entities"], responses=PROBLEMS)
 

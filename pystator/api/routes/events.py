@@ -28,10 +28,10 @@ from pystator.api.schemas.events import (
     Selection,
     Submitted,
 )
+from pystator.fleet.producer import EventSpec
 from pystator.fsm_core.errors import InvalidEventError
+from pystator.services import admin
 from pystator.stores.sql.admin_queries import EventFilter
-from pystator.worker import admin
-from pystator.worker.producer import EventSpec
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=PROBLEMS)
 

@@ -21,8 +21,8 @@ from pystator.api.schemas.machines import (
     VersionOut,
 )
 from pystator.fsm_core.summary import summarize
-from pystator.worker import machine_store
-from pystator.worker.machine_store import Published
+from pystator.registry import versions
+from pystator.registry.versions import Published
 
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"], responses=PROBLEMS)
 
@@ -32,7 +32,7 @@ def list_machines(
     services: ServicesDep, _viewer: Viewer, include_retired: bool = False
 ) -> list[MachineOut]:
     """Stored machines by name."""
-    records = machine_store.list_machines(services.engine, include_retired=include_retired)
+    records = versions.list_machines(services.engine, include_retired=include_retired)
     return [MachineOut.model_validate(r) for r in records]
 
 
@@ -41,7 +41,7 @@ def create_machine(
     body: ConfigIn, response: Response, services: ServicesDep, admin: Admin, audit: AuditDep
 ) -> PublishedOut:
     """Store a definition as its machine's next version."""
-    published = machine_store.publish(services.engine, body.config, by=admin.name)
+    published = versions.publish(services.engine, body.config, by=admin.name)
     return _answer(published, response, services, audit)
 
 
@@ -51,7 +51,7 @@ def show_machine(
 ) -> MachineDetailOut:
     """A stored machine: the definition of its current version (or ``version``), a summary,
     and every version."""
-    detail = machine_store.show_machine(services.engine, name, version=version)
+    detail = versions.show_machine(services.engine, name, version=version)
     return MachineDetailOut(
         **MachineOut.model_validate(detail.record).model_dump(),
         version=detail.version.version,
@@ -71,7 +71,7 @@ def update_machine(
     audit: AuditDep,
 ) -> PublishedOut:
     """Store a new version of ``name`` (its ``meta.machine_name`` must be ``name``)."""
-    published = machine_store.publish(services.engine, body.config, by=admin.name, name=name)
+    published = versions.publish(services.engine, body.config, by=admin.name, name=name)
     return _answer(published, response, services, audit)
 
 
@@ -79,7 +79,7 @@ def update_machine(
 def retire_machine(name: str, services: ServicesDep, _admin: Admin, audit: AuditDep) -> MachineOut:
     """Retire ``name``: new events for it are refused, every version is kept (409 while it
     has pending events, armed timers or pending actions)."""
-    record = machine_store.retire(services.engine, name)
+    record = versions.retire(services.engine, name)
     _refresh(services)
     audit.write(status=200, target=name, affected=1)
     return MachineOut.model_validate(record)

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from pystator.api.app_services import Services
 from pystator.api.deps import ServicesDep
-from pystator.api.services import Services
-from pystator.worker.metrics import FleetCollector
+from pystator.fleet.metrics import FleetCollector
 
 router = APIRouter(tags=["service"])
 

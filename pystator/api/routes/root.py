@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from pystator.api.deps import ServicesDep
-from pystator.worker.health import check_readiness
+from pystator.services.health import check_readiness
 
 router = APIRouter(tags=["service"])
 

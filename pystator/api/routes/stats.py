@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pystator.api.deps import ServicesDep, Viewer
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.fleet import StatsOut
-from pystator.worker import admin
+from pystator.services import admin
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=PROBLEMS)
 

@@ -1,5 +1,5 @@
 """Operator queries on ``worker_events`` and ``action_outbox``: filters, listing, replay, discard
-and statistics. The worker loop never calls these; :mod:`pystator.worker.admin` does."""
+and statistics. The worker loop never calls these; :mod:`pystator.services.admin` does."""
 
 from __future__ import annotations
 

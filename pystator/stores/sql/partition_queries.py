@@ -3,7 +3,7 @@
 :func:`partition_history` converts the table once (``pystator db partition-history``) and is
 idempotent: on a table already partitioned it only creates the missing daily partitions. The
 pruner then calls :func:`create_days` every pass and drops whole old days with
-:func:`drop_partition` instead of deleting their rows (:mod:`pystator.worker.retention`).
+:func:`drop_partition` instead of deleting their rows (:mod:`pystator.fleet.retention`).
 
 The converted table is partitioned by ``RANGE (created_at)`` and holds:
 

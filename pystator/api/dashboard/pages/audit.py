@@ -11,9 +11,9 @@ from pystator.api.dashboard.pages.common import PAGE_SIZE
 from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import User, require_role
 from pystator.api.deps import ServicesDep
+from pystator.services import audit
+from pystator.services.api_keys import Role
 from pystator.stores.sql.audit_queries import AuditFilter
-from pystator.worker import audit
-from pystator.worker.api_keys import Role
 
 router = APIRouter()
 

@@ -12,18 +12,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from pystator.api.app_services import Services
 from pystator.api.auth import Principal
 from pystator.api.dashboard import forms
 from pystator.api.dashboard.pages.common import write_audit
 from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import Csrf, User, require_role
 from pystator.api.deps import ServicesDep
-from pystator.api.services import Services
 from pystator.fsm_core.errors import InvalidEventError
+from pystator.services import admin
+from pystator.services.api_keys import Role
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.outbox_queries import ActionFilter
-from pystator.worker import admin
-from pystator.worker.api_keys import Role
 
 router = APIRouter()
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import Request
 
+from pystator.api.app_services import Services
 from pystator.api.auth import Principal
 from pystator.api.dashboard.render import UI_PREFIX
 from pystator.api.deps import AuditTrail
-from pystator.api.services import Services
 
 #: Rows per listing page.
 PAGE_SIZE = 50

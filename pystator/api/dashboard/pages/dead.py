@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import User
 from pystator.api.deps import ServicesDep
-from pystator.worker import lookups
+from pystator.services import lookups
 
 router = APIRouter()
 

@@ -11,7 +11,7 @@ from pystator.api.dashboard.pages.common import PAGE_SIZE, known_machines
 from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import User
 from pystator.api.deps import ServicesDep
-from pystator.worker import admin, lookups
+from pystator.services import admin, lookups
 
 router = APIRouter()
 

@@ -14,10 +14,10 @@ from pystator.api.dashboard.pages.common import PAGE_SIZE, known_machines, write
 from pystator.api.dashboard.render import page, redirect
 from pystator.api.dashboard.session import Csrf, User, require_role
 from pystator.api.deps import ServicesDep
+from pystator.services import admin, lookups
+from pystator.services.api_keys import Role
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.rows import DISCARDABLE, REPLAYABLE
-from pystator.worker import admin, lookups
-from pystator.worker.api_keys import Role
 
 router = APIRouter()
 

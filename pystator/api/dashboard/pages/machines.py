@@ -12,15 +12,16 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from pystator.api.app_services import Services
 from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import Csrf, User
 from pystator.api.deps import ServicesDep
-from pystator.api.services import Services
 from pystator.fsm_core.errors import FSMError, MachineValidationError, NotFoundError
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
+from pystator.registry import versions
+from pystator.services import lookups
 from pystator.visualization import to_mermaid
-from pystator.worker import lookups, machine_store
 
 router = APIRouter()
 
@@ -31,7 +32,7 @@ MAX_PLAYGROUND_TEXT = 256 * 1024
 @router.get("/machines", response_class=HTMLResponse)
 def machines(request: Request, services: ServicesDep, user: User) -> HTMLResponse:
     """Stored and file machines."""
-    stored = {r.name: r for r in machine_store.list_machines(services.engine, include_retired=True)}
+    stored = {r.name: r for r in versions.list_machines(services.engine, include_retired=True)}
     names = sorted({*services.machines.names(), *stored})
     rows = [
         {
@@ -54,7 +55,7 @@ def _machine_and_versions(
     services: Services, name: str, version: int | None
 ) -> tuple[StateMachine, Any]:
     try:
-        detail = machine_store.show_machine(services.engine, name, version=version)
+        detail = versions.show_machine(services.engine, name, version=version)
     except NotFoundError:
         if version is not None:
             raise
@@ -120,7 +121,7 @@ async def playground(
             config = yaml.safe_load(text)
             if not isinstance(config, dict):
                 raise ValueError("the definition must be a YAML or JSON mapping")
-            machine = StateMachine.from_dict(machine_store.canonical(config), source="<dashboard>")
+            machine = StateMachine.from_dict(versions.canonical(config), source="<dashboard>")
         else:
             machine = services.machines.get(name)
         outcome["summary"] = summarize(machine).to_dict()

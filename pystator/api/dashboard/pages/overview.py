@@ -14,7 +14,7 @@ from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import User
 from pystator.api.deps import ServicesDep
 from pystator.clock import utc_now
-from pystator.worker import admin, lookups
+from pystator.services import admin, lookups
 
 router = APIRouter()
 

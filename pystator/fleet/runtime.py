@@ -20,10 +20,23 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.engine import Engine
 
+from pystator.fleet.batch import Batch
+from pystator.fleet.celery_config import is_memory_broker, new_app
+from pystator.fleet.door import Limits
+from pystator.fleet.liveness import WorkerStatus, find_dead_workers
+from pystator.fleet.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
+from pystator.fleet.observer import FleetObserver, LoggingObserver, Observers
+from pystator.fleet.outbox import OutboxRunner
+from pystator.fleet.processor import Processor, ProcessorOptions
+from pystator.fleet.producer import Producer
+from pystator.fleet.rollups import EventRollups
+from pystator.fleet.tasks import timer_publisher
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import SettingsError, StoreError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.logging import get_logger
+from pystator.registry.machines import MachineRegistry, load_registry
+from pystator.registry.stored import StoredMachines
 from pystator.schedulers.fleet_celery_timers import CeleryTimerSink
 from pystator.schedulers.fleet_redis_timers import RedisTimerSink
 from pystator.schedulers.fleet_timers import (
@@ -36,19 +49,6 @@ from pystator.schedulers.fleet_timers import (
 from pystator.schedulers.redis_scheduler import RedisScheduler
 from pystator.settings import Settings, load_settings
 from pystator.stores.sql.connections import ServerTimeouts, dispose, fleet_engine
-from pystator.worker.batch import Batch
-from pystator.worker.celery_config import is_memory_broker, new_app
-from pystator.worker.door import Limits
-from pystator.worker.liveness import WorkerStatus, find_dead_workers
-from pystator.worker.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
-from pystator.worker.observer import FleetObserver, LoggingObserver, Observers
-from pystator.worker.outbox import OutboxRunner
-from pystator.worker.processor import Processor, ProcessorOptions
-from pystator.worker.producer import Producer
-from pystator.worker.registry import MachineRegistry, load_registry
-from pystator.worker.rollups import EventRollups
-from pystator.worker.stored_machines import StoredMachines
-from pystator.worker.tasks import timer_publisher
 
 log = get_logger("pystator.worker")
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker process: a :class:`~pystator.worker.observer.FleetObserver`.
+"""Prometheus metrics of a worker process: a :class:`~pystator.fleet.observer.FleetObserver`.
 
 ``pystator worker --metrics-port 9100`` attaches :class:`PrometheusObserver` and serves
 ``/metrics``. Every counter and histogram is about this worker's own work (the fleet-wide gauges
@@ -41,12 +41,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.batch import Batch
+from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
+from pystator.services import admin
 from pystator.stores.sql.rows import OutboxRow
-from pystator.worker import admin
-from pystator.worker.batch import Batch
-from pystator.worker.observer import FleetObserver
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds: from a millisecond to a minute.

@@ -1,8 +1,8 @@
 """``Worker``: a worker started from Python with asyncio, inside an application's own process.
 
 It is ``pystator worker``'s embedded mode in a class: the drain threads of
-:class:`~pystator.worker.embedded.DrainThreads` (with the timers, relay and heartbeat duties) on a
-:class:`~pystator.worker.runtime.Runtime` built from the settings. The threads do the work; the
+:class:`~pystator.fleet.embedded.DrainThreads` (with the timers, relay and heartbeat duties) on a
+:class:`~pystator.fleet.runtime.Runtime` built from the settings. The threads do the work; the
 async methods only start them, wait, and drain them off the event loop. With a real broker set
 (``PYSTATOR_BROKER_URL``) the worker still finds its work by polling the table, and what it
 submits nudges the Celery workers too.
@@ -17,14 +17,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from pystator.fleet.config import WorkerConfig
+from pystator.fleet.embedded import DrainThreads
+from pystator.fleet.observer import FleetObserver
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import ConfigurationError
 from pystator.logging import get_logger
 from pystator.migrations import prepare_embedded
 from pystator.settings import Settings, load_settings
-from pystator.worker.config import WorkerConfig
-from pystator.worker.embedded import DrainThreads
-from pystator.worker.observer import FleetObserver
-from pystator.worker.runtime import Runtime
 
 #: The signals :meth:`Worker.run` turns into a shutdown (in the main thread).
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -28,7 +28,7 @@ from pystator.fsm_core.errors import FSMError, StoreError
 from pystator.fsm_core.machine import StateMachine
 from pystator.logging import get_logger
 from pystator.settings import DEFAULT_REGISTRY_REFRESH_SECONDS
-from pystator.stores.sql import machine_queries
+from pystator.stores.sql import registry_queries
 from pystator.stores.sql.engine import translate_errors
 
 log = get_logger("pystator.registry")
@@ -96,9 +96,9 @@ class StoredMachines:
         self._checked_at = self._monotonic()
         try:
             with translate_errors("machine registry"), self.engine.connect() as conn:
-                heads = machine_queries.heads(conn)
+                heads = registry_queries.heads(conn)
                 fresh = {
-                    name: machine_queries.get_version(conn, name, version)
+                    name: registry_queries.get_version(conn, name, version)
                     for name, version in heads.items()
                     if version is not None and not self._has(name, version)
                 }
@@ -117,7 +117,7 @@ class StoredMachines:
         machine = self._current.get(name)
         return machine is not None and machine.registry_version == version
 
-    def _compile(self, row: machine_queries.MachineVersion) -> StateMachine | None:
+    def _compile(self, row: registry_queries.MachineVersion) -> StateMachine | None:
         try:
             return compile_stored(row.name, row.version, row.definition, self.bind)
         except FSMError as exc:  # validated when published; a newer engine may disagree

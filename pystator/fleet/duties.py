@@ -2,10 +2,10 @@
 the retention pruner.
 
 However a worker is started (``pystator worker`` in embedded mode or under Celery, or Celery's own
-``celery -A pystator.worker.app worker``, where a bootstep starts them), it runs the same
+``celery -A pystator.fleet.app worker``, where a bootstep starts them), it runs the same
 :class:`Duties`: the timer backend's loop (poll due timers, hand them over, recovery sweep), the
 relay (re-publish stranded nudges, sweep the action outbox) unless switched off, the
-heartbeat, and the retention pruner (:mod:`pystator.worker.retention`). A prefork Celery child
+heartbeat, and the retention pruner (:mod:`pystator.fleet.retention`). A prefork Celery child
 runs the heartbeat only.
 
 **A duty that dies takes its process down.** A background thread that ends with an error would
@@ -22,12 +22,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pystator.fleet.liveness import Heartbeat, LivenessLock
+from pystator.fleet.relay import Relay
+from pystator.fleet.retention import Pruner
+from pystator.fleet.runtime import Runtime
 from pystator.logging import get_logger
 from pystator.stores.sql.engine import is_sqlite
-from pystator.worker.liveness import Heartbeat, LivenessLock
-from pystator.worker.relay import Relay
-from pystator.worker.retention import Pruner
-from pystator.worker.runtime import Runtime
 
 #: Exit status of a process whose background duty died.
 EXIT_DUTY_DIED = 70

@@ -7,7 +7,7 @@ naming ``(machine, entity_id)`` entities, or a ``drain`` message for big batches
 
 **``through``.** A producer's nudge says which events it is about: every event it announces has
 an id at most ``through``. A worker that knows every event up to some id is already settled (see
-:mod:`pystator.worker.staleness`) drops such a nudge without touching the database, so a backlog
+:mod:`pystator.fleet.staleness`) drops such a nudge without touching the database, so a backlog
 of stale nudges left by a burst costs almost nothing and fresh work does not wait behind it.
 Nudges for work that becomes due later (relay, timers, replays) carry no ``through``: always
 looked at.
@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 from celery import Celery
 
+from pystator.fleet.observer import FleetObserver
+from pystator.fleet.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 from pystator.fsm_core.records import EntityKey
-from pystator.worker.observer import FleetObserver
-from pystator.worker.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 
 #: Above this many entities in one submission, publish ``drain`` messages instead of one
 #: message per entity (a drain claims many entities per transaction).

@@ -1,7 +1,7 @@
 """Health checks of the fleet: is a worker alive and moving (liveness), can it work (readiness).
 
 ``pystator health`` and the HTTP API's readiness route call these. Liveness looks at the
-heartbeat rows of one host's worker processes (:mod:`pystator.worker.liveness`); a process is
+heartbeat rows of one host's worker processes (:mod:`pystator.fleet.liveness`); a process is
 unhealthy when
 
 - it has no heartbeat, or its last one is older than the stall window (process hung, or its
@@ -26,12 +26,12 @@ from kombu.connection import Connection as BrokerConnection
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.celery_config import is_memory_broker
 from pystator.fsm_core.errors import StoreError
 from pystator.settings import Settings
 from pystator.stores.sql import heartbeat_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.engine import translate_errors
-from pystator.worker.celery_config import is_memory_broker
 
 #: Seconds the readiness check waits for the broker.
 BROKER_TIMEOUT_SECONDS = 3.0

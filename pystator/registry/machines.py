@@ -1,6 +1,6 @@
 """The machines a worker or producer knows, looked up by name, with their guards and actions bound.
 
-Machines come from the database registry (:mod:`pystator.worker.stored_machines`, once
+Machines come from the database registry (:mod:`pystator.registry.stored`, once
 :meth:`MachineRegistry.attach` is called: new versions are picked up while the process runs) and
 from a directory (every ``*.yaml``, ``*.yml`` and ``*.json`` file) or a single file. A name the
 database registry holds is resolved there (its current version; a retired machine is unknown);
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.errors import ConfigurationError, InvalidEventError
 from pystator.fsm_core.machine import StateMachine
-from pystator.worker.stored_machines import StoredMachines
+from pystator.registry.stored import StoredMachines
 
 MACHINE_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -4,7 +4,7 @@
 iteration) runs inside :meth:`WorkerStatus.working`, every background duty ticks
 (:meth:`WorkerStatus.tick`) on each iteration, and a duty that dies says so
 (:meth:`WorkerStatus.died`). :class:`Heartbeat` writes a snapshot to ``worker_heartbeats`` every
-``PYSTATOR_HEARTBEAT_SECONDS``; ``pystator health`` reads it (see :mod:`pystator.worker.health`).
+``PYSTATOR_HEARTBEAT_SECONDS``; ``pystator health`` reads it (see :mod:`pystator.services.health`).
 
 A snapshot lists the process's stalls: work in flight longer than ``PYSTATOR_STALL_SECONDS``, a
 duty that has not ticked for that long or has died, and action threads stuck for that long.
@@ -27,12 +27,12 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.rollups import EventRollups
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
 from pystator.stores.sql import heartbeat_queries, locking, rollup_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, translate_errors
-from pystator.worker.rollups import EventRollups
 
 log = get_logger("pystator.worker")
 

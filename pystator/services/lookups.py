@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.rollups import ROLLUP_OUTCOMES
 from pystator.fsm_core.records import EntityRecord
 from pystator.stores.sql import (
     admin_queries,
@@ -25,7 +26,6 @@ from pystator.stores.sql import (
 from pystator.stores.sql.admin_queries import DeadGroup, EventFilter
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import EventRow
-from pystator.worker.rollups import ROLLUP_OUTCOMES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from pystator.clock import Clock, utc_now
 from pystator.failures import describe_error
+from pystator.fleet.batch import Batch, EventRef
+from pystator.fleet.observer import FleetObserver
+from pystator.fleet.staleness import NudgeCounts, SettledWatermark
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (
@@ -55,6 +58,7 @@ from pystator.fsm_core.records import (
 )
 from pystator.fsm_core.step import StepOutcome, apply_event, fallback_step, starting_record
 from pystator.logging import get_logger
+from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerSink
 from pystator.settings import (
     DEFAULT_BATCH_MAX_BYTES,
@@ -67,10 +71,6 @@ from pystator.stores.sql.connections import autocommit, transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.locking import lock_entities, lock_entity
 from pystator.stores.sql.rows import EventRow, OutboxRow
-from pystator.worker.batch import Batch, EventRef
-from pystator.worker.observer import FleetObserver
-from pystator.worker.registry import MachineRegistry
-from pystator.worker.staleness import NudgeCounts, SettledWatermark
 
 DEFAULT_BATCH_ENTITIES = 64
 DEFAULT_EVENTS_PER_ENTITY = 200
@@ -213,7 +213,7 @@ class Processor:
 
         A stale nudge costs no transaction: while stale nudges are arriving it is dropped when a
         watermark read after it arrived shows its events settled (``through``, see
-        :mod:`pystator.worker.staleness`), else after one read finds none of its entities due.
+        :mod:`pystator.fleet.staleness`), else after one read finds none of its entities due.
         Entities another worker holds are skipped (their holder re-checks after its commit).
         """
         if self._settled_nudge(through, arrived_at=time.monotonic()):

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
 from pystator.stores.sql import event_queries
 from pystator.stores.sql.engine import translate_errors
-from pystator.worker.runtime import Runtime
 
 #: Entities nudged per tick at most (the rest wait for the next tick).
 DEFAULT_RELAY_LIMIT = 1000

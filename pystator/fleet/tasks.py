@@ -2,7 +2,7 @@
 
 The broker carries only nudges (``process_entity``, ``process_entities``, ``drain``), the Celery
 timer backend's ETA messages (``fire_timers``) and, in queue mode only, whole events
-(``apply_event``). Bodies take the process's :class:`~pystator.worker.runtime.Runtime` from the
+(``apply_event``). Bodies take the process's :class:`~pystator.fleet.runtime.Runtime` from the
 ``runtime`` callable given to :func:`register`, so this module imports no wiring and anything
 (the nudger, the timer sink, queue mode's publisher) may import the names from here.
 """
@@ -22,7 +22,7 @@ from pystator.settings import DEFAULT_MAX_ATTEMPTS
 if TYPE_CHECKING:
     from celery import Celery, Task
 
-    from pystator.worker.runtime import Runtime
+    from pystator.fleet.runtime import Runtime
 
 PROCESS_ENTITY_TASK = "pystator.process_entity"
 PROCESS_ENTITIES_TASK = "pystator.process_entities"
@@ -51,7 +51,7 @@ def process_entity(
     runtime: Runtime, machine: str, entity_id: str, through: int | None = None
 ) -> int:
     """Apply the entity's due events (no-op when another worker holds it or nothing is due;
-    ``through``: the highest event id the nudge announces, see :mod:`pystator.worker.nudge`)."""
+    ``through``: the highest event id the nudge announces, see :mod:`pystator.fleet.nudge`)."""
     return runtime.processor.process_entity(machine, entity_id, through)
 
 

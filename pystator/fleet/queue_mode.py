@@ -4,7 +4,7 @@ Weaker than the default table mode, on purpose and stated in the README: deliver
 at-least-once (a redelivered message is applied again), there are no idempotency keys, replays or
 dead-letter rows (a dead event is logged), and one entity's events may be reordered by concurrent
 workers or retries. Each application still goes through the processor's one commit path
-(:meth:`~pystator.worker.processor.Processor.apply_carried`): one atomic, version-checked
+(:meth:`~pystator.fleet.processor.Processor.apply_carried`): one atomic, version-checked
 transaction with its history and outbox rows, actions after commit with their dedup token.
 Workers consume these messages with ``pystator worker --source queue``.
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Unpack
 
+from pystator.fleet.producer import EventSpec
+from pystator.fleet.runtime import Runtime
+from pystator.fleet.submit import SubmitOptions
+from pystator.fleet.tasks import APPLY_EVENT_TASK
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
-from pystator.worker.api import SubmitOptions
-from pystator.worker.producer import EventSpec
-from pystator.worker.runtime import Runtime
-from pystator.worker.tasks import APPLY_EVENT_TASK
 
 
 def publish_event(

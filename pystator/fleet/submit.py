@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from pystator.worker.producer import EventSpec, Receipt
-from pystator.worker.runtime import get_runtime
+from pystator.fleet.producer import EventSpec, Receipt
+from pystator.fleet.runtime import get_runtime
 
 
 class SubmitOptions(TypedDict, total=False):

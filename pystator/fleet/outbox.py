@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
 from pystator.failures import describe_error
+from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
@@ -48,6 +49,7 @@ from pystator.fsm_core.errors import (
     StoreUnavailableError,
 )
 from pystator.logging import get_logger
+from pystator.registry.machines import MachineRegistry
 from pystator.settings import (
     DEFAULT_ACTION_MAX_ATTEMPTS,
     DEFAULT_ACTION_RETRY_BASE_SECONDS,
@@ -58,8 +60,6 @@ from pystator.stores.sql import outbox_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import OutboxRow
-from pystator.worker.observer import FleetObserver
-from pystator.worker.registry import MachineRegistry
 
 #: Called once an action has failed its last attempt (the machine's error policy may move the
 #: entity to its fallback state).

@@ -14,7 +14,7 @@ could not put back stay in Redis's unacked set and are redelivered after the vis
 the fleet loses nothing meanwhile, because every nudge is a hint (the database holds the events,
 and the relay nudges again) and every timer is also in the timers table.
 
-:func:`pystator.worker.celery_config.new_app` selects this transport for ``redis://`` brokers.
+:func:`pystator.fleet.celery_config.new_app` selects this transport for ``redis://`` brokers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 #: The import path Celery's ``broker_transport`` setting names this transport by.
-TRANSPORT_PATH = "pystator.worker.redis_transport:Transport"
+TRANSPORT_PATH = "pystator.fleet.redis_transport:Transport"
 
 
 class Channel(kombu_redis.Channel):

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from pystator.api.auth import Authenticator
+from pystator.fleet.door import Limits
+from pystator.fleet.nudge import Nudger
+from pystator.fleet.producer import Producer
+from pystator.fleet.runtime import machine_registry, make_nudger, settings_engine
 from pystator.migrations import prepare_embedded
+from pystator.registry.machines import MachineRegistry
+from pystator.services.audit import AuditWriter
 from pystator.settings import API_AUTOCOMMIT_CONNECTIONS, Settings
 from pystator.stores.sql.connections import dispose
-from pystator.worker.audit import AuditWriter
-from pystator.worker.door import Limits
-from pystator.worker.nudge import Nudger
-from pystator.worker.producer import Producer
-from pystator.worker.registry import MachineRegistry
-from pystator.worker.runtime import machine_registry, make_nudger, settings_engine
 
 
 @dataclass

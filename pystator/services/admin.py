@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.nudge import Nudger
 from pystator.fsm_core.errors import EntityNotFoundError, InvalidEventError, NotFoundError
 from pystator.fsm_core.records import EntityRecord, EventStatus, HistoryEntry
 from pystator.stores.sql import (
@@ -30,7 +31,6 @@ from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.outbox_queries import ActionFilter
 from pystator.stores.sql.rows import EventRow, OutboxRow
-from pystator.worker.nudge import Nudger
 
 #: :func:`replay_actions` or :func:`discard_actions`: ``(engine, where, *, limit=…) -> count``.
 ActionOperation = Callable[..., int]

@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.batch import Batch
+from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.records import Outcome
 from pystator.stores.sql import rollup_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rollup_queries import RollupKey
-from pystator.worker.batch import Batch
-from pystator.worker.observer import FleetObserver
 
 #: The rollup outcome of each attempt's :class:`Outcome`.
 ROLLUP_OUTCOMES: Mapping[Outcome, str] = {

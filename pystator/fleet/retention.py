@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet.runtime import settings_engine
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
 from pystator.settings import Settings
@@ -46,7 +47,6 @@ from pystator.stores.sql import locking, partition_queries, retention_queries
 from pystator.stores.sql.connections import dispose, transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.retention_queries import TARGETS, Target
-from pystator.worker.runtime import settings_engine
 
 #: The name of the fleet-wide lock one pruning process holds.
 PRUNE_LOCK = "retention"

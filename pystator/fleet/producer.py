@@ -15,9 +15,13 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.clock import Clock, utc_now
+from pystator.fleet import door
+from pystator.fleet.door import Limits
+from pystator.fleet.nudge import Nudger, NullNudger
 from pystator.fsm_core.errors import IdempotencyConflictError, InvalidEventError, StoreError
 from pystator.fsm_core.records import EntityKey
 from pystator.logging import get_logger
+from pystator.registry.machines import MachineRegistry
 from pystator.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.stores.sql import submit_queries
 from pystator.stores.sql.connections import (
@@ -28,10 +32,6 @@ from pystator.stores.sql.connections import (
 )
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import Inserted, NewEvent
-from pystator.worker import door
-from pystator.worker.door import Limits
-from pystator.worker.nudge import Nudger, NullNudger
-from pystator.worker.registry import MachineRegistry
 
 _NUDGES_KEY = "pystator_pending_nudges"
 
@@ -99,7 +99,7 @@ class Producer:
     # --- validation --------------------------------------------------------------------------
 
     def validate(self, spec: EventSpec, now: datetime) -> NewEvent:
-        """Refuse bad input with :class:`InvalidEventError` (see :mod:`pystator.worker.door`);
+        """Refuse bad input with :class:`InvalidEventError` (see :mod:`pystator.fleet.door`);
         return the row to insert."""
         limits = self.limits
         machine = self.machines.get(spec.machine)

@@ -28,12 +28,12 @@ from pystator.fsm_core.errors import (
 )
 from pystator.fsm_core.loading import parse_json, parse_yaml, read_text
 from pystator.fsm_core.machine import StateMachine
-from pystator.stores.sql import machine_queries
+from pystator.registry.machines import machine_files
+from pystator.registry.stored import Binder, compile_stored
+from pystator.stores.sql import registry_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.machine_queries import MachineRecord, MachineVersion
-from pystator.worker.registry import machine_files
-from pystator.worker.stored_machines import Binder, compile_stored
+from pystator.stores.sql.registry_queries import MachineRecord, MachineVersion
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,14 +111,14 @@ def publish(
     digest = checksum(data)
     now = clock()
     with translate_errors("machine registry"), transaction(engine) as conn:
-        record = machine_queries.lock_machine(conn, machine.name, now)
+        record = registry_queries.lock_machine(conn, machine.name, now)
         if record is not None and not record.retired and record.current_version > 0:
-            current = machine_queries.get_version(conn, machine.name, record.current_version)
+            current = registry_queries.get_version(conn, machine.name, record.current_version)
             if current is not None and current.checksum == digest:
                 return Published(
                     name=machine.name, version=current.version, created=False, checksum=digest
                 )
-        version = machine_queries.add_version(
+        version = registry_queries.add_version(
             conn, machine.name, definition=data, checksum=digest, created_by=by, now=now
         )
     return Published(name=machine.name, version=version, created=True, checksum=digest)
@@ -127,15 +127,15 @@ def publish(
 def list_machines(engine: Engine, *, include_retired: bool = False) -> list[MachineRecord]:
     """Stored machines by name."""
     with translate_errors("machine registry"), engine.connect() as conn:
-        return machine_queries.list_machines(conn, include_retired=include_retired)
+        return registry_queries.list_machines(conn, include_retired=include_retired)
 
 
 def show_machine(engine: Engine, name: str, *, version: int | None = None) -> MachineDetail:
     """A stored machine with one version (default: the current one) and the list of all;
     :class:`NotFoundError` when there is no such machine or version."""
     with translate_errors("machine registry"), engine.connect() as conn:
-        record = machine_queries.get_machine(conn, name)
-        versions = machine_queries.list_versions(conn, name) if record else []
+        record = registry_queries.get_machine(conn, name)
+        versions = registry_queries.list_versions(conn, name) if record else []
     if record is None or not versions:
         raise NotFoundError(f"no stored machine named {name!r}", details={"machine": name})
     wanted = record.current_version if version is None else version
@@ -157,13 +157,13 @@ def retire(engine: Engine, name: str, *, clock: Clock = utc_now) -> MachineRecor
     """
     now = clock()
     with translate_errors("machine registry"), transaction(engine) as conn:
-        record = machine_queries.get_machine(conn, name)
+        record = registry_queries.get_machine(conn, name)
         if record is None or record.retired:
             raise NotFoundError(
                 f"no active stored machine named {name!r}", details={"machine": name}
             )
-        machine_queries.lock_machine(conn, name, now)
-        work = machine_queries.pending_work(conn, name)
+        registry_queries.lock_machine(conn, name, now)
+        work = registry_queries.pending_work(conn, name)
         if any(work.values()):
             raise ConflictError(
                 f"machine {name!r} still has work to do ("
@@ -171,8 +171,8 @@ def retire(engine: Engine, name: str, *, clock: Clock = utc_now) -> MachineRecor
                 + "); retire it once they are done",
                 details={"machine": name, **work},
             )
-        machine_queries.retire(conn, name, now)
-        retired = machine_queries.get_machine(conn, name)
+        registry_queries.retire(conn, name, now)
+        retired = registry_queries.get_machine(conn, name)
     assert retired is not None
     return retired
 

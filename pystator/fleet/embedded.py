@@ -11,12 +11,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pystator.fleet.duties import Duties
+from pystator.fleet.nudge import LocalNudger
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError
 from pystator.logging import get_logger
-from pystator.worker.duties import Duties
-from pystator.worker.nudge import LocalNudger
-from pystator.worker.runtime import Runtime
 
 #: Backoff after a database error in a drain loop.
 OUTAGE_BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)
@@ -27,7 +27,7 @@ log = get_logger("pystator.worker")
 @dataclass
 class DrainThreads:
     """``concurrency`` drain loops plus the worker's duties (timers, relay, heartbeat), each a
-    supervised thread: one that dies ends the process (see :mod:`pystator.worker.duties`)."""
+    supervised thread: one that dies ends the process (see :mod:`pystator.fleet.duties`)."""
 
     runtime: Runtime
     concurrency: int = 2

@@ -3,7 +3,7 @@
 Late acks and reject-on-worker-lost (a message whose worker died is redelivered), prefetch of one
 message per worker slot, JSON only, no result backend, a Redis visibility timeout far above any
 task's run time. A producer's app (which only publishes nudges) and a worker's app (which also
-registers the tasks of :mod:`pystator.worker.tasks`) both start here.
+registers the tasks of :mod:`pystator.fleet.tasks`) both start here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from celery import Celery, Task
 from celery.worker.request import Request
 
+from pystator.fleet.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT_PATH
 from pystator.settings import Settings
-from pystator.worker.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT_PATH
 
 MEMORY_BROKER = "memory://"
 #: A task longer than this is implausible; a Redis visibility timeout below it risks redelivery
@@ -43,7 +43,7 @@ class BrokerTolerantRequest(Request):  # type: ignore[misc]
     worker's event loop: Celery calls that an unrecoverable error and stops the worker. Counted
     as a connection error here, the ack is logged as failed and the message is redelivered
     later, which the fleet's tasks tolerate (a nudge or a timer firing is idempotent).
-    ``redis://`` brokers get :mod:`pystator.worker.redis_transport`, which raises a connection
+    ``redis://`` brokers get :mod:`pystator.fleet.redis_transport`, which raises a connection
     error there in the first place; this request covers the transports we do not replace
     (``rediss://`` among them).
     """
@@ -76,7 +76,7 @@ class FleetTask(Task):  # type: ignore[misc]
 def new_app(settings: Settings) -> Celery:
     """A Celery app on ``settings.broker_url`` with the fleet's safe defaults (no tasks).
 
-    A ``redis://`` broker is reached through :mod:`pystator.worker.redis_transport` (kombu's
+    A ``redis://`` broker is reached through :mod:`pystator.fleet.redis_transport` (kombu's
     transport with a fix that keeps a broker restart from stopping the worker).
     """
     celery = Celery(
