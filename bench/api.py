@@ -32,9 +32,9 @@ import sqlalchemy as sa
 # this directory is on sys.path when run as a script
 from scratch_db import scratch_database  # type: ignore[import-not-found]
 
-from pystator import migrations
 from pystator.registry import versions
 from pystator.services import api_keys
+from pystator.stores.sql import migrator
 from pystator.stores.sql.connections import dispose, fleet_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def machine(name: str) -> dict[str, Any]:
 def bench_database() -> Iterator[str]:
     """A fresh, migrated database on the local PostgreSQL, dropped on exit."""
     with scratch_database(PG_SERVER_URL, prefix="pystator_bench_api") as url:
-        migrations.upgrade(url)
+        migrator.upgrade(url)
         yield url
 
 

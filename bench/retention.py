@@ -44,8 +44,8 @@ from bench.fleet import (  # noqa: E402
     warm_up,
 )
 from bench.fleet import measure_drain as fleet_drain  # noqa: E402
+from pystator.config.settings import load_settings  # noqa: E402
 from pystator.fleet.retention import PruneReport, RetentionPolicy, prune  # noqa: E402
-from pystator.settings import load_settings  # noqa: E402
 from pystator.stores.sql import partition_queries  # noqa: E402
 from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
 from tests.fleet_harness import (  # noqa: E402

@@ -81,12 +81,12 @@ def memory_store(_args: argparse.Namespace) -> Iterator[Any]:
 
 @contextmanager
 def sqlite_store(_args: argparse.Namespace) -> Iterator[Any]:
-    from pystator import migrations
     from pystator.stores import SqlStateStore
+    from pystator.stores.sql import migrator
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        migrations.upgrade(url)
+        migrator.upgrade(url)
         store = SqlStateStore(url)
         try:
             yield store
@@ -96,11 +96,11 @@ def sqlite_store(_args: argparse.Namespace) -> Iterator[Any]:
 
 @contextmanager
 def postgres_store(args: argparse.Namespace) -> Iterator[Any]:
-    from pystator import migrations
     from pystator.stores import SqlStateStore
+    from pystator.stores.sql import migrator
 
     with scratch_database(args.postgres_url) as url:
-        migrations.upgrade(url)
+        migrator.upgrade(url)
         store = SqlStateStore(url)
         try:
             yield store

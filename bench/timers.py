@@ -229,8 +229,8 @@ def settled_rss_mb(pgids: Sequence[int], seconds: float = SETTLE_SECONDS) -> flo
 @contextlib.contextmanager
 def producer(url: str, broker_url: str, queue: str) -> Iterator[Any]:
     """A runtime submitting to ``url`` and nudging ``queue`` on ``broker_url``."""
+    from pystator.config.settings import load_settings
     from pystator.fleet.runtime import Runtime
-    from pystator.settings import load_settings
 
     settings = replace(
         load_settings(),

@@ -6,7 +6,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from pystator import config
-from pystator.builtins import builtin_registries, get_builtin_catalog, register_builtins
 from pystator.fsm_core.actions import (
     ActionExecutor,
     ActionRegistry,
@@ -99,6 +98,7 @@ from pystator.fsm_core.sinks import (
     configure_metric_sink,
 )
 from pystator.orchestrator import ContextValidatorFn, Orchestrator
+from pystator.plugins.builtins import builtin_registries, get_builtin_catalog, register_builtins
 from pystator.stores.base import (
     AsyncStateStore,
     AsyncVersionedStateStore,
@@ -111,8 +111,8 @@ __version__ = "0.1.0"
 
 #: Documented store names with optional dependencies, imported on first use.
 _LAZY = {
-    "SQLiteStateStore": "pystator.sql_stores",
-    "PostgresStateStore": "pystator.sql_stores",
+    "SQLiteStateStore": "pystator.stores.sql.documented_stores",
+    "PostgresStateStore": "pystator.stores.sql.documented_stores",
     "RedisStateStore": "pystator.stores.redis_store",
 }
 
@@ -128,8 +128,8 @@ def __getattr__(name: str) -> Any:
 validate_machine_config = validate_config
 
 if TYPE_CHECKING:
-    from pystator.sql_stores import PostgresStateStore, SQLiteStateStore
     from pystator.stores.redis_store import RedisStateStore
+    from pystator.stores.sql.documented_stores import PostgresStateStore, SQLiteStateStore
 
 __all__ = [
     "ActionCall",

@@ -25,9 +25,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pystator.clock import Clock, utc_now
 from pystator.fsm_core.actions import NO_RETRY, ActionExecutor, ActionRegistry, RetryPolicy
 from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.context import ENTITY_ID_KEY, EVENT_KEY, TransitionContext
 from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from pystator.api import create_app
 from pystator.api.auth import mint_token
+from pystator.config.settings import Settings
 from pystator.fleet.runtime import Runtime
 from pystator.services import api_keys
 from pystator.services.api_keys import Role
-from pystator.settings import Settings
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events
 

@@ -79,7 +79,7 @@ def _pg_migrated_template(postgres_server_url: str) -> Iterator[str]:
     """Name of a PostgreSQL database migrated to head once per session (a template)."""
     import sqlalchemy as sa
 
-    from pystator import migrations
+    from pystator.stores.sql import migrator
 
     name = f"pystator_tpl_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
@@ -87,7 +87,7 @@ def _pg_migrated_template(postgres_server_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         url = sa.make_url(postgres_server_url).set(database=name)
-        migrations.upgrade(url.render_as_string(hide_password=False))
+        migrator.upgrade(url.render_as_string(hide_password=False))
         yield name
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -115,9 +115,9 @@ def pg_migrated_url(postgres_server_url: str, _pg_migrated_template: str) -> Ite
 @pytest.fixture
 def sqlite_migrated_url(sqlite_url: str) -> str:
     """A fresh SQLite database file already at the newest schema."""
-    from pystator import migrations
+    from pystator.stores.sql import migrator
 
-    migrations.upgrade(sqlite_url)
+    migrator.upgrade(sqlite_url)
     return sqlite_url
 
 

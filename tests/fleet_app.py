@@ -91,6 +91,6 @@ def registries(action_sink: ActionSink) -> tuple[GuardRegistry, ActionRegistry]:
 
 def factory() -> tuple[GuardRegistry, ActionRegistry]:
     """The ``--app`` factory: registries whose action logs into the worker's database."""
-    from pystator.settings import load_settings
+    from pystator.config.settings import load_settings
 
     return registries(ActionLog(load_settings().database_url))

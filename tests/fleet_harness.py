@@ -257,8 +257,8 @@ def producer_runtime(
     """
     from dataclasses import replace
 
+    from pystator.config.settings import load_settings
     from pystator.fleet.runtime import Runtime, set_default_runtime
-    from pystator.settings import load_settings
 
     settings = replace(
         load_settings(),
@@ -286,7 +286,7 @@ def producer_runtime(
 def create_schema(url: str) -> None:
     """Bring the database to the current schema (Alembic when available, else the metadata)."""
     try:
-        from pystator.migrations import upgrade
+        from pystator.stores.sql.migrator import upgrade
     except ImportError:
         upgrade = None
     if upgrade is not None:

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pystator import ActionRegistry, GuardRegistry
+from pystator.config.settings import Settings
 from pystator.fleet.nudge import NullNudger
 from pystator.fleet.outbox import OutboxRunner
 from pystator.fleet.processor import Processor, ProcessorOptions
@@ -18,7 +19,6 @@ from pystator.fleet.producer import Producer
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
 from pystator.registry.machines import MachineRegistry
-from pystator.settings import Settings
 from pystator.stores.sql import admin_queries, entity_queries, history_queries
 from pystator.stores.sql.connections import fleet_engine
 from pystator.stores.sql.rows import EventRow

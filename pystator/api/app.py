@@ -18,8 +18,8 @@ from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
 from pystator.api.routes import ROUTERS
 from pystator.api.routes.root import VERSION
-from pystator.logging import get_logger
-from pystator.settings import Settings, load_settings
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings, load_settings
 
 log = get_logger("pystator.api")
 

@@ -2,7 +2,7 @@
 
 Built once per process when the app starts (:func:`build_services`) and closed when it stops.
 The database pool is fixed: ``PYSTATOR_API_DB_POOL_SIZE`` connections per API process all told
-(default 5) — :data:`~pystator.settings.API_AUTOCOMMIT_CONNECTIONS` (2) of them serve single
+(default 5) — :data:`~pystator.config.settings.API_AUTOCOMMIT_CONNECTIONS` (2) of them serve single
 submits and audit rows (autocommit, one statement each), the rest everything else (listings,
 batches, repairs, the readiness check, the registry refresh). A request that finds the pool busy
 waits up to 10 s, then gets 503.
@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from pystator.api.auth import Authenticator
+from pystator.config.settings import API_AUTOCOMMIT_CONNECTIONS, Settings
 from pystator.fleet.door import Limits
 from pystator.fleet.nudge import Nudger
 from pystator.fleet.producer import Producer
 from pystator.fleet.runtime import machine_registry, make_nudger, settings_engine
-from pystator.migrations import prepare_embedded
 from pystator.registry.machines import MachineRegistry
 from pystator.services.audit import AuditWriter
-from pystator.settings import API_AUTOCOMMIT_CONNECTIONS, Settings
 from pystator.stores.sql.connections import dispose
+from pystator.stores.sql.migrator import prepare_embedded
 
 
 @dataclass

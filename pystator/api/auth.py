@@ -30,7 +30,8 @@ from typing import Any
 import jwt
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.settings import Settings
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import AuthenticationError, SettingsError
 from pystator.services.api_keys import (
     Role,
@@ -39,7 +40,6 @@ from pystator.services.api_keys import (
     looks_like_key,
     verify_key,
 )
-from pystator.settings import Settings
 
 #: Seconds a checked API key (valid or not) and the "any key exists" answer are cached.
 KEY_CACHE_SECONDS = 5.0

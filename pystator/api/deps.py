@@ -17,9 +17,9 @@ from fastapi import Depends, Query, Request
 
 from pystator.api.app_services import Services
 from pystator.api.auth import Principal
-from pystator.clock import utc_now
+from pystator.config.logs import get_logger
+from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import PermissionDeniedError
-from pystator.logging import get_logger
 from pystator.services import audit
 from pystator.services.api_keys import Role
 from pystator.stores.sql.audit_queries import AuditEntry

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from pystator.config.logs import get_logger
 from pystator.fsm_core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -38,7 +39,6 @@ from pystator.fsm_core.errors import (
     StoreUnavailableError,
 )
 from pystator.fsm_core.summary import jsonable
-from pystator.logging import get_logger
 
 PROBLEM_TYPE_BASE = "https://pystator.dev/problems/"
 MEDIA_TYPE = "application/problem+json"

@@ -13,12 +13,12 @@ import uvicorn
 
 from pystator.api.auth import Authenticator, check_bind, mint_token
 from pystator.commands import cli_principal
-from pystator.logging import configure_logging
-from pystator.migrations import prepare_embedded
+from pystator.config.logs import configure_logging
+from pystator.config.settings import ENV_PREFIX, Settings, describe_settings, load_settings
 from pystator.services import api_keys
 from pystator.services.api_keys import Role
-from pystator.settings import ENV_PREFIX, Settings, describe_settings, load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.stores.sql.migrator import prepare_embedded
 
 APP = "pystator.api.main:app"
 ROLES = tuple(r.value for r in Role)

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url
 
-from pystator import migrations
-from pystator.clock import utc_now
-from pystator.settings import load_settings
-from pystator.stores.sql import partition_queries
+from pystator.config.settings import load_settings
+from pystator.fsm_core.clock import utc_now
+from pystator.stores.sql import migrator, partition_queries
 from pystator.stores.sql.connections import dispose, transaction
 from pystator.stores.sql.engine import create_engine_from_url, translate_errors
 
@@ -36,7 +35,7 @@ def register(subparsers: SubParsers) -> None:
     sub = db.add_subparsers(dest="db_command", metavar="ACTION")
 
     up = sub.add_parser("upgrade", help="upgrade the schema (default: to the newest revision)")
-    up.add_argument("revision", nargs="?", default=migrations.HEAD)
+    up.add_argument("revision", nargs="?", default=migrator.HEAD)
     _url_option(up)
     up.set_defaults(func=_upgrade)
 
@@ -94,30 +93,30 @@ def _safe(url: str) -> str:
 
 def _upgrade(args: argparse.Namespace) -> int:
     url = _url(args)
-    migrations.upgrade(url, args.revision)
-    print(f"{_safe(url)}: at revision {migrations.current(url)}")
+    migrator.upgrade(url, args.revision)
+    print(f"{_safe(url)}: at revision {migrator.current(url)}")
     return 0
 
 
 def _downgrade(args: argparse.Namespace) -> int:
     url = _url(args)
-    migrations.downgrade(url, args.revision)
-    print(f"{_safe(url)}: at revision {migrations.current(url) or 'base'}")
+    migrator.downgrade(url, args.revision)
+    print(f"{_safe(url)}: at revision {migrator.current(url) or 'base'}")
     return 0
 
 
 def _current(args: argparse.Namespace) -> int:
     url = _url(args)
-    revision = migrations.current(url)
-    head = migrations.head()
+    revision = migrator.current(url)
+    head = migrator.head()
     status = "up to date" if revision == head else f"head is {head}"
     print(f"{revision or 'base (not migrated)'} ({status})")
     return 0
 
 
 def _history(_args: argparse.Namespace) -> int:
-    head = migrations.head()
-    for revision, down, message in migrations.history():
+    head = migrator.head()
+    for revision, down, message in migrator.history():
         marker = " (head)" if revision == head else ""
         print(f"{down or 'base'} -> {revision}{marker}: {message}")
     return 0

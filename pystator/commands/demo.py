@@ -18,19 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pystator.config.logs import configure_logging
+from pystator.config.settings import Settings
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.nudge import LocalNudger
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import ConfigurationError
 from pystator.fsm_core.guards import GuardRegistry
-from pystator.logging import configure_logging
-from pystator.migrations import prepare_embedded
 from pystator.registry.machines import MachineRegistry, load_machine
 from pystator.services import admin
-from pystator.settings import Settings
 from pystator.stores.sql import entity_queries
 from pystator.stores.sql.connections import fleet_engine
+from pystator.stores.sql.migrator import prepare_embedded
 
 DEFAULT_ENTITIES = 400
 DEFAULT_THREADS = 2

@@ -18,7 +18,6 @@ import sys
 import warnings
 from typing import Any
 
-from pystator.builtins import register_builtins
 from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import FSMError, MachineValidationError
 from pystator.fsm_core.guards import GuardRegistry
@@ -26,6 +25,7 @@ from pystator.fsm_core.lint import SEVERITY_ORDER, LintSeverity, LintWarning, li
 from pystator.fsm_core.loading import parse_json, parse_yaml, read_text
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
+from pystator.plugins.builtins import register_builtins
 
 EXIT_OK = 0
 EXIT_REJECTED = 1

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.config.settings import load_settings
 from pystator.fleet.runtime import make_nudger
 from pystator.fsm_core.records import EventStatus
 from pystator.services import admin
-from pystator.settings import load_settings
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.outbox_queries import ActionFilter

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pystator.config.settings import load_settings
 from pystator.services.health import HealthReport, check_liveness, check_readiness
-from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
 
 EXIT_UNHEALTHY = 1

@@ -6,11 +6,11 @@ import argparse
 import json
 
 from pystator.commands import cli_principal
+from pystator.config.settings import load_settings
 from pystator.fsm_core.summary import summarize
-from pystator.migrations import prepare_embedded
 from pystator.registry import versions
-from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.stores.sql.migrator import prepare_embedded
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,9 +10,9 @@ import argparse
 import json
 from dataclasses import replace
 
+from pystator.config.settings import load_settings
 from pystator.fleet.retention import PruneReport, RetentionPolicy, prune
 from pystator.fleet.runtime import settings_engine
-from pystator.settings import load_settings
 from pystator.stores.sql.connections import dispose
 
 #: Exit status when another process holds the pruning lock (nothing was done).

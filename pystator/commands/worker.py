@@ -17,6 +17,8 @@ from celery import Celery, signals
 from celery.worker import state as celery_state
 from sqlalchemy.engine import make_url
 
+from pystator.config.logs import configure_logging, get_logger
+from pystator.config.settings import DEFAULT_WORKER_DRAIN_TIMEOUT_S, Settings, load_settings
 from pystator.fleet.app import make_worker_app
 from pystator.fleet.celery_config import is_memory_broker
 from pystator.fleet.duties import freeze_startup_heap
@@ -26,9 +28,7 @@ from pystator.fleet.producer import EventSpec
 from pystator.fleet.relay import Relay
 from pystator.fleet.runtime import Runtime, configure, get_runtime
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
-from pystator.logging import configure_logging, get_logger
-from pystator.migrations import prepare_embedded
-from pystator.settings import DEFAULT_WORKER_DRAIN_TIMEOUT_S, Settings, load_settings
+from pystator.stores.sql.migrator import prepare_embedded
 
 #: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard, by default
 #: (``PYSTATOR_WORKER_DRAIN_TIMEOUT_S``).

@@ -1,6 +1,6 @@
 """``pystator.config``: loading and validating machine configurations, and the default ports.
 
-The runtime settings (database, broker, worker limits) live in :mod:`pystator.settings`; this
+The runtime settings (database, broker, worker limits) live in :mod:`pystator.config.settings`; this
 namespace holds what the documentation files under ``pystator.config``: :mod:`.ports` and the
 config loading/validation entry points of the engine.
 """

@@ -1,9 +1,9 @@
 """Default local ports (overridable with ``PYSTATOR_API_PORT`` / ``pystator.cfg``, see
-:mod:`pystator.settings`). The dashboard is served by the API process, on the same port."""
+:mod:`pystator.config.settings`). The dashboard is served by the API process, on the same port."""
 
 from __future__ import annotations
 
-from pystator.settings import DEFAULT_API_PORT
+from pystator.config.settings import DEFAULT_API_PORT
 
 #: ``pystator api`` (REST API and dashboard).
 API_PORT: int = DEFAULT_API_PORT

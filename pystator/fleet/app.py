@@ -16,12 +16,12 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings
 from pystator.fleet.celery_config import broker_warnings, new_app
 from pystator.fleet.duties import Duties, freeze_startup_heap
 from pystator.fleet.runtime import configure, current_settings, get_runtime
 from pystator.fleet.tasks import RuntimeProvider, register
-from pystator.logging import get_logger
-from pystator.settings import Settings
 
 #: ``app.conf`` key: run the relay in this worker (``pystator worker --no-relay`` sets False).
 RELAY_CONF = "pystator_relay"

@@ -14,8 +14,8 @@ from typing import Any
 from celery import Celery, Task
 from celery.worker.request import Request
 
+from pystator.config.settings import Settings
 from pystator.fleet.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT_PATH
-from pystator.settings import Settings
 
 MEMORY_BROKER = "memory://"
 #: A task longer than this is implausible; a Redis visibility timeout below it risks redelivery

@@ -1,7 +1,7 @@
 """``WorkerConfig``: the settings of one :class:`~pystator.fleet.worker.Worker`, by the public
 package's names.
 
-Every field is a view of one of our settings (:class:`~pystator.settings.Settings`), read from the
+Every field is a view of one of our settings (:class:`~pystator.config.settings.Settings`), read from the
 variable of the same name (``concurrency`` ↔ ``PYSTATOR_WORKER_CONCURRENCY``); three of them are
 settings we already had under another name, and the public package's variable is a second name for
 it (``PYSTATOR_WORKER_DB_URL`` is ``PYSTATOR_DATABASE_URL``). A field left ``None`` keeps the
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from pystator.config.settings import WORKER_ID_MAX_LENGTH, Settings, load_settings
 from pystator.fsm_core.errors import SettingsError
-from pystator.settings import WORKER_ID_MAX_LENGTH, Settings, load_settings
 
 #: WorkerConfig field -> the Settings field it is.
 SETTING_OF = {

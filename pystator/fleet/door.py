@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pystator.clock import as_utc
-from pystator.fsm_core.errors import InvalidEventError
-from pystator.settings import (
+from pystator.config.settings import (
     DEFAULT_MAX_CONTEXT_BYTES,
     DEFAULT_MAX_CONTEXT_DEPTH,
 )
+from pystator.fsm_core.clock import as_utc
+from pystator.fsm_core.errors import InvalidEventError
 from pystator.stores.sql.schema import ENTITY_ID_LENGTH, IDEMPOTENCY_KEY_LENGTH, TRIGGER_LENGTH
 
 MAX_ATTEMPTS_LIMIT = 100

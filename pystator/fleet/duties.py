@@ -22,11 +22,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pystator.config.logs import get_logger
 from pystator.fleet.liveness import Heartbeat, LivenessLock
 from pystator.fleet.relay import Relay
 from pystator.fleet.retention import Pruner
 from pystator.fleet.runtime import Runtime
-from pystator.logging import get_logger
 from pystator.stores.sql.engine import is_sqlite
 
 #: Exit status of a process whose background duty died.

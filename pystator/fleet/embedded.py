@@ -11,12 +11,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pystator.config.logs import get_logger
 from pystator.fleet.duties import Duties
 from pystator.fleet.nudge import LocalNudger
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError
-from pystator.logging import get_logger
 
 #: Backoff after a database error in a drain loop.
 OUTAGE_BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)

@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from pystator.clock import Clock, utc_now
+from pystator.config.logs import get_logger
 from pystator.fleet.rollups import EventRollups
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
-from pystator.logging import get_logger
 from pystator.stores.sql import heartbeat_queries, locking, rollup_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, translate_errors

@@ -40,9 +40,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
 from pystator.fleet.batch import Batch
 from pystator.fleet.observer import FleetObserver
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.services import admin

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pystator.config.logs import get_logger
 from pystator.fleet.batch import Batch, EventResult
 from pystator.fsm_core.records import ArmedTimer, Outcome
-from pystator.logging import get_logger
 from pystator.schedulers.fleet_timers import lateness_ms
 from pystator.stores.sql.rows import OutboxRow
 

@@ -38,24 +38,24 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.logs import get_logger
+from pystator.config.settings import (
+    DEFAULT_ACTION_MAX_ATTEMPTS,
+    DEFAULT_ACTION_RETRY_BASE_SECONDS,
+    DEFAULT_ACTION_RETRY_MAX_SECONDS,
+    DEFAULT_ACTION_TIMEOUT_SECONDS,
+)
 from pystator.failures import describe_error
 from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.backoff import Backoff, RandomSource
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
     FSMTimeoutError,
     StoreError,
     StoreUnavailableError,
 )
-from pystator.logging import get_logger
 from pystator.registry.machines import MachineRegistry
-from pystator.settings import (
-    DEFAULT_ACTION_MAX_ATTEMPTS,
-    DEFAULT_ACTION_RETRY_BASE_SECONDS,
-    DEFAULT_ACTION_RETRY_MAX_SECONDS,
-    DEFAULT_ACTION_TIMEOUT_SECONDS,
-)
 from pystator.stores.sql import outbox_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors

@@ -31,12 +31,19 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.logs import get_logger
+from pystator.config.settings import (
+    DEFAULT_BATCH_MAX_BYTES,
+    DEFAULT_MAX_ENTITY_CONTEXT_BYTES,
+    DEFAULT_RETRY_BASE_SECONDS,
+    DEFAULT_RETRY_MAX_SECONDS,
+)
 from pystator.failures import describe_error
 from pystator.fleet.batch import Batch, EventRef
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.staleness import NudgeCounts, SettledWatermark
 from pystator.fsm_core.backoff import Backoff, RandomSource
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (
     ActionExecutionError,
@@ -57,15 +64,8 @@ from pystator.fsm_core.records import (
     TimerRef,
 )
 from pystator.fsm_core.step import StepOutcome, apply_event, fallback_step, starting_record
-from pystator.logging import get_logger
 from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerSink
-from pystator.settings import (
-    DEFAULT_BATCH_MAX_BYTES,
-    DEFAULT_MAX_ENTITY_CONTEXT_BYTES,
-    DEFAULT_RETRY_BASE_SECONDS,
-    DEFAULT_RETRY_MAX_SECONDS,
-)
 from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.connections import autocommit, transaction
 from pystator.stores.sql.engine import translate_errors

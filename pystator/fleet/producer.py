@@ -14,15 +14,15 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.logs import get_logger
+from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fleet import door
 from pystator.fleet.door import Limits
 from pystator.fleet.nudge import Nudger, NullNudger
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import IdempotencyConflictError, InvalidEventError, StoreError
 from pystator.fsm_core.records import EntityKey
-from pystator.logging import get_logger
 from pystator.registry.machines import MachineRegistry
-from pystator.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.stores.sql import submit_queries
 from pystator.stores.sql.connections import (
     autocommit,

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pystator.config.logs import get_logger
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import StoreError
-from pystator.logging import get_logger
 from pystator.stores.sql import event_queries
 from pystator.stores.sql.engine import translate_errors
 

@@ -38,11 +38,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings
 from pystator.fleet.runtime import settings_engine
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
-from pystator.logging import get_logger
-from pystator.settings import Settings
 from pystator.stores.sql import locking, partition_queries, retention_queries
 from pystator.stores.sql.connections import dispose, transaction
 from pystator.stores.sql.engine import translate_errors

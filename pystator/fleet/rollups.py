@@ -17,9 +17,9 @@ from collections.abc import Mapping
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
 from pystator.fleet.batch import Batch
 from pystator.fleet.observer import FleetObserver
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.records import Outcome
 from pystator.stores.sql import rollup_queries
 from pystator.stores.sql.connections import transaction

@@ -1,6 +1,6 @@
 """One process's wiring of the fleet: engine, machines, producer, processor, outbox, nudger, timers.
 
-A :class:`Runtime` is built from :class:`~pystator.settings.Settings` (:meth:`Runtime.from_settings`)
+A :class:`Runtime` is built from :class:`~pystator.config.settings.Settings` (:meth:`Runtime.from_settings`)
 and handed its Celery app (a producer's app only publishes; a worker's also runs the tasks). The
 process's default runtime (:func:`get_runtime`, what ``submit_event`` and the Celery tasks use) is
 built on first use and rebuilt after a fork: a prefork Celery child must not share its parent's
@@ -20,6 +20,8 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.engine import Engine
 
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings, load_settings
 from pystator.fleet.batch import Batch
 from pystator.fleet.celery_config import is_memory_broker, new_app
 from pystator.fleet.door import Limits
@@ -34,7 +36,6 @@ from pystator.fleet.tasks import timer_publisher
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import SettingsError, StoreError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.logging import get_logger
 from pystator.registry.machines import MachineRegistry, load_registry
 from pystator.registry.stored import StoredMachines
 from pystator.schedulers.fleet_celery_timers import CeleryTimerSink
@@ -47,7 +48,6 @@ from pystator.schedulers.fleet_timers import (
     entity_keys,
 )
 from pystator.schedulers.redis_scheduler import RedisScheduler
-from pystator.settings import Settings, load_settings
 from pystator.stores.sql.connections import ServerTimeouts, dispose, fleet_engine
 
 log = get_logger("pystator.worker")

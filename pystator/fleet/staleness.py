@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.stores.sql import event_queries
 from pystator.stores.sql.connections import autocommit
 from pystator.stores.sql.engine import translate_errors

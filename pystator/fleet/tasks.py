@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pystator.config.logs import get_logger
+from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fsm_core.errors import EntityBusyError, StaleVersionError, StoreUnavailableError
 from pystator.fsm_core.records import EventInput, EventOrigin, Outcome
-from pystator.logging import get_logger
 from pystator.schedulers.fleet_celery_timers import EtaPublisher
-from pystator.settings import DEFAULT_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from celery import Celery, Task

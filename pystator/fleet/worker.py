@@ -17,14 +17,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings, load_settings
 from pystator.fleet.config import WorkerConfig
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import ConfigurationError
-from pystator.logging import get_logger
-from pystator.migrations import prepare_embedded
-from pystator.settings import Settings, load_settings
+from pystator.stores.sql.migrator import prepare_embedded
 
 #: The signals :meth:`Worker.run` turns into a shutdown (in the main thread).
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -1,4 +1,4 @@
-"""Alembic environment for pystator (no ``alembic.ini``: configured by :mod:`pystator.migrations`).
+"""Alembic environment for pystator (no ``alembic.ini``: configured by :mod:`pystator.stores.sql.migrator`).
 
 The database URL arrives in ``config.attributes["url"]``, or an open connection in
 ``config.attributes["connection"]``; the target metadata is :data:`pystator.stores.sql.schema.metadata`.

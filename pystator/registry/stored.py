@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.config.logs import get_logger
+from pystator.config.settings import DEFAULT_REGISTRY_REFRESH_SECONDS
 from pystator.fsm_core.errors import FSMError, StoreError
 from pystator.fsm_core.machine import StateMachine
-from pystator.logging import get_logger
-from pystator.settings import DEFAULT_REGISTRY_REFRESH_SECONDS
 from pystator.stores.sql import registry_queries
 from pystator.stores.sql.engine import translate_errors
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import (
     ConfigProblem,
     ConfigurationError,

@@ -26,8 +26,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pystator.clock import Clock, utc_now
 from pystator.fsm_core.backoff import backoff_ceiling
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.background_loop import BackgroundLoop

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from pystator.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.records import ArmedTimer
 
 #: Called with a due timer. May be sync or async; an exception leaves the timer to be retried.

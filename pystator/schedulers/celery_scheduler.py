@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pystator.clock import Clock, utc_now
 from pystator.fsm_core.backoff import backoff_ceiling
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.base import FireCallback, ScheduleMethod

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from pystator.config.logs import get_logger
 from pystator.fsm_core.records import ArmedTimer
-from pystator.logging import get_logger
 from pystator.schedulers.fleet_timers import (
     DEFAULT_RECOVERY_SECONDS,
     SWEEP_INTERVAL_SECONDS,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from pystator.config.logs import get_logger
 from pystator.fsm_core.errors import SchedulerError, StoreError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.logging import get_logger
 from pystator.schedulers.fleet_timers import (
     DEFAULT_POLL_SECONDS,
     DEFAULT_RECOVERY_SECONDS,

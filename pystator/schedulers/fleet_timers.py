@@ -33,12 +33,12 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.logs import get_logger
 from pystator.failures import describe_error
 from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError, StoreError, StoreUnavailableError
 from pystator.fsm_core.records import ArmedTimer, EntityKey
-from pystator.logging import get_logger
 from pystator.stores.sql import submit_queries, timer_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors

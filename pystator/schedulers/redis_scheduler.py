@@ -34,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the Redis scheduler needs: pip install 'pystator[redis]'") from exc
 
-from pystator.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.base import FireCallback, ScheduleMethod

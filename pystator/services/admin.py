@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
 from pystator.fleet.nudge import Nudger
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import EntityNotFoundError, InvalidEventError, NotFoundError
 from pystator.fsm_core.records import EntityRecord, EventStatus, HistoryEntry
 from pystator.stores.sql import (

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import InvalidEventError, NotFoundError
 from pystator.stores.sql import apikey_queries
 from pystator.stores.sql.apikey_queries import ApiKeyRecord

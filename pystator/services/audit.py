@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from pystator.config.logs import get_logger
 from pystator.fsm_core.errors import StoreError
-from pystator.logging import get_logger
 from pystator.stores.sql import audit_queries
 from pystator.stores.sql.audit_queries import AuditEntry, AuditFilter, AuditRecord
 from pystator.stores.sql.connections import autocommit

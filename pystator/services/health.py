@@ -25,10 +25,10 @@ from typing import Any
 from kombu.connection import Connection as BrokerConnection
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
+from pystator.config.settings import Settings
 from pystator.fleet.celery_config import is_memory_broker
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
-from pystator.settings import Settings
 from pystator.stores.sql import heartbeat_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.engine import translate_errors

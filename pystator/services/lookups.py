@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
 from pystator.fleet.rollups import ROLLUP_OUTCOMES
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.records import EntityRecord
 from pystator.stores.sql import (
     admin_queries,

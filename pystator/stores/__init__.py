@@ -24,8 +24,8 @@ from pystator.stores.documented import (
 from pystator.stores.memory import InMemoryStateStore
 
 _LAZY = {
-    "SqlStateStore": "pystator.stores.sql_store",
-    "AsyncSqlStateStore": "pystator.stores.sql_async",
+    "SqlStateStore": "pystator.stores.sql.state_store",
+    "AsyncSqlStateStore": "pystator.stores.sql.async_state_store",
     "RedisStateStore": "pystator.stores.redis_store",
     "AsyncRedisStateStore": "pystator.stores.redis_store",
 }

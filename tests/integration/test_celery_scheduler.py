@@ -14,7 +14,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 
 from pystator import StateMachine
-from pystator.clock import utc_now
+from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.orchestrator import Orchestrator

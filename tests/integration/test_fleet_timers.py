@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import StateMachine
+from pystator.config.settings import Settings
 from pystator.fleet.nudge import NullNudger
 from pystator.fleet.processor import Processor
 from pystator.fleet.producer import EventSpec, Producer
@@ -20,7 +21,6 @@ from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
-from pystator.settings import Settings
 from pystator.stores.sql import entity_queries, history_queries, timer_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_timers

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from pystator.cli import main
+from pystator.config.settings import Settings
 from pystator.fleet.retention import RetentionPolicy, prune
-from pystator.settings import Settings
 from pystator.stores.sql import partition_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.partition_queries import (

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from pystator import migrations
 from pystator.cli import main
+from pystator.stores.sql import migrator
 from pystator.stores.sql.engine import create_engine_from_url
 from pystator.stores.sql.schema import metadata
 
@@ -58,25 +58,25 @@ def _drift(url: str) -> list[object]:
 
 
 def test_upgrade_downgrade_upgrade_without_drift(empty_url: str) -> None:
-    assert migrations.current(empty_url) is None
-    migrations.upgrade(empty_url)
-    assert migrations.current(empty_url) == migrations.head()
+    assert migrator.current(empty_url) is None
+    migrator.upgrade(empty_url)
+    assert migrator.current(empty_url) == migrator.head()
     assert _tables(empty_url) == TABLES
     assert _drift(empty_url) == []
 
-    migrations.downgrade(empty_url, migrations.BASE)
-    assert migrations.current(empty_url) is None
+    migrator.downgrade(empty_url, migrator.BASE)
+    assert migrator.current(empty_url) is None
     assert _tables(empty_url) == set()
 
-    migrations.upgrade(empty_url)
+    migrator.upgrade(empty_url)
     assert _drift(empty_url) == []
 
 
 def test_history_lists_the_initial_revision() -> None:
-    revisions = migrations.history()
+    revisions = migrator.history()
     assert revisions[0][0] == "0001"
     assert revisions[0][1] is None
-    assert revisions[-1][0] == migrations.head()
+    assert revisions[-1][0] == migrator.head()
 
 
 def test_db_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,19 +86,19 @@ def test_db_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["db", "current", "--url", sqlite_url]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "history"]) == 0
-    assert f"{migrations.head()} (head)" in capsys.readouterr().out
+    assert f"{migrator.head()} (head)" in capsys.readouterr().out
     assert main(["db", "downgrade", "base", "--url", sqlite_url]) == 0
-    assert migrations.current(sqlite_url) is None
+    assert migrator.current(sqlite_url) is None
 
 
 def test_unreachable_database_is_a_store_error() -> None:
     from pystator.fsm_core.errors import StoreUnavailableError
 
     with pytest.raises(StoreUnavailableError) as info:
-        migrations.current("postgresql://postgres@127.0.0.1:1/nothing")
+        migrator.current("postgresql://postgres@127.0.0.1:1/nothing")
     assert info.value.__cause__ is not None
 
 
 def test_migrated_fixtures_are_at_head(pg_migrated_url: str, sqlite_migrated_url: str) -> None:
-    assert migrations.current(pg_migrated_url) == migrations.head()
-    assert migrations.current(sqlite_migrated_url) == migrations.head()
+    assert migrator.current(pg_migrated_url) == migrator.head()
+    assert migrator.current(sqlite_migrated_url) == migrator.head()

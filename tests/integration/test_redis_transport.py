@@ -9,9 +9,9 @@ import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from pystator.config.settings import Settings
 from pystator.fleet.celery_config import new_app
 from pystator.fleet.redis_transport import Channel, Transport
-from pystator.settings import Settings
 
 pytestmark = pytest.mark.integration
 

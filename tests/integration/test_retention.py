@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 
 from pystator.cli import main
+from pystator.config.settings import Settings, load_settings
 from pystator.fleet.duties import Duties
 from pystator.fleet.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
-from pystator.settings import Settings, load_settings
 from pystator.stores.sql import locking
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import (

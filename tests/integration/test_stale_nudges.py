@@ -20,8 +20,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from pystator.clock import as_utc, utc_now
 from pystator.fleet.producer import EventSpec
+from pystator.fsm_core.clock import as_utc, utc_now
 from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events, worker_heartbeats

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pystator.settings import Settings
+from pystator.config.settings import Settings
 from pystator.stores.sql.connections import fleet_engine
 from pystator.stores.sql.schema import action_outbox
 from pystator.worker import Worker, WorkerConfig, submit_event_sync

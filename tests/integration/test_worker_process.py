@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pystator.config.settings import Settings
 from pystator.fleet.celery_config import broker_warnings, new_app
 from pystator.fleet.producer import EventSpec
 from pystator.fleet.queue_mode import publish_event
 from pystator.fleet.runtime import Runtime, make_nudger
 from pystator.fsm_core.errors import InvalidEventError
-from pystator.settings import Settings
 from pystator.stores.sql import entity_queries
 from pystator.stores.sql.schema import worker_events
 from tests import worker_processes as procs

@@ -19,23 +19,23 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pystator"
 
 #: Area of a module (its first path part under pystator/) -> areas it may import.
-_BASE = {"clock", "settings", "logging", "failures"}
-_STORES = {"fsm_core", *_BASE, "stores"}
+_BASE = {"fsm_core", "config", "failures"}
+_STORES = {*_BASE, "stores"}
 _PUBLIC = {*_STORES, "schedulers", "orchestrator"}
 #: The built-ins: the engine's guards and actions plus the http action (which does I/O).
-_BUILTINS = {"fsm_core", "http_action", "builtins"}
+_BUILTINS = {"fsm_core", "plugins"}
 ALLOWED: dict[str, set[str]] = {
     "fsm_core": {"fsm_core"},
-    "clock": {"fsm_core"},
-    "settings": {"fsm_core"},
-    "logging": {"fsm_core"},
+    # settings, structured logging, default ports, machine config loading
+    "config": {"fsm_core", "config"},
     "failures": {"fsm_core"},
     "stores": _STORES,
     "migrations": {*_STORES, "migrations"},
     "schedulers": {*_STORES, "schedulers"},
     "orchestrator": _PUBLIC,
-    "http_action": {"fsm_core"},
-    "builtins": _BUILTINS,
+    "plugins": _BUILTINS,
+    "http_action": {"plugins"},
+    "builtins": {"plugins"},
     # the documented modules of the declarative features, re-exporting the engine's
     "checks": {"fsm_core"},
     "effects": {"fsm_core"},
@@ -44,8 +44,6 @@ ALLOWED: dict[str, set[str]] = {
     "context": {"fsm_core"},
     # diagrams of a definition (the dashboard and ``pystator viz`` draw with them)
     "visualization": {"fsm_core"},
-    # pystator.config: the documented configuration namespace (ports, validation)
-    "config": {"fsm_core", *_BASE, "config"},
     # documented module paths re-exporting the engine's (pystator.errors, .machine, .instance)
     "errors": {"fsm_core"},
     "machine": {"fsm_core"},
@@ -55,14 +53,12 @@ ALLOWED: dict[str, set[str]] = {
     "behavior": {"fsm_core"},
     "observability": {"fsm_core", "visualization"},
     # the public re-export modules of the seed README (pystator, pystator.actions, …)
-    "__init__": _PUBLIC | _BUILTINS | {"config", "sql_stores"},
-    # the documented SQL store names: connect() migrates, so they sit above the migrations
-    "sql_stores": {*_STORES, "migrations", "sql_stores"},
+    "__init__": _PUBLIC | _BUILTINS,
     "actions": _PUBLIC,
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
-    "registry": {*_STORES, "registry"},
+    "registry": {*_STORES, "plugins", "registry"},
     "fleet": {*_PUBLIC, "migrations", "registry", "services", "fleet"},
     "services": {*_PUBLIC, "migrations", "registry", "fleet", "services"},
     # the documented ``pystator.worker`` import paths, re-exporting the fleet's
@@ -246,7 +242,10 @@ def test_the_engine_runs_with_only_pyyaml_installed() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
-    assert not any(name.startswith(("pystator.worker", "pystator.fleet", "pystator.stores.sql")) for name in loaded)
+    assert not any(
+        name.startswith(("pystator.worker", "pystator.fleet", "pystator.stores.sql"))
+        for name in loaded
+    )
 
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "fsm_core").rglob("*.py")), ids=lambda p: p.name)

@@ -11,8 +11,8 @@ import pytest
 from celery.contrib.testing.mocks import TaskMessage
 from kombu import Message
 
+from pystator.config.settings import Settings
 from pystator.fleet.celery_config import BrokerTolerantRequest, FleetTask, new_app
-from pystator.settings import Settings
 
 
 class GoneChannel:

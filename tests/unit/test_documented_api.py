@@ -196,7 +196,7 @@ def test_data_names_are_the_definition_model_itself() -> None:
     assert ActionResult is ActionOutcome and pystator.actions.ExecutionResult is ExecutionReport
     assert GuardSpec.__module__ == ActionSpec.__module__ == "pystator.fsm_core.definition"
     assert pystator.errors.TimeoutExpiredError is pystator.FSMTimeoutError
-    assert pystator.config.ports.API_PORT == pystator.settings.DEFAULT_API_PORT
+    assert pystator.config.ports.API_PORT == pystator.config.settings.DEFAULT_API_PORT
 
 
 def test_state_and_transition_read_as_documented() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pystator.config.settings import load_settings
 from pystator.fleet.retention import RetentionPolicy
 from pystator.fsm_core.errors import SettingsError
-from pystator.settings import load_settings
 
 
 def test_defaults_are_documented_windows(tmp_path: Path) -> None:

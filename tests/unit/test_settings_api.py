@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pystator.config.settings import describe_settings, load_settings, mask
 from pystator.fsm_core.errors import SettingsError
-from pystator.settings import describe_settings, load_settings, mask
 
 
 def test_api_defaults() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pystator.config.settings import Settings, load_settings
 from pystator.errors import SettingsError
-from pystator.settings import Settings, load_settings
 from pystator.worker import Worker, WorkerConfig
 
 

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from pystator.api.auth import Principal
 from pystator.api.dashboard import session
-from pystator.clock import utc_now
+from pystator.fsm_core.clock import utc_now
 from pystator.services.api_keys import Role
 
 HERE = Path(__file__).parent

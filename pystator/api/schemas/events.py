@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from pystator.api.schemas.common import Out, Strict
-from pystator.settings import DEFAULT_MAX_ATTEMPTS
+from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 
 EventStatusName = Literal[
     "pending", "completed", "rejected", "stale", "dead", "cancelled", "discarded"

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc
+from pystator.fsm_core.clock import as_utc
 from pystator.fsm_core.records import EntityKey, EventStatus
 from pystator.stores.sql.locking import wait_for_entity
 from pystator.stores.sql.rows import (

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc, as_utc_or_none
+from pystator.fsm_core.clock import as_utc, as_utc_or_none
 from pystator.stores.sql.schema import api_keys
 
 _K = api_keys.c

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc
+from pystator.fsm_core.clock import as_utc
 from pystator.stores.sql.schema import audit_log
 
 _A = audit_log.c

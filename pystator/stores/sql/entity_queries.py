@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from pystator.clock import as_utc_or_none, utc_now
+from pystator.fsm_core.clock import as_utc_or_none, utc_now
 from pystator.fsm_core.errors import StaleVersionError
 from pystator.fsm_core.records import NO_VERSION, EntityKey, EntityRecord
 from pystator.stores.sql.schema import entity_states

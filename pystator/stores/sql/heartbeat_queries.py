@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc, as_utc_or_none
+from pystator.fsm_core.clock import as_utc, as_utc_or_none
 from pystator.fsm_core.records import EventStatus
 from pystator.stores.sql.locking import is_postgres
 from pystator.stores.sql.schema import worker_events, worker_heartbeats

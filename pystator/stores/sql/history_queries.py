@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from pystator.clock import as_utc, utc_now
+from pystator.fsm_core.clock import as_utc, utc_now
 from pystator.fsm_core.records import HistoryEntry
 from pystator.stores.sql.schema import transition_history
 

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc
+from pystator.fsm_core.clock import as_utc
 from pystator.stores.sql.rows import EventRow, event_from_row
 from pystator.stores.sql.schema import idempotency_conflicts, worker_events
 

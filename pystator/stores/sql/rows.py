@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pystator.clock import as_utc, as_utc_or_none
+from pystator.fsm_core.clock import as_utc, as_utc_or_none
 from pystator.fsm_core.records import EventOrigin, EventStatus
 
 #: Rows per INSERT statement (keeps PostgreSQL under its 65,535 bind parameter limit).

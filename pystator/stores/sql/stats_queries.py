@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc
+from pystator.fsm_core.clock import as_utc
 from pystator.fsm_core.records import EventStatus
 from pystator.stores.sql import rollup_queries
 from pystator.stores.sql.schema import worker_events

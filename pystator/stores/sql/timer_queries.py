@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from pystator.clock import as_utc
+from pystator.fsm_core.clock import as_utc
 from pystator.fsm_core.records import ArmedTimer
 from pystator.stores.sql.locking import is_postgres
 from pystator.stores.sql.rows import chunks

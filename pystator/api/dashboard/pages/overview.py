@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pystator.api.dashboard.render import page
 from pystator.api.dashboard.session import User
 from pystator.api.deps import ServicesDep
-from pystator.clock import utc_now
+from pystator.fsm_core.clock import utc_now
 from pystator.services import admin, lookups
 
 router = APIRouter()

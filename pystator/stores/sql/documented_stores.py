@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pystator import migrations
+from pystator.config.settings import load_settings
 from pystator.fsm_core.errors import StoreError
-from pystator.settings import load_settings
-from pystator.stores.sql_store import SqlStateStore
+from pystator.stores.sql import migrator
+from pystator.stores.sql.state_store import SqlStateStore
 
 SQLITE_FILE = "pystator.db"
 
@@ -40,9 +40,9 @@ class _ConnectingSqlStore(SqlStateStore):
         """Check the database: migrate it to the newest schema (``auto_initialize``), or refuse
         one that is not there (``validate_schema``)."""
         if auto_initialize:
-            migrations.upgrade(self.connection_string)
+            migrator.upgrade(self.connection_string)
             return
-        if validate_schema and migrations.current(self.connection_string) != migrations.head():
+        if validate_schema and migrator.current(self.connection_string) != migrator.head():
             raise StoreError(
                 "the database schema is not at the newest migration: run "
                 f"'pystator db upgrade' (or connect(auto_initialize=True)) for {self.engine.url!r}"
