@@ -44,7 +44,7 @@ from bench.fleet_setup import (  # noqa: E402
     truncate,
     wait_drained,
 )
-from tests.fleet_harness import (  # noqa: E402
+from tests.support.fleet_harness import (  # noqa: E402
     RedisServer,
     WorkerFleet,
     create_schema,

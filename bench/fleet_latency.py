@@ -48,7 +48,7 @@ from bench.fleet_setup import (  # noqa: E402
     measure_drain,
     truncate,
 )
-from tests.fleet_harness import (  # noqa: E402
+from tests.support.fleet_harness import (  # noqa: E402
     RedisServer,
     WorkerFleet,
     create_schema,

@@ -48,7 +48,7 @@ from pystator.config.settings import load_settings  # noqa: E402
 from pystator.fleet.retention import PruneReport, RetentionPolicy, prune  # noqa: E402
 from pystator.stores.sql import partition_queries  # noqa: E402
 from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
-from tests.fleet_harness import (  # noqa: E402
+from tests.support.fleet_harness import (  # noqa: E402
     RedisServer,
     WorkerFleet,
     create_schema,

@@ -19,13 +19,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests import services
-from tests.api_support import create_key
-from tests.fleet_harness import ROOT, WorkerFleet, free_port, port_open, wait_until
-from tests.worker_processes import env_for, pystator_cmd
+from tests.support import services
+from tests.support.api_clients import create_key
+from tests.support.fleet_harness import ROOT, WorkerFleet, free_port, port_open, wait_until
+from tests.support.worker_processes import env_for, pystator_cmd
 
 CLAIMS = ROOT / "tests" / "fixtures" / "dashboard" / "claims.yaml"
-APP = "tests.dashboard_app:factory"
+APP = "tests.support.dashboard_app:factory"
 #: Where screenshots go: ``PYSTATOR_SCREENSHOTS`` (``make screenshots`` sets docs/screenshots).
 SCREENSHOTS_ENV = "PYSTATOR_SCREENSHOTS"
 WINDOW = (1440, 1000)

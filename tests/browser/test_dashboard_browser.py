@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Stack
-from tests.dashboard_app import ASSESSOR_DOWN, FRAUD_TIMEOUT
-from tests.fleet_harness import wait_until
+from tests.support.dashboard_app import ASSESSOR_DOWN, FRAUD_TIMEOUT
+from tests.support.fleet_harness import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 
 from pystator import StateMachine
 from pystator.visualization import to_mermaid, to_mermaid_flowchart
-from tests.diagram_machines import MACHINES, machine_doc
+from tests.support.diagram_machines import MACHINES, machine_doc
 
 VENDOR = (
     Path(__file__).resolve().parents[2] / "pystator" / "api" / "dashboard" / "static" / "vendor"
