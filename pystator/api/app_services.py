@@ -16,14 +16,18 @@ from sqlalchemy.engine import Engine
 
 from pystator.api.auth import Authenticator
 from pystator.config.settings import API_AUTOCOMMIT_CONNECTIONS, Settings
-from pystator.fleet.door import Limits
+from pystator.fleet.composition import (
+    dispose,
+    machine_registry,
+    make_nudger,
+    make_producer,
+    prepare_database,
+    settings_engine,
+)
 from pystator.fleet.nudge import Nudger
 from pystator.fleet.producer import Producer
-from pystator.fleet.runtime import machine_registry, make_nudger, settings_engine
 from pystator.registry.machines import MachineRegistry
 from pystator.services.audit import AuditWriter
-from pystator.stores.sql.connections import dispose
-from pystator.stores.sql.migrator import prepare_embedded
 
 
 @dataclass
@@ -52,8 +56,9 @@ def api_pool_size(settings: Settings) -> int:
 
 
 def build_services(settings: Settings) -> Services:
-    """Wire an API process from ``settings`` (migrating an embedded SQLite database first)."""
-    prepare_embedded(settings.database_url)
+    """Wire an API process from ``settings`` through the composition root (migrating an
+    embedded SQLite database first)."""
+    prepare_database(settings)
     engine = settings_engine(settings, api_pool_size(settings))
     try:
         machines = machine_registry(settings, engine)
@@ -62,15 +67,7 @@ def build_services(settings: Settings) -> Services:
     except BaseException:
         dispose(engine)  # the first registry load already pooled a connection
         raise
-    producer = Producer(
-        engine=engine,
-        machines=machines,
-        nudger=nudger,
-        limits=Limits(
-            max_context_bytes=settings.max_context_bytes,
-            max_context_depth=settings.max_context_depth,
-        ),
-    )
+    producer = make_producer(settings, engine, machines, nudger)
     return Services(
         settings=settings,
         engine=engine,

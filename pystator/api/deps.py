@@ -22,7 +22,7 @@ from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import PermissionDeniedError
 from pystator.services import audit
 from pystator.services.api_keys import Role
-from pystator.stores.sql.audit_queries import AuditEntry
+from pystator.services.audit import AuditEntry
 
 log = get_logger("pystator.api")
 

@@ -15,10 +15,9 @@ from pystator.api.auth import Authenticator, check_bind, mint_token
 from pystator.commands import cli_principal
 from pystator.config.logs import configure_logging
 from pystator.config.settings import ENV_PREFIX, Settings, describe_settings, load_settings
+from pystator.fleet.composition import command_engine
 from pystator.services import api_keys
 from pystator.services.api_keys import Role
-from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.stores.sql.migrator import prepare_embedded
 
 APP = "pystator.api.main:app"
 ROLES = tuple(r.value for r in Role)
@@ -74,12 +73,8 @@ def run_api(args: argparse.Namespace) -> int:
     """Check that auth allows the bind address, then serve with uvicorn."""
     settings = api_settings(args)
     configure_logging(settings.log_format, args.log_level)
-    prepare_embedded(settings.database_url)
-    engine = fleet_engine(settings.database_url, pool_size=1)
-    try:
+    with command_engine(settings, prepare=True) as engine:
         check_bind(settings.api_host, Authenticator.from_settings(settings, engine))
-    finally:
-        dispose(engine)
     # The server's processes import the app and read their settings from the environment:
     # hand them the bind address (the app refuses to start on it without auth, too).
     os.environ[ENV_PREFIX + "API_HOST"] = settings.api_host
@@ -99,14 +94,10 @@ def run_api(args: argparse.Namespace) -> int:
 def cmd_create_key(args: argparse.Namespace) -> int:
     """``api-keys create``: the key alone on stdout (for ``KEY=$(…)``), the rest on stderr."""
     settings = load_settings()
-    prepare_embedded(settings.database_url)
-    engine = fleet_engine(settings.database_url, pool_size=1)
-    try:
+    with command_engine(settings, prepare=True) as engine:
         new = api_keys.create_key(
             engine, role=args.role, name=args.name or args.role, by=cli_principal()
         )
-    finally:
-        dispose(engine)
     print(
         f"created API key {new.record.id} ({new.record.role}); it is shown only now:",
         file=sys.stderr,
@@ -117,11 +108,8 @@ def cmd_create_key(args: argparse.Namespace) -> int:
 
 def cmd_list_keys(args: argparse.Namespace) -> int:
     """``api-keys list``."""
-    engine = fleet_engine(load_settings().database_url, pool_size=1)
-    try:
+    with command_engine(load_settings()) as engine:
         keys = api_keys.list_keys(engine, include_revoked=args.all)
-    finally:
-        dispose(engine)
     for key in keys:
         revoked = f"  revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
         print(
@@ -133,11 +121,8 @@ def cmd_list_keys(args: argparse.Namespace) -> int:
 
 def cmd_revoke_key(args: argparse.Namespace) -> int:
     """``api-keys revoke ID``."""
-    engine = fleet_engine(load_settings().database_url, pool_size=1)
-    try:
+    with command_engine(load_settings()) as engine:
         record = api_keys.revoke_key(engine, args.id)
-    finally:
-        dispose(engine)
     print(f"revoked API key {record.id} ({record.name})")
     return 0
 

@@ -1,7 +1,7 @@
 """``pystator db upgrade|downgrade|current|history``: schema migrations from the command line.
 
 ``pystator db partition-history`` turns on the opt-in PostgreSQL partitioning of
-``transition_history`` by day (:func:`pystator.stores.sql.partition_queries.partition_history`).
+``transition_history`` by day (:func:`pystator.services.schema.partition_history`).
 """
 
 from __future__ import annotations
@@ -9,13 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from sqlalchemy import make_url
-
 from pystator.config.settings import load_settings
-from pystator.fsm_core.clock import utc_now
-from pystator.stores.sql import migrator, partition_queries
-from pystator.stores.sql.connections import dispose, transaction
-from pystator.stores.sql.engine import create_engine_from_url, translate_errors
+from pystator.services import schema
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -35,7 +30,7 @@ def register(subparsers: SubParsers) -> None:
     sub = db.add_subparsers(dest="db_command", metavar="ACTION")
 
     up = sub.add_parser("upgrade", help="upgrade the schema (default: to the newest revision)")
-    up.add_argument("revision", nargs="?", default=migrator.HEAD)
+    up.add_argument("revision", nargs="?", default=schema.HEAD)
     _url_option(up)
     up.set_defaults(func=_upgrade)
 
@@ -87,36 +82,32 @@ def _url(args: argparse.Namespace) -> str:
     return str(args.url or load_settings().database_url)
 
 
-def _safe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _upgrade(args: argparse.Namespace) -> int:
     url = _url(args)
-    migrator.upgrade(url, args.revision)
-    print(f"{_safe(url)}: at revision {migrator.current(url)}")
+    schema.upgrade(url, args.revision)
+    print(f"{schema.printable_url(url)}: at revision {schema.current(url)}")
     return 0
 
 
 def _downgrade(args: argparse.Namespace) -> int:
     url = _url(args)
-    migrator.downgrade(url, args.revision)
-    print(f"{_safe(url)}: at revision {migrator.current(url) or 'base'}")
+    schema.downgrade(url, args.revision)
+    print(f"{schema.printable_url(url)}: at revision {schema.current(url) or 'base'}")
     return 0
 
 
 def _current(args: argparse.Namespace) -> int:
     url = _url(args)
-    revision = migrator.current(url)
-    head = migrator.head()
+    revision = schema.current(url)
+    head = schema.head()
     status = "up to date" if revision == head else f"head is {head}"
     print(f"{revision or 'base (not migrated)'} ({status})")
     return 0
 
 
 def _history(_args: argparse.Namespace) -> int:
-    head = migrator.head()
-    for revision, down, message in migrator.history():
+    head = schema.head()
+    for revision, down, message in schema.history():
         marker = " (head)" if revision == head else ""
         print(f"{down or 'base'} -> {revision}{marker}: {message}")
     return 0
@@ -127,25 +118,22 @@ def _partition_history(args: argparse.Namespace) -> int:
     if args.days_ahead < 0 or args.lock_timeout <= 0:
         print("--days-ahead must be 0 or more and --lock-timeout more than 0")
         return EXIT_USAGE
-    engine = create_engine_from_url(url)
     try:
-        if engine.dialect.name != "postgresql":
-            print(f"{_safe(url)}: history partitioning needs PostgreSQL, not {engine.dialect.name}")
-            return EXIT_USAGE
-        with translate_errors("partition-history"), transaction(engine) as conn:
-            partition_queries.set_lock_timeout(conn, args.lock_timeout)
-            result = partition_queries.partition_history(conn, utc_now(), args.days_ahead)
-    finally:
-        dispose(engine)
+        result = schema.partition_history(
+            url, days_ahead=args.days_ahead, lock_timeout_seconds=args.lock_timeout
+        )
+    except schema.PartitioningUnsupportedError as exc:
+        print(exc)
+        return EXIT_USAGE
     if result.converted and result.legacy_range is not None:
         lower, upper = result.legacy_range
         print(
-            f"{_safe(url)}: transition_history is now partitioned by day; its "
-            f"{result.legacy_rows} existing rows are the partition {partition_queries.LEGACY} "
+            f"{schema.printable_url(url)}: transition_history is now partitioned by day; its "
+            f"{result.legacy_rows} existing rows are the partition {schema.LEGACY_PARTITION} "
             f"[{lower:%Y-%m-%d}, {upper:%Y-%m-%d})"
         )
     else:
-        print(f"{_safe(url)}: transition_history was already partitioned")
+        print(f"{schema.printable_url(url)}: transition_history was already partitioned")
     created = ", ".join(result.created) if result.created else "none (all present)"
     print(f"partitions created: {created}")
     return 0

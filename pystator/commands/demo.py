@@ -20,6 +20,7 @@ from typing import Any
 
 from pystator.config.logs import configure_logging
 from pystator.config.settings import Settings
+from pystator.fleet.composition import pool_size, prepare_database, settings_engine
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.nudge import LocalNudger
 from pystator.fleet.runtime import Runtime
@@ -27,10 +28,7 @@ from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import ConfigurationError
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.registry.machines import MachineRegistry, load_machine
-from pystator.services import admin
-from pystator.stores.sql import entity_queries
-from pystator.stores.sql.connections import fleet_engine
-from pystator.stores.sql.migrator import prepare_embedded
+from pystator.services import admin, lookups
 
 DEFAULT_ENTITIES = 400
 DEFAULT_THREADS = 2
@@ -125,7 +123,6 @@ def run_demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
     configure_logging("console", "error")  # the demo prints its own summary
     url = f"sqlite:///{db_path}"
-    prepare_embedded(url)
     app = DemoApp(random.Random(args.seed))
     guards, actions = GuardRegistry(), ActionRegistry()
     guards.register("exchange_ok", app.exchange_ok)
@@ -139,8 +136,12 @@ def _run(args: argparse.Namespace, machine_path: Path, db_path: Path) -> int:
         retry_max_seconds=0.2,
         worker_poll_interval_ms=20,
     )
+    prepare_database(settings)
     runtime = Runtime(
-        settings=settings, engine=fleet_engine(url), machines=machines, nudger=LocalNudger()
+        settings=settings,
+        engine=settings_engine(settings, pool_size(settings, args.threads)),
+        machines=machines,
+        nudger=LocalNudger(),
     )
     threads = DrainThreads(runtime, concurrency=args.threads)
     machine_name = next(iter(machines)).name
@@ -191,8 +192,7 @@ def _report(
     machine = next(iter(runtime.machines)).name
     keys = [(machine, f"order-{i:04d}") for i in range(entities)]
     stats = admin.stats(runtime.engine)
-    with runtime.engine.connect() as conn:
-        records = entity_queries.load_records(conn, keys)
+    records = lookups.entity_records(runtime.engine, keys)
     states = Counter(r.state for r in records.values())
     events = stats["events"]
     print(f"submitted  {total} events in {submitted:.2f}s ({total / submitted:,.0f}/s)")

@@ -16,13 +16,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.config.settings import load_settings
-from pystator.fleet.runtime import make_nudger
+from pystator.fleet.composition import command_engine, make_nudger
 from pystator.fsm_core.records import EventStatus
 from pystator.services import admin
-from pystator.stores.sql.admin_queries import EventFilter
-from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.stores.sql.outbox_queries import ActionFilter
-from pystator.stores.sql.rows import EventRow, OutboxRow, OutboxStatus
+from pystator.services.admin import ActionFilter, EventFilter, EventRow, OutboxRow, OutboxStatus
 
 DEFAULT_LIST_LIMIT = 50
 STATUSES = tuple(status.value for status in EventStatus)
@@ -158,11 +155,8 @@ def _filter(args: argparse.Namespace) -> EventFilter:
 @contextmanager
 def _engine() -> Iterator[Engine]:
     """The database's engine for one command, disposed when it ends (on errors too)."""
-    engine = fleet_engine(load_settings().database_url)
-    try:
+    with command_engine(load_settings()) as engine:
         yield engine
-    finally:
-        dispose(engine)
 
 
 def _print_json(data: Any) -> None:

@@ -10,8 +10,8 @@ import argparse
 import json
 
 from pystator.config.settings import load_settings
+from pystator.fleet.composition import command_engine
 from pystator.services.health import HealthReport, check_liveness, check_readiness
-from pystator.stores.sql.connections import dispose, fleet_engine
 
 EXIT_UNHEALTHY = 1
 
@@ -40,8 +40,7 @@ def run_health(args: argparse.Namespace) -> int:
     if not args.liveness:
         reports.append(check_readiness(settings))
     if not args.readiness and all(r.healthy for r in reports):
-        engine = fleet_engine(settings.database_url, pool_size=1)
-        try:
+        with command_engine(settings) as engine:
             reports.append(
                 check_liveness(
                     engine,
@@ -50,8 +49,6 @@ def run_health(args: argparse.Namespace) -> int:
                     heartbeat_seconds=settings.heartbeat_seconds,
                 )
             )
-        finally:
-            dispose(engine)
     healthy = all(r.healthy for r in reports)
     if args.json:
         print(json.dumps({"healthy": healthy, "checks": [r.to_dict() for r in reports]}))

@@ -7,10 +7,9 @@ import json
 
 from pystator.commands import cli_principal
 from pystator.config.settings import load_settings
+from pystator.fleet.composition import command_engine
 from pystator.fsm_core.summary import summarize
 from pystator.registry import versions
-from pystator.stores.sql.connections import dispose, fleet_engine
-from pystator.stores.sql.migrator import prepare_embedded
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,12 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     """``machines sync DIR``: one line per definition (new version, or unchanged)."""
     settings = load_settings()
-    prepare_embedded(settings.database_url)
-    engine = fleet_engine(settings.database_url, pool_size=1)
-    try:
+    with command_engine(settings, prepare=True) as engine:
         results = versions.sync_directory(engine, args.path, by=cli_principal())
-    finally:
-        dispose(engine)
     for result in results:
         verdict = "new version" if result.created else "unchanged"
         print(f"{result.name}: version {result.version} ({verdict})")
@@ -46,11 +41,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``machines list``."""
-    engine = fleet_engine(load_settings().database_url, pool_size=1)
-    try:
+    with command_engine(load_settings()) as engine:
         records = versions.list_machines(engine, include_retired=args.all)
-    finally:
-        dispose(engine)
     for record in records:
         retired = f"  retired {record.retired_at:%Y-%m-%d %H:%M}" if record.retired_at else ""
         print(f"{record.name}  version {record.current_version}{retired}")
@@ -59,11 +51,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``machines show NAME``: summary, versions and the definition as JSON."""
-    engine = fleet_engine(load_settings().database_url, pool_size=1)
-    try:
+    with command_engine(load_settings()) as engine:
         detail = versions.show_machine(engine, args.name, version=args.version)
-    finally:
-        dispose(engine)
     data = {
         "name": detail.record.name,
         "current_version": detail.record.current_version,

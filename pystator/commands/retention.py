@@ -11,9 +11,8 @@ import json
 from dataclasses import replace
 
 from pystator.config.settings import load_settings
+from pystator.fleet.composition import dispose, settings_engine
 from pystator.fleet.retention import PruneReport, RetentionPolicy, prune
-from pystator.fleet.runtime import settings_engine
-from pystator.stores.sql.connections import dispose
 
 #: Exit status when another process holds the pruning lock (nothing was done).
 EXIT_BUSY = 3

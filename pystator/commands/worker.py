@@ -21,6 +21,7 @@ from pystator.config.logs import configure_logging, get_logger
 from pystator.config.settings import DEFAULT_WORKER_DRAIN_TIMEOUT_S, Settings, load_settings
 from pystator.fleet.app import make_worker_app
 from pystator.fleet.celery_config import is_memory_broker
+from pystator.fleet.composition import prepare_database
 from pystator.fleet.duties import freeze_startup_heap
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.metrics import process_observer, serve_metrics
@@ -28,7 +29,6 @@ from pystator.fleet.producer import EventSpec
 from pystator.fleet.relay import Relay
 from pystator.fleet.runtime import Runtime, configure, get_runtime
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
-from pystator.stores.sql.migrator import prepare_embedded
 
 #: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard, by default
 #: (``PYSTATOR_WORKER_DRAIN_TIMEOUT_S``).
@@ -114,7 +114,7 @@ def _prepare(
     configure_logging(settings.log_format, level)
     metrics = getattr(args, "metrics_port", None) is not None
     configure(settings, concurrency=concurrency, observers=[process_observer] if metrics else [])
-    prepare_embedded(settings.database_url)
+    prepare_database(settings)
     return settings
 
 

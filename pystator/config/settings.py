@@ -29,6 +29,9 @@ DEFAULT_TIMER_HORIZON_SECONDS = 60.0
 DEFAULT_MAX_CONTEXT_DEPTH = 32
 DEFAULT_MAX_ENTITY_CONTEXT_BYTES = 256 * 1024
 DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_BATCH_ENTITIES = 64
+DEFAULT_BATCH_EVENTS_PER_ENTITY = 200
+DEFAULT_ACTION_THREADS = 8
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 DEFAULT_STALL_SECONDS = 60.0
 DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30.0
@@ -93,6 +96,9 @@ class Settings:
     max_context_depth: int = DEFAULT_MAX_CONTEXT_DEPTH  # nesting levels of a submitted context
     max_entity_context_bytes: int = DEFAULT_MAX_ENTITY_CONTEXT_BYTES  # merged context cap
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES  # stored context bytes one batch loads
+    batch_entities: int = DEFAULT_BATCH_ENTITIES  # entities one worker transaction claims
+    # due events of one entity applied in one transaction (the rest wait for the next round)
+    batch_events_per_entity: int = DEFAULT_BATCH_EVENTS_PER_ENTITY
     db_pool_size: int = 0  # connections per process; 0 derives it from the concurrency
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
     stall_seconds: float = DEFAULT_STALL_SECONDS  # pystator health: no progress for this long
@@ -102,6 +108,7 @@ class Settings:
     action_max_attempts: int = DEFAULT_ACTION_MAX_ATTEMPTS
     action_retry_base_seconds: float = DEFAULT_ACTION_RETRY_BASE_SECONDS
     action_retry_max_seconds: float = DEFAULT_ACTION_RETRY_MAX_SECONDS
+    action_threads: int = DEFAULT_ACTION_THREADS  # threads per process running timed actions
     # how often a process looks for new machine versions in the database registry
     registry_refresh_seconds: float = DEFAULT_REGISTRY_REFRESH_SECONDS
     # the worker process; the names are the public package's ``PYSTATOR_WORKER_*`` variables
@@ -240,7 +247,10 @@ _POSITIVE_INTEGERS = (
     "max_context_depth",
     "max_entity_context_bytes",
     "batch_max_bytes",
+    "batch_entities",
+    "batch_events_per_entity",
     "action_max_attempts",
+    "action_threads",
     "api_port",
     "api_max_body_bytes",
     "api_max_batch",

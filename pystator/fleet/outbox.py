@@ -43,6 +43,7 @@ from pystator.config.settings import (
     DEFAULT_ACTION_MAX_ATTEMPTS,
     DEFAULT_ACTION_RETRY_BASE_SECONDS,
     DEFAULT_ACTION_RETRY_MAX_SECONDS,
+    DEFAULT_ACTION_THREADS,
     DEFAULT_ACTION_TIMEOUT_SECONDS,
 )
 from pystator.failures import describe_error
@@ -68,8 +69,6 @@ DeadAction = Callable[[OutboxRow, Exception], object]
 #: Key of the dedup token block in the context handed to actions.
 TOKEN_KEY = "_pystator"
 DEFAULT_SWEEP_LIMIT = 200
-#: Threads that run actions with a timeout (per process).
-ACTION_THREADS = 8
 #: Margin of a lease over the action timeout it must cover.
 LEASE_MARGIN_SECONDS = 30.0
 
@@ -116,6 +115,7 @@ class OutboxRunner:
         max_attempts: int = DEFAULT_ACTION_MAX_ATTEMPTS,
         timeout: float | None = DEFAULT_ACTION_TIMEOUT_SECONDS,
         lease: timedelta | None = None,
+        threads: int = DEFAULT_ACTION_THREADS,
         clock: Clock = utc_now,
         rand: RandomSource = random.random,
         observer: FleetObserver | None = None,
@@ -127,6 +127,7 @@ class OutboxRunner:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.lease = lease or lease_for(timeout)
+        self.threads = threads  # run actions that have a timeout (PYSTATOR_ACTION_THREADS)
         self.clock = clock
         self.rand = rand
         self.on_dead: DeadAction | None = None  # what an action's last failure triggers
@@ -233,9 +234,7 @@ class OutboxRunner:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    ACTION_THREADS, thread_name_prefix="pystator-action"
-                )
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pystator-action")
             return self._pool
 
     def _claim_each(self, now: datetime, limit: int) -> list[OutboxRow]:

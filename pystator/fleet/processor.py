@@ -33,6 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from pystator.config.logs import get_logger
 from pystator.config.settings import (
+    DEFAULT_BATCH_ENTITIES,
+    DEFAULT_BATCH_EVENTS_PER_ENTITY,
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_MAX_ENTITY_CONTEXT_BYTES,
     DEFAULT_RETRY_BASE_SECONDS,
@@ -72,8 +74,8 @@ from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.locking import lock_entities, lock_entity
 from pystator.stores.sql.rows import EventRow, OutboxRow
 
-DEFAULT_BATCH_ENTITIES = 64
-DEFAULT_EVENTS_PER_ENTITY = 200
+#: How long a batch's actions are leased to it when no outbox runner says (the runner's lease
+#: covers twice its action timeout).
 DEFAULT_OUTBOX_LEASE_SECONDS = 30.0
 #: Reload-and-recompute attempts after a version conflict before leaving the entity for later.
 MAX_CONFLICT_RETRIES = 3
@@ -106,7 +108,7 @@ class ProcessorOptions:
     """Tuning knobs of the apply loop."""
 
     batch_entities: int = DEFAULT_BATCH_ENTITIES
-    events_per_entity: int = DEFAULT_EVENTS_PER_ENTITY
+    events_per_entity: int = DEFAULT_BATCH_EVENTS_PER_ENTITY
     outbox_lease: timedelta = timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
     retry: Backoff = field(default_factory=default_retry)
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
@@ -530,7 +532,6 @@ class Processor:
 
 
 __all__ = [
-    "DEFAULT_BATCH_ENTITIES",
     "Processor",
     "ProcessorOptions",
     "default_retry",

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 
 from pystator.config.logs import get_logger
 from pystator.config.settings import Settings
-from pystator.fleet.runtime import settings_engine
+from pystator.fleet.composition import settings_engine
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
 from pystator.stores.sql import locking, partition_queries, retention_queries

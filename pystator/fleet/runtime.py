@@ -1,7 +1,8 @@
-"""One process's wiring of the fleet: engine, machines, producer, processor, outbox, nudger, timers.
+"""One process's fleet: engine, machines, producer, processor, outbox, nudger, timers.
 
-A :class:`Runtime` is built from :class:`~pystator.config.settings.Settings` (:meth:`Runtime.from_settings`)
-and handed its Celery app (a producer's app only publishes; a worker's also runs the tasks). The
+A :class:`Runtime` holds the pieces :mod:`pystator.fleet.composition` builds from
+:class:`~pystator.config.settings.Settings` (:meth:`Runtime.from_settings`) and is handed its
+Celery app (a producer's app only publishes; a worker's also runs the tasks). The
 process's default runtime (:func:`get_runtime`, what ``submit_event`` and the Celery tasks use) is
 built on first use and rebuilt after a fork: a prefork Celery child must not share its parent's
 database connections. Tests and embedding code build a :class:`Runtime` themselves or call
@@ -24,40 +25,40 @@ from pystator.config.logs import get_logger
 from pystator.config.settings import Settings, load_settings
 from pystator.fleet.batch import Batch
 from pystator.fleet.celery_config import is_memory_broker, new_app
-from pystator.fleet.door import Limits
+from pystator.fleet.composition import (
+    DEFAULT_PRODUCER_CONCURRENCY,
+    dispose,
+    event_retry,
+    machine_registry,
+    make_nudger,
+    make_outbox,
+    make_producer,
+    make_timer_sink,
+    pool_size,
+    processor_options,
+    settings_engine,
+)
 from pystator.fleet.liveness import WorkerStatus, find_dead_workers
-from pystator.fleet.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
+from pystator.fleet.nudge import Nudger
 from pystator.fleet.observer import FleetObserver, LoggingObserver, Observers
 from pystator.fleet.outbox import OutboxRunner
-from pystator.fleet.processor import Processor, ProcessorOptions
+from pystator.fleet.processor import Processor
 from pystator.fleet.producer import Producer
 from pystator.fleet.rollups import EventRollups
-from pystator.fleet.tasks import timer_publisher
-from pystator.fsm_core.backoff import Backoff
-from pystator.fsm_core.errors import SettingsError, StoreError
+from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
-from pystator.registry.machines import MachineRegistry, load_registry
-from pystator.registry.stored import StoredMachines
-from pystator.schedulers.fleet_celery_timers import CeleryTimerSink
-from pystator.schedulers.fleet_redis_timers import RedisTimerSink
+from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import (
-    DbTimerSink,
     SweepingTimerSink,
     TimerFiring,
     TimerSink,
     entity_keys,
 )
-from pystator.schedulers.redis_scheduler import RedisScheduler
-from pystator.stores.sql.connections import ServerTimeouts, dispose, fleet_engine
 
 log = get_logger("pystator.worker")
 
 #: A worker whose heartbeat is this many intervals old is taken for dead (its host went silent).
 DEAD_AFTER_BEATS = 6
-#: Pool connections for a process's background duties (timers, relay, heartbeat).
-DUTY_CONNECTIONS = 3
-#: Threads a producer-only process is assumed to submit from (sizes its pool).
-DEFAULT_PRODUCER_CONCURRENCY = 4
 
 
 @dataclass
@@ -83,50 +84,26 @@ class Runtime:
         settings = self.settings
         self.rollups = EventRollups()
         self.observer.add(self.rollups)  # written to event_rollups by the heartbeat
-        retry = Backoff(
-            base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
-        )
         self.timer_firing = TimerFiring(
-            self.engine, self._timers_fired, max_attempts=settings.max_attempts, retry=retry
+            self.engine,
+            self._timers_fired,
+            max_attempts=settings.max_attempts,
+            retry=event_retry(settings),
         )
         self.timers = make_timer_sink(settings, self.timer_firing, self.app)
         if isinstance(self.timers, SweepingTimerSink):
             self.timers.find_dead_workers = self._dead_workers
-        self.outbox = OutboxRunner(
-            self.engine,
-            self.machines,
-            retry=Backoff(
-                base_seconds=settings.action_retry_base_seconds,
-                max_seconds=settings.action_retry_max_seconds,
-            ),
-            max_attempts=settings.action_max_attempts,
-            timeout=settings.action_timeout_seconds,
-            observer=self.observer,
-        )
-        options = ProcessorOptions(
-            retry=retry,
-            outbox_lease=self.outbox.lease,
-            batch_max_bytes=settings.batch_max_bytes,
-            max_entity_context_bytes=settings.max_entity_context_bytes,
-        )
+        self.outbox = make_outbox(settings, self.engine, self.machines, self.observer)
         self.processor = Processor(
             self.engine,
             self.machines,
-            options=options,
+            options=processor_options(settings, outbox_lease=self.outbox.lease),
             timers=self.timers,
             after_commit=[self.observer.batch_committed, self._run_actions],
         )
         self.processor.observer = self.observer
         self.outbox.on_dead = self.processor.after_dead_action
-        self.producer = Producer(
-            engine=self.engine,
-            machines=self.machines,
-            nudger=self.nudger,
-            limits=Limits(
-                max_context_bytes=settings.max_context_bytes,
-                max_context_depth=settings.max_context_depth,
-            ),
-        )
+        self.producer = make_producer(settings, self.engine, self.machines, self.nudger)
 
     @classmethod
     def from_settings(
@@ -217,82 +194,6 @@ class Runtime:
         dispose(self.engine)
 
 
-def pool_size(settings: Settings, concurrency: int) -> int:
-    """Connections one process keeps (``PYSTATOR_DB_POOL_SIZE``, else derived): one per working
-    thread plus :data:`DUTY_CONNECTIONS` for the timers, the relay and the heartbeat. The pool
-    never grows past it: a thread that finds it empty waits, then gets a
-    :class:`~pystator.fsm_core.errors.StoreUnavailableError`."""
-    return settings.db_pool_size or max(concurrency, 1) + DUTY_CONNECTIONS
-
-
-def settings_engine(settings: Settings, size: int) -> Engine:
-    """The fleet engine on ``settings.database_url``: a fixed pool of ``size`` connections with
-    the settings' server-side timeouts."""
-    return fleet_engine(
-        settings.database_url,
-        pool_size=size,
-        timeouts=ServerTimeouts(
-            statement_seconds=settings.statement_timeout_seconds,
-            idle_in_transaction_seconds=settings.idle_in_transaction_timeout_seconds,
-        ),
-    )
-
-
-def machine_registry(
-    settings: Settings, engine: Engine, *, guards: Any | None = None, actions: Any | None = None
-) -> MachineRegistry:
-    """The process's machines: the database registry on ``engine`` (refreshed every
-    ``PYSTATOR_REGISTRY_REFRESH_SECONDS``), then ``PYSTATOR_MACHINES`` (unless
-    ``PYSTATOR_WORKER_MACHINE_SOURCE=db``); with the guards and actions of ``PYSTATOR_APP``,
-    or ``guards`` and ``actions`` when given (bound before the registry's first load)."""
-    registry = load_registry(settings.machine_files, settings.app)
-    registry.bind(guards, actions)
-    stored = StoredMachines(engine, refresh_seconds=settings.registry_refresh_seconds)
-    registry.attach(stored)
-    stored.refresh()  # the first load, before any transaction (see stored_machines)
-    return registry
-
-
-def make_nudger(
-    settings: Settings, app: Celery | None = None, observer: FleetObserver | None = None
-) -> Nudger:
-    """The nudger for ``settings.broker_url``: Celery messages published from a background
-    thread, or local wake-ups with the in-process broker (``app`` defaults to a new one)."""
-    if is_memory_broker(settings.broker_url):
-        return LocalNudger()
-    celery = app or new_app(settings)
-    return BackgroundNudger(CeleryNudger(celery, settings.queue, observer or LoggingObserver()))
-
-
-def make_timer_sink(settings: Settings, firing: TimerFiring, app: Celery | None) -> TimerSink:
-    """The timer backend ``settings.scheduler`` names (``PYSTATOR_SCHEDULER``)."""
-    recovery = timedelta(seconds=settings.timer_recovery_seconds)
-    if settings.scheduler == "db":
-        return DbTimerSink(firing, poll_interval=settings.timer_poll_seconds)
-    if settings.scheduler == "redis":
-        assert settings.redis_url is not None  # Settings refuses redis without a URL
-        scheduler = RedisScheduler(
-            settings.redis_url, prefix=f"pystator:{settings.queue}:timers", clock=firing.clock
-        )
-        return RedisTimerSink(
-            firing, scheduler, poll_interval=settings.timer_poll_seconds, recovery=recovery
-        )
-    if settings.scheduler == "celery":
-        if app is None:
-            raise SettingsError(
-                "PYSTATOR_SCHEDULER=celery needs a real broker: set PYSTATOR_BROKER_URL "
-                "(the in-process broker of the embedded mode cannot hold ETA tasks)"
-            )
-        horizon = timedelta(seconds=settings.timer_horizon_seconds)
-        publish = timer_publisher(app, settings.queue)
-        return CeleryTimerSink(firing, publish, horizon=horizon, recovery=recovery)
-    raise SettingsError(
-        f"PYSTATOR_SCHEDULER={settings.scheduler}: the asyncio scheduler keeps timers in one "
-        "process's memory, which the worker fleet cannot use; choose db, redis or celery "
-        "(asyncio is for the Orchestrator alone)"
-    )
-
-
 _lock = threading.Lock()
 _default: dict[tuple[int, str | None], Runtime] = {}
 _configured: list[Settings] = []
@@ -364,9 +265,5 @@ __all__ = [
     "configure",
     "current_settings",
     "get_runtime",
-    "machine_registry",
-    "make_nudger",
-    "make_timer_sink",
     "set_default_runtime",
-    "settings_engine",
 ]

@@ -19,12 +19,12 @@ from typing import Any
 
 from pystator.config.logs import get_logger
 from pystator.config.settings import Settings, load_settings
+from pystator.fleet.composition import prepare_database
 from pystator.fleet.config import WorkerConfig
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import ConfigurationError
-from pystator.stores.sql.migrator import prepare_embedded
 
 #: The signals :meth:`Worker.run` turns into a shutdown (in the main thread).
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -84,7 +84,7 @@ class Worker:
 
     def _start(self) -> DrainThreads:
         settings = self.settings
-        prepare_embedded(settings.database_url)
+        prepare_database(settings)
         concurrency = settings.worker_concurrency
         runtime = Runtime.from_settings(
             settings,

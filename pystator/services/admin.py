@@ -2,6 +2,11 @@
 
 ``pystator events …`` / ``pystator entities …`` and the HTTP API are thin callers of these: they
 parse input, call one function and shape its answer. Nothing here parses arguments or prints.
+
+The selection and row types of these operations (:class:`EventFilter`, :class:`ActionFilter`,
+:class:`EventRow`, :class:`OutboxRow`, :class:`OutboxStatus`, :data:`REPLAYABLE`,
+:data:`DISCARDABLE`) are this module's interface: callers import them from here. They are
+defined in :mod:`pystator.stores.sql` next to the SQL they compile to.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.outbox_queries import ActionFilter
-from pystator.stores.sql.rows import EventRow, OutboxRow
+from pystator.stores.sql.rows import DISCARDABLE, REPLAYABLE, EventRow, OutboxRow, OutboxStatus
 
 #: :func:`replay_actions` or :func:`discard_actions`: ``(engine, where, *, limit=…) -> count``.
 ActionOperation = Callable[..., int]
@@ -411,12 +416,17 @@ def entity_view(
 
 
 __all__ = [
+    "DISCARDABLE",
+    "REPLAYABLE",
     "ActionFilter",
     "ActionOperation",
     "BulkChange",
     "EntityView",
     "EventDetail",
     "EventFilter",
+    "EventRow",
+    "OutboxRow",
+    "OutboxStatus",
     "Replayed",
     "bulk_actions",
     "bulk_discard_events",

@@ -5,6 +5,9 @@ hundreds per second — go through an :class:`AuditWriter`: rows are queued and 
 every :data:`FLUSH_SECONDS` (and when the process stops), one statement per flush. A process that
 is killed loses at most that last fraction of a second of submission rows (the events themselves
 are in ``worker_events`` either way).
+
+Its entry, record and filter types are this module's interface (defined next to their SQL in
+:mod:`pystator.stores.sql.audit_queries`).
 """
 
 from __future__ import annotations

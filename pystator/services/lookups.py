@@ -1,6 +1,6 @@
 """Read-only lookups operators investigate with (the dashboard's pages; the API may add them):
 event rates per minute, dead letters grouped by error, idempotency keys and their repeats and
-conflicts, entity search, entities per state, an event's neighbours.
+conflicts, entity search and records, entities per state, an event's neighbours.
 
 Each reads an index or a small table — never a count over the whole event table.
 """
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from pystator.fleet.rollups import ROLLUP_OUTCOMES
 from pystator.fsm_core.clock import Clock, utc_now
-from pystator.fsm_core.records import EntityRecord
+from pystator.fsm_core.records import EntityKey, EntityRecord
 from pystator.stores.sql import (
     admin_queries,
     entity_queries,
@@ -96,6 +96,12 @@ def search_entities(
         return entity_queries.search(conn, machine=machine, prefix=prefix, limit=limit)
 
 
+def entity_records(engine: Engine, keys: Sequence[EntityKey]) -> dict[EntityKey, EntityRecord]:
+    """The stored records of ``(machine, entity_id)`` keys, in one query (missing keys absent)."""
+    with translate_errors("entities"), engine.connect() as conn:
+        return entity_queries.load_records(conn, keys)
+
+
 def state_counts(engine: Engine, machine: str) -> dict[str, int]:
     """Entities of ``machine`` per state."""
     with translate_errors("entities"), engine.connect() as conn:
@@ -115,6 +121,7 @@ def neighbours(engine: Engine, event: EventRow, *, each_side: int = 5) -> list[E
 __all__ = [
     "EventRates",
     "dead_letter_groups",
+    "entity_records",
     "event_rates",
     "events_with_key",
     "neighbours",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from pystator.fleet.metrics import FleetCollector, PrometheusObserver
+from pystator.fleet.metrics import PrometheusObserver
+from pystator.services.gauges import FleetCollector
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "pystator-fleet.json"
 METRIC = re.compile(r"\b(pystator_[a-z_]+)")

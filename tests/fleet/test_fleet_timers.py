@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from pystator import StateMachine
 from pystator.config.settings import Settings
+from pystator.fleet.composition import make_timer_sink
 from pystator.fleet.nudge import NullNudger
 from pystator.fleet.processor import Processor
 from pystator.fleet.producer import EventSpec, Producer
-from pystator.fleet.runtime import make_timer_sink
 from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.registry.machines import MachineRegistry

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from pystator.config.settings import Settings
 from pystator.fleet.celery_config import broker_warnings, new_app
+from pystator.fleet.composition import make_nudger
 from pystator.fleet.producer import EventSpec
 from pystator.fleet.queue_mode import publish_event
-from pystator.fleet.runtime import Runtime, make_nudger
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import InvalidEventError
 from pystator.stores.sql import entity_queries
 from pystator.stores.sql.schema import worker_events

@@ -59,15 +59,15 @@ ALLOWED: dict[str, set[str]] = {
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
     "registry": {*_STORES, "plugins", "registry"},
-    "fleet": {*_PUBLIC, "migrations", "registry", "services", "fleet"},
-    "services": {*_PUBLIC, "migrations", "registry", "fleet", "services"},
+    # what runs in a worker process; never the operator services (they sit above it)
+    "fleet": {*_PUBLIC, "registry", "fleet"},
+    "services": {*_PUBLIC, "registry", "fleet", "services"},
     # the documented ``pystator.worker`` import paths, re-exporting the fleet's
     "worker": {"fleet"},
-    "api": {*_PUBLIC, "migrations", "registry", "fleet", "services", "visualization", "api"},
+    "api": {*_PUBLIC, "registry", "fleet", "services", "visualization", "api"},
     "commands": {
         *_PUBLIC,
         *_BUILTINS,
-        "migrations",
         "registry",
         "fleet",
         "services",
@@ -75,7 +75,7 @@ ALLOWED: dict[str, set[str]] = {
         "visualization",
         "commands",
     },
-    "cli": {*_PUBLIC, "migrations", "fleet", "services", "api", "commands", "cli"},
+    "cli": {*_PUBLIC, "fleet", "services", "api", "commands", "cli"},
 }
 
 
@@ -151,6 +151,37 @@ def test_imports_point_down_the_layers_only() -> None:
                 rel = path.relative_to(PACKAGE.parent)
                 offenders.append(f"{rel}:{node.lineno} ({area} -> {target}): {ast.unparse(node)}")
     assert offenders == [], "imports up the layers:\n" + "\n".join(offenders)
+
+
+#: Areas that reach the database only through the operator services and the composition root.
+NO_SQL_AREAS = ("api", "commands", "cli")
+
+
+def test_api_and_commands_never_import_the_sql_layer() -> None:
+    """The HTTP API and the CLI call services (which own their filter and row types) and the
+    composition root (engines, migrations); ``pystator.stores.sql`` is not theirs to import."""
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}"
+        for path in _modules()
+        if _area(path) in NO_SQL_AREAS
+        for node, module, _ in _pystator_imports(ast.parse(path.read_text()))
+        if module == "pystator.stores.sql" or module.startswith("pystator.stores.sql.")
+    ]
+    assert offenders == [], "SQL layer imported from the API or the CLI:\n" + "\n".join(offenders)
+
+
+def test_the_fleet_never_imports_the_operator_services() -> None:
+    """Services (admin, lookups, audit, api keys, health, gauges, schema) may use the fleet; a
+    worker process's code never needs them, so the arrow points one way only."""
+    assert "services" not in ALLOWED["fleet"]
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}"
+        for path in _modules()
+        if _area(path) == "fleet"
+        for node, module, _ in _pystator_imports(ast.parse(path.read_text()))
+        if _target_area(module) == "services"
+    ]
+    assert offenders == [], "fleet -> services:\n" + "\n".join(offenders)
 
 
 def test_every_area_is_known() -> None:

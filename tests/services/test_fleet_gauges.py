@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pystator.fleet.metrics import FleetCollector
 from pystator.fleet.producer import EventSpec
 from pystator.fsm_core.records import ArmedTimer
+from pystator.services.gauges import FleetCollector
 from pystator.stores.sql import timer_queries
 from pystator.stores.sql.connections import dispose
 from tests.support.worker import MACHINE, Rig, make_rig

@@ -13,9 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pystator.fsm_core.records import EventStatus
-from pystator.stores.sql.admin_queries import EventFilter
-from pystator.stores.sql.outbox_queries import ActionFilter
-from pystator.stores.sql.rows import OutboxStatus
+from pystator.services.admin import ActionFilter, EventFilter, OutboxStatus
 
 #: The event filter's fields, in the form's order: (name, label).
 EVENT_FIELDS = (

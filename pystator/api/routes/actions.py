@@ -17,7 +17,7 @@ from pystator.api.schemas.fleet import (
     ActionSelection,
 )
 from pystator.services import admin
-from pystator.stores.sql.outbox_queries import ActionFilter
+from pystator.services.admin import ActionFilter
 
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"], responses=PROBLEMS)
 

@@ -31,7 +31,7 @@ from pystator.api.schemas.events import (
 from pystator.fleet.producer import EventSpec
 from pystator.fsm_core.errors import InvalidEventError
 from pystator.services import admin
-from pystator.stores.sql.admin_queries import EventFilter
+from pystator.services.admin import EventFilter
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=PROBLEMS)
 

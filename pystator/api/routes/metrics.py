@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from pystator.api.app_services import Services
 from pystator.api.deps import ServicesDep
-from pystator.fleet.metrics import FleetCollector
+from pystator.services.gauges import FleetCollector
 
 router = APIRouter(tags=["service"])
 

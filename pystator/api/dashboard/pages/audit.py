@@ -13,7 +13,7 @@ from pystator.api.dashboard.session import User, require_role
 from pystator.api.deps import ServicesDep
 from pystator.services import audit
 from pystator.services.api_keys import Role
-from pystator.stores.sql.audit_queries import AuditFilter
+from pystator.services.audit import AuditFilter
 
 router = APIRouter()
 

@@ -21,9 +21,8 @@ from pystator.api.dashboard.session import Csrf, User, require_role
 from pystator.api.deps import ServicesDep
 from pystator.fsm_core.errors import InvalidEventError
 from pystator.services import admin
+from pystator.services.admin import ActionFilter, EventFilter
 from pystator.services.api_keys import Role
-from pystator.stores.sql.admin_queries import EventFilter
-from pystator.stores.sql.outbox_queries import ActionFilter
 
 router = APIRouter()
 

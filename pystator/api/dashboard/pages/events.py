@@ -15,9 +15,8 @@ from pystator.api.dashboard.render import page, redirect
 from pystator.api.dashboard.session import Csrf, User, require_role
 from pystator.api.deps import ServicesDep
 from pystator.services import admin, lookups
+from pystator.services.admin import DISCARDABLE, REPLAYABLE, EventFilter
 from pystator.services.api_keys import Role
-from pystator.stores.sql.admin_queries import EventFilter
-from pystator.stores.sql.rows import DISCARDABLE, REPLAYABLE
 
 router = APIRouter()
 
