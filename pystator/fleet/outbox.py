@@ -46,15 +46,16 @@ from pystator.config.settings import (
     DEFAULT_ACTION_THREADS,
     DEFAULT_ACTION_TIMEOUT_SECONDS,
 )
-from pystator.failures import describe_error
 from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.context import TOKEN_KEY
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
     FSMTimeoutError,
     StoreError,
     StoreUnavailableError,
+    describe_error,
 )
 from pystator.registry.machines import MachineRegistry
 from pystator.stores.sql import outbox_queries
@@ -66,8 +67,6 @@ from pystator.stores.sql.rows import OutboxRow
 #: entity to its fallback state).
 DeadAction = Callable[[OutboxRow, Exception], object]
 
-#: Key of the dedup token block in the context handed to actions.
-TOKEN_KEY = "_pystator"
 DEFAULT_SWEEP_LIMIT = 200
 #: Margin of a lease over the action timeout it must cover.
 LEASE_MARGIN_SECONDS = 30.0
@@ -287,7 +286,7 @@ class OutboxRunner:
         outbox_queries.complete_outbox(conn, done, now)
         for row, exc in failures:
             attempt = row.attempts + 1
-            errors = [*map(dict, row.errors), describe_error(exc, attempt, now)]
+            errors = [*map(dict, row.errors), describe_error(exc, attempt=attempt, at=now)]
             outbox_queries.fail_outbox(
                 conn, row.id, errors, now, retry_at=self._retry_at(attempt, now)
             )
@@ -312,7 +311,6 @@ def _run_coroutine(awaitable: Any) -> None:
 
 
 __all__ = [
-    "TOKEN_KEY",
     "OutboxRunner",
     "action_context",
     "default_action_retry",

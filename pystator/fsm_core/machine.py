@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pystator.fsm_core.actions import ActionRegistry
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.compiler import CompiledMachine
 from pystator.fsm_core.configuration import ParallelConfiguration, parse_configuration
-from pystator.fsm_core.decision import Clock, Decider, utc_now
+from pystator.fsm_core.decision import Decider
 from pystator.fsm_core.definition import ErrorPolicy, MachineDefinition, StateKind
 from pystator.fsm_core.errors import InvalidStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry

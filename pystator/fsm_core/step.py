@@ -19,10 +19,9 @@ from pystator.fsm_core.error_policy import (
     APPLIED_FALLBACK,
     FALLBACK_STATE,
     ORIGINAL_ERROR,
-    describe_failure,
     on_invalid_event,
 )
-from pystator.fsm_core.errors import EntityNotFoundError
+from pystator.fsm_core.errors import EntityNotFoundError, describe_error
 from pystator.fsm_core.records import (
     NO_VERSION,
     ArmedTimer,
@@ -314,7 +313,7 @@ def fallback_step(
     metadata = {
         **result.metadata,
         APPLIED_FALLBACK: True,
-        ORIGINAL_ERROR: describe_failure(error),
+        ORIGINAL_ERROR: describe_error(error),
         FALLBACK_STATE: machine.error_policy.default_fallback,
     }
     result = dataclasses.replace(result, metadata=metadata)
