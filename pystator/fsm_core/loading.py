@@ -141,6 +141,10 @@ def validate_config(config: Any, strict: bool = True) -> list[str]:
     return [str(p) for p in problems]
 
 
+#: The documented alias of :func:`validate_config`.
+validate_machine_config = validate_config
+
+
 class ConfigValidator:
     """Object form of :func:`validate_config` (``ConfigValidator().validate(config)``)."""
 
