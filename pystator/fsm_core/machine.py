@@ -22,7 +22,7 @@ from pystator.fsm_core.definition import ErrorPolicy, MachineDefinition, StateKi
 from pystator.fsm_core.errors import InvalidStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry
 from pystator.fsm_core.hooks import TransitionObserver, current_entity
-from pystator.fsm_core.introspection import MachineQueries
+from pystator.fsm_core.introspection import MachineIntrospection
 from pystator.fsm_core.loading import (
     load_definition,
     parse_json,
@@ -38,11 +38,11 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 StateCallback = Callable[[dict[str, Any]], Any]
 
 
-class StateMachine(MachineQueries):
+class StateMachine(MachineIntrospection):
     """A machine compiled once from its definition; ``process`` is a lookup plus guard calls.
 
     The read-only queries (``state_names``, ``get_available_transitions``, ``evaluate_destination``
-    …) come from :class:`~pystator.fsm_core.introspection.MachineQueries`.
+    …) come from :class:`~pystator.fsm_core.introspection.MachineIntrospection`.
     """
 
     def __init__(
