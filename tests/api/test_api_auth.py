@@ -17,7 +17,8 @@ from pystator.api.deps import AuditTrail, RoleCheck, audit_trail
 from pystator.api.routes import ROUTERS
 from tests.support import worker_processes as procs
 from tests.support.api_clients import JWT_SECRET, bearer, client, create_key, token
-from tests.support.fleet_harness import free_port, port_open, wait_until
+from tests.support.ports import free_port, port_open
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
