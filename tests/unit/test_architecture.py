@@ -143,6 +143,24 @@ def test_imports_point_down_the_layers_only() -> None:
     assert offenders == [], "imports up the layers:\n" + "\n".join(offenders)
 
 
+def test_yaml_is_read_in_one_place() -> None:
+    """Only the budgeted loader imports PyYAML: every reader of YAML goes through it."""
+    home = PACKAGE / "fsm_core" / "yaml_loader.py"
+    offenders = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if path != home and any(n == "yaml" or n.startswith("yaml.") for n in names):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert offenders == [], "YAML read outside fsm_core/yaml_loader.py:\n" + "\n".join(offenders)
+
+
 def test_every_area_is_known() -> None:
     assert {_area(p) for p in _modules()} <= set(ALLOWED)
 
