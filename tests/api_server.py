@@ -32,6 +32,10 @@ class ApiServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def client(self) -> httpx.Client:
+        """A client that keeps cookies, like a browser (close it after use)."""
+        return httpx.Client(base_url=self.base, timeout=REQUEST_TIMEOUT_SECONDS)
+
     def request(
         self, method: str, path: str, headers: Mapping[str, str] | None = None, **kw: Any
     ) -> httpx.Response:
