@@ -99,9 +99,10 @@ class Arrival:
 def host_name(header: str | None) -> str | None:
     """The name in a ``Host`` header, lower-cased and without its port (``[::1]:8000`` →
     ``[::1]``); None when the header is missing or is not ``name[:port]``."""
-    name, colon, port = (header or "").strip().lower().rpartition(":")
+    text = (header or "").strip().lower()
+    name, colon, port = text.rpartition(":")
     if not colon or name.endswith(":") or (name.startswith("[") and not name.endswith("]")):
-        name, port = f"{name}{colon}{port}", ""  # no port (or a bare IPv6 address)
+        name = text  # no port (or a bare IPv6 address, which is_host_name refuses)
     elif not port.isdigit():
         return None
     return name if is_host_name(name) else None
@@ -161,8 +162,8 @@ class Authenticator:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
-        #: ``Host`` names that mean this machine: :data:`LOCAL_HOSTS` and the operator's.
-        self.local_hosts = frozenset((*LOCAL_HOSTS, *local_hosts))
+        #: ``Host`` names that mean this machine: :data:`LOCAL_HOSTS`, then the operator's.
+        self.local_hosts = tuple(dict.fromkeys((*LOCAL_HOSTS, *local_hosts)))
         self.jwt_key = jwt_key
         self.jwt_algorithm = jwt_algorithm
         self.audience = audience
@@ -228,7 +229,7 @@ class Authenticator:
                 details={"reason": "proxy", "headers": list(arrival.proxy_headers)},
             )
         if host_name(arrival.host) not in self.local_hosts:
-            names = ", ".join(sorted(self.local_hosts))
+            names = ", ".join(self.local_hosts)
             return AuthenticationError(
                 f"Host {arrival.host or ''!r} is not a local name: while auth is not configured "
                 f"only requests addressed to {names} (any port) act as the local admin. If this "
@@ -244,7 +245,7 @@ class Authenticator:
             "requests on a loopback address, without proxy headers ("
             + ", ".join(PROXY_HEADERS)
             + "), whose Host is "
-            + ", ".join(sorted(self.local_hosts))
+            + ", ".join(self.local_hosts)
             + " (any port)"
         )
 
