@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import HTTPException, RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -40,16 +40,33 @@ DEFINITION_BODY: dict[str, Any] = {
                 }
             },
         },
-    }
+    },
+    "responses": {
+        "415": {
+            "description": "the body is neither application/json nor application/yaml",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
 }
 
 
 async def definition(request: Request) -> dict[str, Any]:
-    """The definition the request carries (not yet validated: the route does that)."""
+    """The definition the request carries (not yet validated: the route does that).
+
+    Any other media type is refused (415) unread: a page on another site can send
+    ``text/plain`` or a form without asking the browser's CORS permission, never JSON or YAML.
+    """
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    raw = await request.body()
     if media_type in YAML_MEDIA_TYPES:
+        raw = await request.body()
         return await run_in_threadpool(_yaml, raw)  # up to a megabyte of YAML: off the loop
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            415,
+            f"Content-Type {media_type!r} is not accepted here: send application/json "
+            '({"config": {…}}) or application/yaml (the definition file)',
+        )
+    raw = await request.body()
     try:
         return ConfigIn.model_validate_json(raw or b"null").config
     except ValidationError as exc:

@@ -88,6 +88,19 @@ def test_a_malformed_host_is_not_local(api: ApiServer, host: str) -> None:
     assert _problem(api.request("GET", "/api/v1/auth/me", {"Host": host}), 401)["reason"] == "host"
 
 
+@pytest.mark.parametrize("media_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_definition_a_cross_site_form_could_send_is_refused(
+    api: ApiServer, media_type: str
+) -> None:
+    """A page on another site may post text/plain or a form to 127.0.0.1 without a CORS
+    preflight (its Host is then local): the definition routes take only JSON and YAML."""
+    config = '{"config": {"meta": {"machine_name": "planted"}, "states": [{"name": "a", "type": "initial"}]}}'
+    for path in ("/api/v1/machines", "/api/v1/validate"):
+        refused = api.request("POST", path, {"Content-Type": media_type}, content=config)
+        assert _problem(refused, 415)["detail"].startswith(f"Content-Type '{media_type}'")
+    assert api.request("GET", "/api/v1/machines").json() == []
+
+
 def test_public_routes_answer_anyone(api: ApiServer) -> None:
     for headers in ({"Host": "evil.example"}, {"X-Forwarded-For": "203.0.113.5"}):
         assert api.request("GET", "/health", headers).json() == {"status": "ok"}
