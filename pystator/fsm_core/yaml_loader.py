@@ -50,7 +50,7 @@ class _BudgetedLoader(yaml.SafeLoader):
         assert isinstance(event, NodeEvent)
         line = _line(event)
         first = self._nodes
-        self._count(1, f"the document has more than {self.max_nodes:,} nodes at line {line}")
+        self._count(1, line, alias=False)
         collection = isinstance(event, CollectionStartEvent)
         if collection:
             self._depth += 1
@@ -78,15 +78,16 @@ class _BudgetedLoader(yaml.SafeLoader):
         if measured is None:  # the anchored node is still open: the alias is inside it
             raise _OverBudget(f"alias *{anchor} at line {line} refers to a node that contains it")
         nodes, height = measured
-        self._count(nodes, f"aliases expand past {self.max_nodes:,} nodes at line {line}")
+        self._count(nodes, line, alias=True)
         if self._depth + height > self.max_depth:
             raise _OverBudget(f"aliases nest deeper than {self.max_depth} levels at line {line}")
         self._grow(height)
 
-    def _count(self, nodes: int, refusal: str) -> None:
+    def _count(self, nodes: int, line: int, *, alias: bool) -> None:
         self._nodes += nodes
         if self._nodes > self.max_nodes:
-            raise _OverBudget(refusal)
+            what = "aliases expand past" if alias else "the document has more than"
+            raise _OverBudget(f"{what} {self.max_nodes:,} nodes at line {line}")
 
     def _grow(self, height: int) -> None:
         if self._tallest and height > self._tallest[-1]:
