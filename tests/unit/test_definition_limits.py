@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pystator.fsm_core.document_size import oversize
 from pystator.fsm_core.errors import MachineValidationError
@@ -22,6 +23,7 @@ from pystator.fsm_core.limits import (
 from pystator.fsm_core.loading import parse_json, read_document
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.yaml_loader import dump_yaml, parse_yaml
+from pystator.worker import machine_store
 from tests.yaml_bombs import ISSUE_BOMB_BYTES, alias_bomb, shared_guards
 
 
@@ -116,6 +118,15 @@ def test_shared_parts_of_a_dict_are_counted_every_time() -> None:
     assert problem is not None
     assert problem.path.startswith("metadata.bomb[0]")
     assert f"more than {MAX_DEFINITION_NODES:,} nodes" in problem.message
+
+
+def test_canonical_refuses_what_it_would_have_to_copy_a_billion_times() -> None:
+    """``machine_store.canonical`` (what the registry stores) on the bomb as PyYAML's own
+    ``safe_load`` builds it: shared lists, a billion leaves once copied to JSON."""
+    document = yaml.safe_load(alias_bomb())
+    with pytest.raises(MachineValidationError) as caught:
+        machine_store.canonical(document)
+    assert caught.value.problems[0].path.startswith("metadata.a5")
 
 
 def test_a_cyclic_dict_is_refused_instead_of_walked_forever() -> None:
