@@ -27,6 +27,7 @@ from pystator.fsm_core.loading import (
     load_definition,
     parse_json,
     parse_yaml,
+    read_document,
     read_text,
     validate_config,
 )
@@ -115,9 +116,7 @@ class StateMachine(MachineIntrospection):
     @classmethod
     def from_file(cls, path: str | Path, *, hooks: Sequence[object] = ()) -> StateMachine:
         """Build from a ``.yaml``/``.yml`` or ``.json`` file."""
-        if str(path).endswith(".json"):
-            return cls.from_json(read_text(path), source=str(path), hooks=hooks)
-        return cls.from_yaml(Path(path), hooks=hooks)
+        return cls.from_dict(read_document(path), source=str(path), hooks=hooks)
 
     # description ----------------------------------------------------------------------------
 

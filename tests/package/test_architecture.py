@@ -147,6 +147,24 @@ def test_the_fleet_never_imports_the_operator_services() -> None:
     assert offenders == [], "fleet -> services:\n" + "\n".join(offenders)
 
 
+def test_yaml_is_read_in_one_place() -> None:
+    """Only the budgeted loader imports PyYAML: every reader of YAML goes through it."""
+    home = PACKAGE / "fsm_core" / "yaml_loader.py"
+    offenders = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if path != home and any(n == "yaml" or n.startswith("yaml.") for n in names):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert offenders == [], "YAML read outside fsm_core/yaml_loader.py:\n" + "\n".join(offenders)
+
+
 def test_every_area_is_known() -> None:
     assert {area(p) for p in modules()} <= set(ALLOWED)
 
