@@ -10,16 +10,17 @@ import os
 import resource
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pystator.fsm_core.limits import MAX_DEFINITION_NODES
 from tests.support import worker_processes as procs
 from tests.support.api_server import ApiServer, running_api
+from tests.support.waiting import wait_until
 from tests.support.yaml_bombs import alias_bomb, shared_guards
 
 pytestmark = pytest.mark.integration
@@ -61,16 +62,23 @@ def _run(args: Sequence[str], env: dict[str, str]) -> Run:
             stderr=subprocess.STDOUT,
             preexec_fn=limit_memory,
         )
-        deadline = time.monotonic() + COMMAND_TIMEOUT_SECONDS
-        while True:
+        reaped: list[tuple[int, Any]] = []  # wait4 reports the child's peak memory
+
+        def exited() -> bool:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                raise AssertionError(f"pystator {' '.join(args)}: no answer within the timeout")
-            time.sleep(POLL_SECONDS)
+                reaped.append((status, usage))
+            return bool(pid)
+
+        try:
+            wait_until(exited, timeout=COMMAND_TIMEOUT_SECONDS, interval=POLL_SECONDS)
+        except TimeoutError:
+            process.kill()
+            process.wait()
+            raise AssertionError(
+                f"pystator {' '.join(args)}: no answer within the timeout"
+            ) from None
+        status, usage = reaped[0]
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         return Run(process.returncode, out.read().decode(errors="replace"), usage.ru_maxrss * 1024)
