@@ -28,22 +28,24 @@ from typing import Any
 CHECK = "__docs_expect__"
 
 
-def _expect(value: Any, expected: Any, line: int) -> Any:
+def _expect(value: Any, expected_source: str, line: int) -> Any:
+    expected = ast.literal_eval(expected_source)
     if value != expected:
         raise AssertionError(f"line {line}: the page says {expected!r}, the code gave {value!r}")
     return value
 
 
-def _literal_comments(source: str) -> dict[int, Any]:
-    """Line → value of a trailing comment that is a Python literal (on a line with code)."""
-    found: dict[int, Any] = {}
+def _literal_comments(source: str) -> dict[int, str]:
+    """Line → text of a trailing comment that is a Python literal (on a line with code)."""
+    found: dict[int, str] = {}
     code_lines: set[int] = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
             if tok.start[0] in code_lines:
                 text = tok.string[1:].strip()
                 try:
-                    found[tok.start[0]] = ast.literal_eval(text)
+                    ast.literal_eval(text)
+                    found[tok.start[0]] = text
                 except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                     pass
         elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
@@ -51,7 +53,7 @@ def _literal_comments(source: str) -> dict[int, Any]:
     return found
 
 
-def _with_checks(tree: ast.Module, comments: dict[int, Any], offset: int) -> ast.Module:
+def _with_checks(tree: ast.Module, comments: dict[int, str], offset: int) -> ast.Module:
     for node in tree.body:
         if isinstance(node, ast.Expr) and node.end_lineno in comments:
             line = node.end_lineno
