@@ -181,8 +181,8 @@ class PageRun:
             raise AssertionError(f"{block.where}: file marker outside the page's directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block.code)
-        if block.lang in PARSE:
-            _parse_block(block)
+        if block.lang in PARSE:  # syntax only: a file may be a broken machine on purpose
+            _parse_block(block, load_machine=False)
         TALLY.kinds["written"] += 1
 
     def _check_safe(self, block: Block, commands: list[str]) -> None:
@@ -372,11 +372,11 @@ def _normal(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
-def _parse_block(block: Block) -> None:
+def _parse_block(block: Block, *, load_machine: bool = True) -> None:
     try:
         if block.lang in {"yaml", "yml"}:
             document = yaml.safe_load(block.code)
-            if isinstance(document, dict) and "states" in document:
+            if load_machine and isinstance(document, dict) and "states" in document:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     StateMachine.from_dict(document)

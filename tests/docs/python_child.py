@@ -54,7 +54,14 @@ def _literal_comments(source: str) -> dict[int, str]:
 
 
 def _with_checks(tree: ast.Module, comments: dict[int, str], offset: int) -> ast.Module:
-    for node in tree.body:
+    statements = [
+        stmt
+        for node in ast.walk(tree)
+        for field in ("body", "orelse", "finalbody")
+        for stmt in getattr(node, field, [])
+        if isinstance(stmt, ast.stmt)
+    ]
+    for node in statements:
         if isinstance(node, ast.Expr) and node.end_lineno in comments:
             line = node.end_lineno
             node.value = ast.Call(
