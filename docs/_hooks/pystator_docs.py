@@ -26,7 +26,7 @@ BENCH_MARKER = "<!-- benchmarks -->"
 
 _NOT_RUN = re.compile(r"^(?P<indent>[ \t]*)<!-- not run: (?P<reason>.+?) -->[ \t]*$", re.M)
 _FILE = re.compile(r"^(?P<indent>[ \t]*)<!-- file: (?P<name>[^ ]+) -->[ \t]*$", re.M)
-X
+_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|data|mod|exc|obj):<code>(~?)([\w.]+)</code>")
 
 
 def _bench_report() -> ModuleType:

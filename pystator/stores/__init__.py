@@ -8,7 +8,7 @@ extra (and ``postgres`` for PostgreSQL); ``RedisStateStore`` / ``AsyncRedisState
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pystator.stores.base import (
     AsyncStateStore,
@@ -30,6 +30,11 @@ _LAZY = {
     "AsyncRedisStateStore": "pystator.stores.redis_store",
 }
 MEMORY_URL = "memory://"
+
+if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
+    from pystator.stores.redis_store import AsyncRedisStateStore, RedisStateStore
+    from pystator.stores.sql_async import AsyncSqlStateStore
+    from pystator.stores.sql_store import SqlStateStore
 
 
 def __getattr__(name: str) -> Any:
