@@ -123,7 +123,9 @@ class PageRun:
 
     def run(self, blocks: list[Block]) -> None:
         """Run every block in order; raise ``AssertionError`` naming the first that fails."""
-        starts_api = any("pystator api" in b.code for b in blocks if b.lang in RUN)
+        starts_api = any(
+            "pystator api" in b.code for b in blocks if b.lang in RUN and b.not_run is None
+        )
         for block in blocks:
             if block.not_run is not None:
                 TALLY.not_run.append((block.where, block.not_run))
@@ -337,16 +339,21 @@ def _retarget(script: str) -> str:
 
 
 def _commands(script: str) -> list[str]:
-    """The commands of a shell script, one per logical line (comments and continuations joined)."""
-    joined = re.sub(r"\\\n", " ", script)
+    """The commands of a shell script, one per logical line (continuations, quoted newlines and
+    comments handled the way the shell does)."""
     commands = []
-    for line in joined.splitlines():
+    pending = ""
+    for line in re.sub(r"\\\n", " ", script).splitlines():
+        pending = f"{pending}\n{line}" if pending else line
         try:
-            words = shlex.split(line, comments=True)
-        except ValueError:
-            words = line.split()
+            words = shlex.split(pending, comments=True)
+        except ValueError:  # an open quote: the command goes on on the next line
+            continue
+        pending = ""
         if words:
             commands.append(" ".join(words))
+    if pending:
+        commands.append(pending)
     return commands
 
 
