@@ -66,6 +66,8 @@ SAFE_COMMANDS = {
     "test",
     "cp",
     "mkdir",
+    "touch",
+    "sed",
     "rm",
     "grep",
     "head",
@@ -158,7 +160,7 @@ class PageRun:
             self._python_block(block)
         elif lang in {"bash", "sh", "shell"}:
             self._check_safe(block, _commands(block.code))
-            output, errors = self._shell_run(block, _retarget(block.code))
+            output, errors = self._shell_run(block, _retarget(block.code, self.port))
             if errors:
                 raise AssertionError(
                     f"{block.where}: shell block failed:\n{errors}\n--- output ---\n{output}"
@@ -287,7 +289,7 @@ class PageRun:
         steps = _console_steps(block.code)
         self._check_safe(block, [command for command, _ in steps])
         for command, expected in steps:
-            output, _errors = self._shell_run(block, _retarget(command))
+            output, _errors = self._shell_run(block, _retarget(command, self.port))
             if expected and not _matches(expected, output):
                 raise AssertionError(
                     f"{block.where}: `{command}` printed\n{output}\n--- the page shows ---\n"
@@ -333,9 +335,9 @@ def _readline(stream: IO[str], timeout: float) -> str | None:
     return box[0] if box and box[0] else None
 
 
-def _retarget(script: str) -> str:
-    """Move the documented port 8000 to the page's free port."""
-    return _PORT_FLAG.sub("--port $PYSTATOR_API_PORT", _PORT.sub("$PYSTATOR_API_PORT", script))
+def _retarget(script: str, port: int) -> str:
+    """Move the documented port 8000 to the page's free port (also inside quotes)."""
+    return _PORT_FLAG.sub(f"--port {port}", _PORT.sub(str(port), script))
 
 
 def _commands(script: str) -> list[str]:
