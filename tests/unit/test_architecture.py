@@ -63,8 +63,19 @@ ALLOWED: dict[str, set[str]] = {
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
     "worker": {*_PUBLIC, "migrations", "worker"},
-    "api": {*_PUBLIC, "migrations", "worker", "visualization", "api"},
-    "commands": {*_PUBLIC, *_BUILTINS, "migrations", "worker", "api", "visualization", "commands"},
+    # the documentation site: find, build and serve it (pystator docs, the API's /manual)
+    "manual": {"fsm_core", "manual"},
+    "api": {*_PUBLIC, "migrations", "worker", "visualization", "manual", "api"},
+    "commands": {
+        *_PUBLIC,
+        *_BUILTINS,
+        "migrations",
+        "worker",
+        "api",
+        "visualization",
+        "manual",
+        "commands",
+    },
     "cli": {*_PUBLIC, "migrations", "worker", "api", "commands", "cli"},
 }
 
