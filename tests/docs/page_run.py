@@ -39,6 +39,7 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -123,8 +124,11 @@ class PageRun:
 
     # --- the page ----------------------------------------------------------------------------
 
-    def run(self, blocks: list[Block]) -> None:
-        """Run every block in order; raise ``AssertionError`` naming the first that fails."""
+    def run(self, blocks: list[Block], before: Callable[[Block], None] | None = None) -> None:
+        """Run every block in order; raise ``AssertionError`` naming the first that fails.
+
+        ``before(block)`` is called before each block runs (the browser tests take the pages'
+        screenshots there, at the point of the page they illustrate)."""
         starts_api = any(
             "pystator api" in b.code for b in blocks if b.lang in RUN and b.not_run is None
         )
@@ -132,12 +136,23 @@ class PageRun:
             if block.not_run is not None:
                 TALLY.not_run.append((block.where, block.not_run))
                 continue
+            if before is not None:
+                before(block)
             if block.file is not None:
                 self._write_file(block)
                 continue
             if "curl " in block.code and not starts_api:
                 self._ensure_api()
             self._run_block(block)
+
+    def shell(self, command: str) -> str:
+        """Run ``command`` in the page's shell (its variables, its jobs) and return its output."""
+        output, errors = self._shell_run(
+            Block(page=Path("<test>"), line=0, lang="bash", code=command), command
+        )
+        if errors:
+            raise AssertionError(f"{command!r} failed: {errors}\n{output}")
+        return output
 
     def close(self) -> None:
         """Stop the interpreter, the shell and everything the shell left running."""
