@@ -32,8 +32,8 @@ dashboard: $(STAMP)
 	  PYSTATOR_MACHINES=$(CURDIR)/examples/fleet_demo.yaml $(BIN)/pystator api
 
 lint: $(STAMP)
-	$(BIN)/ruff check pystator tests bench examples
-	$(BIN)/ruff format --check pystator tests bench examples
+	$(BIN)/ruff check pystator tests bench examples docs/_hooks
+	$(BIN)/ruff format --check pystator tests bench examples docs/_hooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
