@@ -44,7 +44,7 @@ pytest: $(STAMP)
 # The documentation site, built strictly: a broken link, a missing page or a reference
 # mkdocstrings cannot resolve fails (`pystator docs` serves it; `pystator api` under /manual).
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict counts
 
 test: lint typecheck docs pytest
 

@@ -73,7 +73,13 @@ def is_stale(sources: ManualSources) -> bool:
 def build(sources: ManualSources) -> Path:
     """Build the site strictly (a broken link fails); returns the site folder."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+    ]  # no --quiet: it hides warnings from --strict
     command += ["--config-file", str(sources.config), "--site-dir", str(sources.site_dir)]
     try:
         done = subprocess.run(
