@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -397,4 +398,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with report.recorded("fleet_latency") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)
