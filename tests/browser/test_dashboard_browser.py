@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Stack
+from tests.support.browser import all_css, by_css, shoot
 from tests.support.dashboard_app import ASSESSOR_DOWN, FRAUD_TIMEOUT
 from tests.support.waiting import wait_until
 
@@ -94,31 +95,11 @@ def seeded(stack: Stack) -> Stack:
 # --- driving the browser ----------------------------------------------------------------------
 
 
-def by_css(browser: Any, selector: str, timeout: float = 20.0) -> Any:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout).until(
-        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector))
-    )
-
-
-def all_css(browser: Any, selector: str) -> list[Any]:
-    from selenium.webdriver.common.by import By
-
-    return list(browser.find_elements(By.CSS_SELECTOR, selector))
-
-
 def login(browser: Any, stack: Stack, role: str) -> None:
     browser.get(stack.base + "/ui/login")
     by_css(browser, "#token").send_keys(stack.keys[role])
     by_css(browser, "form[action='/ui/login'] button[type=submit]").click()
     by_css(browser, f".role-{role}")
-
-
-def shoot(browser: Any, folder: Path, name: str) -> None:
-    browser.save_screenshot(str(folder / f"{name}.png"))
 
 
 def fetch_status(browser: Any, path: str, body: dict[str, str]) -> int:

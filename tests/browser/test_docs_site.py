@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from pystator.manual import ensure_built, find_sources, serve
-from tests.browser.test_dashboard_browser import by_css, shoot
 from tests.docs.markdown_blocks import Block, read_blocks
 from tests.docs.page_run import PageRun
-from tests.fleet_harness import ROOT, free_port
+from tests.support.browser import by_css, shoot
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+from tests.support.worker_processes import ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -91,8 +93,6 @@ def test_the_site_follows_the_map_to_state_machine_process(browser: Any, site_ur
 
 def test_diagrams_render_with_no_network(browser: Any, site_url: str) -> None:
     """Material draws Mermaid into a closed shadow root: the drawn box has a height."""
-    from tests.fleet_harness import wait_until
-
     browser.get(site_url + "/reference/diagrams/")
     by_css(browser, "div.mermaid")
     assert browser.execute_script("return typeof mermaid") == "object"  # the vendored copy

@@ -48,7 +48,9 @@ import yaml
 
 from pystator import StateMachine
 from tests.docs.markdown_blocks import Block
-from tests.fleet_harness import ROOT, free_port, port_open, wait_until
+from tests.support.ports import free_port, port_open
+from tests.support.waiting import wait_until
+from tests.support.worker_processes import ROOT
 
 BLOCK_TIMEOUT_SECONDS = int(os.environ.get("PYSTATOR_DOCS_BLOCK_TIMEOUT", "180"))
 DOCUMENTED_PORT = 8000

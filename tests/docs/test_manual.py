@@ -14,8 +14,9 @@ from starlette.testclient import TestClient
 
 from pystator.api.manual import ManualFiles
 from pystator.manual import ManualSources, find_sources, is_stale
-from tests.fleet_harness import free_port, port_open, wait_until
-from tests.worker_processes import env_for, pystator_cmd
+from tests.support.ports import free_port, port_open
+from tests.support.waiting import wait_until
+from tests.support.worker_processes import env_for, pystator_cmd
 
 MINIMAL_CONFIG = "site_name: tiny\ntheme: {name: mkdocs}\n"
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.docs.markdown_blocks import read_blocks
 from tests.docs.page_run import TALLY, PageRun
-from tests.fleet_harness import ROOT
+from tests.support.worker_processes import ROOT
 
 PAGES = sorted(
     [ROOT / "README.md", *(p for p in (ROOT / "docs").rglob("*.md") if "_hooks" not in p.parts)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.fleet_harness import ROOT
+from tests.support.worker_processes import ROOT
 
 README = ROOT / "README.md"
 MAX_LINES = 150

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.fleet_harness import ROOT
+from tests.support.worker_processes import ROOT
 
 #: The modules whose ``__all__`` the API reference documents.
 DOCUMENTED = (
