@@ -62,6 +62,9 @@ ALLOWED: dict[str, set[str]] = {
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
+    # observations, classification, inference, candidates and drafts (above the stores: its
+    # SQLite store migrates the embedded database like the documented SQL stores do)
+    "discovery": {*_STORES, "migrations", "discovery"},
     "worker": {*_PUBLIC, "migrations", "worker"},
     "api": {*_PUBLIC, "migrations", "worker", "visualization", "api"},
     "commands": {*_PUBLIC, *_BUILTINS, "migrations", "worker", "api", "visualization", "commands"},
