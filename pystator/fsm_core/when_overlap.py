@@ -116,9 +116,8 @@ def _candidates(literals: list[Literal]) -> Iterator[Any]:
         yield from (n - 1, n + 1, n - 0.5, n + 0.5)
     for low, high in itertools.pairwise(numbers):
         yield (low + high) / 2
-    yield 0
     yield from _strings(literals)
-    yield from (True, False)
+    yield from (0, True, False)
 
 
 def _strings(literals: list[Literal]) -> Iterator[str]:
@@ -129,7 +128,8 @@ def _strings(literals: list[Literal]) -> Iterator[str]:
     suffix = max(required("ends_with"), key=len, default="")
     middle = "".join(required("contains"))
     for filler in ("", "x", _FRESH):
-        yield prefix + middle + filler + suffix
+        if prefix or middle or filler or suffix:
+            yield prefix + middle + filler + suffix
     yield from ("other", _FRESH)
 
 

@@ -103,8 +103,7 @@ class SqlDiscoveryStore:
         for _attempt in range(CANDIDATE_NUMBER_ATTEMPTS):
             try:
                 with translate_errors(WHAT), self.engine.begin() as conn:
-                    version = q.next_candidate_version(conn, candidate.machine_name)
-                    q.insert_candidate(conn, _candidate_row(candidate, version))
+                    version = q.insert_candidate(conn, _candidate_row(candidate, 0))
             except StoreError as exc:
                 if isinstance(exc.__cause__, sa.exc.IntegrityError):
                     continue
@@ -203,7 +202,7 @@ def _entity_ids(entity_ids: Sequence[str] | None) -> list[str] | None:
 def _candidate_row(candidate: BuiltDiscoveryCandidate, version: int) -> q.CandidateRow:
     return q.CandidateRow(
         machine=candidate.machine_name,
-        version=version,
+        version=version,  # 0: numbered by the insert
         config=dict(candidate.config),
         edges=[e.to_dict() for e in candidate.edges],
         summary=candidate.summary(),

@@ -209,7 +209,7 @@ class DocumentParser:
         path = "meta.classification"
         if raw is None:
             return None
-        data = self.r.mapping(raw, path, "meta.classification")
+        data = self.r.mapping(raw, path, "classification settings")
         if data is None:
             return None
         self.r.unknown_keys(data, CLASSIFICATION_KEYS, path)

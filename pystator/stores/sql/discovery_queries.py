@@ -185,19 +185,23 @@ class CandidateRow:
     created_at: datetime
 
 
-def next_candidate_version(conn: Connection, machine: str) -> int:
-    """The number the next candidate of ``machine`` gets (1 for the first)."""
-    query = sa.select(sa.func.coalesce(sa.func.max(_C.version), 0)).where(_C.machine == machine)
-    return int(conn.execute(query).scalar_one()) + 1
+def insert_candidate(conn: Connection, row: CandidateRow) -> int:
+    """Insert a candidate as the next version of its machine; return that version.
 
-
-def insert_candidate(conn: Connection, row: CandidateRow) -> None:
-    """Insert a candidate (its ``(machine, version)`` is the primary key: a concurrent builder
-    that took the same number fails with an integrity error)."""
-    conn.execute(
-        sa.insert(discovery_candidates).values(
+    One statement numbers and inserts it, so on SQLite it takes the write lock before it reads
+    (no lock upgrade to fail). On PostgreSQL two concurrent inserts may compute the same number:
+    the primary key refuses the second with an integrity error, and its caller tries again.
+    """
+    next_version = (
+        sa.select(sa.func.coalesce(sa.func.max(_C.version), 0) + 1)
+        .where(_C.machine == row.machine)
+        .scalar_subquery()
+    )
+    statement = (
+        sa.insert(discovery_candidates)
+        .values(
             machine=row.machine,
-            version=row.version,
+            version=next_version,
             config=row.config,
             edges=row.edges,
             summary=row.summary,
@@ -205,7 +209,9 @@ def insert_candidate(conn: Connection, row: CandidateRow) -> None:
             created_by=row.created_by,
             created_at=row.created_at,
         )
+        .returning(_C.version)
     )
+    return int(conn.execute(statement).scalar_one())
 
 
 def get_candidate(
@@ -337,7 +343,6 @@ __all__ = [
     "insert_observations",
     "list_candidates",
     "list_drafts",
-    "next_candidate_version",
     "observed_entities",
     "observed_machines",
     "stream_history",
