@@ -40,8 +40,9 @@ class EdgeCounts:
     ``edges`` maps ``(source, destination)`` to its count, ``triggers`` each edge to the counts
     of the trigger names observed on it, ``first_seen`` each state to the entities first seen
     there, ``visits`` each state to its observations. ``late`` counts observations that arrived
-    after a later-timed one of the same entity (placed by their time), ``repeats`` observations
-    of the state an entity was already in.
+    after the entity's next observation in time (they were placed by their time; one per late
+    arrival when late arrivals are rare), ``repeats`` observations of the state an entity was
+    already in.
     """
 
     __slots__ = (
@@ -75,15 +76,14 @@ class EdgeCounts:
         """Count one entity's observations (in order)."""
         edges, visits = self.edges, self.visits
         before: str | None = None
-        highest = -1
+        last_seq = -1
         seen = 0
         for _at, seq, state, trigger, previous in rows:
             seen += 1
             visits[state] = visits.get(state, 0) + 1
-            if seq < highest:
+            if seq < last_seq:  # the observation before this one (in time) arrived after it
                 self.late += 1
-            else:
-                highest = seq
+            last_seq = seq
             source = before if previous is None else previous
             before = state
             if source is None:

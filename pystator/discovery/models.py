@@ -13,6 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from pystator.clock import as_utc
 from pystator.fsm_core.errors import DiscoveryError, InvalidObservationError
 from pystator.fsm_core.naming import describe_name_problem
 from pystator.stores.sql.schema import ENTITY_ID_LENGTH, SOURCE_EVENT_ID_LENGTH, SOURCE_LENGTH
@@ -65,8 +66,8 @@ class ObservedStateEvent:
 
     ``trigger`` is the event that brought it there, when the source knows it (the candidate
     then uses that name); ``previous_state`` the state it left, when the source knows it (the
-    fleet's history does); ``source_event_id`` makes a re-sent observation a no-op. A naive
-    ``observed_at`` is taken as UTC. :class:`InvalidObservationError` when a value is unusable.
+    fleet's history does); ``source_event_id`` makes a re-sent observation a no-op.
+    ``observed_at`` is kept in UTC (a naive one is taken as UTC). :class:`InvalidObservationError` when a value is unusable.
     """
 
     entity_id: str
@@ -93,8 +94,8 @@ class ObservedStateEvent:
             raise InvalidObservationError(
                 f"observed_at must be a datetime, got {type(self.observed_at).__name__}"
             )
-        if self.observed_at.tzinfo is None:
-            object.__setattr__(self, "observed_at", self.observed_at.replace(tzinfo=UTC))
+        if self.observed_at.tzinfo is not UTC:  # stored and ordered as UTC everywhere
+            object.__setattr__(self, "observed_at", as_utc(self.observed_at))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (``observed_at`` in ISO 8601)."""

@@ -4,7 +4,7 @@ states."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -239,6 +239,18 @@ def test_a_naive_time_is_utc() -> None:
         entity_id="e", machine_name=MACHINE, state="A", observed_at=datetime(2026, 1, 1)
     )
     assert event.observed_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert event.observed_at.tzinfo is UTC
+    plus_two = timezone(timedelta(hours=2))
+    shifted = ObservedStateEvent(
+        entity_id="e",
+        machine_name=MACHINE,
+        state="A",
+        observed_at=datetime(2026, 1, 1, 2, tzinfo=plus_two),
+    )
+    assert (shifted.observed_at, shifted.observed_at.tzinfo) == (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        UTC,
+    )
 
 
 def test_observations_of_another_machine_are_refused_and_nothing_is_stored() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -91,6 +91,27 @@ def test_observations_come_back_per_entity_in_time_then_arrival_order(
     assert store.observed_machines() == [MACHINE]
     assert store.observed_entities(MACHINE, limit=1) == ["a"]
     assert store.add_observations(MACHINE, []) == 0
+
+
+def test_times_in_other_zones_are_ordered_as_instants(store: DiscoveryStore) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    store.add_observations(
+        MACHINE,
+        [
+            event("a", "A", 0),  # 10:00 UTC
+            ObservedStateEvent(  # 11:30+02:00 is 09:30 UTC: before A
+                entity_id="a",
+                machine_name=MACHINE,
+                state="B",
+                observed_at=datetime(2026, 3, 25, 11, 30, tzinfo=plus_two),
+                source="test",
+            ),
+        ],
+    )
+    assert runs(store)["a"] == [
+        (T0 - timedelta(minutes=30), "B", None, None),
+        (T0, "A", None, None),
+    ]
 
 
 def test_arrival_order_is_kept_across_observations_with_and_without_ids(
