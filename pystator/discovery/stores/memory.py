@@ -23,6 +23,7 @@ class InMemoryDiscoveryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._runs: dict[str, dict[str, list[ObservationRow]]] = {}
+        self._entities: dict[str, list[str]] = {}  # per machine, in first-seen order
         self._unsorted: dict[str, set[str]] = {}
         self._keys: dict[str, set[tuple[str, str]]] = {}
         self._arrivals = 0
@@ -36,6 +37,7 @@ class InMemoryDiscoveryStore:
         """Keep ``events`` in their order; return how many were new."""
         with self._lock:
             runs = self._runs.setdefault(machine_name, {})
+            entities = self._entities.setdefault(machine_name, [])
             unsorted = self._unsorted.setdefault(machine_name, set())
             keys = self._keys.setdefault(machine_name, set())
             added = 0
@@ -56,6 +58,7 @@ class InMemoryDiscoveryStore:
                 run = runs.get(event.entity_id)
                 if run is None:
                     runs[event.entity_id] = [row]
+                    entities.append(event.entity_id)
                 else:
                     if row[0] < run[-1][0]:
                         unsorted.add(event.entity_id)
@@ -67,18 +70,26 @@ class InMemoryDiscoveryStore:
         self, machine_name: str, *, entity_ids: Sequence[str] | None = None
     ) -> Iterator[EntityRun]:
         """Each entity's observations ordered by ``(observed_at, arrival)``; a snapshot per
-        entity (observations added meanwhile to an entity already read are not seen)."""
+        entity (observations added meanwhile to an entity already read are not seen). Walks the
+        store's own entity list: no copy of it, so reading costs one entity's run at a time."""
         with self._lock:
             runs = self._runs.get(machine_name, {})
-            names = list(runs) if entity_ids is None else [e for e in entity_ids if e in runs]
-        for entity in dict.fromkeys(names):
+            names = self._entities.get(machine_name, [])
+            if entity_ids is not None:
+                names = [e for e in dict.fromkeys(entity_ids) if e in runs]
+        index = 0
+        while True:
             with self._lock:
+                if index >= len(names):  # entities added meanwhile are read too
+                    return
+                entity = names[index]
                 run = runs[entity]
                 unsorted = self._unsorted.get(machine_name, set())
                 if entity in unsorted:
                     run.sort()
                     unsorted.discard(entity)
                 snapshot = run[:]
+            index += 1
             yield entity, snapshot
 
     def count_observations(self, machine_name: str) -> int:
