@@ -337,7 +337,8 @@ def _commit() -> dict[str, Any]:
         done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
-    return {"sha": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"sha": git("rev-parse", "HEAD"), "dirty": dirty}
 
 
 def _machine() -> dict[str, Any]:
