@@ -11,7 +11,7 @@ confidence, plus what the :class:`InferenceThresholds` dropped. Stores:
 
 from __future__ import annotations
 
-from pystator.discovery.candidate import build_candidate, candidate_summary
+from pystator.discovery.candidate import build_candidate
 from pystator.discovery.classification import (
     ClassificationRuleSet,
     DataIngester,
@@ -84,7 +84,6 @@ __all__ = [
     "StoredObservations",
     "TransitionHistorySource",
     "build_candidate",
-    "candidate_summary",
     "classify",
     "create_discovery_store",
 ]

@@ -13,7 +13,6 @@ definition (the machine registry then stores it once).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pystator.discovery.inference import EdgeCounts, transition_triggers, trigger_owners
@@ -164,16 +163,4 @@ def _transition(edge: InferredEdge, trigger: str) -> dict[str, Any]:
     }
 
 
-def candidate_summary(candidate: BuiltDiscoveryCandidate) -> Mapping[str, Any]:
-    """What a listing shows of a candidate: identity and counts, without config and edges."""
-    return {
-        "machine_name": candidate.machine_name,
-        "version": candidate.version,
-        "created_at": candidate.created_at.isoformat(),
-        "edges_kept": len(candidate.kept_edges),
-        "edges_dropped": len(candidate.dropped_edges),
-        **candidate.summary(),
-    }
-
-
-__all__ = ["build_candidate", "candidate_summary"]
+__all__ = ["build_candidate"]

@@ -69,7 +69,12 @@ class StoredObservations:
 class TransitionHistorySource:
     """The transitions the fleet applied to ``machine_name`` in ``[since, until)`` (either
     bound optional), of ``entity_ids`` only when given, read from the fleet database ``engine``.
-    ``initial_state`` is the machine's initial state (see the module's notes on creations)."""
+    ``initial_state`` is the machine's initial state (see the module's notes on creations).
+
+    Give it a plain engine (:func:`~pystator.stores.sql.engine.create_engine_from_url`), not a
+    worker's: a fleet engine starts every SQLite transaction with ``BEGIN IMMEDIATE`` (the read
+    would hold the write lock while it streams) and sets PostgreSQL's statement timeout.
+    """
 
     engine: Engine
     machine_name: str

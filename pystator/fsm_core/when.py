@@ -126,17 +126,6 @@ class ClassificationSettings:
     default_state: str | None = None
     auto_route: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """The documented mapping (keys left at their default omitted)."""
-        out: dict[str, Any] = {"entity_id_field": self.entity_id_field, "source": self.source}
-        if self.timestamp_field is not None:
-            out["timestamp_field"] = self.timestamp_field
-        if self.default_state is not None:
-            out["default_state"] = self.default_state
-        if self.auto_route:
-            out["auto_route"] = True
-        return out
-
 
 __all__ = [
     "WHEN_COMPOSITES",

@@ -19,6 +19,7 @@ from pystator.discovery import (
 )
 from pystator.fsm_core.lint import LintSeverity, lint
 from pystator.stores.sql.connections import dispose
+from pystator.stores.sql.engine import create_engine_from_url
 from pystator.stores.sql.schema import transition_history
 from tests.worker_support import CONFIG, MACHINE, Rig, make_rig
 
@@ -42,6 +43,14 @@ def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
     dispose(rig.engine)
 
 
+@pytest.fixture
+def reader(rig: Rig) -> Iterator[sa.Engine]:
+    """A plain engine on the fleet's database, as a discovery read should use."""
+    engine = create_engine_from_url(rig.url)
+    yield engine
+    engine.dispose()
+
+
 def drain(rig: Rig, script: dict[str, list[str]]) -> None:
     """Round n of the script is applied (and recorded) n minutes after the start."""
     for step in range(max(len(t) for t in script.values())):
@@ -60,14 +69,14 @@ def used_edges(rig: Rig) -> Counter[tuple[str, str, str]]:
         return Counter((s or "new", t, g) for s, t, g in conn.execute(query))
 
 
-def test_the_candidate_has_exactly_the_edges_the_fleet_used(rig: Rig) -> None:
+def test_the_candidate_has_exactly_the_edges_the_fleet_used(rig: Rig, reader: sa.Engine) -> None:
     drain(rig, SCRIPT)
     used = used_edges(rig)
     assert used == Counter(
         {("new", "open", "open"): 4, ("open", "open", "bump"): 3, ("open", "closed", "close"): 2}
     )
     engine = InferenceEngine(InMemoryDiscoveryStore(), thresholds=EVERYTHING)
-    source = TransitionHistorySource(rig.engine, MACHINE, initial_state="new")
+    source = TransitionHistorySource(reader, MACHINE, initial_state="new")
     edges = engine.infer_source(source)
     assert {(e.source_state, e.destination_state, e.trigger): e.count for e in edges} == dict(used)
     assert {e.pair: e.confidence for e in edges} == {
@@ -87,23 +96,23 @@ def test_the_candidate_has_exactly_the_edges_the_fleet_used(rig: Rig) -> None:
     assert [f for f in lint(machine) if f.severity is not LintSeverity.INFO] == []
 
 
-def test_a_window_and_an_entity_scope(rig: Rig) -> None:
+def test_a_window_and_an_entity_scope(rig: Rig, reader: sa.Engine) -> None:
     start = rig.clock.now
     drain(rig, SCRIPT)
     # from the third round on: e1's second bump and its close; e2 had finished by then
-    source = TransitionHistorySource(rig.engine, MACHINE, since=start + timedelta(minutes=2))
+    source = TransitionHistorySource(reader, MACHINE, since=start + timedelta(minutes=2))
     engine = InferenceEngine(InMemoryDiscoveryStore(), thresholds=EVERYTHING)
     counts = engine.count(source)
     assert counts.edges == {("open", "open"): 1, ("open", "closed"): 1}
     assert counts.first_seen == {}  # entities already alive: no false first sighting
     assert counts.entities == 1
     first_minute = start + timedelta(minutes=1)
-    until = TransitionHistorySource(rig.engine, MACHINE, until=first_minute, initial_state="new")
+    until = TransitionHistorySource(reader, MACHINE, until=first_minute, initial_state="new")
     created = engine.count(until)
     assert (created.edges, created.first_seen) == ({("new", "open"): 4}, {"new": 4})
     # without the initial state, a creation is a first sighting of the state created in
-    bare = engine.count(TransitionHistorySource(rig.engine, MACHINE, until=first_minute))
+    bare = engine.count(TransitionHistorySource(reader, MACHINE, until=first_minute))
     assert (bare.edges, bare.first_seen) == ({}, {"open": 4})
-    scoped = TransitionHistorySource(rig.engine, MACHINE, entity_ids=["e2"], initial_state="new")
+    scoped = TransitionHistorySource(reader, MACHINE, entity_ids=["e2"], initial_state="new")
     assert engine.count(scoped).edges == {("new", "open"): 1, ("open", "closed"): 1}
-    assert engine.count(TransitionHistorySource(rig.engine, "no_such_machine")).observations == 0
+    assert engine.count(TransitionHistorySource(reader, "no_such_machine")).observations == 0
