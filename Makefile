@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/retention.py
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/discovery.py
 
 # Re-take the README's dashboard screenshots (needs chromium + chromium-driver and the services).
 screenshots: $(STAMP)
