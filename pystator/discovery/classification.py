@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pystator.clock import Clock, utc_now
 from pystator.discovery.models import (
     ClassificationResult,
     IngestError,
@@ -27,6 +26,7 @@ from pystator.discovery.models import (
 )
 from pystator.discovery.service import InferenceEngine
 from pystator.fsm_core.classification import ClassificationRules, RulesSource, rules_of
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import InvalidObservationError
 
 #: Records classified before their observations are written (one store write per chunk).

@@ -13,7 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from pystator.clock import as_utc
+from pystator.fsm_core.clock import as_utc
 from pystator.fsm_core.errors import DiscoveryError, InvalidObservationError
 from pystator.fsm_core.naming import describe_name_problem
 from pystator.stores.sql.schema import ENTITY_ID_LENGTH, SOURCE_EVENT_ID_LENGTH, SOURCE_LENGTH

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pystator.clock import Clock, utc_now
+from pystator.config.settings import Settings, load_settings
 from pystator.discovery.candidate import build_candidate
 from pystator.discovery.inference import Edge, EdgeCounts
 from pystator.discovery.models import (
@@ -33,6 +33,7 @@ from pystator.discovery.stores import (
     ObservationStore,
     create_discovery_store,
 )
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import (
     DiscoveryError,
     InvalidObservationError,
@@ -41,7 +42,6 @@ from pystator.fsm_core.errors import (
 )
 from pystator.fsm_core.loading import load_definition
 from pystator.fsm_core.naming import describe_name_problem
-from pystator.settings import Settings, load_settings
 from pystator.stores.sql.schema import ENTITY_ID_LENGTH
 
 MAX_TITLE_LENGTH = 200

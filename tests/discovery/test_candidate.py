@@ -23,9 +23,9 @@ from pystator.discovery import (
 from pystator.fsm_core.errors import NotFoundError
 from pystator.fsm_core.lint import LintSeverity, lint
 from pystator.fsm_core.loading import check_definition
+from pystator.registry.versions import canonical, checksum, publish, show_machine
 from pystator.stores.sql.engine import create_engine_from_url
 from pystator.visualization import to_dot, to_mermaid
-from pystator.worker.machine_store import canonical, checksum, publish, show_machine
 
 T0 = datetime(2026, 3, 25, 10, 0, tzinfo=UTC)
 MACHINE = "orders"

@@ -21,7 +21,7 @@ from pystator.fsm_core.lint import LintSeverity, lint
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.engine import create_engine_from_url
 from pystator.stores.sql.schema import transition_history
-from tests.worker_support import CONFIG, MACHINE, Rig, make_rig
+from tests.support.worker import CONFIG, MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pystator.cli import main
+from pystator.config.settings import describe_settings, load_settings
 from pystator.fsm_core.errors import SettingsError
-from pystator.settings import describe_settings, load_settings
 
 
 def test_defaults_and_the_fallback_to_the_main_database() -> None:

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pystator import migrations
+from pystator.config.settings import Settings
 from pystator.discovery import (
     DiscoveryDraft,
     DiscoveryStore,
@@ -23,7 +24,6 @@ from pystator.discovery import (
     create_discovery_store,
 )
 from pystator.fsm_core.errors import SettingsError, StoreError
-from pystator.settings import Settings
 from tests.discovery.test_candidate import MACHINE, observations
 
 T0 = datetime(2026, 3, 25, 10, 0, tzinfo=UTC)

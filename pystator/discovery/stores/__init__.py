@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from pystator import migrations
+from pystator.config.settings import Settings, load_settings
 from pystator.discovery.stores.base import (
     MAX_ENTITY_IDS,
     CandidateStore,
@@ -19,7 +20,6 @@ from pystator.discovery.stores.sql import (
     SQLiteDiscoveryStore,
 )
 from pystator.fsm_core.errors import SettingsError, StoreError
-from pystator.settings import Settings, load_settings
 from pystator.stores.sql.engine import is_sqlite, normalize_url
 
 #: The URL that selects the in-memory store.

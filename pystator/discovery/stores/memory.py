@@ -11,9 +11,9 @@ import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 
-from pystator.clock import Clock, utc_now
 from pystator.discovery.inference import EntityRun, ObservationRow
 from pystator.discovery.models import BuiltDiscoveryCandidate, DiscoveryDraft, ObservedStateEvent
+from pystator.fsm_core.clock import Clock, utc_now
 
 
 class InMemoryDiscoveryStore:

@@ -17,7 +17,6 @@ from operator import itemgetter
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pystator.clock import Clock, utc_now
 from pystator.discovery.inference import EntityRun
 from pystator.discovery.models import (
     BuiltDiscoveryCandidate,
@@ -28,6 +27,7 @@ from pystator.discovery.models import (
     ObservedStateEvent,
 )
 from pystator.discovery.stores.base import MAX_ENTITY_IDS
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import DiscoveryError, StoreError
 from pystator.stores.sql import discovery_queries as q
 from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, translate_errors
