@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/retention.py
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/discovery.py
 
 # Re-take the screenshots of the docs (dashboard pages and the tutorials) with the browser tests
 # (needs chromium + chromium-driver and the services).

@@ -22,7 +22,8 @@ from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import FSMError, MachineValidationError
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.lint import SEVERITY_ORDER, LintSeverity, LintWarning, lint
-from pystator.fsm_core.loading import read_document
+from pystator.fsm_core.loading import read_document, read_text
+from pystator.fsm_core.locations import ProblemLocator
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
 from pystator.plugins.builtins import register_builtins
@@ -78,6 +79,14 @@ def _load(path: str) -> StateMachine:
         raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+def _locator(path: str) -> ProblemLocator:
+    """Line numbers for the problems of the file at ``path`` (none when it cannot be read)."""
+    try:
+        return ProblemLocator(read_text(path))
+    except (OSError, MachineValidationError):  # unreadable, too large or not UTF-8: no lines
+        return ProblemLocator("")
+
+
 class _CliInputError(Exception):
     """A problem with the command's input (file missing, bad JSON): exit code 2."""
 
@@ -94,8 +103,9 @@ def _validate(args: argparse.Namespace) -> int:
                 machine = _load(path)
         except MachineValidationError as exc:
             status = EXIT_INVALID
+            located = _locator(path)
             for problem in exc.problems:
-                print(f"{path}: {problem}")
+                print(f"{path}: {located.describe(problem)}")
             continue
         except (FSMError, _CliInputError) as exc:
             status = EXIT_INVALID

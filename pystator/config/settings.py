@@ -69,6 +69,9 @@ DEFAULT_PRUNE_INTERVAL_SECONDS = 300.0
 DEFAULT_PRUNE_BATCH_ROWS = 1000
 DEFAULT_PRUNE_PAUSE_SECONDS = 0.05
 DEFAULT_PRUNE_MAX_SECONDS = 60.0
+# discovery: which inferred edges a candidate keeps (see pystator.discovery.InferenceThresholds)
+DEFAULT_DISCOVERY_MIN_EDGE_COUNT = 2
+DEFAULT_DISCOVERY_MIN_CONFIDENCE = 0.05
 CONFIG_FILE_NAME = "pystator.cfg"
 ENV_PREFIX = "PYSTATOR_"
 SCHEDULERS = ("db", "redis", "celery", "asyncio")
@@ -154,6 +157,11 @@ class Settings:
     prune_pause_seconds: float = DEFAULT_PRUNE_PAUSE_SECONDS  # between two batches
     prune_max_seconds: float = DEFAULT_PRUNE_MAX_SECONDS  # a worker's pass stops after this
     prune_archive_dir: str | None = None  # JSON lines of every pruned row are written here first
+    # discovery: its own database (unset: database_url), shadow comparisons, edge thresholds
+    discovery_database_url: str | None = None
+    discovery_shadow_enabled: bool = False
+    discovery_min_edge_count: int = DEFAULT_DISCOVERY_MIN_EDGE_COUNT
+    discovery_min_confidence: float = DEFAULT_DISCOVERY_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -183,6 +191,8 @@ class Settings:
                     "comma-separated names such as 'devbox.internal' or '[::1]', without "
                     "scheme, port or wildcard"
                 )
+        if not 0.0 <= self.discovery_min_confidence <= 1.0:
+            raise SettingsError("PYSTATOR_DISCOVERY_MIN_CONFIDENCE must be a number from 0 to 1")
         if self.db_pool_size < 0:
             raise SettingsError("PYSTATOR_DB_POOL_SIZE must be 0 (derive) or a positive integer")
         if self.api_db_pool_size < API_AUTOCOMMIT_CONNECTIONS + 1:
@@ -221,6 +231,11 @@ class Settings:
         """``PYSTATOR_API_LOCAL_HOSTS`` as lower-cased names (empty when unset)."""
         raw = self.api_local_hosts or ""
         return tuple(name.strip().lower() for name in raw.split(",")) if raw.strip() else ()
+
+    @property
+    def discovery_url(self) -> str:
+        """The discovery store's database: ``discovery_database_url``, else ``database_url``."""
+        return self.discovery_database_url or self.database_url
 
     @property
     def machine_files(self) -> str | None:
@@ -277,11 +292,12 @@ _POSITIVE_INTEGERS = (
     "prune_batch_rows",
     "worker_concurrency",
     "worker_poll_interval_ms",
+    "discovery_min_edge_count",
 )
 #: Settings whose values are never printed (``pystator config show`` masks them).
 SECRET_SETTINGS = frozenset({"api_jwt_secret"})
 #: Settings holding URLs whose password is masked when printed.
-URL_SETTINGS = frozenset({"database_url", "broker_url", "redis_url"})
+URL_SETTINGS = frozenset({"database_url", "broker_url", "redis_url", "discovery_database_url"})
 #: Second names a setting is also read under: the public package's worker variables that mean
 #: the same thing as one of ours (``PYSTATOR_WORKER_DB_URL`` is ``PYSTATOR_DATABASE_URL``).
 ALIASES = {
@@ -333,8 +349,9 @@ def _convert(env_name: str, raw: str, kind: object) -> object:
 
 def _file_values(path: Path) -> dict[str, str]:
     """Settings from an INI file: the ``[pystator]`` section with bare names (``database_url``),
-    and in any section names with the prefix (``PYSTATOR_DATABASE_URL``, the public package's
-    layout with ``[database]``, ``[auth]``, … sections)."""
+    the ``[discovery]`` section with names of discovery settings without their ``discovery_``
+    (``min_edge_count``), and in any section names with the prefix (``PYSTATOR_DATABASE_URL``,
+    the public package's layout with ``[database]``, ``[auth]``, … sections)."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path)
@@ -348,6 +365,8 @@ def _file_values(path: Path) -> dict[str, str]:
                 values[key[len(prefix) :]] = value
             elif section == "pystator":
                 values[key] = value
+            elif section == "discovery":
+                values[f"discovery_{key}"] = value
     return values
 
 

@@ -3,25 +3,34 @@
 A check is parsed once (:func:`parse_check`) and compiled into a closure over the field name and
 the constant (:attr:`CheckSpec.predicate`); nothing is evaluated from text. A missing field reads
 as ``None``. The ordering operators are ``False`` for a missing field and for values that cannot
-be compared (``None > 3``, ``"a" < 1``), like the comparisons of ``expr:`` guards.
+be compared (``None > 3``, ``"a" < 1``), like the comparisons of ``expr:`` guards. The string
+operators are ``False`` for a field that is not a string (``contains`` also looks inside a list).
 
-=========  ====================================  ==========
-operator   true when                             needs
-=========  ====================================  ==========
-eq / neq   the field equals / differs            ``value``
-gt gte     the field is > / >= the value         ``value``
-lt lte     the field is < / <= the value         ``value``
-in         the field is one of the values        ``values``
-not_in     the field is none of the values       ``values``
-is_set     the field is present and not null     —
-is_null    the field is absent or null           —
-=========  ====================================  ==========
+===========  ======================================================  ==========
+operator     true when                                               needs
+===========  ======================================================  ==========
+eq / neq     the field equals / differs                              ``value``
+gt gte       the field is > / >= the value                           ``value``
+lt lte       the field is < / <= the value                           ``value``
+in           the field is one of the values                          ``values``
+not_in       the field is none of the values                         ``values``
+is_set       the field is present and not null                       —
+is_null      the field is absent or null                             —
+contains     the string holds the value (a list: holds it as item)   ``value``
+starts_with  the string starts with the value                        ``value``
+ends_with    the string ends with the value                          ``value``
+matches      the regular expression finds a match in the string      ``value``
+===========  ======================================================  ==========
+
+The regular expression of ``matches`` is compiled once, when the check is built (a bad pattern is
+a :class:`CheckError` on ``value``), and applied with ``re.search``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -34,7 +43,9 @@ Predicate: TypeAlias = Callable[[Mapping[str, Any]], bool]
 VALUE_OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte")
 LIST_OPERATORS = ("in", "not_in")
 PRESENCE_OPERATORS = ("is_set", "is_null")
-OPERATORS = VALUE_OPERATORS + LIST_OPERATORS + PRESENCE_OPERATORS
+#: Operators on strings; their ``value`` must be a string (a regular expression for ``matches``).
+STRING_OPERATORS = ("contains", "starts_with", "ends_with", "matches")
+OPERATORS = VALUE_OPERATORS + LIST_OPERATORS + PRESENCE_OPERATORS + STRING_OPERATORS
 CHECK_KEYS = frozenset({"field", "op", "value", "values"})
 
 _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
@@ -53,15 +64,30 @@ class CheckError(ConfigurationError):
         self.key = key
 
 
+def _uncompiled(context: Mapping[str, Any]) -> bool:  # pragma: no cover - replaced at init
+    raise AssertionError("a CheckSpec compiles its predicate when it is built")
+
+
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
-    """One parsed check with its compiled predicate."""
+    """One check with its compiled predicate.
+
+    Built by :func:`parse_check` from a mapping, or directly
+    (``CheckSpec(field="temp", op="gt", value=100)``): either way the predicate is compiled
+    when the check is built, and a bad check raises :class:`CheckError`.
+    """
 
     field: str
     op: str
     value: Any = None
     values: tuple[Any, ...] = ()
-    predicate: Predicate = dataclasses.field(default=lambda ctx: False, compare=False, repr=False)
+    predicate: Predicate = dataclasses.field(default=_uncompiled, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, tuple):
+            object.__setattr__(self, "values", tuple(self.values))
+        if self.predicate is _uncompiled:
+            object.__setattr__(self, "predicate", compile_check(self))
 
     @property
     def label(self) -> str:
@@ -75,10 +101,10 @@ class CheckSpec:
     def to_dict(self) -> dict[str, Any]:
         """The mapping this check was parsed from (normalised)."""
         out: dict[str, Any] = {"field": self.field, "op": self.op}
-        if self.op in VALUE_OPERATORS:
-            out["value"] = self.value
-        elif self.op in LIST_OPERATORS:
+        if self.op in LIST_OPERATORS:
             out["values"] = list(self.values)
+        elif self.op not in PRESENCE_OPERATORS:
+            out["value"] = self.value
         return out
 
 
@@ -89,37 +115,40 @@ def parse_check(raw: Any) -> CheckSpec:
     unknown = sorted(str(k) for k in raw if k not in CHECK_KEYS)
     if unknown:
         raise CheckError(f"unknown key (known: {', '.join(sorted(CHECK_KEYS))})", key=unknown[0])
-    name = raw.get("field")
+    name = _check_field(raw.get("field"))
+    op = _check_operator(raw.get("op"))
+    if op in LIST_OPERATORS:
+        return CheckSpec(name, op, values=_list_values(op, raw))
+    if op in PRESENCE_OPERATORS:
+        for key in ("value", "values"):
+            if key in raw:
+                raise CheckError(f"operator {op!r} takes no {key!r}", key=key)
+        return CheckSpec(name, op)
+    if "values" in raw:
+        raise CheckError(f"operator {op!r} compares with 'value', not 'values'", key="values")
+    if "value" not in raw:
+        raise CheckError(f"operator {op!r} needs 'value'", key="value")
+    return CheckSpec(name, op, value=_scalar(raw["value"], "value"))
+
+
+def _check_field(name: Any) -> str:
     if not isinstance(name, str) or not name or len(name) > MAX_FIELD_LENGTH:
         raise CheckError(
             f"a check needs 'field': a context key of 1 to {MAX_FIELD_LENGTH} characters",
             key="field",
         )
-    op = raw.get("op")
-    if op not in OPERATORS:
+    return name
+
+
+def _check_operator(op: Any) -> str:
+    if not isinstance(op, str) or op not in OPERATORS:
         raise CheckError(
             f"unknown operator {op!r} (expected one of: {', '.join(OPERATORS)})", key="op"
         )
-    if op in VALUE_OPERATORS:
-        return _value_check(name, op, raw)
-    if op in LIST_OPERATORS:
-        return _list_check(name, op, raw)
-    for key in ("value", "values"):
-        if key in raw:
-            raise CheckError(f"operator {op!r} takes no {key!r}", key=key)
-    return CheckSpec(name, op, predicate=_presence(name, op == "is_set"))
+    return op
 
 
-def _value_check(name: str, op: str, raw: Mapping[str, Any]) -> CheckSpec:
-    if "values" in raw:
-        raise CheckError(f"operator {op!r} compares with 'value', not 'values'", key="values")
-    if "value" not in raw:
-        raise CheckError(f"operator {op!r} needs 'value'", key="value")
-    value = _scalar(raw["value"], "value")
-    return CheckSpec(name, op, value=value, predicate=_compare(name, op, value))
-
-
-def _list_check(name: str, op: str, raw: Mapping[str, Any]) -> CheckSpec:
+def _list_values(op: str, raw: Mapping[str, Any]) -> tuple[Any, ...]:
     if "value" in raw:
         raise CheckError(f"operator {op!r} takes a list under 'values', not 'value'", key="value")
     values = raw.get("values")
@@ -127,8 +156,7 @@ def _list_check(name: str, op: str, raw: Mapping[str, Any]) -> CheckSpec:
         raise CheckError(f"operator {op!r} needs 'values': a list", key="values")
     if len(values) > MAX_CHECK_VALUES:
         raise CheckError(f"'values' may hold at most {MAX_CHECK_VALUES} items", key="values")
-    items = tuple(_scalar(v, "values") for v in values)
-    return CheckSpec(name, op, values=items, predicate=_membership(name, items, op == "in"))
+    return tuple(_scalar(v, "values") for v in values)
 
 
 def _scalar(value: Any, key: str) -> Any:
@@ -141,6 +169,20 @@ def _scalar(value: Any, key: str) -> Any:
     raise CheckError(
         f"a {key} must be a string, number, boolean or null, got {_type(value)}", key=key
     )
+
+
+def compile_check(spec: CheckSpec) -> Predicate:
+    """The predicate of ``spec`` (the one evaluator of checks); :class:`CheckError` if bad."""
+    _check_field(spec.field)
+    _check_operator(spec.op)
+    name, op = spec.field, spec.op
+    if op in LIST_OPERATORS:
+        return _membership(name, spec.values, op == "in")
+    if op in PRESENCE_OPERATORS:
+        return _presence(name, op == "is_set")
+    if op in STRING_OPERATORS:
+        return _text(name, op, spec.value)
+    return _compare(name, op, spec.value)
 
 
 def _compare(name: str, op: str, value: Any) -> Predicate:
@@ -160,6 +202,26 @@ def _compare(name: str, op: str, value: Any) -> Predicate:
             return False
 
     return ordered
+
+
+def _text(name: str, op: str, value: Any) -> Predicate:
+    if not isinstance(value, str):
+        raise CheckError(f"operator {op!r} needs a string 'value', got {_type(value)}", key="value")
+    if op == "contains":
+        return lambda ctx: (
+            isinstance(current := ctx.get(name), str | list | tuple) and (value in current)
+        )
+    if op == "starts_with":
+        return lambda ctx: isinstance(current := ctx.get(name), str) and current.startswith(value)
+    if op == "ends_with":
+        return lambda ctx: isinstance(current := ctx.get(name), str) and current.endswith(value)
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise CheckError(f"invalid regular expression {value!r}: {exc}", key="value") from exc
+    return lambda ctx: (
+        isinstance(current := ctx.get(name), str) and (pattern.search(current) is not None)
+    )
 
 
 def _membership(name: str, values: tuple[Any, ...], inside: bool) -> Predicate:

@@ -22,6 +22,7 @@ from pystator.fsm_core.checks import CheckSpec
 from pystator.fsm_core.conditions import Condition
 from pystator.fsm_core.effects import Effect
 from pystator.fsm_core.expressions import CompiledExpression
+from pystator.fsm_core.when import ClassificationSettings, WhenCheck
 
 DEFAULT_VERSION = "1.0.0"
 DEFAULT_TIMEOUT_TRIGGER = "timeout"
@@ -169,7 +170,7 @@ class StateSpec:
     regions: tuple[RegionSpec, ...] = ()
     description: str | None = None
     group: str | None = None
-    when: tuple[CheckSpec, ...] = ()
+    when: tuple[WhenCheck, ...] = ()  # classification rules: all entries must hold
     invoke: tuple[Any, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=_empty)
 
@@ -262,6 +263,7 @@ class MachineMeta:
     validate_context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     check_contract: bool = False
     description: str | None = None
+    classification: ClassificationSettings | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 

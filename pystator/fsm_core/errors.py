@@ -344,6 +344,16 @@ class IdempotencyConflictError(InvalidEventError):
         self.event_id = event_id
 
 
+class InvalidObservationError(InvalidEventError):
+    """An observation for discovery (or a record to classify into one) was refused: a missing
+    or malformed entity id, state, trigger or timestamp. Nothing of it was stored."""
+
+
+class DiscoveryError(FSMError):
+    """A discovery request cannot be served as asked: thresholds out of range, a draft without
+    entities, a build with no observations (HTTP: 400)."""
+
+
 # --- warnings about definitions ------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pystator.fsm_core.classification import ClassificationRules
 from pystator.fsm_core.compiler import CompiledMachine
 from pystator.fsm_core.contract import default_context
 from pystator.fsm_core.decision import Decider
@@ -32,6 +33,7 @@ class MachineIntrospection:
     _compiled: CompiledMachine
     _decider: Decider
     _states_by_name: dict[str, StateSpec]
+    classification_rules: ClassificationRules
 
     if TYPE_CHECKING:  # defined by StateMachine
 
@@ -53,11 +55,9 @@ class MachineIntrospection:
         return default_context(self.definition)
 
     def classify(self, context: Mapping[str, Any]) -> str | None:
-        """The first state (definition order) whose ``when`` checks all hold for ``context``."""
-        for state in self.definition.states:
-            if state.when and all(check.predicate(context) for check in state.when):
-                return state.name
-        return None
+        """The first state (definition order) whose ``when`` entries all hold for ``context``,
+        else ``meta.classification.default_state`` (None when there is none)."""
+        return self.classification_rules.classify(context)
 
     @property
     def states(self) -> tuple[str, ...]:

@@ -10,12 +10,14 @@ nondeterministic         WARNING   several unguarded transitions share a source 
 missing_guard            WARNING   a guard name the registry does not know
 missing_action           WARNING   an action name the registry does not know
 choice_without_default   WARNING   every branch of a choice state is guarded
+overlapping_when         WARNING   two states' ``when`` rules on a common field accept one record
 unknown_meta_key         INFO      a ``meta`` key the engine ignores (allowed, for tooling)
 deprecated_form          INFO      one of pystator's own forms a documented key replaces
 =======================  ========  ===========================================================
 
 Registry checks run when registries are known: those given, else the machine's own (a
-definition passed as a mapping has none, so those checks are skipped).
+definition passed as a mapping has none, so those checks are skipped). ``overlapping_when`` is
+proved by a witness record (see :mod:`pystator.fsm_core.when_overlap`), never guessed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pystator.fsm_core.loading import check_definition
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.parsing.document import META_KEYS
 from pystator.fsm_core.tree import StateTree
+from pystator.fsm_core.when_overlap import find_overlaps
 
 
 class LintSeverity(str, Enum):
@@ -109,6 +112,7 @@ class _Linter:
         self.dead_ends()
         self.shadowing()
         self.choices()
+        self.when_overlaps()
         self.registries()
         self.meta_keys()
         return self.found
@@ -255,6 +259,23 @@ class _Linter:
                         state=state.name,
                     )
                 )
+
+    def when_overlaps(self) -> None:
+        paths = {s.name: s.path for s in self.d.states}
+        for overlap in find_overlaps(self.d.states):
+            first, second = overlap.first, overlap.second
+            self.found.append(
+                _warning(
+                    "overlapping_when",
+                    f"States {first!r} ({paths[first]}) and {second!r} ({paths[second]}) both "
+                    f"match {dict(overlap.witness)!r} (when rules on {', '.join(overlap.fields)}):"
+                    f" {first!r} is listed first and wins",
+                    state=first,
+                    other=second,
+                    fields=list(overlap.fields),
+                    witness=dict(overlap.witness),
+                )
+            )
 
     # registries and meta --------------------------------------------------------------------
 

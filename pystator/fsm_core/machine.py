@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pystator.fsm_core.actions import ActionRegistry
+from pystator.fsm_core.classification import ClassificationRules
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.compiler import CompiledMachine
 from pystator.fsm_core.configuration import ParallelConfiguration, parse_configuration
@@ -71,6 +72,8 @@ class StateMachine(MachineIntrospection):
         #: came from a file or from code); recorded on every transition the fleet applies.
         self.registry_version: int | None = None
         self._states_by_name = {s.name: s for s in definition.states}
+        #: The states' ``when`` rules and ``meta.classification``, compiled once.
+        self.classification_rules = ClassificationRules.from_definition(definition)
         #: True while hooks or on_enter/on_exit callbacks are attached (sessions then take
         #: their full path; without them they skip it).
         self.has_listeners = False

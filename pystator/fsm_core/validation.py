@@ -65,6 +65,7 @@ class _Checker:
                     "error_policy.default_fallback",
                     f"{fallback!r} is a choice state, not a state to rest in",
                 )
+        self.classification()
         normalizer = self.definition.meta.event_normalizer
         for t in self.definition.transitions:
             if (
@@ -76,6 +77,26 @@ class _Checker:
                     f"{t.path}.trigger",
                     f"trigger {t.trigger!r} is not {normalizer}-case but meta.event_normalizer "
                     f"is {normalizer!r}: it could never match",
+                )
+
+    def classification(self) -> None:
+        """``meta.classification.default_state`` and ``when`` rules name states to rest in."""
+        settings = self.definition.meta.classification
+        default = None if settings is None else settings.default_state
+        if default is not None:
+            target = self.states.get(default)
+            if target is None:
+                self.problem("meta.classification.default_state", f"unknown state {default!r}")
+            elif target.kind is StateKind.CHOICE:
+                self.problem(
+                    "meta.classification.default_state",
+                    f"{default!r} is a choice state, not a state to rest in",
+                )
+        for state in self.definition.states:
+            if state.when and state.kind is StateKind.CHOICE:
+                self.problem(
+                    f"{state.path}.when",
+                    f"choice state {state.name!r} is never rested in: it cannot classify records",
                 )
 
     def unique_names(self) -> None:

@@ -12,6 +12,7 @@ hundred bytes that mean a billion nodes) costs what its text costs. Ordinary anc
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -133,6 +134,52 @@ def parse_yaml(
         loader.dispose()
 
 
+@dataclass(frozen=True, slots=True)
+class LineNode:
+    """Where one node of a document starts: its 1-based ``line``, and where its children do.
+
+    A mapping's ``keys`` give each key's line and ``values`` its value's node; a sequence's
+    ``items`` its elements'. Aliased nodes are shared, never copied.
+    """
+
+    line: int
+    keys: dict[str, int] = field(default_factory=dict)
+    values: dict[str, LineNode] = field(default_factory=dict)
+    items: list[LineNode] = field(default_factory=list)
+
+
+def line_tree(text: str) -> LineNode | None:
+    """The shape of the document in ``text`` as line numbers, read within the same budget as
+    :func:`parse_yaml`; None when it is not YAML or passes a limit."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_DEFINITION_BYTES:
+        return None
+    loader = _BudgetedLoader(text, max_nodes=MAX_DEFINITION_NODES, max_depth=MAX_DEFINITION_DEPTH)
+    try:
+        root = loader.get_single_node()
+    except (_OverBudget, yaml.YAMLError):
+        return None
+    finally:
+        loader.dispose()
+    return None if root is None else _lines(root, {})
+
+
+def _lines(node: Node, seen: dict[int, LineNode]) -> LineNode:
+    known = seen.get(id(node))
+    if known is not None:
+        return known
+    result = LineNode(line=node.start_mark.line + 1)
+    seen[id(node)] = result
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = str(key.value)
+            if name not in result.keys:
+                result.keys[name] = key.start_mark.line + 1
+                result.values[name] = _lines(value, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        result.items.extend(_lines(item, seen) for item in node.value)
+    return result
+
+
 def dump_yaml(data: Any) -> str:
     """``data`` as YAML text, keys in their order (what the dashboard shows of a definition)."""
     return yaml.safe_dump(data, sort_keys=False)
@@ -142,4 +189,4 @@ def _refusal(message: str, source: str | None) -> MachineValidationError:
     return MachineValidationError([ConfigProblem("", message)], source=source)
 
 
-__all__ = ["dump_yaml", "parse_yaml"]
+__all__ = ["LineNode", "dump_yaml", "line_tree", "parse_yaml"]

@@ -72,6 +72,9 @@ ALLOWED: dict[str, set[str]] = {
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
     "scheduler": _PUBLIC,
+    # observations, classification, inference, candidates and drafts (above the stores: its
+    # SQLite store migrates the embedded database like the documented SQL stores do)
+    "discovery": {*_STORES, "migrations", "discovery"},
     "registry": {*_STORES, "plugins", "registry"},
     # what runs in a worker process; never the operator services (they sit above it)
     "fleet": {*_PUBLIC, "registry", "fleet"},

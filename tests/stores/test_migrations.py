@@ -27,6 +27,9 @@ TABLES = {
     "machine_versions",
     "api_keys",
     "audit_log",
+    "discovery_observations",
+    "discovery_candidates",
+    "discovery_drafts",
 }
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pystator.fsm_core.checks import CheckError, CheckSpec, parse_check
+from pystator.fsm_core.checks import CHECK_KEYS, CheckError, CheckSpec, parse_check
 from pystator.fsm_core.conditions import AllOf, AnyOf, Condition, Named, Not, Test, fold
 from pystator.fsm_core.definition import GuardSpec, Predicate
 from pystator.fsm_core.errors import ConfigurationError
 from pystator.fsm_core.expressions import compile_expression
 from pystator.fsm_core.limits import MAX_CONDITION_DEPTH, MAX_CONDITION_PARTS
 from pystator.fsm_core.parsing.reader import Reader, join, type_name
+from pystator.fsm_core.when import WHEN_COMPOSITES, WhenCheck
 
 _COMPOSITES = ("allOf", "anyOf", "not")
 _GUARD_KINDS = ("expr", "check", *_COMPOSITES, "name")
@@ -186,15 +187,68 @@ class ConditionParser:
         assert predicate is not None  # names are refused above
         return predicate, condition.label
 
-    def check_list(self, raw: Any, path: str) -> tuple[CheckSpec, ...]:
-        """A state's ``when``: a list of checks (a single check is accepted too)."""
-        specs = []
+    def when_list(self, raw: Any, path: str) -> tuple[WhenCheck, ...]:
+        """A state's ``when``: a list of checks and composites (a single entry is accepted too)."""
+        found = []
+        budget = [0]
         for item, item_path in self.r.items(raw, path, "a check"):
-            data = (
-                item.get("check", item) if isinstance(item, Mapping) and "check" in item else item
+            entry = self.when_check(item, item_path, depth=0, budget=budget)
+            if entry is not None:
+                found.append(entry)
+        return tuple(found)
+
+    def when_check(self, raw: Any, path: str, *, depth: int, budget: list[int]) -> WhenCheck | None:
+        """One ``when`` entry: ``{field, op, value}``, ``{check: …}``, or a composite."""
+        budget[0] += 1
+        if depth > MAX_CONDITION_DEPTH or budget[0] > MAX_CONDITION_PARTS:
+            self.r.problem(
+                path,
+                f"when rules too large (at most {MAX_CONDITION_DEPTH} levels and "
+                f"{MAX_CONDITION_PARTS} parts)",
             )
-            where = join(item_path, "check") if data is not item else item_path
-            spec = self.check(data, where)
-            if spec is not None:
-                specs.append(spec)
-        return tuple(specs)
+            return None
+        data = self.r.mapping(
+            raw, path, "a when entry ({field, op, value}, all_of, any_of, negate)"
+        )
+        if data is None:
+            return None
+        kinds = [k for k in (*WHEN_COMPOSITES, "check") if k in data]
+        if not kinds:
+            spec = self.check(data, path)
+            return None if spec is None else WhenCheck(check=spec)
+        if len(kinds) > 1 or any(k in data for k in CHECK_KEYS):
+            found = ", ".join(k for k in data if k in CHECK_KEYS or k in kinds)
+            self.r.problem(
+                path,
+                "a when entry is one check {field, op, value} or exactly one of check, all_of, "
+                f"any_of, negate ({found})",
+            )
+            return None
+        kind = kinds[0]
+        self.r.unknown_keys(data, frozenset({kind}), path)
+        where = join(path, kind)
+        if kind == "check":
+            spec = self.check(data[kind], where)
+            return None if spec is None else WhenCheck(check=spec)
+        if WHEN_COMPOSITES[kind] == "negate":
+            if isinstance(data[kind], list):
+                self.r.problem(where, "negate takes one entry (put several inside all_of)")
+                return None
+            inner = self.when_check(data[kind], where, depth=depth + 1, budget=budget)
+            return None if inner is None else WhenCheck(negate=inner)
+        return self._when_group(WHEN_COMPOSITES[kind], data[kind], where, depth, budget)
+
+    def _when_group(
+        self, kind: str, raw: Any, path: str, depth: int, budget: list[int]
+    ) -> WhenCheck | None:
+        if not isinstance(raw, list) or not raw:
+            self.r.problem(path, f"must be a non-empty list of when entries, got {type_name(raw)}")
+            return None
+        parts = [
+            self.when_check(item, f"{path}[{i}]", depth=depth + 1, budget=budget)
+            for i, item in enumerate(raw)
+        ]
+        kept = tuple(p for p in parts if p is not None)
+        if len(kept) != len(parts):
+            return None
+        return WhenCheck(all_of=kept) if kind == "all_of" else WhenCheck(any_of=kept)

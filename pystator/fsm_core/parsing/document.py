@@ -24,12 +24,13 @@ from pystator.fsm_core.definition import (
 )
 from pystator.fsm_core.document_size import oversize
 from pystator.fsm_core.errors import ConfigProblem
-from pystator.fsm_core.limits import MAX_STATES
+from pystator.fsm_core.limits import MAX_FIELD_LENGTH, MAX_STATES
 from pystator.fsm_core.parsing.actions import ActionParser
 from pystator.fsm_core.parsing.conditions import ConditionParser
 from pystator.fsm_core.parsing.reader import Reader, join, near_miss, type_name
 from pystator.fsm_core.parsing.states import StateParser
 from pystator.fsm_core.parsing.transitions import TransitionParser
+from pystator.fsm_core.when import ClassificationSettings
 
 TOP_KEYS = frozenset(
     {
@@ -57,8 +58,12 @@ META_KEYS = frozenset(
         "description",
         "validate_context",
         "orchestrator_default_fallback",
+        "classification",
         "metadata",
     }
+)
+CLASSIFICATION_KEYS = frozenset(
+    {"entity_id_field", "timestamp_field", "source", "default_state", "auto_route"}
 )
 ERROR_POLICY_KEYS = frozenset({"default_fallback", "retry_attempts"})
 IGNORED_ERROR_POLICY_KEYS = {
@@ -201,8 +206,43 @@ class DocumentParser:
             validate_context=self.validate_context(data.get("validate_context")),
             check_contract=data.get("validate_context") is True,
             description=self.r.optional_text(data, "description", "meta"),
+            classification=self.classification(data.get("classification")),
             raw=dict(data),
         )
+
+    def classification(self, raw: Any) -> ClassificationSettings | None:
+        """``meta.classification``: how data records are classified (None when absent)."""
+        path = "meta.classification"
+        if raw is None:
+            return None
+        data = self.r.mapping(raw, path, "classification settings")
+        if data is None:
+            return None
+        self.r.unknown_keys(data, CLASSIFICATION_KEYS, path)
+        settings = ClassificationSettings()
+        default_state = data.get("default_state")
+        if default_state is not None:
+            default_state = self.r.name(default_state, f"{path}.default_state", "state name")
+        return ClassificationSettings(
+            entity_id_field=self._record_field(data, "entity_id_field", None)
+            or settings.entity_id_field,
+            timestamp_field=self._record_field(data, "timestamp_field", None),
+            source=self._record_field(data, "source", settings.source) or settings.source,
+            default_state=default_state,
+            auto_route=self.r.boolean(data, "auto_route", path, False),
+        )
+
+    def _record_field(self, data: Mapping[str, Any], key: str, default: str | None) -> str | None:
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value or len(value) > MAX_FIELD_LENGTH:
+            self.r.problem(
+                f"meta.classification.{key}",
+                f"must be a string of 1 to {MAX_FIELD_LENGTH} characters, got {value!r}",
+            )
+            return default
+        return value
 
     def _version(self, version: Any) -> str:
         if not isinstance(version, str | int | float) or isinstance(version, bool):

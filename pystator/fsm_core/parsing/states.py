@@ -114,7 +114,7 @@ class StateParser:
                 regions=regions,
                 description=self.r.optional_text(data, "description", path),
                 group=self._group(data.get("group"), join(path, "group")),
-                when=self.conditions.check_list(data.get("when"), join(path, "when")),
+                when=self.conditions.when_list(data.get("when"), join(path, "when")),
                 invoke=self._invoke(data.get("invoke"), join(path, "invoke")),
                 metadata=self._metadata(data.get("metadata"), join(path, "metadata")),
             )

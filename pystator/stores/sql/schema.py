@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -46,6 +47,8 @@ FINGERPRINT_LENGTH = 64
 WORKER_ID_LENGTH = WORKER_ID_MAX_LENGTH
 PRINCIPAL_LENGTH = 200
 ROLE_LENGTH = 16
+SOURCE_LENGTH = 200
+SOURCE_EVENT_ID_LENGTH = 255
 
 
 def _ts(name: str, *, nullable: bool = False) -> Column[object]:
@@ -293,6 +296,59 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
+# Discovery: states observed by outside systems (or classified from their records), one row per
+# observation. ``id`` is the arrival order, which breaks ties between equal ``observed_at``; a
+# ``source_event_id`` makes a re-sent observation a no-op. Inference reads a machine's rows in
+# (entity_id, observed_at, id) order, the order of the last index.
+discovery_observations = Table(
+    "discovery_observations",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
+    Column("state", String(MACHINE_NAME_LENGTH), nullable=False),
+    _ts("observed_at"),
+    Column("trigger", String(TRIGGER_LENGTH), nullable=True),  # when the source names it
+    Column("previous_state", String(MACHINE_NAME_LENGTH), nullable=True),  # when the source knows
+    Column("source", String(SOURCE_LENGTH), nullable=False),
+    Column("source_event_id", String(SOURCE_EVENT_ID_LENGTH), nullable=True),
+    _ts("created_at"),
+    UniqueConstraint("machine", "source", "source_event_id"),
+    Index("ix_discovery_observations_order", "machine", "entity_id", "observed_at", "id"),
+)
+
+# Candidate machines built by inference, numbered 1, 2, 3, ... per machine; never updated.
+discovery_candidates = Table(
+    "discovery_candidates",
+    metadata,
+    Column("machine", String(MACHINE_NAME_LENGTH), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("config", JsonType, nullable=False),  # the candidate: an ordinary machine definition
+    Column("edges", JsonType, nullable=False),  # every inferred edge, kept and dropped
+    Column("summary", JsonType, nullable=False),  # thresholds, counts, initial/terminal states
+    Column("draft_id", BigInteger, nullable=True),  # the draft it was built from, if any
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+)
+
+# Discovery drafts: a saved scope (entities, thresholds, mode, manual edges) per machine.
+discovery_drafts = Table(
+    "discovery_drafts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("entity_ids", JsonType, nullable=False),  # list of entity ids
+    Column("min_edge_count", Integer, nullable=False),
+    Column("min_confidence", Float, nullable=False),
+    Column("mode", String(16), nullable=False),  # inference | manual
+    Column("edge_selection", JsonType, nullable=False),  # list of [source, destination]
+    Column("last_built_version", Integer, nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_discovery_drafts_machine", "machine", "id"),
+)
+
 __all__ = [
     "ENTITY_ID_LENGTH",
     "FINGERPRINT_LENGTH",
@@ -300,11 +356,16 @@ __all__ = [
     "MACHINE_NAME_LENGTH",
     "PRINCIPAL_LENGTH",
     "ROLE_LENGTH",
+    "SOURCE_EVENT_ID_LENGTH",
+    "SOURCE_LENGTH",
     "TRIGGER_LENGTH",
     "WORKER_ID_LENGTH",
     "action_outbox",
     "api_keys",
     "audit_log",
+    "discovery_candidates",
+    "discovery_drafts",
+    "discovery_observations",
     "entity_states",
     "event_rollups",
     "idempotency_conflicts",
