@@ -354,6 +354,7 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu": model or platform.processor(),
         "cpus": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],  # how busy the machine was (shared hosts)
     }
 
 
