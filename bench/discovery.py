@@ -1,7 +1,7 @@
 """Discovery benchmark: recover a known 20-state machine from 1,000,000 noisy observations.
 
     .venv/bin/python bench/discovery.py [--observations 1000000] [--noise 0.05] [--seed 7]
-                                        [--no-sqlite] [--postgres URL] [--json PATH]
+                                        [--no-sqlite] [--postgres URL]
 
 Data: entities walk the machine below from ``s00`` until a terminal state; at each step, with
 probability ``--noise``, an entity jumps to a random other state instead (a wrong observation).
@@ -24,7 +24,7 @@ least 1,000 times (the target: 100 %) and over all true edges, precision of the 
 (target: at least 99 %), and whether pystator's counts equal PM4Py's. Build memory is also shown
 for a tenth of the data: it stays flat, as it is bounded by the edges, not by the observations.
 
-Prints a table with ratios and writes ``bench/results/discovery.json`` (date, commit, machine).
+Prints tables with ratios; ``bench/report.py`` saves the run as JSON (date, commit, machine).
 Numbers are printed, never asserted.
 """
 
@@ -32,11 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +55,7 @@ except ImportError:  # pragma: no cover - a hint, then the error
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import report  # noqa: E402  (every run is saved as JSON)
 from bench.scratch_db import scratch_database  # noqa: E402
 from pystator import migrations  # noqa: E402
 from pystator.discovery import (  # noqa: E402
@@ -75,7 +72,6 @@ RECALL_SUPPORT = 1000  # true edges seen at least this often must all be recover
 INGEST_CHUNK = 10_000
 LATE_SHARE = 0.005
 START = datetime(2026, 1, 1, tzinfo=UTC)
-RESULTS = ROOT / "bench" / "results" / "discovery.json"
 
 # The known machine: 20 states, s00 initial, s18 and s19 terminal; (destination, probability).
 TRUE_MACHINE: dict[str, list[tuple[str, float]]] = {
@@ -266,8 +262,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "discovery",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "machine": _machine(),
         "parameters": {
             "observations": n,
             "entities": data.entities,
@@ -332,54 +326,27 @@ def _sqlite_file() -> Iterator[str]:
         yield f"sqlite:///{directory}/discovery.db"
 
 
-def _commit() -> dict[str, Any]:
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {"sha": git("rev-parse", "HEAD"), "dirty": dirty}
-
-
-def _machine() -> dict[str, Any]:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": model or platform.processor(),
-        "cpus": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0],  # how busy the machine was (shared hosts)
-    }
-
-
 # --- report --------------------------------------------------------------------------------------
 
 
-def report(doc: dict[str, Any]) -> None:
+def print_report(doc: dict[str, Any]) -> None:
+    """The run as markdown tables (bench/report.py keeps them as tables in the JSON record)."""
     r = doc["results"]
     n = doc["parameters"]["observations"]
     mem, pm = r["pystator_memory"], r["pm4py"]
     mib = 1024 * 1024
-    print()
     print(
         f"{n:,} observations, {doc['parameters']['entities']:,} entities, "
         f"{doc['parameters']['noise']:.0%} noise, thresholds {doc['parameters']['thresholds']}"
     )
     print()
-    header = f"{'':34} {'seconds':>9} {'obs/s':>12} {'peak MiB':>9} {'vs PM4Py':>9}"
-    print(header)
-    print("-" * len(header))
+    print("| step | seconds | observations/s | peak MiB | vs PM4Py |")
+    print("|---|---|---|---|---|")
 
     def row(label: str, seconds: float, peak_bytes: int | None, versus: float | None) -> None:
-        peak_text = f"{peak_bytes / mib:9.1f}" if peak_bytes is not None else f"{'-':>9}"
-        ratio = f"{versus:8.2f}x" if versus is not None else f"{'':>9}"
-        print(f"{label:34} {seconds:9.2f} {n / seconds:12,.0f} {peak_text} {ratio}")
+        peak = f"{peak_bytes / mib:.1f}" if peak_bytes is not None else "-"
+        ratio = f"{versus:.2f}x" if versus is not None else ""
+        print(f"| {label} | {seconds:.2f} | {n / seconds:,.0f} | {peak} | {ratio} |")
 
     row("pystator ingest (memory store)", mem["ingest_seconds"], mem["ingest_peak_bytes"], None)
     row(
@@ -399,17 +366,19 @@ def report(doc: dict[str, Any]) -> None:
                 None,
                 pm["build_seconds"] / sql["build_seconds"],
             )
-    print("(vs PM4Py: PM4Py's build time / this build time; above 1 is faster than PM4Py)")
+    print()
+    print("vs PM4Py: PM4Py's build time / this build time; above 1 is faster than PM4Py.")
     print()
     q, pq = mem["quality"], pm["quality_unfiltered"]
-    print(f"{'edge recovery':34} {'pystator':>12} {'PM4Py (all DFG edges)':>24}")
+    print("| edge recovery | pystator | PM4Py (all DFG edges) |")
+    print("|---|---|---|")
     print(
-        f"{'recall, true edges seen >= 1000x':34} {q['recall_supported']:12.1%} "
-        f"{pq['recall_supported']:24.1%}"
+        f"| recall, true edges seen >= {RECALL_SUPPORT:,}x | {q['recall_supported']:.1%} "
+        f"| {pq['recall_supported']:.1%} |"
     )
-    print(f"{'recall, all true edges':34} {q['recall_all']:12.1%} {pq['recall_all']:24.1%}")
-    print(f"{'precision':34} {q['precision']:12.1%} {pq['precision']:24.1%}")
-    print(f"{'edges kept':34} {q['kept_edges']:12} {pq['kept_edges']:24}")
+    print(f"| recall, all true edges | {q['recall_all']:.1%} | {pq['recall_all']:.1%} |")
+    print(f"| precision | {q['precision']:.1%} | {pq['precision']:.1%} |")
+    print(f"| edges kept | {q['kept_edges']} | {pq['kept_edges']} |")
     print()
     print(f"counts equal PM4Py's directly-follows counts: {pm['counts_equal_pystator']}")
     for label in ("sqlite", "postgresql"):
@@ -423,21 +392,19 @@ def report(doc: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--observations", type=int, default=1_000_000)
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false")
     parser.add_argument("--postgres", metavar="URL", help="also the PostgreSQL store (server URL)")
-    parser.add_argument("--json", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     args = parser.parse_args()
-    doc = run(args)
-    report(doc)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
+    print_report(run(args))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    with report.recorded("discovery") as recording:
+        recording.exit_code = main()
+    sys.exit(recording.exit_code)

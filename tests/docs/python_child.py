@@ -53,13 +53,17 @@ def _literal_comments(source: str) -> dict[int, str]:
     return found
 
 
+def _statements(value: Any) -> list[ast.stmt]:
+    """The statements of a ``body``-like field (a lambda's or if-expression's is one expression)."""
+    return [stmt for stmt in value if isinstance(stmt, ast.stmt)] if isinstance(value, list) else []
+
+
 def _with_checks(tree: ast.Module, comments: dict[int, str], offset: int) -> ast.Module:
     statements = [
         stmt
         for node in ast.walk(tree)
         for field in ("body", "orelse", "finalbody")
-        for stmt in getattr(node, field, [])
-        if isinstance(stmt, ast.stmt)
+        for stmt in _statements(getattr(node, field, []))
     ]
     for node in statements:
         if isinstance(node, ast.Expr) and node.end_lineno in comments:
