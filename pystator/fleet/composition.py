@@ -19,9 +19,11 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 
 from pystator.config.settings import Settings
+from pystator.fleet.broker_depth import queue_depth_reader
 from pystator.fleet.celery_config import is_memory_broker, new_app
 from pystator.fleet.door import Limits
 from pystator.fleet.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
+from pystator.fleet.nudge_gate import NudgeGate
 from pystator.fleet.observer import FleetObserver, LoggingObserver
 from pystator.fleet.outbox import OutboxRunner
 from pystator.fleet.processor import ProcessorOptions
@@ -112,7 +114,17 @@ def make_nudger(
     if is_memory_broker(settings.broker_url):
         return LocalNudger()
     celery = app or new_app(settings)
-    return BackgroundNudger(CeleryNudger(celery, settings.queue, observer or LoggingObserver()))
+    observer = observer or LoggingObserver()
+    return BackgroundNudger(CeleryNudger(celery, settings.queue, observer, nudge_gate(settings)))
+
+
+def nudge_gate(settings: Settings) -> NudgeGate | None:
+    """The gate that keeps the broker's nudge queue below ``PYSTATOR_NUDGE_QUEUE_MAX`` (None
+    when that is 0, or the broker's queue depth cannot be read)."""
+    if settings.nudge_queue_max <= 0:
+        return None
+    reader = queue_depth_reader(settings.broker_url, settings.queue)
+    return None if reader is None else NudgeGate(reader, bound=settings.nudge_queue_max)
 
 
 def door_limits(settings: Settings) -> Limits:
@@ -206,6 +218,7 @@ __all__ = [
     "make_outbox",
     "make_producer",
     "make_timer_sink",
+    "nudge_gate",
     "pool_size",
     "prepare_database",
     "processor_options",

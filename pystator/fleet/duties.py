@@ -27,6 +27,7 @@ from pystator.fleet.liveness import Heartbeat, LivenessLock
 from pystator.fleet.relay import Relay
 from pystator.fleet.retention import Pruner
 from pystator.fleet.runtime import Runtime
+from pystator.fleet.startup import retry_at_startup
 from pystator.stores.sql.engine import is_sqlite
 
 #: Exit status of a process whose background duty died.
@@ -72,7 +73,11 @@ class Duties:
         runtime = self.runtime
         settings = runtime.settings
         if self.timers:  # this process holds work others must recover if it dies
-            self.liveness = LivenessLock(runtime.engine.url, runtime.status.worker_id)
+            _, self.liveness = retry_at_startup(
+                settings,
+                process=runtime.status.kind,
+                step=lambda: LivenessLock(runtime.engine.url, runtime.status.worker_id),
+            )
         heartbeat = Heartbeat(
             runtime.engine,
             runtime.status,

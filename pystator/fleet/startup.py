@@ -1,0 +1,158 @@
+"""Starting a process of the fleet: wait for the database, then drain the backlog at once.
+
+**Waiting.** A worker, relay or API process that starts while PostgreSQL is unreachable or
+still recovering ("the database system is not yet accepting connections", after a failover or
+when the database and the fleet restart together) does not exit: :func:`wait_for_database`
+tries again with exponential backoff (0.5 s doubling to 5 s) and logs one line per attempt
+(``database_unavailable``, the attempt, the error's first line, the next delay; no traceback).
+It gives up after ``PYSTATOR_STARTUP_TIMEOUT_SECONDS`` (300 s; 0: do not wait) with
+:class:`~pystator.fsm_core.errors.StoreUnavailableError`: the process exits and its supervisor
+decides. Until it connects the process has no heartbeat and serves no request, so a readiness
+probe (``pystator health``, the API's port) stays red. The broker is waited for by Celery itself
+(``broker_connection_retry_on_startup``); publishing nudges never blocks on it.
+
+**Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
+crash) applies it at once through the batched path, before it takes its first message:
+:func:`drain_backlog` claims batches of due entities in ``threads`` threads until a claim comes
+back short, which means what is left is fresh traffic whose own nudges bring it. The nudges the
+backlog left in the broker (at most ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per publisher, see
+:mod:`pystator.fleet.nudge_gate`) are then dropped without a transaction
+(:mod:`pystator.fleet.staleness`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings
+from pystator.fleet.processor import Processor
+from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.errors import StoreError, StoreUnavailableError
+from pystator.stores.sql.connections import ping
+from pystator.stores.sql.engine import is_sqlite
+
+#: Delays between attempts to reach the database at start-up (no jitter: one process).
+STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
+#: Batches one start-up drain thread runs at most before leaving the rest to the nudges.
+STARTUP_DRAIN_MAX_BATCHES = 10_000
+
+log = get_logger("pystator.startup")
+
+T = TypeVar("T")
+
+
+def wait_for_database(
+    settings: Settings,
+    *,
+    process: str,
+    connect: Callable[[str], None] = ping,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> int:
+    """Return once ``settings.database_url`` answers; the number of attempts it took.
+
+    Raises :class:`StoreUnavailableError` when it still does not answer after
+    ``settings.startup_timeout_seconds``. An embedded SQLite file needs no wait.
+    """
+    url = settings.database_url
+    if is_sqlite(url):
+        return 0
+    attempts, _ = retry_at_startup(
+        settings, process=process, step=lambda: connect(url), sleep=sleep, monotonic=monotonic
+    )
+    return attempts
+
+
+def retry_at_startup(
+    settings: Settings,
+    *,
+    process: str,
+    step: Callable[[], T],
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> tuple[int, T]:
+    """Run ``step`` (something a process needs the database for to start) until it does not
+    raise :class:`StoreUnavailableError`, with :data:`STARTUP_BACKOFF` between attempts, for
+    up to ``settings.startup_timeout_seconds``; ``(attempts, its result)``."""
+    deadline = monotonic() + settings.startup_timeout_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            result = step()
+        except StoreUnavailableError as exc:
+            delay = STARTUP_BACKOFF.delay(attempt)
+            if monotonic() + delay > deadline:
+                log.error(
+                    "database_unavailable_giving_up",
+                    process=process,
+                    attempts=attempt,
+                    timeout_seconds=settings.startup_timeout_seconds,
+                    error=str(exc),
+                )
+                raise
+            log.warning(
+                "database_unavailable",
+                process=process,
+                attempt=attempt,
+                retry_in_seconds=round(delay, 2),
+                error=str(exc),
+            )
+            sleep(delay)
+            continue
+        if attempt > 1:
+            log.info("database_available", process=process, attempts=attempt)
+        return attempt, result
+
+
+def drain_backlog(
+    processor: Processor, *, threads: int, max_batches: int = STARTUP_DRAIN_MAX_BATCHES
+) -> int:
+    """Apply what is due now through the batched path in ``threads`` threads; returns the
+    number of events handled. Each thread stops at its first short claim (fewer entities than
+    a full batch: the backlog is gone) or after ``max_batches``; a database error ends it (the
+    nudges and the relay carry on)."""
+    if threads < 1:
+        return 0
+    handled: list[int] = []
+    lock = threading.Lock()
+    full = processor.options.batch_entities
+
+    def run() -> None:
+        count = 0
+        try:
+            for _ in range(max_batches):
+                batch = processor.drain_once()
+                count += len(batch.results)
+                if batch.entities < full:
+                    break
+        except StoreError as exc:
+            log.warning("startup_drain_stopped", error=str(exc))
+        with lock:
+            handled.append(count)
+
+    started = time.monotonic()
+    workers = [
+        threading.Thread(target=run, name=f"pystator-startup-drain-{n}", daemon=True)
+        for n in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    total = sum(handled)
+    if total:
+        log.info(
+            "startup_backlog_drained",
+            events=total,
+            threads=threads,
+            seconds=round(time.monotonic() - started, 3),
+        )
+    return total
+
+
+__all__ = ["STARTUP_BACKOFF", "drain_backlog", "retry_at_startup", "wait_for_database"]
