@@ -18,6 +18,7 @@ from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
 from pystator.api.routes import ROUTERS
 from pystator.api.routes.root import VERSION
+from pystator.config import tracing
 from pystator.config.logs import get_logger
 from pystator.config.settings import Settings, load_settings
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     dashboard.install(app)
     max_bytes = (settings or load_settings()).api_max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    tracing.instrument_app(app)  # OpenTelemetry server spans, when pystator[otel] is installed
     return app
 
 

@@ -30,6 +30,7 @@ from pystator.fleet.processor import ProcessorOptions
 from pystator.fleet.producer import Producer
 from pystator.fleet.tasks import timer_publisher
 from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import SettingsError
 from pystator.registry.machines import MachineRegistry, load_registry
 from pystator.registry.stored import StoredMachines
@@ -184,7 +185,9 @@ def make_timer_sink(settings: Settings, firing: TimerFiring, app: Celery | None)
     if settings.scheduler == "redis":
         assert settings.redis_url is not None  # Settings refuses redis without a URL
         scheduler = RedisScheduler(
-            settings.redis_url, prefix=f"pystator:{settings.queue}:timers", clock=firing.clock
+            settings.redis_url,
+            prefix=f"pystator:{settings.queue}:timers",
+            clock=firing.clock or utc_now,  # Redis orders by host time; the database decides
         )
         return RedisTimerSink(
             firing, scheduler, poll_interval=settings.timer_poll_seconds, recovery=recovery

@@ -28,6 +28,7 @@ from pystator.fleet.relay import Relay
 from pystator.fleet.retention import Pruner
 from pystator.fleet.runtime import Runtime
 from pystator.fleet.startup import retry_at_startup
+from pystator.fsm_core.clock import utc_now
 from pystator.stores.sql.engine import is_sqlite
 
 #: Exit status of a process whose background duty died.
@@ -94,7 +95,7 @@ class Duties:
             self.spawn("relay", Relay(runtime).run)
         if self.prune and self.timers and settings.prune_interval_seconds > 0:
             shared = runtime.engine if is_sqlite(runtime.engine.url) else None
-            pruner = Pruner(settings, clock=runtime.processor.clock, engine=shared)
+            pruner = Pruner(settings, clock=runtime.processor.clock or utc_now, engine=shared)
             self.spawn("pruner", pruner.run)
 
     def spawn(self, name: str, loop: DutyLoop) -> threading.Thread:
