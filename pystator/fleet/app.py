@@ -21,7 +21,7 @@ from pystator.config.settings import Settings
 from pystator.fleet.celery_config import broker_warnings, new_app
 from pystator.fleet.duties import Duties, freeze_startup_heap
 from pystator.fleet.runtime import configure, current_settings, get_runtime
-from pystator.fleet.startup import drain_backlog, wait_for_database
+from pystator.fleet.startup import clear_stale_nudges, start_backlog_drain, wait_for_database
 from pystator.fleet.tasks import RuntimeProvider, register
 
 #: ``app.conf`` key: run the relay in this worker (``pystator worker --no-relay`` sets False).
@@ -44,7 +44,7 @@ class FleetDuties(bootsteps.StartStopStep):  # type: ignore[misc]
         self.duties: Duties | None = None
 
     def start(self, parent: Any) -> None:
-        """Once the database answers, start the duties and drain the backlog (Celery starts
+        """Once the database answers, start the duties and the backlog drain (Celery starts
         its consumer, the last step, after this one)."""
         conf = parent.app.conf
         wait_for_database(current_settings(), process="worker")
@@ -52,7 +52,10 @@ class FleetDuties(bootsteps.StartStopStep):  # type: ignore[misc]
         runtime.status.kind = "celery"
         self.duties = Duties(runtime, relay=bool(conf.get(RELAY_CONF, True)))
         self.duties.start()
-        drain_backlog(runtime.processor, threads=int(conf.get(STARTUP_DRAIN_CONF, 0)))
+        threads = int(conf.get(STARTUP_DRAIN_CONF, 0))
+        if threads > 0:  # a table worker: purge stale nudges, drain the backlog meanwhile
+            clear_stale_nudges(runtime, parent.app)
+            start_backlog_drain(runtime.processor, threads=threads)
 
     def stop(self, parent: Any) -> None:
         """Stop them with the worker."""

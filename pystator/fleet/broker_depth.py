@@ -20,7 +20,6 @@ from amqp.exceptions import ChannelError
 from kombu.connection import Connection
 
 from pystator.config.logs import get_logger
-from pystator.fleet.nudge_gate import DepthReader
 
 #: kombu's Redis transport: a queue's list per priority step is ``queue + SEP + step`` (step 0
 #: is the bare queue name).
@@ -102,7 +101,7 @@ class AmqpQueueDepth:
             self._drop()
 
 
-def queue_depth_reader(broker_url: str, queue: str) -> DepthReader | None:
+def queue_depth_reader(broker_url: str, queue: str) -> RedisQueueDepth | AmqpQueueDepth | None:
     """The depth reader for ``broker_url``'s transport, or None when it has none."""
     scheme = broker_url.split("://", 1)[0].lower()
     if scheme in ("redis", "rediss"):

@@ -12,12 +12,21 @@ probe (``pystator health``, the API's port) stays red. The broker is waited for 
 (``broker_connection_retry_on_startup``); publishing nudges never blocks on it.
 
 **Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
-crash) applies it at once through the batched path, before it takes its first message:
-:func:`drain_backlog` claims batches of due entities in ``threads`` threads until a claim comes
-back short, which means what is left is fresh traffic whose own nudges bring it. The nudges the
-backlog left in the broker (at most ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per publisher, see
-:mod:`pystator.fleet.nudge_gate`) are then dropped without a transaction
-(:mod:`pystator.fleet.staleness`).
+crash) applies it at once through the batched path, without waiting for nudges:
+:func:`start_backlog_drain` claims batches of due entities in ``threads`` background threads
+until a claim comes back short (what is left is fresh traffic, whose own nudges bring it),
+while the worker already consumes fresh nudges (an entity a drain thread holds is skipped by
+the nudge and re-checked by the drain after its commit).
+
+The nudges a backlog leaves in the broker (at most ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per
+publisher, see :mod:`pystator.fleet.nudge_gate`) announce work the drain does; each would
+still cost a message and a read, and a fresh event's nudge would wait behind them all. So when
+the queue is at its bound as the worker starts, :func:`clear_stale_nudges` purges it before the
+drain begins. Nothing is lost: every nudge purged was published after its events committed, so
+the drain, which starts after the purge, sees them. Timers handed to Celery as ETA messages
+(``PYSTATOR_SCHEDULER=celery``) are handed over again. (Queue mode's messages carry the events
+themselves: a ``--source queue`` worker never purges, and must not share its queue with table
+workers.)
 """
 
 from __future__ import annotations
@@ -27,13 +36,18 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from celery import Celery
+
 from pystator.config.logs import get_logger
 from pystator.config.settings import Settings
+from pystator.fleet.broker_depth import queue_depth_reader
 from pystator.fleet.processor import Processor
+from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError, StoreUnavailableError
-from pystator.stores.sql.connections import ping
-from pystator.stores.sql.engine import is_sqlite
+from pystator.stores.sql import timer_queries
+from pystator.stores.sql.connections import ping, transaction
+from pystator.stores.sql.engine import is_sqlite, translate_errors
 
 #: Delays between attempts to reach the database at start-up (no jitter: one process).
 STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
@@ -109,6 +123,44 @@ def retry_at_startup(
         return attempt, result
 
 
+def clear_stale_nudges(runtime: Runtime, app: Celery) -> int:
+    """Purge a nudge queue left at its bound by a backlog (see the module; the backlog drain
+    must follow); returns how many messages were purged (0: the queue was below its bound, or
+    unreadable)."""
+    settings = runtime.settings
+    reader = queue_depth_reader(settings.broker_url, settings.queue)
+    if settings.nudge_queue_max <= 0 or reader is None:
+        return 0
+    try:
+        depth = reader()
+    except Exception as exc:  # kombu/redis/amqp errors: leave the queue as it is
+        log.warning("nudge_queue_unreadable", error=f"{type(exc).__name__}: {exc}")
+        return 0
+    finally:
+        reader.close()
+    if depth < settings.nudge_queue_max:
+        return 0
+    with app.connection_for_write() as connection:
+        purged = int(connection.default_channel.queue_purge(settings.queue) or 0)
+    with translate_errors("hand off timers"), transaction(runtime.engine) as conn:
+        rehanded = timer_queries.unhand(conn)  # any ETA message purged is published again
+    log.info("stale_nudges_purged", messages=purged, timers_handed_again=rehanded)
+    return purged
+
+
+def start_backlog_drain(processor: Processor, *, threads: int) -> threading.Thread:
+    """:func:`drain_backlog` in the background (a daemon thread that ends with it)."""
+    thread = threading.Thread(
+        target=drain_backlog,
+        args=(processor,),
+        kwargs={"threads": threads},
+        name="pystator-startup-drain",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
 def drain_backlog(
     processor: Processor, *, threads: int, max_batches: int = STARTUP_DRAIN_MAX_BATCHES
 ) -> int:
@@ -155,4 +207,11 @@ def drain_backlog(
     return total
 
 
-__all__ = ["STARTUP_BACKOFF", "drain_backlog", "retry_at_startup", "wait_for_database"]
+__all__ = [
+    "STARTUP_BACKOFF",
+    "clear_stale_nudges",
+    "drain_backlog",
+    "retry_at_startup",
+    "start_backlog_drain",
+    "wait_for_database",
+]

@@ -1,6 +1,7 @@
 """A cold start, counted (not timed): a backlog submitted while no worker runs leaves a bounded
-number of nudges in the broker, a worker that starts drains it without them, and a fresh
-event's nudge has a bounded number of stale messages ahead of it.
+number of nudges in the broker, a worker that starts drains it without them (then purges the
+stale ones and drains again), and a fresh event's nudge has a bounded number of stale messages
+ahead of it.
 
 The bound (``pystator.fleet.nudge_gate``): ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per publishing
 process. Here one process publishes (this test's producer): 128 + 16 = 144 messages, for
@@ -68,6 +69,7 @@ def test_a_cold_backlog_leaves_a_bounded_queue_and_a_fresh_event_waits_behind_fe
         worker = procs.start([*args, "--app", procs.APP], settings, tmp_path / "worker.log")
         try:
             procs.wait_for(lambda: pending(engine) == 0, "the backlog to be applied", 180)
+            procs.wait_for(lambda: purged(tmp_path / "worker.log"), "the stale nudges purged")
             ahead = client.llen(queue)  # stale messages the fresh nudge queues behind
             fresh = runtime.producer.submit(
                 EventSpec(machine=MACHINE, entity_id="fresh", trigger="open")
@@ -84,6 +86,7 @@ def test_a_cold_backlog_leaves_a_bounded_queue_and_a_fresh_event_waits_behind_fe
     log = (tmp_path / "worker.log").read_text()
     print(f"ahead of the fresh nudge: {ahead}; received by the worker in all: {received}")
     assert "startup_backlog_drained" in log  # applied at start-up, not by its nudges
+    assert "stale_nudges_purged" in log  # the queue was at its bound: purged, drained again
     assert ahead <= BOUND
     # every message the worker ever took: the stale ones, the owed drain and the fresh nudge
     assert received <= BOUND + 2
@@ -150,6 +153,10 @@ def celery_nudger(url: str, queue: str) -> CeleryNudger:
 def drop_queue(url: str, queue: str) -> None:
     with Connection(url) as conn:
         conn.default_channel.queue_delete(queue)
+
+
+def purged(log: Path) -> bool:
+    return "stale_nudges_purged" in log.read_text(errors="replace")
 
 
 def pending(engine: sa.Engine) -> int:
