@@ -9,7 +9,7 @@ export PYSTATOR_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 export PYSTATOR_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYSTATOR_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: demo dashboard examples test lint typecheck pytest bench screenshots clean
+.PHONY: demo dashboard examples test lint typecheck pytest bench soak screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/retention.py
+
+# 20 minutes at 300 events/s with timers, a worker SIGKILLed every 2-4 minutes, the pruner on:
+# worker memory and the broker's queue depth sampled and plotted (not part of CI).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes 20 --rate 300 \
+	  --out bench/results/soak-latest.json --plot docs/operations/soak.png
 
 # Re-take the README's dashboard screenshots (needs chromium + chromium-driver and the services).
 screenshots: $(STAMP)
