@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fleet_latency import rss_mb  # noqa: E402
 from bench.fleet_setup import MACHINES, bench_database  # noqa: E402
+from pystator.fsm_core.errors import StoreUnavailableError  # noqa: E402
 from pystator.worker import submit_event_sync  # noqa: E402
 from tests.support.fleet_harness import (  # noqa: E402
     RedisServer,
@@ -104,8 +105,11 @@ def produce(url: str, rate: int, stop: threading.Event, counter: list[int], offs
             time.sleep(delay)
         entity = f"s{rng.randrange(ENTITIES)}"
         trigger = "start" if rng.random() < 0.6 else "finish"
-        submit_event_sync(MACHINE, entity, trigger, db_url=url)
-        counter[offset] += 1
+        try:
+            submit_event_sync(MACHINE, entity, trigger, db_url=url)
+            counter[offset] += 1
+        except StoreUnavailableError as exc:  # a busy machine timed a pool wait out
+            print(f"submit failed: {exc}", flush=True)
         n += PRODUCER_THREADS
 
 

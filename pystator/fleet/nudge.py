@@ -107,8 +107,9 @@ class CeleryNudger:
     ``pystator.process_entities`` naming up to 32, ``pystator.drain`` for more.
 
     With a ``gate``, a nudge is published only when the gate has room for its messages; with
-    room for fewer, one ``drain`` message stands for them all; with none, the nudge is left out
-    and a ``drain`` is owed (:meth:`repay`).
+    room for fewer, that many ``drain`` messages stand for them all (a drain claims any due
+    entity, so they still spread over the workers); with none, the nudge is left out and a
+    ``drain`` is owed (:meth:`repay`).
     """
 
     def __init__(
@@ -136,8 +137,8 @@ class CeleryNudger:
                 self.gate.leave_out(len(messages), through)
                 self.observer.nudges_left_out(len(messages), len(unique))
                 return
-            if room < len(messages):
-                messages = [(DRAIN_TASK, [through])]
+            if room < len(messages):  # as many drains as there is room for: each claims any
+                messages = [(DRAIN_TASK, [through])] * room
         self._publish(messages, len(unique))
 
     def repay(self) -> bool:

@@ -8,8 +8,10 @@ after the backlog is applied and a fresh event's nudge queues behind them all.
 **The rule.** Each publishing process keeps a reading of the queue's depth (messages ready in
 the broker) and counts the messages it published since. It publishes only while its latest
 reading was below ``bound`` (B) and it has published fewer than ``allowance`` (A) messages since
-that reading; otherwise it re-reads, at most once per ``refresh`` seconds, and in the meantime
-publishes nothing. Readings are taken in the nudger's background thread, never on the submit path.
+that reading; otherwise it reads again: at once when it has used up its allowance under a
+reading below B (so the broker is read once per A messages published at most), at most once per
+``refresh`` seconds while the queue is full, and in the meantime it publishes nothing. Readings
+are taken in the nudger's background thread, never on the submit path.
 
 **The bound.** With P publishing processes (producers, API processes, workers' relays and timer
 firings) the queue never holds more than ``B + P * A`` nudges. Take the last reading, by any
@@ -84,7 +86,8 @@ class NudgeGate:
         with self._lock:
             if self._may_publish():
                 return self.allowance - self._sent
-            if self.monotonic() - self._read_at < self.refresh:
+            full = self._reading is not None and self._reading >= self.bound
+            if full and self.monotonic() - self._read_at < self.refresh:
                 return 0
             self._read()
             return self.allowance - self._sent if self._may_publish() else 0

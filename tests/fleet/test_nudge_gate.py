@@ -89,7 +89,7 @@ def test_a_backlog_with_no_consumer_leaves_a_bounded_queue_and_a_debt() -> None:
     assert producer.take_debt() == (False, None)
 
 
-def test_readings_are_taken_at_most_once_per_refresh() -> None:
+def test_a_full_queue_is_read_at_most_once_per_refresh() -> None:
     broker, clock = Broker(), Clock()
     producer = gate(broker, clock)
     broker.publish(BOUND)  # full
@@ -100,6 +100,15 @@ def test_readings_are_taken_at_most_once_per_refresh() -> None:
     broker.consume(BOUND)
     assert producer.room() == ALLOWANCE
     assert producer.readings == 2
+
+
+def test_a_healthy_queue_is_read_once_per_allowance_spent() -> None:
+    broker, clock = Broker(), Clock()
+    producer = gate(broker, clock)
+    for _ in range(10 * ALLOWANCE):  # no time passes: the allowance alone asks for readings
+        assert producer.room() >= 1
+        producer.sent(1)
+    assert producer.readings == 10
 
 
 def test_an_unreadable_queue_leaves_the_gate_open() -> None:
