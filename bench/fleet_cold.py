@@ -55,6 +55,8 @@ class ColdReport:
     drain_rate_from_spawn: float = 0.0
     left_out: int = 0  # nudges the producer's gate kept out of the broker
     probes: list[float] = field(default_factory=list)
+    ready_spread_ms: float = 0.0  # first to last worker ready
+    startup_drains: list[tuple[int, float]] = field(default_factory=list)  # (events, seconds)
 
 
 @dataclass
@@ -110,19 +112,26 @@ def probe(engine: sa.Engine, url: str, count: int, prefix: str) -> list[float]:
     return samples
 
 
-def ready_at(log_dir: Path, since: float) -> float | None:
-    """Epoch seconds of the latest ``worker_starting`` line written after ``since``."""
-    times = []
+def log_lines(log_dir: Path, event: str, since: float) -> list[dict[str, Any]]:
+    """The workers' JSON log lines of ``event`` written after ``since`` (epoch seconds)."""
+    found = []
     for path in log_dir.glob("worker-*.log"):
         for line in path.read_text(errors="replace").splitlines():
-            if '"worker_starting"' not in line:
+            if f'"{event}"' not in line:
                 continue
             try:
-                stamp = datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+                entry = json.loads(line)
+                stamp = datetime.fromisoformat(entry["timestamp"]).timestamp()
             except (ValueError, KeyError):
                 continue
             if stamp >= since:
-                times.append(stamp)
+                found.append({**entry, "at": stamp})
+    return found
+
+
+def ready_at(log_dir: Path, since: float) -> float | None:
+    """Epoch seconds of the latest ``worker_starting`` line written after ``since``."""
+    times = [e["at"] for e in log_lines(log_dir, "worker_starting", since)]
     return max(times) if times else None
 
 
@@ -172,6 +181,13 @@ def cold_start(
     ready = ready_at(fleet.log_dir, spawned)
     if ready is not None:
         report.first_applied_from_ready_ms = (first.timestamp() - ready) * 1000
+    readies = [e["at"] for e in log_lines(fleet.log_dir, "worker_starting", spawned)]
+    if readies:
+        report.ready_spread_ms = (max(readies) - min(readies)) * 1000
+    report.startup_drains = [
+        (int(e.get("events", 0)), float(e.get("seconds", 0.0)))
+        for e in log_lines(fleet.log_dir, "startup_backlog_drained", spawned)
+    ]
     with engine.connect() as conn:
         applied = int(conn.execute(sa.text("SELECT count(*) FROM transition_history")).scalar_one())
     report.backlog = applied
@@ -270,6 +286,10 @@ def print_cold(report: ColdReport) -> None:
     print(
         f"nudges in the broker: {report.depth_before} before the start "
         f"({report.left_out:,} left out by the gate), {report.depth_after_drain} after the drain"
+    )
+    print(
+        f"workers ready within {report.ready_spread_ms:,.0f} ms of each other; start-up drains "
+        "(events, seconds): " + ", ".join(f"({n:,}, {t:.2f})" for n, t in report.startup_drains)
     )
 
 

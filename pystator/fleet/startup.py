@@ -14,7 +14,7 @@ probe (``pystator health``, the API's port) stays red. The broker is waited for 
 **Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
 crash) applies it at once through the batched path, without waiting for nudges:
 :func:`start_backlog_drain` claims batches of due entities in ``threads`` background threads
-until a claim comes back short (what is left is fresh traffic, whose own nudges bring it),
+until the claims come back short (what is left is fresh traffic, whose own nudges bring it),
 while the worker already consumes fresh nudges (an entity a drain thread holds is skipped by
 the nudge and re-checked by the drain after its commit).
 
@@ -53,6 +53,9 @@ from pystator.stores.sql.engine import is_sqlite, translate_errors
 STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
 #: Batches one start-up drain thread runs at most before leaving the rest to the nudges.
 STARTUP_DRAIN_MAX_BATCHES = 10_000
+#: Batches a start-up drain thread still runs after its first short claim (the backlog's tail;
+#: under steady traffic every claim is short, and the thread stops soon).
+TAIL_BATCHES = 8
 
 log = get_logger("pystator.startup")
 
@@ -165,9 +168,10 @@ def drain_backlog(
     processor: Processor, *, threads: int, max_batches: int = STARTUP_DRAIN_MAX_BATCHES
 ) -> int:
     """Apply what is due now through the batched path in ``threads`` threads; returns the
-    number of events handled. Each thread stops at its first short claim (fewer entities than
-    a full batch: the backlog is gone) or after ``max_batches``; a database error ends it (the
-    nudges and the relay carry on)."""
+    number of events handled. A thread claims full batches while there are; after its first
+    short claim (the backlog is nearly gone) it takes at most :data:`TAIL_BATCHES` more, and
+    stops at an empty one (what is left is fresh traffic, whose nudges bring it). A database
+    error ends it: the nudges and the relay carry on."""
     if threads < 1:
         return 0
     handled: list[int] = []
@@ -176,12 +180,17 @@ def drain_backlog(
 
     def run() -> None:
         count = 0
+        tail = 0
         try:
             for _ in range(max_batches):
                 batch = processor.drain_once()
                 count += len(batch.results)
-                if batch.entities < full:
+                if batch.entities == 0:
                     break
+                if batch.entities < full:
+                    tail += 1
+                    if tail > TAIL_BATCHES:
+                        break
         except StoreError as exc:
             log.warning("startup_drain_stopped", error=str(exc))
         with lock:
