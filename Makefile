@@ -55,7 +55,7 @@ bench: $(STAMP)
 # worker memory and the broker's queue depth sampled and plotted (not part of CI).
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 20 --rate 300 \
-	  --out bench/results/soak-latest.json --plot docs/operations/soak.png
+	  --out docs/operations/soak.json --plot docs/operations/soak.png
 
 # Re-take the README's dashboard screenshots (needs chromium + chromium-driver and the services).
 screenshots: $(STAMP)

@@ -133,6 +133,13 @@ def sample(
     )
 
 
+def due_timers(engine: sa.Engine) -> int:
+    """Armed timers whose time has come (by the database's clock) and that did not fire."""
+    with engine.connect() as conn:
+        query = "SELECT count(*) FROM worker_timers WHERE due_at <= statement_timestamp()"
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+
 def run(args: argparse.Namespace) -> SoakReport:
     report = SoakReport(
         minutes=args.minutes,
@@ -192,7 +199,13 @@ def run(args: argparse.Namespace) -> SoakReport:
             for thread in threads:
                 thread.join()
             report.submitted = sum(counter)
-            wait_until(lambda: pending_count(engine) == 0, timeout=300, interval=0.5)
+            # settled: nothing pending and no timer due (the last ones armed fire within 3 s)
+            wait_until(
+                lambda: pending_count(engine) == 0 and due_timers(engine) == 0,
+                timeout=300,
+                interval=0.5,
+                message="the backlog and the due timers to settle",
+            )
             with engine.connect() as conn:
                 report.statuses = {
                     str(s): int(n)
@@ -200,14 +213,7 @@ def run(args: argparse.Namespace) -> SoakReport:
                         sa.text("SELECT status, count(*) FROM worker_events GROUP BY status")
                     )
                 }
-                report.pending_timers_after = int(
-                    conn.execute(
-                        sa.text(
-                            "SELECT count(*) FROM worker_timers "
-                            "WHERE due_at <= statement_timestamp()"
-                        )
-                    ).scalar_one()
-                )
+                report.pending_timers_after = due_timers(engine)
             fleet.stop_all()
         broker.close()
         engine.dispose()

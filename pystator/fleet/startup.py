@@ -14,7 +14,8 @@ probe (``pystator health``, the API's port) stays red. The broker is waited for 
 **Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
 crash) applies it at once through the batched path, without waiting for nudges:
 :func:`start_backlog_drain` claims batches of due entities in ``threads`` background threads
-until the claims come back short (what is left is fresh traffic, whose own nudges bring it),
+until no event of the backlog (an id up to the newest when it started) is due any more: fresh
+events are left to their own nudges,
 while the worker already consumes fresh nudges (an entity a drain thread holds is skipped by
 the nudge and re-checked by the drain after its commit).
 
@@ -45,17 +46,20 @@ from pystator.fleet.processor import Processor
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError, StoreUnavailableError
-from pystator.stores.sql import timer_queries
-from pystator.stores.sql.connections import ping, transaction
+from pystator.stores.sql import event_queries, timer_queries
+from pystator.stores.sql.connections import autocommit, ping, transaction
+from pystator.stores.sql.db_clock import bind_now
 from pystator.stores.sql.engine import is_sqlite, translate_errors
 
 #: Delays between attempts to reach the database at start-up (no jitter: one process).
 STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
 #: Batches one start-up drain thread runs at most before leaving the rest to the nudges.
 STARTUP_DRAIN_MAX_BATCHES = 10_000
-#: Batches a start-up drain thread still runs after its first short claim (the backlog's tail;
-#: under steady traffic every claim is short, and the thread stops soon).
-TAIL_BATCHES = 8
+#: Seconds a start-up drain thread waits when every due entity is held by another thread.
+LOCKED_PAUSE_SECONDS = 0.005
+#: Empty claims in a row after which a start-up drain thread stops although backlog events are
+#: due (they wait behind a retry of their entity, or another worker holds them for long).
+MAX_EMPTY_CLAIMS = 20
 
 log = get_logger("pystator.startup")
 
@@ -167,12 +171,22 @@ def start_backlog_drain(processor: Processor, *, threads: int) -> threading.Thre
 def drain_backlog(
     processor: Processor, *, threads: int, max_batches: int = STARTUP_DRAIN_MAX_BATCHES
 ) -> int:
-    """Apply what is due now through the batched path in ``threads`` threads; returns the
-    number of events handled. A thread claims full batches while there are; after its first
-    short claim (the backlog is nearly gone) it takes at most :data:`TAIL_BATCHES` more, and
-    stops at an empty one (what is left is fresh traffic, whose nudges bring it). A database
-    error ends it: the nudges and the relay carry on."""
+    """Apply the backlog (the due events with an id up to the newest when it starts) through
+    the batched path in ``threads`` threads; returns the number of events handled.
+
+    A thread claims batches until one comes back short and no backlog event is due any more
+    (one index lookup: a short claim may only mean other threads hold the oldest entities).
+    Fresh events, submitted after it started, are left to their nudges. A database error ends
+    it: the nudges and the relay carry on."""
     if threads < 1:
+        return 0
+    try:
+        with translate_errors("startup drain"), autocommit(processor.engine) as conn:
+            boundary = event_queries.newest_event_id(conn)
+    except StoreError as exc:
+        log.warning("startup_drain_stopped", error=str(exc))
+        return 0
+    if boundary is None:
         return 0
     handled: list[int] = []
     lock = threading.Lock()
@@ -180,17 +194,18 @@ def drain_backlog(
 
     def run() -> None:
         count = 0
-        tail = 0
+        empty = 0
         try:
             for _ in range(max_batches):
                 batch = processor.drain_once()
                 count += len(batch.results)
-                if batch.entities == 0:
+                if batch.entities < full and not _backlog_left(processor, boundary):
                     break
-                if batch.entities < full:
-                    tail += 1
-                    if tail > TAIL_BATCHES:
-                        break
+                empty = empty + 1 if batch.entities == 0 else 0
+                if empty > MAX_EMPTY_CLAIMS:
+                    break  # what is due cannot be claimed (behind a waiting retry): nudges' job
+                if empty:
+                    time.sleep(LOCKED_PAUSE_SECONDS)  # every due head is held: let them commit
         except StoreError as exc:
             log.warning("startup_drain_stopped", error=str(exc))
         with lock:
@@ -214,6 +229,13 @@ def drain_backlog(
             seconds=round(time.monotonic() - started, 3),
         )
     return total
+
+
+def _backlog_left(processor: Processor, boundary: int) -> bool:
+    """True while a due pending event of the backlog (id up to ``boundary``) remains."""
+    with translate_errors("startup drain"), autocommit(processor.engine) as conn:
+        oldest = event_queries.oldest_due_event(conn, bind_now(conn, processor.clock))
+    return oldest is not None and oldest <= boundary
 
 
 __all__ = [

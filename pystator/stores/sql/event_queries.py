@@ -272,6 +272,15 @@ def oldest_due_event(conn: Connection, now: datetime | None) -> int | None:
     return None if oldest is None else int(oldest)
 
 
+_NEWEST = sa.select(sa.func.max(_W.id))
+
+
+def newest_event_id(conn: Connection) -> int | None:
+    """The highest event id so far (None: no event): what a starting worker calls its backlog."""
+    newest = conn.execute(_NEWEST).scalar_one()
+    return None if newest is None else int(newest)
+
+
 def due_unclaimed_events(
     conn: Connection, now: datetime | None, *, grace: timedelta, limit: int
 ) -> list[EntityKey]:
@@ -300,6 +309,7 @@ __all__ = [
     "due_among",
     "due_unclaimed_events",
     "fail_events",
+    "newest_event_id",
     "oldest_due_event",
     "pending_events",
 ]
