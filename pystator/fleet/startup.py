@@ -188,6 +188,7 @@ def drain_backlog(
         return 0
     if boundary is None:
         return 0
+    log.info("startup_drain_started", backlog_through=boundary, threads=threads)
     handled: list[int] = []
     lock = threading.Lock()
     full = processor.options.batch_entities
