@@ -33,7 +33,9 @@ import sqlalchemy as sa
 from bench.fleet_setup import MACHINE, measure_drain, truncate
 from pystator.fsm_core.errors import StoreUnavailableError
 from pystator.worker import submit_event_sync
-from tests.support.fleet_harness import WorkerFleet, pending_count, wait_until
+from tests.support.fleet_database import pending_count
+from tests.support.fleet_processes import WorkerFleet
+from tests.support.waiting import wait_until
 
 BACKLOG_THREADS = 2
 EVENTS_PER_ENTITY = 5

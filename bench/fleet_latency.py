@@ -55,14 +55,9 @@ from bench.fleet_setup import (  # noqa: E402
     measure_drain,
     truncate,
 )
-from tests.support.fleet_harness import (  # noqa: E402
-    RedisServer,
-    WorkerFleet,
-    create_schema,
-    pending_count,
-    producer_runtime,
-    wait_until,
-)
+from tests.support.fleet_database import create_schema, pending_count  # noqa: E402
+from tests.support.fleet_processes import RedisServer, WorkerFleet, producer_runtime  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 PRODUCER_THREADS = 2
 BURST_THREADS = 4

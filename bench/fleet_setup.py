@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.scratch_db import scratch_database  # noqa: E402
-from tests.support.fleet_harness import pending_count, wait_until  # noqa: E402
+from tests.support.fleet_database import pending_count  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 PG_SERVER_URL = os.environ.get(
     "PYSTATOR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

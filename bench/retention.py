@@ -48,12 +48,8 @@ from pystator.config.settings import load_settings  # noqa: E402
 from pystator.fleet.retention import PruneReport, RetentionPolicy, prune  # noqa: E402
 from pystator.stores.sql import partition_queries  # noqa: E402
 from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
-from tests.support.fleet_harness import (  # noqa: E402
-    RedisServer,
-    WorkerFleet,
-    create_schema,
-    producer_runtime,
-)
+from tests.support.fleet_database import create_schema  # noqa: E402
+from tests.support.fleet_processes import RedisServer, WorkerFleet, producer_runtime  # noqa: E402
 
 DRAIN_ENTITIES = 2000
 DRAIN_EVENTS_PER_ENTITY = 5

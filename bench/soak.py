@@ -41,14 +41,9 @@ from bench.fleet_latency import rss_mb  # noqa: E402
 from bench.fleet_setup import MACHINES, bench_database  # noqa: E402
 from pystator.fsm_core.errors import StoreUnavailableError  # noqa: E402
 from pystator.worker import submit_event_sync  # noqa: E402
-from tests.support.fleet_harness import (  # noqa: E402
-    RedisServer,
-    WorkerFleet,
-    create_schema,
-    pending_count,
-    producer_runtime,
-    wait_until,
-)
+from tests.support.fleet_database import create_schema, pending_count  # noqa: E402
+from tests.support.fleet_processes import RedisServer, WorkerFleet, producer_runtime  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 MACHINE = "bench_soak"
 ENTITIES = 2000

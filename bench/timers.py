@@ -56,7 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.fleet import bench_database, percentile  # noqa: E402
-from tests.support.fleet_harness import RedisServer, WorkerFleet, create_schema, wait_until  # noqa: E402
+from tests.support.fleet_database import create_schema  # noqa: E402
+from tests.support.fleet_processes import RedisServer, WorkerFleet  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 MACHINES = ROOT / "bench" / "machines"
 LATE_MACHINE = "bench_timer"  # after: "12s"

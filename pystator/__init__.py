@@ -1,11 +1,15 @@
-"""pystator: configuration-driven, stateless finite state machines and a durable worker fleet."""
+"""pystator: configuration-driven, stateless finite state machines and a durable worker fleet.
+
+The documented top-level names (a shim: see :mod:`pystator._shims`).
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pystator import config
+from pystator._shims import lazy_loader
+from pystator._version import __version__
 from pystator.fsm_core.actions import (
     ActionExecutor,
     ActionRegistry,
@@ -78,7 +82,7 @@ from pystator.fsm_core.hooks import (
     TransitionObserver,
 )
 from pystator.fsm_core.lint import LintSeverity, LintWarning, lint
-from pystator.fsm_core.loading import ConfigValidator, validate_config
+from pystator.fsm_core.loading import ConfigValidator, validate_config, validate_machine_config
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.recording import EventRecorder, RecordedEvent
 from pystator.fsm_core.records import Event
@@ -107,29 +111,11 @@ from pystator.stores.base import (
 )
 from pystator.stores.memory import InMemoryStateStore
 
-__version__ = "0.1.0"
-
-#: Documented store names with optional dependencies, imported on first use.
-_LAZY = {
-    "SQLiteStateStore": "pystator.stores.sql.documented_stores",
-    "PostgresStateStore": "pystator.stores.sql.documented_stores",
-    "RedisStateStore": "pystator.stores.redis_store",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-#: Alias kept from the documented API.
-validate_machine_config = validate_config
-
 if TYPE_CHECKING:
     from pystator.stores.redis_store import RedisStateStore
     from pystator.stores.sql.documented_stores import PostgresStateStore, SQLiteStateStore
+
+__getattr__ = lazy_loader(__name__)
 
 __all__ = [
     "ActionCall",

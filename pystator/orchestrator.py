@@ -1,7 +1,9 @@
 """The Orchestrator: load → decide → persist → schedule → act, for one event of one entity.
 
 It differs from the worker fleet only in how it loads and commits around the one pure step
-(:func:`pystator.fsm_core.step.apply_event`). A version conflict reloads the entity and
+(:func:`pystator.fsm_core.step.apply_event`). Sync and async processing are one algorithm
+(:meth:`Orchestrator._applying`, a generator yielding its I/O as effects: load, the pure
+step's decision, save, act, pause) carried out by two small drivers: one calls, the other awaits. A version conflict reloads the entity and
 recomputes (bounded, with a small jittered backoff); timers are armed/cancelled and actions run
 only after the new state has committed. Hooks attached to the machine fire for every evaluation.
 
@@ -20,10 +22,10 @@ import dataclasses
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from pystator.fsm_core.actions import NO_RETRY, ActionExecutor, ActionRegistry, RetryPolicy
 from pystator.fsm_core.backoff import Backoff
@@ -40,13 +42,13 @@ from pystator.fsm_core.hooks import TransitionObserver, entity_scope
 from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin, Outcome
 from pystator.fsm_core.results import TransitionResult
 from pystator.fsm_core.step import (
+    Decision,
     StepOutcome,
-    aapply_event,
-    apply_event,
     fallback_step,
     is_stale_timer,
     merge_context,
     starting_record,
+    stepping,
 )
 from pystator.schedulers.base import is_scheduled_by_hand
 from pystator.stores.documented import as_versioned_store
@@ -71,6 +73,39 @@ REASON_CONTEXT_VALIDATION = "context_validation"
 CONFLICT_BACKOFF = Backoff(
     base_seconds=RETRY_BACKOFF_BASE_SECONDS, max_seconds=RETRY_BACKOFF_MAX_SECONDS
 )
+
+
+class _Load(NamedTuple):
+    """Load the entity's record."""
+
+    entity_id: str
+
+
+class _Save(NamedTuple):
+    """Commit the outcome with its version check."""
+
+    outcome: StepOutcome
+
+
+class _Act(NamedTuple):
+    """Run the committed outcome's actions."""
+
+    entity_id: str
+    outcome: StepOutcome
+    event: EventInput
+
+
+class _Pause(NamedTuple):
+    """Wait before the next attempt."""
+
+    seconds: float
+
+
+#: What the orchestration algorithm asks its driver to do (the only sync/async difference); a
+#: plain ``Decision`` tuple is the pure step asking for the machine's decision.
+_Effect: TypeAlias = _Load | _Save | _Act | _Pause | Decision
+#: The algorithm in progress: yields effects, receives their answers, returns the result.
+_Applying: TypeAlias = Generator[_Effect, Any, TransitionResult]
 
 
 class Orchestrator:
@@ -189,68 +224,93 @@ class Orchestrator:
             observer.notify_error(exc, state, event.trigger, dict(event.context))
 
     def _process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
+        """Drive :meth:`_applying`, carrying out its effects with the sync store and guards."""
+        steps = self._applying(entity_id, event)
+        try:
+            effect = next(steps)
+            while True:
+                try:
+                    answer = self._perform(effect)
+                except Exception as exc:  # thrown into the algorithm, which decides
+                    effect = steps.throw(exc)
+                else:
+                    effect = steps.send(answer)
+        except StopIteration as done:
+            result: TransitionResult = done.value
+            return result
+
+    async def _async_process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
+        """Drive :meth:`_applying`, awaiting async stores, guards, actions and pauses."""
+        steps = self._applying(entity_id, event)
+        try:
+            effect = next(steps)
+            while True:
+                try:
+                    answer = await self._aperform(effect)
+                except Exception as exc:  # thrown into the algorithm, which decides
+                    effect = steps.throw(exc)
+                else:
+                    effect = steps.send(answer)
+        except StopIteration as done:
+            result: TransitionResult = done.value
+            return result
+
+    def _applying(self, entity_id: str, event: EventInput) -> _Applying:
+        """The one algorithm of both drivers: load, validate, step, save (reloading and
+        recomputing on a version conflict), schedule, act. Every I/O is yielded as an effect;
+        the driver answers it or throws its error back in."""
         self._ensure_scheduler()
         last_conflict: StaleVersionError | None = None
         for attempt in range(1, self.max_attempts + 1):
-            record = self.state_store.load(self.machine.name, entity_id)
+            record = yield _Load(entity_id)
             rejected = self._validate(entity_id, record, event)
             if rejected is not None:
                 return rejected
-            outcome = self._step(entity_id, record, event)
+            outcome = yield from self._stepping(entity_id, record, event)
             if outcome.status != Outcome.APPLIED:
                 return outcome.result
             self._check_actions(outcome)
             try:
-                self._save(outcome)
+                yield _Save(outcome)
             except StaleVersionError as exc:
                 last_conflict = exc
-                self._sleep(CONFLICT_BACKOFF.delay(attempt + 1))
+                yield _Pause(CONFLICT_BACKOFF.delay(attempt + 1))
                 continue
             self._schedule(outcome)
             try:
-                self._act(entity_id, outcome, event)
+                yield _Act(entity_id, outcome, event)
             except ActionExecutionError as exc:
                 moved = self._fallback_after_action(entity_id, outcome, event, exc)
                 if moved is None:
                     raise
-                self._save(moved)
+                yield _Save(moved)
                 self._schedule(moved)
-                self._act(entity_id, moved, event)
+                yield _Act(entity_id, moved, event)
                 return _committed(moved, attempt)
             return _committed(outcome, attempt)
         raise self._gave_up(entity_id, last_conflict)
 
-    async def _async_process_input(self, entity_id: str, event: EventInput) -> TransitionResult:
-        self._ensure_scheduler()
-        last_conflict: StaleVersionError | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            record = await self._aload(entity_id)
-            rejected = self._validate(entity_id, record, event)
-            if rejected is not None:
-                return rejected
-            outcome = await self._astep(entity_id, record, event)
-            if outcome.status != Outcome.APPLIED:
-                return outcome.result
-            self._check_actions(outcome)
-            try:
-                await self._asave(outcome)
-            except StaleVersionError as exc:
-                last_conflict = exc
-                await self._async_sleep(CONFLICT_BACKOFF.delay(attempt + 1))
-                continue
-            self._schedule(outcome)
-            try:
-                await self._aact(entity_id, outcome, event)
-            except ActionExecutionError as exc:
-                moved = self._fallback_after_action(entity_id, outcome, event, exc)
-                if moved is None:
-                    raise
-                await self._asave(moved)
-                self._schedule(moved)
-                await self._aact(entity_id, moved, event)
-                return _committed(moved, attempt)
-            return _committed(outcome, attempt)
-        raise self._gave_up(entity_id, last_conflict)
+    def _perform(self, effect: _Effect) -> Any:
+        if isinstance(effect, _Load):
+            return self.state_store.load(self.machine.name, effect.entity_id)
+        if isinstance(effect, _Save):
+            return self._save(effect.outcome)
+        if isinstance(effect, _Act):
+            return self._act(effect.entity_id, effect.outcome, effect.event)
+        if isinstance(effect, _Pause):
+            return self._sleep(effect.seconds)
+        return self.machine.process(*effect)
+
+    async def _aperform(self, effect: _Effect) -> Any:
+        if isinstance(effect, _Load):
+            return await self._aload(effect.entity_id)
+        if isinstance(effect, _Save):
+            return await self._asave(effect.outcome)
+        if isinstance(effect, _Act):
+            return await self._aact(effect.entity_id, effect.outcome, effect.event)
+        if isinstance(effect, _Pause):
+            return await self._async_sleep(effect.seconds)
+        return await self.machine.aprocess(*effect)
 
     def get_record(self, entity_id: str) -> EntityRecord | None:
         """The stored record of the entity (sync store)."""
@@ -301,41 +361,30 @@ class Orchestrator:
 
     # --- the steps around the pure step -----------------------------------------------------
 
-    def _step_kw(self, entity_id: str) -> dict[str, Any]:
-        return {
-            "entity_id": entity_id,
-            "use_initial_state_when_missing": self.use_initial_state_when_missing,
-        }
-
-    def _step(self, entity_id: str, record: EntityRecord | None, event: EventInput) -> StepOutcome:
-        """The pure step, with the error policy's retries and fallback for failing guards."""
-        attempt = 1
-        while True:
-            now = self._clock()
-            try:
-                return apply_event(self.machine, record, event, now, **self._step_kw(entity_id))
-            except Exception as exc:  # decided by the error policy: retried, moved or re-raised
-                fallback = self._after_failure(entity_id, record, event, now, exc, attempt)
-                if fallback is not None:
-                    return fallback
-                self._sleep(NO_RETRY.delay_after(attempt))
-                attempt += 1
-
-    async def _astep(
+    def _stepping(
         self, entity_id: str, record: EntityRecord | None, event: EventInput
-    ) -> StepOutcome:
+    ) -> Generator[_Effect, Any, StepOutcome]:
+        """The pure step (its decision yielded to the driver), with the error policy's retries
+        and fallback for failing guards."""
         attempt = 1
         while True:
             now = self._clock()
             try:
-                return await aapply_event(
-                    self.machine, record, event, now, **self._step_kw(entity_id)
+                return (
+                    yield from stepping(
+                        self.machine,
+                        record,
+                        event,
+                        entity_id=entity_id,
+                        now=now,
+                        use_initial_state_when_missing=self.use_initial_state_when_missing,
+                    )
                 )
             except Exception as exc:  # decided by the error policy: retried, moved or re-raised
                 fallback = self._after_failure(entity_id, record, event, now, exc, attempt)
                 if fallback is not None:
                     return fallback
-                await self._async_sleep(NO_RETRY.delay_after(attempt))
+                yield _Pause(NO_RETRY.delay_after(attempt))
                 attempt += 1
 
     def _after_failure(

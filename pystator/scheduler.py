@@ -1,13 +1,15 @@
 """``pystator.scheduler``: the timer backends under the import path the README uses.
 
 ``from pystator.scheduler import AsyncioScheduler`` is the same class as
-``pystator.schedulers.AsyncioScheduler``; this module only re-exports. ``RedisScheduler``
-and ``CeleryScheduler`` load on first use (they need the ``redis`` / ``worker`` extras).
+``pystator.schedulers.AsyncioScheduler``. ``RedisScheduler`` and ``CeleryScheduler`` load on
+first use (they need the ``redis`` / ``worker`` extras).
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
-from pystator.schedulers import lazy_backend
+from typing import TYPE_CHECKING
+
+from pystator._shims import lazy_loader
 from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.schedulers.base import FireCallback, Scheduler
 
@@ -15,9 +17,6 @@ if TYPE_CHECKING:
     from pystator.schedulers.celery_scheduler import CeleryScheduler
     from pystator.schedulers.redis_scheduler import RedisScheduler
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_backend(__name__, name)
-
+__getattr__ = lazy_loader(__name__)
 
 __all__ = ["AsyncioScheduler", "CeleryScheduler", "FireCallback", "RedisScheduler", "Scheduler"]

@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 REDIS_TEST_DBS = range(1, 16)  # database 0 is left to the developer
 GC_MARKERS = ("integration", "browser")  # tests whose leaks are collected when they end
+#: Fixtures that reach a real service: a test using one (directly or through another fixture)
+#: is an integration test, whether or not its module says so.
+SERVICE_FIXTURES = frozenset({"postgres_server_url", "redis_server_url", "amqp_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs PostgreSQL, Redis or RabbitMQ ``integration`` (so
+    ``-m "not integration"`` runs exactly the tests that need no service)."""
+    for item in items:
+        needs = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if needs and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

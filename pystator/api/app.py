@@ -47,12 +47,21 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 built.close()
             raise
         app.state.services = built
+        configured = built.auth.configured()
         log.info(
             "api_started",
             host=built.settings.api_host,
-            auth="configured" if built.auth.configured() else "loopback only",
+            auth="configured" if configured else "off",
             pool=built.settings.api_db_pool_size,
         )
+        if not configured:
+            log.warning(
+                "api_auth_off",
+                message="auth is OFF: no API key exists and no JWT key is set. Trusted as the "
+                f"admin 'local': {built.auth.trusted()}. Everything else gets 401. Behind a "
+                "proxy, or to let anyone else in, configure auth: 'pystator api-keys create "
+                "--role admin' or PYSTATOR_API_JWT_SECRET",
+            )
         try:
             yield
         finally:

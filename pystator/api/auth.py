@@ -6,11 +6,20 @@ Credentials travel as ``Authorization: Bearer <token>`` (an API key or a JWT) or
 carry ``sub`` and ``exp``, and names its role in a ``role`` claim (or a ``roles`` list: the
 highest known one counts); ``aud`` / ``iss`` are checked when configured.
 
-**Auth is off only on loopback.** Auth is *configured* when a JWT key is set or the database holds
-an active API key. When it is not, requests that reach the server on a loopback address
-(127.0.0.0/8, ::1) act as an admin called ``local``; anything arriving on another address is
-refused with 401 — and ``pystator api`` refuses to start bound to a non-loopback address
-(:func:`check_bind`). Once configured, every request needs credentials, on any address.
+**Auth is off only for this host's own requests.** Auth is *configured* when a JWT key is set or
+the database holds an active API key. When it is not, a request without credentials acts as an
+admin called ``local`` only if all of these hold (:meth:`Authenticator.local_refusal`):
+
+* it arrived on a loopback address (127.0.0.0/8, ::1);
+* it carries none of the headers a reverse proxy adds (:data:`PROXY_HEADERS`): behind nginx,
+  Caddy or a tunnel on the same host every request arrives on loopback, from anyone;
+* its ``Host`` header names this machine: ``localhost``, ``127.0.0.1`` or ``[::1]`` with any port,
+  or a name listed in ``PYSTATOR_API_LOCAL_HOSTS``. A web page whose own name was rebound to
+  127.0.0.1 (DNS rebinding) reaches the server on loopback too, but its requests carry its name.
+
+Anything else is refused with 401 saying which rule it broke, and ``pystator api`` refuses to
+start bound to a non-loopback address (:func:`check_bind`). Once configured, every request needs
+credentials, on any address.
 
 Checked keys are cached for :data:`KEY_CACHE_SECONDS` per process, so a key revoked through
 another process stops working within that time (at once in the process that revoked it).
@@ -29,8 +38,9 @@ from typing import Any
 
 import jwt
 from sqlalchemy.engine import Engine
+from starlette.requests import HTTPConnection
 
-from pystator.config.settings import Settings
+from pystator.config.settings import Settings, is_host_name
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import AuthenticationError, SettingsError
 from pystator.services.api_keys import (
@@ -49,6 +59,10 @@ KEY_CACHE_SIZE = 4096
 LOCAL_PRINCIPAL = "local"
 #: Leeway for ``exp`` / ``nbf`` (clock skew between the token's issuer and this host).
 JWT_LEEWAY_SECONDS = 30
+#: Headers a reverse proxy adds: a request carrying one was not made on this host directly.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+#: ``Host`` names (any port) that always mean this machine.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +73,39 @@ class Principal:
     name: str
     role: Role
     via: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """How a request reached the server: the address it arrived on, its ``Host`` header and the
+    proxy headers it carries — what decides whether it may act as the local admin."""
+
+    server_host: str | None
+    host: str | None
+    proxy_headers: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, connection: HTTPConnection) -> Arrival:
+        """The arrival of a request (or WebSocket) as the ASGI server saw it."""
+        server = connection.scope.get("server")
+        headers = connection.headers
+        return cls(
+            server_host=str(server[0]) if server else None,
+            host=headers.get("host"),
+            proxy_headers=tuple(h for h in PROXY_HEADERS if h.lower() in headers),
+        )
+
+
+def host_name(header: str | None) -> str | None:
+    """The name in a ``Host`` header, lower-cased and without its port (``[::1]:8000`` →
+    ``[::1]``); None when the header is missing or is not ``name[:port]``."""
+    text = (header or "").strip().lower()
+    name, colon, port = text.rpartition(":")
+    if not colon or name.endswith(":") or (name.startswith("[") and not name.endswith("]")):
+        name = text  # no port (or a bare IPv6 address, which is_host_name refuses)
+    elif not port.isdigit():
+        return None
+    return name if is_host_name(name) else None
 
 
 def is_loopback(host: str | None) -> bool:
@@ -110,10 +157,13 @@ class Authenticator:
         jwt_algorithm: str = "HS256",
         audience: str | None = None,
         issuer: str | None = None,
+        local_hosts: tuple[str, ...] = (),
         cache_seconds: float = KEY_CACHE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
+        #: ``Host`` names that mean this machine: :data:`LOCAL_HOSTS`, then the operator's.
+        self.local_hosts = tuple(dict.fromkeys((*LOCAL_HOSTS, *local_hosts)))
         self.jwt_key = jwt_key
         self.jwt_algorithm = jwt_algorithm
         self.audience = audience
@@ -130,6 +180,7 @@ class Authenticator:
             jwt_algorithm=algorithm,
             audience=settings.api_jwt_audience,
             issuer=settings.api_jwt_issuer,
+            local_hosts=settings.local_host_names,
         )
 
     def configured(self) -> bool:
@@ -142,20 +193,61 @@ class Authenticator:
         """Drop cached key checks (after this process created or revoked a key)."""
         self._cache.clear()
 
-    def authenticate(self, token: str | None, *, server_host: str | None) -> Principal:
-        """The principal for ``token`` (None: no credentials); :class:`AuthenticationError`
-        when they are missing where needed, unknown, revoked, expired or badly signed."""
+    def authenticate(self, token: str | None, *, arrival: Arrival) -> Principal:
+        """The principal for ``token`` (None: no credentials) on a request that arrived as
+        ``arrival``; :class:`AuthenticationError` when credentials are missing where needed,
+        unknown, revoked, expired or badly signed."""
         if token is None:
-            if not self.configured() and is_loopback(server_host):
-                return Principal(name=LOCAL_PRINCIPAL, role=Role.ADMIN, via="loopback")
-            raise AuthenticationError(
-                "credentials required: send 'Authorization: Bearer <API key or JWT>' or "
-                "'X-API-Key: <key>'"
-                + ("" if self.configured() else " (auth is not configured on this server)")
-            )
+            if self.configured():
+                raise AuthenticationError(
+                    "credentials required: send 'Authorization: Bearer <API key or JWT>' or "
+                    "'X-API-Key: <key>'"
+                )
+            refusal = self.local_refusal(arrival)
+            if refusal is not None:
+                raise refusal
+            return Principal(name=LOCAL_PRINCIPAL, role=Role.ADMIN, via="loopback")
         if looks_like_key(token):
             return self._key_principal(token)
         return self._jwt_principal(token)
+
+    def local_refusal(self, arrival: Arrival) -> AuthenticationError | None:
+        """Why a request without credentials may not act as the local admin while auth is not
+        configured (None: it may). ``details["reason"]`` is ``address``, ``proxy`` or ``host``."""
+        if not is_loopback(arrival.server_host):
+            return AuthenticationError(
+                "credentials required: send 'Authorization: Bearer <API key or JWT>' or "
+                "'X-API-Key: <key>' (auth is not configured on this server, and without it only "
+                "requests on a loopback address are answered)",
+                details={"reason": "address"},
+            )
+        if arrival.proxy_headers:
+            return AuthenticationError(
+                "behind a proxy: configure an API key or JWT. This request carries "
+                f"{', '.join(arrival.proxy_headers)}, so it was relayed from elsewhere; while "
+                "auth is not configured only requests made on this host act as the local admin",
+                details={"reason": "proxy", "headers": list(arrival.proxy_headers)},
+            )
+        if host_name(arrival.host) not in self.local_hosts:
+            names = ", ".join(self.local_hosts)
+            return AuthenticationError(
+                f"Host {arrival.host or ''!r} is not a local name: while auth is not configured "
+                f"only requests addressed to {names} (any port) act as the local admin. If this "
+                "name is this machine, add it to PYSTATOR_API_LOCAL_HOSTS; otherwise configure "
+                "an API key or JWT",
+                details={"reason": "host", "host": arrival.host},
+            )
+        return None
+
+    def trusted(self) -> str:
+        """Who acts as the local admin while auth is off, in words (the start-up log's)."""
+        return (
+            "requests on a loopback address, without proxy headers ("
+            + ", ".join(PROXY_HEADERS)
+            + "), whose Host is "
+            + ", ".join(self.local_hosts)
+            + " (any port)"
+        )
 
     def _key_principal(self, token: str) -> Principal:
         record = self._cache.get("key:" + hash_key(token), lambda: verify_key(self.engine, token))
@@ -249,10 +341,14 @@ def check_bind(host: str, auth: Authenticator) -> None:
 
 __all__ = [
     "KEY_CACHE_SECONDS",
+    "LOCAL_HOSTS",
     "LOCAL_PRINCIPAL",
+    "PROXY_HEADERS",
+    "Arrival",
     "Authenticator",
     "Principal",
     "check_bind",
+    "host_name",
     "is_loopback",
     "jwt_verification_key",
     "mint_token",

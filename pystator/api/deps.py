@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 
 from pystator.api.app_services import Services
-from pystator.api.auth import Principal
+from pystator.api.auth import Arrival, Principal
 from pystator.config.logs import get_logger
 from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import PermissionDeniedError
@@ -55,9 +55,7 @@ async def current_principal(request: Request, services: ServicesDep) -> Principa
 
     Runs on the event loop (no thread hop): a check is a cache hit but for one database
     lookup per key every few seconds."""
-    server = request.scope.get("server")
-    host = str(server[0]) if server else None
-    return services.auth.authenticate(credentials(request), server_host=host)
+    return services.auth.authenticate(credentials(request), arrival=Arrival.of(request))
 
 
 class RoleCheck:

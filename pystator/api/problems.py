@@ -73,6 +73,7 @@ _TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Request body too large",
+    415: "Unsupported media type",
     422: "Invalid request",
     500: "Internal error",
     503: "Service unavailable",

@@ -22,7 +22,7 @@ from pystator.fsm_core.actions import ActionRegistry
 from pystator.fsm_core.errors import FSMError, MachineValidationError
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.lint import SEVERITY_ORDER, LintSeverity, LintWarning, lint
-from pystator.fsm_core.loading import parse_json, parse_yaml, read_text
+from pystator.fsm_core.loading import read_document
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
 from pystator.plugins.builtins import register_builtins
@@ -146,12 +146,9 @@ def format_finding(finding: LintWarning) -> str:
 
 def _document(path: str) -> Any:
     try:
-        text = read_text(path)
+        return read_document(path)
     except OSError as exc:
         raise _CliInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return (
-        parse_json(text, source=path) if path.endswith(".json") else parse_yaml(text, source=path)
-    )
 
 
 def _registries(args: argparse.Namespace) -> tuple[GuardRegistry | None, ActionRegistry | None]:

@@ -14,10 +14,8 @@ from pystator.fsm_core.loading import (
     parse_json,
     parse_yaml,
     validate_config,
+    validate_machine_config,
 )
-
-#: The documented alias of :func:`validate_config`.
-validate_machine_config = validate_config
 
 __all__ = [
     "ConfigValidator",

@@ -7,7 +7,9 @@ This is the only module that reads ``os.environ``; everything else receives a fr
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -142,6 +144,9 @@ class Settings:
     api_page_limit: int = DEFAULT_API_PAGE_LIMIT  # largest ``limit`` of a listing
     api_bulk_limit: int = DEFAULT_API_BULK_LIMIT  # most events one retry/discard call changes
     api_secure_cookies: bool = False  # dashboard cookies Secure even over plain HTTP (a proxy)
+    # more ``Host`` names (comma-separated, no port) that mean this machine while auth is off,
+    # besides localhost, 127.0.0.1 and [::1] (e.g. a name /etc/hosts maps to 127.0.0.1)
+    api_local_hosts: str | None = None
     # retention: rows older than their window are pruned (0 = keep forever)
     retention_completed_days: float = DEFAULT_RETENTION_COMPLETED_DAYS  # completed, stale events
     # rejected, cancelled and discarded events, and refused idempotency keys
@@ -180,6 +185,13 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{variable(name)} must be 0 or a positive number")
         self._check_worker()
+        for name in self.local_host_names:
+            if not is_host_name(name):
+                raise SettingsError(
+                    f"PYSTATOR_API_LOCAL_HOSTS: {name!r} is not a host name; expected "
+                    "comma-separated names such as 'devbox.internal' or '[::1]', without "
+                    "scheme, port or wildcard"
+                )
         if self.db_pool_size < 0:
             raise SettingsError("PYSTATOR_DB_POOL_SIZE must be 0 (derive) or a positive integer")
         if self.api_db_pool_size < API_AUTOCOMMIT_CONNECTIONS + 1:
@@ -212,6 +224,12 @@ class Settings:
                 f"PYSTATOR_WORKER_ID is {len(self.worker_id)} characters long; "
                 f"at most {WORKER_ID_MAX_LENGTH} fit"
             )
+
+    @property
+    def local_host_names(self) -> tuple[str, ...]:
+        """``PYSTATOR_API_LOCAL_HOSTS`` as lower-cased names (empty when unset)."""
+        raw = self.api_local_hosts or ""
+        return tuple(name.strip().lower() for name in raw.split(",")) if raw.strip() else ()
 
     @property
     def machine_files(self) -> str | None:
@@ -284,6 +302,19 @@ ALIASES = {
 }
 #: Connections of the autocommit companion engine an API process also holds (single submits).
 API_AUTOCOMMIT_CONNECTIONS = 2
+
+
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def is_host_name(name: str) -> bool:
+    """True for a lower-case DNS name or IPv4 address, or a bracketed IPv6 address (no port)."""
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            return ipaddress.ip_address(name[1:-1]).version == 6
+        except ValueError:
+            return False
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(p) for p in name.split("."))
 
 
 def variable(name: str) -> str:

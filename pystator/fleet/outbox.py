@@ -47,15 +47,16 @@ from pystator.config.settings import (
     DEFAULT_ACTION_THREADS,
     DEFAULT_ACTION_TIMEOUT_SECONDS,
 )
-from pystator.failures import describe_error
 from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.clock import Clock
+from pystator.fsm_core.context import TOKEN_KEY
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
     FSMTimeoutError,
     StoreError,
     StoreUnavailableError,
+    describe_error,
 )
 from pystator.registry.machines import MachineRegistry
 from pystator.stores.sql import outbox_queries
@@ -68,8 +69,6 @@ from pystator.stores.sql.rows import OutboxRow
 #: entity to its fallback state).
 DeadAction = Callable[[OutboxRow, Exception], object]
 
-#: Key of the dedup token block in the context handed to actions.
-TOKEN_KEY = "_pystator"
 DEFAULT_SWEEP_LIMIT = 200
 #: Margin of a lease over the action timeout it must cover.
 LEASE_MARGIN_SECONDS = 30.0
@@ -292,7 +291,7 @@ class OutboxRunner:
         now = read_now(conn, self.clock)
         for row, exc in failures:
             attempt = row.attempts + 1
-            errors = [*map(dict, row.errors), describe_error(exc, attempt, now)]
+            errors = [*map(dict, row.errors), describe_error(exc, attempt=attempt, at=now)]
             outbox_queries.fail_outbox(
                 conn, row.id, errors, now, retry_at=self._retry_at(attempt, now)
             )
@@ -324,7 +323,6 @@ def _run_coroutine(awaitable: Any) -> None:
 
 
 __all__ = [
-    "TOKEN_KEY",
     "OutboxRunner",
     "action_context",
     "default_action_retry",

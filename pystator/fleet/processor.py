@@ -42,7 +42,6 @@ from pystator.config.settings import (
     DEFAULT_RETRY_BASE_SECONDS,
     DEFAULT_RETRY_MAX_SECONDS,
 )
-from pystator.failures import describe_error
 from pystator.fleet.batch import Batch, EventRef
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.staleness import NudgeCounts, SettledWatermark
@@ -56,6 +55,7 @@ from pystator.fsm_core.errors import (
     StaleVersionError,
     StoreError,
     StoreUnavailableError,
+    describe_error,
 )
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.records import (
@@ -543,7 +543,7 @@ class Processor:
         """Record a failed attempt; True when the event will be retried (so it blocks). The
         machine's ``error_policy`` may allow more (or fewer) attempts than the event's own."""
         attempt = event.attempts + 1
-        errors = [*map(dict, event.errors), describe_error(exc, attempt, now)]
+        errors = [*map(dict, event.errors), describe_error(exc, attempt=attempt, at=now)]
         if machine is not None:
             retry = decide_failure(machine.error_policy, exc, attempt, event.max_attempts).retry
         else:

@@ -5,7 +5,7 @@ when asked to (``StateMachine.from_yaml``). Only PyYAML is required.
 """
 
 from pystator.fsm_core.builder import StateMachineBuilder
-from pystator.fsm_core.builtins import builtin_catalog, builtin_registries, register_builtins
+from pystator.fsm_core.builtins import builtin_catalog
 from pystator.fsm_core.checks import CheckSpec, evaluate_check
 from pystator.fsm_core.configuration import ParallelConfiguration
 from pystator.fsm_core.context import TransitionContext
@@ -75,7 +75,6 @@ __all__ = [
     "TransitionSpec",
     "apply_effects",
     "builtin_catalog",
-    "builtin_registries",
     "configure_event_sink",
     "configure_metric_sink",
     "decide_failure",
@@ -83,6 +82,5 @@ __all__ = [
     "fallback_step",
     "lint",
     "on_invalid_event",
-    "register_builtins",
     "validate_config",
 ]

@@ -1,4 +1,4 @@
-"""Built-in guards and actions, registered by name on registries users keep extending.
+"""The engine's built-in guards and actions (registered by :mod:`pystator.plugins.builtins`).
 
 Guards: ``always``, ``never``, ``key_present`` and ``key_absent`` (``params: {key: k}`` or
 ``{keys: [..]}``). Actions: ``noop``, ``log``, ``trace``, ``set_context``, ``snapshot``,
@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from pystator.fsm_core.actions import ActionRegistry
-from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.sinks import (
     EMIT_METRIC_ACTION,
     PUBLISH_ACTION,
@@ -157,31 +155,13 @@ class CatalogEntry:
     description: str
 
 
-def register_builtins(
-    guards: GuardRegistry | None = None, actions: ActionRegistry | None = None
-) -> tuple[GuardRegistry, ActionRegistry]:
-    """Add the built-ins to ``guards``/``actions`` (new registries when None).
-
-    A name the registry already has is left alone: user registrations win.
-    """
-    guards = guards if guards is not None else GuardRegistry()
-    actions = actions if actions is not None else ActionRegistry()
-    for name, fn in BUILTIN_GUARDS.items():
-        if name not in guards:
-            guards.register(name, fn)
-    for name, action in BUILTIN_ACTIONS.items():
-        if name not in actions:
-            actions.register(name, action)
-    if PUBLISH_ACTION not in actions:
-        actions.register(PUBLISH_ACTION, create_publish_action(LoggingEventSink()))
-    if EMIT_METRIC_ACTION not in actions:
-        actions.register(EMIT_METRIC_ACTION, create_emit_metric_action(LoggingMetricSink()))
-    return guards, actions
-
-
-def builtin_registries() -> tuple[GuardRegistry, ActionRegistry]:
-    """Fresh registries holding every built-in (publish/emit_metric log by default)."""
-    return register_builtins()
+def sink_actions() -> dict[str, Callable[..., Any]]:
+    """The ``publish`` and ``emit_metric`` actions on the logging sinks (what a registry gets
+    unless the application registers its own)."""
+    return {
+        PUBLISH_ACTION: create_publish_action(LoggingEventSink()),
+        EMIT_METRIC_ACTION: create_emit_metric_action(LoggingMetricSink()),
+    }
 
 
 def builtin_catalog() -> list[CatalogEntry]:
@@ -213,3 +193,12 @@ def builtin_catalog() -> list[CatalogEntry]:
 
 def _summary(fn: Callable[..., Any]) -> str:
     return (fn.__doc__ or "").strip().splitlines()[0]
+
+
+__all__ = [
+    "BUILTIN_ACTIONS",
+    "BUILTIN_GUARDS",
+    "CatalogEntry",
+    "builtin_catalog",
+    "sink_actions",
+]

@@ -27,13 +27,9 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from pystator.fsm_core.errors import ConfigurationError
-from pystator.fsm_core.expressions import MAX_EXPRESSION_LENGTH
+from pystator.fsm_core.limits import MAX_CHECK_VALUES, MAX_EXPRESSION_LENGTH, MAX_FIELD_LENGTH
 
 Predicate: TypeAlias = Callable[[Mapping[str, Any]], bool]
-
-#: Longest ``values`` list of an ``in`` / ``not_in`` check.
-MAX_CHECK_VALUES = 1000
-MAX_FIELD_LENGTH = 200
 
 VALUE_OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte")
 LIST_OPERATORS = ("in", "not_in")

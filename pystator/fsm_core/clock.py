@@ -1,4 +1,8 @@
-"""The one wall clock: aware UTC time. Components take a ``Clock`` so tests can move time."""
+"""The one wall clock: aware UTC time. Components take a ``Clock`` so tests can move time.
+
+The engine's default clock (``timestamp:`` effects) and the fleet's, the stores' and the
+schedulers' all come from here; SQLite's naive datetimes are read back with :func:`as_utc`.
+"""
 
 from __future__ import annotations
 

@@ -13,10 +13,11 @@ context (:mod:`pystator.fsm_core.plan`) before it is returned.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.compiler import MAX_CACHED_CONFIGURATIONS, Candidate, CompiledMachine, Row
 from pystator.fsm_core.definition import TransitionSpec
 from pystator.fsm_core.errors import (
@@ -30,15 +31,9 @@ from pystator.fsm_core.errors import (
 from pystator.fsm_core.guard_evaluation import GuardEvaluator, GuardResolver
 from pystator.fsm_core.results import TransitionResult
 
-Clock: TypeAlias = Callable[[], datetime]
 ProcessFn: TypeAlias = Callable[..., TransitionResult]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-def utc_now() -> datetime:
-    """The default clock of a machine (timestamps of ``timestamp:`` effects)."""
-    return datetime.now(UTC)
 
 
 class Decider:

@@ -6,9 +6,7 @@ import re
 from typing import Any
 
 from pystator.fsm_core.errors import ConfigurationError
-
-#: Longest delay accepted (about 10 years): anything longer is almost certainly a typo.
-MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000
+from pystator.fsm_core.limits import MAX_DELAY_MS
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

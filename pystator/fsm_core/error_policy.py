@@ -105,13 +105,3 @@ def decide_failure(
     if policy.mode is FallbackMode.PERSIST and policy.default_fallback is not None:
         return FailureDecision(retry=False, fallback=policy.default_fallback)
     return FailureDecision(retry=False)
-
-
-def describe_failure(error: BaseException) -> dict[str, Any]:
-    """The JSON kept in a fallback result's metadata for the error that caused it."""
-    to_dict = getattr(error, "to_dict", None)
-    if callable(to_dict):
-        described = to_dict()
-        if isinstance(described, dict):
-            return described
-    return {"error": type(error).__name__, "message": str(error)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -385,3 +386,27 @@ class PermissionDeniedError(FSMError):
     """Valid credentials whose role does not allow the operation (HTTP: 403)."""
 
     default_code = ErrorCode.FORBIDDEN
+
+
+# --- what is kept of an error -----------------------------------------------------------------
+
+
+def describe_error(
+    error: BaseException, *, attempt: int | None = None, at: datetime | None = None
+) -> dict[str, Any]:
+    """The JSON kept about an error: its type and message (for an :class:`FSMError` also its
+    code and scalar details) and its cause. With ``attempt`` and ``at``, which attempt failed and
+    when: what the fleet appends to an event's, a timer's or an action's ``errors``; without,
+    what a fallback result's metadata holds for the error that caused it."""
+    to_dict = getattr(error, "to_dict", None)
+    described = to_dict() if callable(to_dict) else None
+    if not isinstance(described, dict):
+        described = {"error": type(error).__name__, "message": str(error)}
+    cause = error.__cause__
+    if cause is not None:
+        described["cause"] = f"{type(cause).__name__}: {cause}"
+    if attempt is not None:
+        described["attempt"] = attempt
+    if at is not None:
+        described["at"] = at.isoformat()
+    return described

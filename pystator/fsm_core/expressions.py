@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeAlias
 
 from pystator.fsm_core.errors import ConfigurationError, ErrorCode, FSMError, GuardEvaluationError
+from pystator.fsm_core.limits import MAX_EXPRESSION_LENGTH
 
-MAX_EXPRESSION_LENGTH = 2000  # characters
 MAX_SEQUENCE_REPEAT = 100_000  # elements produced by ``str * int`` / ``list * int``
 MAX_ROUND_DIGITS = 100
 _EXPRESSION_CACHE_SIZE = 1024

@@ -1,4 +1,4 @@
-"""``MachineQueries``: the read-only questions a :class:`StateMachine` answers about its definition.
+"""``MachineIntrospection``: the read-only questions a :class:`StateMachine` answers about its definition.
 
 Which states and triggers exist, what may fire from a state, which timers entering it arms, and
 whether (guards evaluated) a trigger or a destination is reachable now. Nothing here changes the
@@ -24,7 +24,7 @@ from pystator.fsm_core.results import (
 )
 
 
-class MachineQueries:
+class MachineIntrospection:
     """Read-only queries over a compiled machine (mixed into :class:`StateMachine`)."""
 
     # Set by StateMachine.__init__.

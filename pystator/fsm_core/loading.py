@@ -1,7 +1,9 @@
 """From YAML/JSON text or files to a validated :class:`MachineDefinition`.
 
-Raw document → shape check (:mod:`definition`) → semantic check (:mod:`validation`). Every
-problem found along the way is reported at once in one :class:`MachineValidationError`.
+Text → document (:func:`parse_yaml`, the one YAML reader, or :func:`parse_json`; both refuse a
+document past the limits of :mod:`~pystator.fsm_core.limits`) → shape check (:mod:`definition`)
+→ semantic check (:mod:`validation`). Every problem found along the way is reported at once in
+one :class:`MachineValidationError`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pystator.fsm_core.definition import MachineDefinition
+from pystator.fsm_core.document_size import oversize
 from pystator.fsm_core.errors import (
     ConfigProblem,
     DefinitionDeprecationWarning,
     DefinitionWarning,
     MachineValidationError,
 )
+from pystator.fsm_core.limits import MAX_DEFINITION_BYTES, MAX_DEFINITION_DEPTH
 from pystator.fsm_core.parsing import parse_definition
 from pystator.fsm_core.validation import validate_definition
+from pystator.fsm_core.yaml_loader import parse_yaml
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -68,44 +71,44 @@ def default_machine_name(source: str | None) -> str | None:
     return stem or None
 
 
-def parse_yaml(text: str, *, source: str | None = None) -> Any:
-    """The document in ``text``; a syntax error becomes a located validation problem."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = exc.problem or "invalid YAML"
-        raise MachineValidationError(
-            [ConfigProblem("", f"YAML syntax error at {where}: {problem}")], source=source
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise MachineValidationError(
-            [ConfigProblem("", f"YAML error: {exc}")], source=source
-        ) from exc
-
-
 def parse_json(text: str, *, source: str | None = None) -> Any:
-    """The document in ``text``; a syntax error becomes a located validation problem."""
+    """The document in ``text``; a syntax error, or a document past the size limits
+    (:mod:`~pystator.fsm_core.limits`), becomes a located validation problem."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_DEFINITION_BYTES:
+        raise _refused(
+            ConfigProblem(
+                "", f"the document is {size:,} bytes; at most {MAX_DEFINITION_BYTES:,} are read"
+            ),
+            source,
+        )
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MachineValidationError(
-            [
-                ConfigProblem(
-                    "", f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-                )
-            ],
-            source=source,
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _refused(
+            ConfigProblem("", f"JSON syntax error at {where}: {exc.msg}"), source
         ) from exc
+    except RecursionError:
+        problem = ConfigProblem("", f"the document nests deeper than {MAX_DEFINITION_DEPTH} levels")
+        raise _refused(problem, source) from None
+    too_large = oversize(document)
+    if too_large is not None:
+        raise _refused(too_large, source)
+    return document
 
 
 def read_text(path: str | Path) -> str:
     """The file's text (UTF-8); ``OSError`` propagates so callers can say the file is missing.
 
-    Bytes that are not UTF-8 raise :class:`MachineValidationError` naming where they start.
+    A file larger than :data:`~pystator.fsm_core.limits.MAX_DEFINITION_BYTES` (only that much
+    is read) or whose bytes are not UTF-8 raises :class:`MachineValidationError` saying so.
     """
-    data = Path(path).read_bytes()
+    with Path(path).open("rb") as file:
+        data = file.read(MAX_DEFINITION_BYTES + 1)
+    if len(data) > MAX_DEFINITION_BYTES:
+        problem = ConfigProblem("", f"the file is larger than {MAX_DEFINITION_BYTES:,} bytes")
+        raise _refused(problem, str(path))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -116,7 +119,20 @@ def read_text(path: str | Path) -> str:
             f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column} "
             "(save the file as UTF-8)",
         )
-        raise MachineValidationError([problem], source=str(path)) from exc
+        raise _refused(problem, str(path)) from exc
+
+
+def read_document(path: str | Path) -> Any:
+    """The document in a definition file: JSON when its name ends in ``.json``, else YAML
+    (not yet validated). ``OSError`` propagates; the rest is a :class:`MachineValidationError`."""
+    text = read_text(path)
+    if str(path).endswith(".json"):
+        return parse_json(text, source=str(path))
+    return parse_yaml(text, source=str(path))
+
+
+def _refused(problem: ConfigProblem, source: str | None) -> MachineValidationError:
+    return MachineValidationError([problem], source=source)
 
 
 def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
@@ -141,9 +157,26 @@ def validate_config(config: Any, strict: bool = True) -> list[str]:
     return [str(p) for p in problems]
 
 
+#: The documented alias of :func:`validate_config`.
+validate_machine_config = validate_config
+
+
 class ConfigValidator:
     """Object form of :func:`validate_config` (``ConfigValidator().validate(config)``)."""
 
     def validate(self, config: Any) -> list[str]:
         """Every problem of ``config`` (an empty list when it would load)."""
         return validate_config(config, strict=False)
+
+
+__all__ = [
+    "ConfigValidator",
+    "check_definition",
+    "default_machine_name",
+    "load_definition",
+    "parse_json",
+    "parse_yaml",
+    "read_document",
+    "read_text",
+    "validate_config",
+]

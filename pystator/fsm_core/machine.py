@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pystator.fsm_core.actions import ActionRegistry
+from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.compiler import CompiledMachine
 from pystator.fsm_core.configuration import ParallelConfiguration, parse_configuration
-from pystator.fsm_core.decision import Clock, Decider, utc_now
+from pystator.fsm_core.decision import Decider
 from pystator.fsm_core.definition import ErrorPolicy, MachineDefinition, StateKind
 from pystator.fsm_core.errors import InvalidStateError
 from pystator.fsm_core.guards import GuardFn, GuardRegistry
 from pystator.fsm_core.hooks import TransitionObserver, current_entity
-from pystator.fsm_core.introspection import MachineQueries
+from pystator.fsm_core.introspection import MachineIntrospection
 from pystator.fsm_core.loading import (
     load_definition,
     parse_json,
     parse_yaml,
+    read_document,
     read_text,
     validate_config,
 )
@@ -37,11 +39,11 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 StateCallback = Callable[[dict[str, Any]], Any]
 
 
-class StateMachine(MachineQueries):
+class StateMachine(MachineIntrospection):
     """A machine compiled once from its definition; ``process`` is a lookup plus guard calls.
 
     The read-only queries (``state_names``, ``get_available_transitions``, ``evaluate_destination``
-    …) come from :class:`~pystator.fsm_core.introspection.MachineQueries`.
+    …) come from :class:`~pystator.fsm_core.introspection.MachineIntrospection`.
     """
 
     def __init__(
@@ -114,9 +116,7 @@ class StateMachine(MachineQueries):
     @classmethod
     def from_file(cls, path: str | Path, *, hooks: Sequence[object] = ()) -> StateMachine:
         """Build from a ``.yaml``/``.yml`` or ``.json`` file."""
-        if str(path).endswith(".json"):
-            return cls.from_json(read_text(path), source=str(path), hooks=hooks)
-        return cls.from_yaml(Path(path), hooks=hooks)
+        return cls.from_dict(read_document(path), source=str(path), hooks=hooks)
 
     # description ----------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MAX_NAME_LENGTH = 200
+from pystator.fsm_core.limits import MAX_NAME_LENGTH
+
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 

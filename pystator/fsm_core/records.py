@@ -134,6 +134,21 @@ class HistoryEntry:
     created_at: datetime
     machine_version: int | None = None  # the registry version that applied it, if any
 
+    def transition_fields(self) -> dict[str, Any]:
+        """What the write did, as plain values (``actions`` a list, ``payload`` a dict): the
+        fields every store keeps per history row besides its key and machine version."""
+        return {
+            "version": self.version,
+            "source_state": self.source_state,
+            "target_state": self.target_state,
+            "trigger": self.trigger,
+            "event_id": self.event_id,
+            "origin": self.origin,
+            "actions": list(self.actions),
+            "payload": None if self.payload is None else dict(self.payload),
+            "created_at": self.created_at,
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArmedTimer:

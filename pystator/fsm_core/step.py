@@ -10,7 +10,7 @@ Orchestrator and the fleet cannot disagree on either.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,10 +19,9 @@ from pystator.fsm_core.error_policy import (
     APPLIED_FALLBACK,
     FALLBACK_STATE,
     ORIGINAL_ERROR,
-    describe_failure,
     on_invalid_event,
 )
-from pystator.fsm_core.errors import EntityNotFoundError
+from pystator.fsm_core.errors import EntityNotFoundError, describe_error
 from pystator.fsm_core.records import (
     NO_VERSION,
     ArmedTimer,
@@ -231,6 +230,34 @@ def _missing(machine: StateMachine, entity_id: str, event: EventInput) -> StepOu
     return _unchanged(record, result, {}, Outcome.REJECTED, "entity_not_found")
 
 
+#: The one decision a step asks of its driver: ``(state, trigger, context, now)``, the arguments
+#: of the machine's ``process`` (or of the awaited ``aprocess``); the answer is its result.
+Decision = tuple[str, str, Mapping[str, Any], datetime]
+#: A step in progress: yields its decisions, returns its :class:`StepOutcome`.
+Stepping = Generator[Decision, TransitionResult, StepOutcome]
+
+
+def stepping(
+    machine: StateMachine,
+    record: EntityRecord | None,
+    event: EventInput,
+    *,
+    entity_id: str,
+    now: datetime,
+    use_initial_state_when_missing: bool = True,
+) -> Stepping:
+    """The one algorithm of :func:`apply_event` and :func:`aapply_event`: everything but how
+    the transition is decided (sync or async guards), which it yields to its driver."""
+    start = starting_record(machine, entity_id, record, use_initial=use_initial_state_when_missing)
+    if start is None:
+        return _missing(machine, entity_id, event)
+    if is_stale_timer(start, event):
+        return _stale(start, event)
+    context = merge_context(start, event)
+    result = yield start.state, event.trigger, context, now
+    return _planned(machine, start, event, result, context, now)
+
+
 def apply_event(
     machine: StateMachine,
     record: EntityRecord | None,
@@ -241,14 +268,21 @@ def apply_event(
     use_initial_state_when_missing: bool = True,
 ) -> StepOutcome:
     """Apply one event to one entity (sync guards). Raises only for real failures."""
-    start = starting_record(machine, entity_id, record, use_initial=use_initial_state_when_missing)
-    if start is None:
-        return _missing(machine, entity_id, event)
-    if is_stale_timer(start, event):
-        return _stale(start, event)
-    context = merge_context(start, event)
-    result = machine.process(start.state, event.trigger, context, now)
-    return _planned(machine, start, event, result, context, now)
+    steps = stepping(
+        machine,
+        record,
+        event,
+        entity_id=entity_id,
+        now=now,
+        use_initial_state_when_missing=use_initial_state_when_missing,
+    )
+    try:
+        decision = next(steps)
+        while True:
+            decision = steps.send(machine.process(*decision))
+    except StopIteration as done:
+        outcome: StepOutcome = done.value
+        return outcome
 
 
 async def aapply_event(
@@ -261,14 +295,21 @@ async def aapply_event(
     use_initial_state_when_missing: bool = True,
 ) -> StepOutcome:
     """Like :func:`apply_event`, awaiting async guards."""
-    start = starting_record(machine, entity_id, record, use_initial=use_initial_state_when_missing)
-    if start is None:
-        return _missing(machine, entity_id, event)
-    if is_stale_timer(start, event):
-        return _stale(start, event)
-    context = merge_context(start, event)
-    result = await machine.aprocess(start.state, event.trigger, context, now)
-    return _planned(machine, start, event, result, context, now)
+    steps = stepping(
+        machine,
+        record,
+        event,
+        entity_id=entity_id,
+        now=now,
+        use_initial_state_when_missing=use_initial_state_when_missing,
+    )
+    try:
+        decision = next(steps)
+        while True:
+            decision = steps.send(await machine.aprocess(*decision))
+    except StopIteration as done:
+        outcome: StepOutcome = done.value
+        return outcome
 
 
 def _planned(
@@ -314,7 +355,7 @@ def fallback_step(
     metadata = {
         **result.metadata,
         APPLIED_FALLBACK: True,
-        ORIGINAL_ERROR: describe_failure(error),
+        ORIGINAL_ERROR: describe_error(error),
         FALLBACK_STATE: machine.error_policy.default_fallback,
     }
     result = dataclasses.replace(result, metadata=metadata)

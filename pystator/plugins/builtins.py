@@ -1,4 +1,5 @@
-"""Built-in guards and actions (and the ``http`` action), on registries you keep extending."""
+"""Every built-in guard and action (the engine's and the ``http`` action), registered by name on
+registries you keep extending: the one place built-ins are registered."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pystator.fsm_core.builtins import (
     BUILTIN_GUARDS,
     CatalogEntry,
     builtin_catalog,
+    sink_actions,
 )
-from pystator.fsm_core.builtins import register_builtins as _register_core
 from pystator.fsm_core.guards import GuardRegistry
 from pystator.plugins.http import http_action
 
@@ -20,10 +21,16 @@ def register_builtins(
     guards: GuardRegistry | None = None, actions: ActionRegistry | None = None
 ) -> tuple[GuardRegistry, ActionRegistry]:
     """Add every built-in, ``http`` included, to the registries (new ones when None); names
-    already registered are left alone."""
-    guards, actions = _register_core(guards, actions)
-    if HTTP_ACTION not in actions:
-        actions.register(HTTP_ACTION, http_action)
+    already registered are left alone: user registrations win."""
+    guards = guards if guards is not None else GuardRegistry()
+    actions = actions if actions is not None else ActionRegistry()
+    for name, fn in BUILTIN_GUARDS.items():
+        if name not in guards:
+            guards.register(name, fn)
+    every_action = {**BUILTIN_ACTIONS, **sink_actions(), HTTP_ACTION: http_action}
+    for name, action in every_action.items():
+        if name not in actions:
+            actions.register(name, action)
     return guards, actions
 
 

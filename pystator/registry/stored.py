@@ -71,7 +71,7 @@ class StoredMachines:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
         self.bind = bind
-        self._monotonic = monotonic
+        self.monotonic = monotonic  # measures the refresh interval (tests move it)
         self._heads: dict[str, int | None] = {}
         self._current: dict[str, StateMachine | None] = {}
         self._checked_at: float | None = None
@@ -93,7 +93,7 @@ class StoredMachines:
     def refresh(self) -> None:
         """Read the current versions now and compile the new ones (in the calling thread: call
         it outside any transaction, e.g. at start-up or right after publishing a version)."""
-        self._checked_at = self._monotonic()
+        self._checked_at = self.monotonic()
         try:
             with translate_errors("machine registry"), self.engine.connect() as conn:
                 heads = registry_queries.heads(conn)
@@ -138,14 +138,14 @@ class StoredMachines:
 
     def _refresh_if_due(self) -> None:
         checked = self._checked_at
-        if checked is not None and self._monotonic() - checked < self.refresh_seconds:
+        if checked is not None and self.monotonic() - checked < self.refresh_seconds:
             return
         if not self._lock.acquire(blocking=False):
             return  # a refresh is running
         if self._closed:  # checked under the lock, so close() never misses a thread started
             self._lock.release()
             return
-        self._checked_at = self._monotonic()
+        self._checked_at = self.monotonic()
         try:
             threading.Thread(
                 target=self._refresh_and_release, name="pystator-registry-refresh", daemon=True

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.document_size import oversize
 from pystator.fsm_core.errors import (
     ConfigProblem,
     ConfigurationError,
@@ -26,7 +27,7 @@ from pystator.fsm_core.errors import (
     MachineValidationError,
     NotFoundError,
 )
-from pystator.fsm_core.loading import parse_json, parse_yaml, read_text
+from pystator.fsm_core.loading import read_document
 from pystator.fsm_core.machine import StateMachine
 from pystator.registry.machines import machine_files
 from pystator.registry.stored import Binder, compile_stored
@@ -62,7 +63,11 @@ class MachineDetail:
 
 def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` as plain JSON data (what is stored); :class:`ConfigurationError` when it holds
-    values JSON cannot carry."""
+    values JSON cannot carry, :class:`MachineValidationError` when it is past the definition
+    limits (checked first: a part used many times would be copied as many times)."""
+    too_large = oversize(config)
+    if too_large is not None:
+        raise MachineValidationError([too_large], source="<request>")
     try:
         data = json.loads(json.dumps(config, allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -179,13 +184,7 @@ def retire(engine: Engine, name: str, *, clock: Clock = utc_now) -> MachineRecor
 
 def load_document(path: Path) -> dict[str, Any]:
     """The definition document in a ``.yaml``/``.yml``/``.json`` file (not yet validated)."""
-    text = read_text(path)
-    source = str(path)
-    raw = (
-        parse_json(text, source=source)
-        if path.suffix == ".json"
-        else parse_yaml(text, source=source)
-    )
+    raw = read_document(path)
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{path}: the document must be a mapping")
     return dict(raw)

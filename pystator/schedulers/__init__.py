@@ -1,8 +1,8 @@
 """Timer backends for delayed transitions (``after:``) and state timeouts."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pystator._shims import lazy_loader
 from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.schedulers.base import FireCallback, Scheduler
 
@@ -18,16 +18,7 @@ _LAZY = {
 }
 
 
-def lazy_backend(module: str, name: str) -> Any:
-    """The lazily imported backend ``name``, as seen from ``module`` (for its AttributeError)."""
-    path = _LAZY.get(name)
-    if path is None:
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(path), name)
-
-
-def __getattr__(name: str) -> Any:
-    return lazy_backend(__name__, name)
+__getattr__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = ["AsyncioScheduler", "CeleryScheduler", "FireCallback", "RedisScheduler", "Scheduler"]

@@ -35,10 +35,14 @@ from typing import Protocol
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.config.logs import get_logger
-from pystator.failures import describe_error
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.clock import Clock, now_of
-from pystator.fsm_core.errors import SchedulerError, StoreError, StoreUnavailableError
+from pystator.fsm_core.errors import (
+    SchedulerError,
+    StoreError,
+    StoreUnavailableError,
+    describe_error,
+)
 from pystator.fsm_core.records import ArmedTimer, EntityKey
 from pystator.stores.sql import submit_queries, timer_queries
 from pystator.stores.sql.connections import transaction
@@ -199,7 +203,7 @@ class TimerFiring:
                 dead = timer_queries.record_failure(
                     conn,
                     timer_id,
-                    describe_error(exc, 0, now),
+                    describe_error(exc, attempt=0, at=now),
                     max_attempts=self.max_attempts,
                     retry_at=self.retry.next_time(1, now),
                     now=now,

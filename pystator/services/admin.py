@@ -267,6 +267,20 @@ class BulkChange:
     affected: int | None
     entities: int | None = None
 
+    @classmethod
+    def of(
+        cls, matched: int, limit: int, affected: int | None, entities: int | None = None
+    ) -> BulkChange:
+        """The change of a call that ``matched`` rows and changed ``affected`` (None: dry run)."""
+        return cls(
+            dry_run=affected is None,
+            matched=matched,
+            selected=min(matched, limit),
+            limit=limit,
+            affected=affected,
+            entities=entities,
+        )
+
 
 def bulk_retry_events(
     engine: Engine,
@@ -281,22 +295,13 @@ def bulk_retry_events(
     what the CLI, the HTTP API and the dashboard run."""
     matched = count_replay(engine, where)
     if dry_run:
-        return BulkChange(
-            dry_run=True, matched=matched, selected=min(matched, limit), limit=limit, affected=None
-        )
+        return BulkChange.of(matched, limit, None)
     replayed = (
         replay(engine, where, nudger, clock=clock, limit=limit)
         if matched
         else Replayed(events=0, entities=0)
     )
-    return BulkChange(
-        dry_run=False,
-        matched=matched,
-        selected=min(matched, limit),
-        limit=limit,
-        affected=replayed.events,
-        entities=replayed.entities,
-    )
+    return BulkChange.of(matched, limit, replayed.events, replayed.entities)
 
 
 def bulk_discard_events(
@@ -305,15 +310,10 @@ def bulk_discard_events(
     """:func:`count_discard`, then (unless ``dry_run``) :func:`discard` of the ``limit``
     oldest."""
     matched = count_discard(engine, where)
-    affected = None
-    if not dry_run:
-        affected = discard(engine, where, clock=clock, limit=limit) if matched else 0
-    return BulkChange(
-        dry_run=dry_run,
-        matched=matched,
-        selected=min(matched, limit),
-        limit=limit,
-        affected=affected,
+    if dry_run:
+        return BulkChange.of(matched, limit, None)
+    return BulkChange.of(
+        matched, limit, discard(engine, where, clock=clock, limit=limit) if matched else 0
     )
 
 
@@ -328,14 +328,7 @@ def bulk_actions(
     """:func:`count_actions`, then (unless ``dry_run``) ``operation``
     (:func:`replay_actions` or :func:`discard_actions`) on the ``limit`` oldest."""
     matched = count_actions(engine, where)
-    affected = None if dry_run else operation(engine, where, limit=limit)
-    return BulkChange(
-        dry_run=dry_run,
-        matched=matched,
-        selected=min(matched, limit),
-        limit=limit,
-        affected=affected,
-    )
+    return BulkChange.of(matched, limit, None if dry_run else operation(engine, where, limit=limit))
 
 
 def list_actions(

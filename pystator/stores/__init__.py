@@ -7,9 +7,9 @@ extra (and ``postgres`` for PostgreSQL); ``RedisStateStore`` / ``AsyncRedisState
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from pystator._shims import lazy_loader
 from pystator.stores.base import (
     AsyncStateStore,
     AsyncVersionedStateStore,
@@ -32,11 +32,7 @@ _LAZY = {
 MEMORY_URL = "memory://"
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_loader(__name__, _LAZY)
 
 
 def create_store(url: str, *, is_async: bool = False) -> Any:

@@ -1,6 +1,9 @@
 """The documented state-store protocol (``get_state`` / ``set_state`` / ``get_context``) on our
 versioned stores, and adapters that let the Orchestrator drive a store offering only that.
 
+Why it exists (and why here, not in ``stores/sql``): the seed documents that protocol for every
+store, in-memory, Redis and SQL alike, while the Orchestrator and the fleet need versions.
+
 Two directions:
 
 * :class:`DocumentedStoreMethods` / :class:`AsyncDocumentedStoreMethods` give every store we ship

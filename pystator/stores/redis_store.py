@@ -114,19 +114,7 @@ def encode_history(entry: HistoryEntry | None) -> str:
     """The JSON of one history list item ('' for none)."""
     if entry is None:
         return ""
-    return _dumps(
-        {
-            "version": entry.version,
-            "source_state": entry.source_state,
-            "target_state": entry.target_state,
-            "trigger": entry.trigger,
-            "event_id": entry.event_id,
-            "origin": entry.origin,
-            "actions": list(entry.actions),
-            "payload": None if entry.payload is None else dict(entry.payload),
-            "created_at": _dt(entry.created_at),
-        }
-    )
+    return _dumps({**entry.transition_fields(), "created_at": _dt(entry.created_at)})
 
 
 def decode_history(machine: str, entity_id: str, raw: bytes | str) -> HistoryEntry:

@@ -1,5 +1,7 @@
-"""Auth through the real app: every route x {anonymous, viewer, operator, admin}; API keys and
-JWTs; auth off only on loopback; the API refuses to start on 0.0.0.0 without auth."""
+"""Auth through the real app: every route x {anonymous, viewer, operator, admin}; with auth off,
+every route (API and dashboard) x {direct local requests, each proxy header, a foreign Host}
+through a real server; API keys and JWTs; the OpenAPI declares the 401s; the API refuses to start
+on 0.0.0.0 without auth."""
 
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from pystator.api.dashboard.pages import PAGES
+from pystator.api.dashboard.render import UI_PREFIX
+from pystator.api.dashboard.session import current_user
 from pystator.api.deps import AuditTrail, RoleCheck, audit_trail
 from pystator.api.routes import ROUTERS
 from tests.support import worker_processes as procs
 from tests.support.api_clients import JWT_SECRET, bearer, client, create_key, token
-from tests.support.fleet_harness import free_port, port_open, wait_until
+from tests.support.api_server import ApiServer, running_api
+from tests.support.ports import free_port, port_open
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +134,77 @@ def test_auth_matrix_every_route_every_role(
         if response.status_code in (401, 403):
             assert response.headers["content-type"] == "application/problem+json"
     assert failures == []
+
+
+#: With auth off: how a request arrives -> the headers it carries (``{port}`` filled in) and the
+#: ``reason`` of its 401 (None: it is the local admin).
+ARRIVALS: dict[str, tuple[dict[str, str], str | None]] = {
+    "localhost": ({"Host": "localhost:{port}"}, None),
+    "127.0.0.1": ({"Host": "127.0.0.1:{port}"}, None),
+    "[::1]": ({"Host": "[::1]:{port}"}, None),
+    "Forwarded": ({"Forwarded": "for=203.0.113.5"}, "proxy"),
+    "X-Forwarded-For": ({"X-Forwarded-For": "203.0.113.5"}, "proxy"),
+    "X-Forwarded-Host": ({"X-Forwarded-Host": "pystator.example.com"}, "proxy"),
+    "X-Real-IP": ({"X-Real-IP": "203.0.113.5"}, "proxy"),
+    "foreign Host": ({"Host": "evil.example:{port}"}, "host"),
+}
+
+
+def _dashboard_routes() -> dict[tuple[str, str], bool]:
+    """(method, path) of every dashboard route -> whether it needs a signed-in user."""
+    table = {}
+    for pages in PAGES:
+        for route in pages.routes:
+            assert isinstance(route, APIRoute)
+            for method in route.methods:
+                table[(method, UI_PREFIX + route.path)] = current_user in _calls(route.dependant)
+    return table
+
+
+@pytest.fixture(scope="module")
+def unsecured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    with running_api(tmp_path_factory.mktemp("unsecured")) as server:
+        yield server
+
+
+@pytest.mark.parametrize("arrival", list(ARRIVALS))
+def test_auth_off_matrix_every_route_every_arrival(unsecured: ApiServer, arrival: str) -> None:
+    template, reason = ARRIVALS[arrival]
+    headers = {k: v.format(port=unsecured.port) for k, v in template.items()}
+    failures = []
+    for (method, path), needed in sorted(EXPECTED.items()):
+        body = {} if method in ("POST", "PUT") else None
+        response = unsecured.request(method, _url(path), headers, json=body)
+        status = response.status_code
+        if needed is None or reason is None:
+            if status in (401, 403):
+                failures.append(f"{arrival} {method} {path}: refused with {status}")
+        elif status != 401 or response.json().get("reason") != reason:
+            failures.append(f"{arrival} {method} {path}: {status} {response.text[:120]}")
+    for (method, path), needs_user in sorted(_dashboard_routes().items()):
+        response = unsecured.request(method, _url(path), headers, data={})
+        status = response.status_code
+        if needs_user and reason is not None:
+            if status != 401 or "Log in" not in response.text:
+                failures.append(f"{arrival} {method} {path}: {status}, not the login form")
+        elif status == 401:
+            failures.append(f"{arrival} {method} {path}: refused with 401")
+        elif method == "POST" and status != 403:  # no CSRF token: refused after the user check
+            failures.append(f"{arrival} {method} {path}: {status} without a CSRF token")
+    assert failures == []
+    assert unsecured.request("GET", "/api/v1/api-keys").json() == []  # auth is still off
+
+
+def test_the_openapi_declares_401_wherever_it_can_be_answered(unsecured: ApiServer) -> None:
+    spec = unsecured.request("GET", "/openapi.json").json()
+    for (method, path), needed in EXPECTED.items():
+        operation = spec["paths"][path][method.lower()]
+        if needed is not None:
+            assert "401" in operation["responses"], f"{method} {path}"
+            assert "API key or JWT" in operation["responses"]["401"]["description"]
+    for path in ("/api/v1/machines", "/api/v1/validate", "/api/v1/machines/validate"):
+        content = spec["paths"][path]["post"]["requestBody"]["content"]
+        assert set(content) == {"application/json", "application/yaml"}
 
 
 def test_jwt_tokens_and_key_lifecycle(pg_migrated_url: str) -> None:

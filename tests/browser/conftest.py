@@ -21,8 +21,10 @@ import sqlalchemy as sa
 
 from tests.support import services
 from tests.support.api_clients import create_key
-from tests.support.fleet_harness import ROOT, WorkerFleet, free_port, port_open, wait_until
-from tests.support.worker_processes import env_for, pystator_cmd
+from tests.support.fleet_processes import WorkerFleet
+from tests.support.ports import free_port, port_open
+from tests.support.waiting import wait_until
+from tests.support.worker_processes import ROOT, env_for, pystator_cmd
 
 CLAIMS = ROOT / "tests" / "fixtures" / "dashboard" / "claims.yaml"
 APP = "tests.support.dashboard_app:factory"

@@ -17,7 +17,6 @@ The tests run in this order and share the stack (each starts from what the previ
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import pytest
 
 from tests.browser.conftest import Stack
 from tests.support.dashboard_app import ASSESSOR_DOWN, FRAUD_TIMEOUT
-from tests.support.fleet_harness import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
@@ -306,11 +305,23 @@ def test_the_overview_refreshes_and_the_refresh_can_be_paused(browser: Any, seed
     )
     by_css(browser, "[data-testid=pause]").click()
     paused = by_css(browser, "[data-testid=workers-alive]")
+    # Count the live part's refresh ticks after the pause: each must be blocked (the positive
+    # signal that a refresh would have happened by now), none sent, nothing swapped.
     browser.execute_script(
-        "window.__swaps = 0;"
+        "window.__swaps = 0; window.__blocked = 0; window.__sent = 0;"
         "document.body.addEventListener('htmx:afterSwap', () => window.__swaps++);"
+        "document.addEventListener('htmx:beforeRequest', (e) => {"
+        "  if (!e.detail.elt.hasAttribute('data-live')) return;"
+        "  if (e.defaultPrevented) window.__blocked++; else window.__sent++;"
+        "});"
     )
-    time.sleep(7)
+    wait_until(
+        lambda: browser.execute_script("return window.__blocked") >= 1,
+        timeout=20,
+        interval=0.5,
+        message="a refresh tick blocked by the pause",
+    )
+    assert browser.execute_script("return window.__sent") == 0
     assert browser.execute_script("return window.__swaps") == 0
     assert paused.id == by_css(browser, "[data-testid=workers-alive]").id
     assert json.loads(by_css(browser, "#chart-rates").get_attribute("textContent"))["t"]

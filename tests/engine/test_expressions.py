@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from pystator import ConfigurationError, FSMError, GuardEvaluationError
 from pystator.fsm_core.expressions import (
-    MAX_EXPRESSION_LENGTH,
     CompiledExpression,
     ExpressionError,
     ExpressionEvaluationError,
     compile_expression,
 )
+from pystator.fsm_core.limits import MAX_EXPRESSION_LENGTH
 
 CTX = {
     "qty": 5,

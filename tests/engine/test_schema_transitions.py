@@ -339,7 +339,7 @@ def test_executor_honours_a_call_s_retry() -> None:
 
 def test_executor_bounds_an_async_call_by_its_timeout() -> None:
     async def slow(ctx: Any) -> None:
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()  # never finishes: only the timeout ends it
 
     registry = ActionRegistry()
     registry.register("slow", slow)

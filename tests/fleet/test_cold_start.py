@@ -29,7 +29,7 @@ from pystator.fsm_core.clock import as_utc, utc_now
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events, worker_heartbeats
 from tests.support import worker_processes as procs
-from tests.support.fleet_harness import RedisServer, producer_runtime
+from tests.support.fleet_processes import RedisServer, producer_runtime
 from tests.support.worker import MACHINE
 
 pytestmark = pytest.mark.integration

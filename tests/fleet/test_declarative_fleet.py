@@ -23,7 +23,9 @@ from tests.support.declarative_machines import (
     DECL_ORDER_PATH,
     decl_order,
 )
-from tests.support.fleet_harness import WorkerFleet, producer_runtime, status_counts, wait_until
+from tests.support.fleet_database import status_counts
+from tests.support.fleet_processes import WorkerFleet, producer_runtime
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.support import worker_processes as procs
-from tests.support.fleet_harness import free_port, port_open, wait_until
+from tests.support.ports import free_port, port_open
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 Producers (threads of this test) submit a mix of events with duplicate idempotency keys while a
 fault loop SIGKILLs a random worker every few seconds and restarts it, and crashes the private
 Redis broker once mid-run. Afterwards every invariant of DESIGN.md that the run can exercise is
-checked against the tables (see :func:`tests.support.fleet_harness.check_invariants`):
+checked against the tables (see :func:`tests.support.fleet_invariants.check_invariants`):
 
 * every accepted event is completed, rejected or dead (none lost, none left pending);
 * no event changed state twice, and every entity's version equals its history length;
@@ -28,19 +28,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.fleet_harness import (
+from tests.support.fleet_database import create_action_log, create_schema, status_counts
+from tests.support.fleet_invariants import check_invariants
+from tests.support.fleet_processes import (
     FLEET_MACHINE_NAME,
-    PlannedEvent,
     RedisServer,
     WorkerFleet,
-    check_invariants,
-    create_action_log,
-    create_schema,
-    plan_workload,
     producer_runtime,
-    status_counts,
-    wait_until,
 )
+from tests.support.fleet_workload import PlannedEvent, plan_workload
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -26,6 +26,7 @@ from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.locking import lock_entity
 from pystator.stores.sql.schema import action_outbox, worker_timers
+from tests.support.waiting import wait_until
 from tests.support.worker import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration
@@ -262,6 +263,16 @@ def test_an_event_that_would_grow_the_context_past_its_cap_is_rejected(rig: Rig)
     assert "blob" not in rig.record("a").context
 
 
+def waiting_for_a_lock(engine: sa.Engine) -> int:
+    """Sessions of this database blocked on a lock right now (PostgreSQL)."""
+    with engine.connect() as conn:
+        query = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+
 def test_discard_waits_for_the_worker_holding_the_entity(rig: Rig) -> None:
     event_id = submit(rig, "a")
     finished = threading.Event()
@@ -275,6 +286,7 @@ def test_discard_waits_for_the_worker_holding_the_entity(rig: Rig) -> None:
         assert lock_entity(worker, MACHINE, "a")
         operator = threading.Thread(target=discard)
         operator.start()
-        assert not finished.wait(0.5)  # the discard waits for the lock
+        wait_until(lambda: waiting_for_a_lock(rig.engine) == 1, timeout=10, message="a lock wait")
+        assert not finished.is_set()  # the discard waits for the lock
     operator.join(10)
     assert counted == [1] and rig.event(event_id).status == "discarded"

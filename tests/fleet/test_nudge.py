@@ -9,6 +9,7 @@ from typing import Any
 from pystator.fleet.nudge import BackgroundNudger, CeleryNudger
 from pystator.fleet.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 from pystator.fsm_core.records import EntityKey
+from tests.support.waiting import wait_until
 
 
 class RecordingApp:
@@ -115,12 +116,13 @@ def test_a_steady_stream_is_held_back_no_longer_than_the_cap() -> None:
         while not stop.is_set():
             nudger.nudge([("m", f"s{n}")])
             n += 1
-            stop.wait(0.01)
+            stop.wait(0.01)  # pacing: a key every 10 ms, well within the 50 ms linger
 
     producer = threading.Thread(target=stream)
     producer.start()
-    stop.wait(0.55)
-    stop.set()
-    producer.join()
+    try:  # not all held back, though the keys never pause
+        wait_until(lambda: len(inner.calls) >= 2, timeout=10, interval=0.01, message="2 sends")
+    finally:
+        stop.set()
+        producer.join()
     assert nudger.flush(5)
-    assert len(inner.calls) >= 2  # not all held back, though the keys never paused

@@ -14,7 +14,6 @@ by each worker's host.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -30,6 +29,7 @@ from pystator.fsm_core.clock import as_utc, utc_now
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.schema import transition_history, worker_events, worker_heartbeats
+from tests.support.waiting import wait_until
 from tests.support.worker import MACHINE, Hooks, make_machines
 
 pytestmark = pytest.mark.integration
@@ -89,11 +89,13 @@ class Fleet:
             return as_utc(conn.execute(query).scalar_one())
 
     def apply_when_due(self, entity: str, done: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not done():
-            assert time.monotonic() < deadline, "not applied within the deadline"
+        """Nudge the entity until ``done`` (each look is one nudge, as a worker gets them)."""
+
+        def nudged_and_done() -> bool:
             self.processor.process_entities([(MACHINE, entity)])
-            time.sleep(0.01)
+            return done()
+
+        wait_until(nudged_and_done, timeout=WAIT_SECONDS, interval=0.01, message="applied")
 
 
 @pytest.fixture(params=[SKEW, -SKEW], ids=["producer 5 s ahead", "producer 5 s behind"])

@@ -21,7 +21,7 @@ from pystator.fleet.producer import EventSpec, Producer
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import action_outbox, entity_states, worker_events
 from tests.support import worker_processes as procs
-from tests.support.fleet_harness import producer_runtime
+from tests.support.fleet_processes import producer_runtime
 from tests.support.worker import MACHINE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -36,17 +36,11 @@ from pystator.stores.sql.schema import (
     worker_heartbeats,
 )
 from tests.fleet.test_fleet_faults import Submissions, drained, run_producers
-from tests.support.fleet_harness import (
-    RedisServer,
-    WorkerFleet,
-    check_invariants,
-    create_action_log,
-    create_schema,
-    plan_workload,
-    producer_runtime,
-    status_counts,
-    wait_until,
-)
+from tests.support.fleet_database import create_action_log, create_schema, status_counts
+from tests.support.fleet_invariants import check_invariants
+from tests.support.fleet_processes import RedisServer, WorkerFleet, producer_runtime
+from tests.support.fleet_workload import plan_workload
+from tests.support.waiting import wait_until
 from tests.support.worker import MACHINE, Hooks, make_rig, make_runtime
 
 pytestmark = pytest.mark.integration

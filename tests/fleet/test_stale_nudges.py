@@ -26,7 +26,7 @@ from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events, worker_heartbeats
 from tests.support import worker_processes as procs
-from tests.support.fleet_harness import RedisServer, producer_runtime
+from tests.support.fleet_processes import RedisServer, producer_runtime
 from tests.support.worker import MACHINE, Rig, make_rig
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,8 @@ from pystator.fleet.startup import STARTUP_BACKOFF, retry_at_startup, wait_for_d
 from pystator.fsm_core.errors import StoreUnavailableError
 from pystator.stores.sql.connections import dispose, fleet_engine
 from tests.support import worker_processes as procs
-from tests.support.fleet_harness import RedisServer, free_port, port_open, producer_runtime
+from tests.support.fleet_processes import RedisServer, producer_runtime
+from tests.support.ports import free_port, port_open
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.worker import MACHINE
 

@@ -23,18 +23,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import kombu
 import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.support.fleet_harness import (
-    ROOT,
-    RedisServer,
-    WorkerFleet,
-    create_schema,
-    producer_runtime,
-    wait_until,
-)
+from tests.support.fleet_database import create_schema
+from tests.support.fleet_processes import RedisServer, WorkerFleet, producer_runtime
+from tests.support.waiting import wait_until
+from tests.support.worker_processes import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,8 +45,6 @@ RECOVERY_SECONDS = 3
 #: timer recovered sooner came back because its worker was known dead.
 KILL_RECOVERY_SECONDS = 30
 SETTLE_SECONDS = 60.0
-#: After every timer should have fired: long enough for a wrongly armed one to fire too.
-QUIET_SECONDS = 3.0
 
 
 @pytest.fixture
@@ -162,16 +157,37 @@ def recovered(fleet: WorkerFleet, event: str = "timers_recovered") -> int:
 
 
 def settle(engine: sa.Engine, fleet: WorkerFleet) -> None:
+    """Wait until every remaining timer fired and nothing can fire any more: no timer row left
+    (a timer only becomes an event by deleting its row, so none can come after) and no event
+    pending (a duplicated or wrongly armed timer's event has been applied, and shows)."""
+
     def finished() -> bool:
-        return states(engine).get("expired", 0) == ENTITIES // 2 and (
-            scalar(engine, "SELECT count(*) FROM worker_timers") == 0
+        return (
+            states(engine).get("expired", 0) == ENTITIES // 2
+            and scalar(engine, "SELECT count(*) FROM worker_timers") == 0
+            and scalar(engine, "SELECT count(*) FROM worker_events WHERE status = 'pending'") == 0
         )
 
     try:
         wait_until(finished, timeout=SETTLE_SECONDS, message="every remaining timer fired")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}; states={states(engine)}\n{fleet.log_tail()}") from exc
-    time.sleep(QUIET_SECONDS)  # let a wrongly armed or duplicated timer show itself
+
+
+def eta_tasks_held(engine: sa.Engine, broker_url: str, queue: str) -> bool:
+    """Every armed timer handed to Celery and none of its ETA messages left waiting in the
+    queue: the workers hold them (Redis: in its ``unacked`` hash), unacknowledged."""
+    handed = scalar(engine, "SELECT count(*) FROM worker_timers WHERE handed_at IS NOT NULL")
+    if handed < ENTITIES // 2:
+        return False
+    if broker_url.startswith("redis"):
+        client = redis.Redis.from_url(broker_url)
+        try:
+            return client.llen(queue) == 0 and client.hlen("unacked") > 0
+        finally:
+            client.close()
+    with kombu.Connection(broker_url) as conn:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count == 0
 
 
 def fleet_for(
@@ -316,7 +332,11 @@ def test_celery_eta_timers_fire_exactly_once(
         wait_for_workers(engine, fleet, runtime)
         submit_workload(runtime, engine)
         if fault == "kill_holding_eta_tasks":
-            time.sleep(0.5)  # the ETA tasks are now held, unacknowledged, by the workers
+            wait_until(
+                lambda: eta_tasks_held(engine, broker_url, unique_name),
+                timeout=SETTLE_SECONDS,
+                message="the ETA tasks held by the workers",
+            )
             for slot in sorted(fleet.procs):
                 fleet.kill(slot)
             fleet.start_all(WORKERS)

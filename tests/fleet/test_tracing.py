@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from opentelemetry import trace
-from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -27,13 +24,13 @@ from opentelemetry.trace import StatusCode
 
 from pystator import StateMachine
 from pystator.config.settings import Settings
-from pystator.fleet.app import make_worker_app
 from pystator.fleet.composition import make_nudger
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.producer import EventSpec
-from pystator.fleet.runtime import Runtime, configure, set_default_runtime
+from pystator.fleet.runtime import Runtime
 from pystator.registry.machines import MachineRegistry
 from pystator.stores.sql.connections import fleet_engine
+from tests.support.waiting import wait_until
 from tests.support.worker import Hooks
 
 MACHINE = "traced"
@@ -178,53 +175,4 @@ def parent_of(span: ReadableSpan) -> int | None:
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-@pytest.mark.integration
-def test_with_the_celery_instrumentation_the_apply_span_links_to_the_task_span(
-    spans: InMemorySpanExporter, pg_migrated_url: str, redis_url: str, unique_name: str
-) -> None:
-    """Celery's spans carry the nudge (their own trace: one nudge may announce many events);
-    the apply span stays in the event's trace and links to the task span that ran it."""
-    hooks = Hooks()
-    registry = MachineRegistry([StateMachine.from_dict(CONFIG)])
-    registry.bind(*hooks.registries())
-    settings = Settings(
-        database_url=pg_migrated_url, broker_url=redis_url, queue=f"pystator-{unique_name}"
-    )
-    app = make_worker_app(settings, drain_threads=1)
-    runtime = Runtime(
-        settings=settings,
-        engine=fleet_engine(pg_migrated_url),
-        machines=registry,
-        nudger=make_nudger(settings, app),
-        app=app,
-    )
-    configure(settings)
-    set_default_runtime(runtime)
-    instrumentor = CeleryInstrumentor()
-    instrumentor.instrument()
-    try:
-        with start_worker(
-            app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=10
-        ) as worker:
-            spans.clear()
-            runtime.producer.submit(EventSpec(machine=MACHINE, entity_id="c", trigger="open"))
-            wait_for(lambda: len(named(spans, "pystator action record")) == 1, "the action")
-            worker.stop()  # a warm shutdown: the duties (timers, relay, heartbeat) stop too
-    finally:
-        instrumentor.uninstrument()
-        set_default_runtime(None)
-        runtime.close()
-    (submit,) = named(spans, "pystator submit")
-    (apply,) = named(spans, "pystator apply", "open")  # one apply span: nothing doubled
-    runs = [s for s in spans.get_finished_spans() if s.name.startswith("run/pystator.")]
-    assert runs, [s.name for s in spans.get_finished_spans()]
-    assert parent_of(apply) == submit.context.span_id
-    linked = {link.context.span_id for link in apply.links}
-    assert linked & {run.context.span_id for run in runs}
-    assert all(run.context.trace_id != submit.context.trace_id for run in runs)
+    wait_until(condition, timeout=WAIT_SECONDS, interval=0.02, message=what)

@@ -18,6 +18,7 @@ from pystator.stores.sql.connections import fleet_engine
 from pystator.stores.sql.schema import action_outbox
 from pystator.worker import Worker, WorkerConfig, submit_event_sync
 from tests.support import worker_processes as procs
+from tests.support.waiting import until as wait_on_loop
 from tests.support.worker import MACHINE, Hooks, statuses
 
 pytestmark = pytest.mark.integration
@@ -42,12 +43,7 @@ def make_worker(url: str, hooks: Hooks) -> Worker:
 
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Poll ``condition`` on the event loop; fail after :data:`WAIT_SECONDS`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_SECONDS
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)
+    await wait_on_loop(condition, timeout=WAIT_SECONDS, interval=POLL_SECONDS, message=what)
 
 
 def outbox_statuses(url: str) -> list[str]:

@@ -16,7 +16,8 @@ from pystator.fleet.producer import EventSpec
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import event_rollups, worker_events
 from tests.support import worker_processes as procs
-from tests.support.fleet_harness import free_port, port_open, producer_runtime
+from tests.support.fleet_processes import producer_runtime
+from tests.support.ports import free_port, port_open
 from tests.support.worker import MACHINE
 
 pytestmark = pytest.mark.integration

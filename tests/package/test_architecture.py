@@ -1,9 +1,13 @@
 """The package's shape: every module imports on its own, arrows point one way, the engine is pure.
 
-DESIGN.md's layers, bottom to top: ``fsm_core`` (pure engine) ← the base modules (clock,
-settings, logging) ← ``stores`` ← ``migrations`` / ``schedulers`` ← ``orchestrator`` ← ``worker``
-← ``api`` / ``commands`` / ``cli``. A module may import its own area and the areas below it,
-never one above; and no function body imports a pystator module (that is how a cycle hides).
+DESIGN.md's layers, bottom to top: ``fsm_core`` (pure engine, with the one clock) ← ``config``
+(settings, structured logging, ports) ← ``stores`` (all SQL in ``stores/sql``), ``schedulers``,
+``registry``, ``plugins`` ← ``orchestrator``, ``fleet`` (what runs in a worker process) ←
+``services`` (operator operations) ← ``api`` / ``commands`` / ``cli``. A module may import its
+own area and the areas below it, never one above; no function body imports a pystator module
+(that is how a cycle hides); the API and the CLI never import ``stores/sql``; the fleet never
+imports the services. The documented import paths that only re-export (the shims) are held to
+their table in ``test_shims.py``.
 """
 
 from __future__ import annotations
@@ -16,42 +20,52 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "pystator"
+from tests.support.package_tree import (
+    PACKAGE,
+    area,
+    dotted,
+    modules,
+    pystator_imports,
+    target_area,
+)
 
 #: Area of a module (its first path part under pystator/) -> areas it may import.
-_BASE = {"fsm_core", "config", "failures"}
+#: ``_shims`` (the shim table and the lazy loader) and ``_version`` import nothing of pystator.
+_HELPERS = {"_shims", "_version"}
+_BASE = {"fsm_core", "config", *_HELPERS}
 _STORES = {*_BASE, "stores"}
 _PUBLIC = {*_STORES, "schedulers", "orchestrator"}
 #: The built-ins: the engine's guards and actions plus the http action (which does I/O).
 _BUILTINS = {"fsm_core", "plugins"}
 ALLOWED: dict[str, set[str]] = {
+    "_shims": set(),
+    "_version": set(),
     "fsm_core": {"fsm_core"},
     # settings, structured logging, default ports, machine config loading
     "config": {"fsm_core", "config"},
-    "failures": {"fsm_core"},
     "stores": _STORES,
     "migrations": {*_STORES, "migrations"},
     "schedulers": {*_STORES, "schedulers"},
     "orchestrator": _PUBLIC,
     "plugins": _BUILTINS,
-    "http_action": {"plugins"},
-    "builtins": {"plugins"},
+    "http_action": {"plugins", *_HELPERS},
+    "builtins": {"plugins", *_HELPERS},
     # the documented modules of the declarative features, re-exporting the engine's
-    "checks": {"fsm_core"},
-    "effects": {"fsm_core"},
-    "lint": {"fsm_core"},
-    "sinks": {"fsm_core"},
-    "context": {"fsm_core"},
+    "checks": {"fsm_core", *_HELPERS},
+    "effects": {"fsm_core", *_HELPERS},
+    "lint": {"fsm_core", *_HELPERS},
+    "sinks": {"fsm_core", *_HELPERS},
+    "context": {"fsm_core", *_HELPERS},
     # diagrams of a definition (the dashboard and ``pystator viz`` draw with them)
     "visualization": {"fsm_core"},
     # documented module paths re-exporting the engine's (pystator.errors, .machine, .instance)
-    "errors": {"fsm_core"},
-    "machine": {"fsm_core"},
-    "instance": {"fsm_core"},
+    "errors": {"fsm_core", *_HELPERS},
+    "machine": {"fsm_core", *_HELPERS},
+    "instance": {"fsm_core", *_HELPERS},
     # the documented facades (pystator.core, .behavior, .observability)
-    "core": {"fsm_core"},
-    "behavior": {"fsm_core"},
-    "observability": {"fsm_core", "visualization"},
+    "core": {"fsm_core", *_HELPERS},
+    "behavior": {"fsm_core", *_HELPERS},
+    "observability": {"fsm_core", "visualization", *_HELPERS},
     # the public re-export modules of the seed README (pystator, pystator.actions, …)
     "__init__": _PUBLIC | _BUILTINS,
     "actions": _PUBLIC,
@@ -63,7 +77,7 @@ ALLOWED: dict[str, set[str]] = {
     "fleet": {*_PUBLIC, "registry", "fleet"},
     "services": {*_PUBLIC, "registry", "fleet", "services"},
     # the documented ``pystator.worker`` import paths, re-exporting the fleet's
-    "worker": {"fleet"},
+    "worker": {"fleet", *_HELPERS},
     "api": {*_PUBLIC, "registry", "fleet", "services", "visualization", "api"},
     "commands": {
         *_PUBLIC,
@@ -79,62 +93,11 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 
-def _modules() -> list[Path]:
-    """Every module of the package (Alembic scripts, which only Alembic runs, excluded)."""
-    scripts = ("migrations/versions/", "migrations/env.py")
-    return sorted(p for p in PACKAGE.rglob("*.py") if not any(s in p.as_posix() for s in scripts))
-
-
-def _dotted(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _area(path: Path) -> str:
-    return path.relative_to(PACKAGE).with_suffix("").parts[0]
-
-
-def _pystator_imports(tree: ast.AST) -> list[tuple[ast.stmt, str, bool]]:
-    """Every ``import pystator…`` / ``from pystator… import`` with whether it is inside a function
-    body (outside ``if TYPE_CHECKING:`` blocks, which never run)."""
-    found: list[tuple[ast.stmt, str, bool]] = []
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue
-            nested = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
-            if isinstance(child, ast.ImportFrom) and child.module == "pystator":
-                for alias in child.names:  # ``from pystator import migrations`` names a module
-                    found.append((child, _submodule(alias.name), in_function))
-            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith("pystator"):
-                found.append((child, child.module or "", in_function))
-            elif isinstance(child, ast.Import):
-                for alias in child.names:
-                    if alias.name.startswith("pystator"):
-                        found.append((child, alias.name, in_function))
-            visit(child, nested)
-
-    visit(tree, False)
-    return found
-
-
-def _submodule(name: str) -> str:
-    """``pystator.<name>`` when that is a module of the package, else ``pystator``."""
-    is_module = (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
-    return f"pystator.{name}" if is_module else "pystator"
-
-
-def _target_area(module: str) -> str:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "__init__"
-
-
 def test_no_function_body_imports_a_pystator_module() -> None:
     offenders = [
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}"
-        for path in _modules()
-        for node, _module, in_function in _pystator_imports(ast.parse(path.read_text()))
+        for path in modules()
+        for node, _module, in_function in pystator_imports(ast.parse(path.read_text()))
         if in_function
     ]
     assert offenders == [], "imports inside function bodies:\n" + "\n".join(offenders)
@@ -142,14 +105,14 @@ def test_no_function_body_imports_a_pystator_module() -> None:
 
 def test_imports_point_down_the_layers_only() -> None:
     offenders = []
-    for path in _modules():
-        area = _area(path)
-        allowed = ALLOWED[area]
-        for node, module, _ in _pystator_imports(ast.parse(path.read_text())):
-            target = _target_area(module)
-            if target != area and target not in allowed:
+    for path in modules():
+        here = area(path)
+        allowed = ALLOWED[here]
+        for node, module, _ in pystator_imports(ast.parse(path.read_text())):
+            target = target_area(module)
+            if target != here and target not in allowed:
                 rel = path.relative_to(PACKAGE.parent)
-                offenders.append(f"{rel}:{node.lineno} ({area} -> {target}): {ast.unparse(node)}")
+                offenders.append(f"{rel}:{node.lineno} ({here} -> {target}): {ast.unparse(node)}")
     assert offenders == [], "imports up the layers:\n" + "\n".join(offenders)
 
 
@@ -162,9 +125,9 @@ def test_api_and_commands_never_import_the_sql_layer() -> None:
     composition root (engines, migrations); ``pystator.stores.sql`` is not theirs to import."""
     offenders = [
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}"
-        for path in _modules()
-        if _area(path) in NO_SQL_AREAS
-        for node, module, _ in _pystator_imports(ast.parse(path.read_text()))
+        for path in modules()
+        if area(path) in NO_SQL_AREAS
+        for node, module, _ in pystator_imports(ast.parse(path.read_text()))
         if module == "pystator.stores.sql" or module.startswith("pystator.stores.sql.")
     ]
     assert offenders == [], "SQL layer imported from the API or the CLI:\n" + "\n".join(offenders)
@@ -176,16 +139,34 @@ def test_the_fleet_never_imports_the_operator_services() -> None:
     assert "services" not in ALLOWED["fleet"]
     offenders = [
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}"
-        for path in _modules()
-        if _area(path) == "fleet"
-        for node, module, _ in _pystator_imports(ast.parse(path.read_text()))
-        if _target_area(module) == "services"
+        for path in modules()
+        if area(path) == "fleet"
+        for node, module, _ in pystator_imports(ast.parse(path.read_text()))
+        if target_area(module) == "services"
     ]
     assert offenders == [], "fleet -> services:\n" + "\n".join(offenders)
 
 
+def test_yaml_is_read_in_one_place() -> None:
+    """Only the budgeted loader imports PyYAML: every reader of YAML goes through it."""
+    home = PACKAGE / "fsm_core" / "yaml_loader.py"
+    offenders = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if path != home and any(n == "yaml" or n.startswith("yaml.") for n in names):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert offenders == [], "YAML read outside fsm_core/yaml_loader.py:\n" + "\n".join(offenders)
+
+
 def test_every_area_is_known() -> None:
-    assert {_area(p) for p in _modules()} <= set(ALLOWED)
+    assert {area(p) for p in modules()} <= set(ALLOWED)
 
 
 #: Runs in a fresh interpreter: imports the third-party libraries once, then forks one child per
@@ -228,9 +209,9 @@ _IMPORT_EACH_ALONE = textwrap.dedent(
 def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
     """An import cycle shows up as 'partially initialized module' when a module is the first
     one of the package imported; each module is therefore imported first, in its own process."""
-    modules = [_dotted(p) for p in _modules()]
+    names = [dotted(p) for p in modules()]
     proc = subprocess.run(
-        [sys.executable, "-c", _IMPORT_EACH_ALONE, *modules],
+        [sys.executable, "-c", _IMPORT_EACH_ALONE, *names],
         capture_output=True,
         text=True,
         timeout=600,
@@ -282,7 +263,7 @@ def test_the_engine_runs_with_only_pyyaml_installed() -> None:
 @pytest.mark.parametrize("path", sorted((PACKAGE / "fsm_core").rglob("*.py")), ids=lambda p: p.name)
 def test_fsm_core_imports_nothing_else_of_the_package(path: Path) -> None:
     tree = ast.parse(path.read_text())
-    outside = [module for _node, module, _ in _pystator_imports(tree)]
+    outside = [module for _node, module, _ in pystator_imports(tree)]
     assert all(m.startswith("pystator.fsm_core") for m in outside), outside
     # TYPE_CHECKING-only imports count too: the engine does not even name the rest.
     names = [

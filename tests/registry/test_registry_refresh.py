@@ -17,12 +17,14 @@ import pytest
 
 from pystator.api.app_services import build_services
 from pystator.fleet.runtime import Runtime
+from pystator.registry.stored import StoredMachines
 from pystator.stores.sql import registry_queries
 from tests.support.api_clients import settings_for
+from tests.support.waiting import wait_until_blocked
 
 pytestmark = pytest.mark.integration
 
-REFRESH = 0.01  # seconds between registry refreshes
+REFRESH = 2.0  # seconds between registry refreshes (on the registry's own, moved clock)
 
 
 class SlowHeads:
@@ -50,17 +52,30 @@ def slow_heads(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowHeads]:
     slow.go.set()
 
 
-def close_during_refresh(find: Any, close: Any, slow: SlowHeads) -> None:
+class Ticks:
+    """A monotonic clock the test moves (it starts where the real one is)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def close_during_refresh(stored: StoredMachines, find: Any, close: Any, slow: SlowHeads) -> None:
     """Start a background refresh, close while it runs, then let it finish."""
     slow.go.clear()
     slow.started.clear()
-    time.sleep(REFRESH * 5)
+    ticks = Ticks()
+    stored.monotonic = ticks
+    ticks.now += REFRESH * 5
     find("parcel")  # the refresh interval has passed: a refresh thread starts
     assert slow.started.wait(10)
-    closer = threading.Thread(target=close)
+    closer = threading.Thread(target=close, name="closer")
     closer.start()
-    closer.join(0.2)
-    assert closer.is_alive(), "close() returned while the refresh still held a connection"
+    # close() must wait for the refresh: it is found blocked on the refresh's lock (it fails
+    # here if close() returned instead), and stays there until the refresh is let go.
+    wait_until_blocked(closer, StoredMachines.close, "with self._lock:", timeout=10)
     slow.go.set()
     closer.join(10)
     assert not closer.is_alive()
@@ -70,7 +85,9 @@ def test_api_services_close_waits_for_the_refresh(
     pg_migrated_url: str, slow_heads: SlowHeads
 ) -> None:
     services = build_services(settings_for(pg_migrated_url, registry_refresh_seconds=REFRESH))
-    close_during_refresh(services.machines.find, services.close, slow_heads)
+    stored = services.machines.stored
+    assert stored is not None
+    close_during_refresh(stored, services.machines.find, services.close, slow_heads)
     calls = slow_heads.calls
     services.machines.find("parcel")  # closed: no refresh starts any more
     assert slow_heads.calls == calls
@@ -78,4 +95,6 @@ def test_api_services_close_waits_for_the_refresh(
 
 def test_runtime_close_waits_for_the_refresh(pg_migrated_url: str, slow_heads: SlowHeads) -> None:
     runtime = Runtime.from_settings(settings_for(pg_migrated_url, registry_refresh_seconds=REFRESH))
-    close_during_refresh(runtime.machines.find, runtime.close, slow_heads)
+    stored = runtime.machines.stored
+    assert stored is not None
+    close_during_refresh(stored, runtime.machines.find, runtime.close, slow_heads)

@@ -19,6 +19,7 @@ from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.scheduler import AsyncioScheduler, FireCallback, Scheduler
 from pystator.schedulers.asyncio_scheduler import BACKGROUND_THREAD_NAME
+from tests.support.waiting import until as wait_on_loop
 
 SAFETY_TIMEOUT = 10.0  # only reached if a timer never fires: the test then fails, not hangs
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -66,12 +67,7 @@ class Recorder:
 
 async def until(condition: Callable[[], bool]) -> None:
     """Yield to the loop until ``condition`` holds (fails after the safety timeout)."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), SAFETY_TIMEOUT)
+    await wait_on_loop(condition, timeout=SAFETY_TIMEOUT, interval=0.005)
 
 
 def run(
@@ -160,7 +156,7 @@ def test_async_fire_callback_is_awaited() -> None:
     done: list[str] = []
 
     async def fire(armed: ArmedTimer) -> None:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # suspends: the append happens only if the result is awaited
         done.append(armed.key)
 
     async def scenario(scheduler: AsyncioScheduler) -> None:
@@ -267,7 +263,7 @@ def test_aclose_stops_everything_and_refuses_new_timers() -> None:
 
     async def hang(armed: ArmedTimer) -> None:
         entered.append(armed.key)
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # hangs until cancelled
 
     async def scenario(scheduler: AsyncioScheduler) -> None:
         scheduler.start(hang)

@@ -12,6 +12,7 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
+from celery.worker import state as worker_state
 
 from pystator import StateMachine
 from pystator.fsm_core.clock import utc_now
@@ -21,11 +22,14 @@ from pystator.orchestrator import Orchestrator
 from pystator.schedulers.celery_scheduler import FIRE_TASK, CeleryScheduler
 from pystator.schedulers.payload import encode_timer
 from pystator.stores import InMemoryStateStore
-from tests.support.fleet_harness import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 ENTITIES = 40
+#: How long a stopping test worker may take: kombu's event loop polls up to 10 s at a time and
+#: only then sees the stop (celery's own default, 10 s, is that poll exactly: it races it).
+WORKER_STOP_SECONDS = 30.0
 DELAYED: dict[str, Any] = {
     "meta": {"version": "1.0.0", "machine_name": "delayed", "strict_mode": True},
     "states": [
@@ -40,6 +44,14 @@ DELAYED: dict[str, Any] = {
         {"trigger": "finish", "source": "WAITING", "dest": "DONE"},
     ],
 }
+
+
+def drained(app: Celery, queue: str) -> bool:
+    """Nothing left for the worker: no message ready in ``queue``, none reserved (held for its
+    ETA) and none running. A duplicate or stale delivery would have run by then."""
+    with app.connection_for_read() as conn:
+        ready = conn.default_channel.queue_declare(queue, passive=True).message_count
+    return ready == 0 and not worker_state.reserved_requests and not worker_state.active_requests
 
 
 @pytest.fixture
@@ -74,7 +86,13 @@ def test_timers_fire_through_a_real_worker_in_hops_and_only_if_fresh(
             outcomes.append(str(retval))
 
     task_postrun.connect(collect, weak=False)
-    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False):
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        shutdown_timeout=WORKER_STOP_SECONDS,
+    ):
         started = time.monotonic()
         for n in range(ENTITIES):
             orchestrator.process_event(f"d{n}", "start")
@@ -87,7 +105,11 @@ def test_timers_fire_through_a_real_worker_in_hops_and_only_if_fresh(
 
         wait_until(settled, timeout=30, interval=0.05, message="every remaining timer fired")
         elapsed = time.monotonic() - started
-        time.sleep(1.0)  # a duplicate or stale fire would show itself now
+        wait_until(
+            lambda: outcomes.count("fired") >= ENTITIES and drained(app, unique_name),
+            timeout=30,
+            message="every timer's last delivery run and nothing left to deliver",
+        )
     task_postrun.disconnect(collect)
     scheduler.close()
 
@@ -113,15 +135,28 @@ def test_a_redelivered_timer_is_dropped_as_stale(app: Celery, unique_name: str) 
     orchestrator.process_event("d", "start")
     (timer,) = armed
     due_now = dataclasses.replace(timer, due_at=utc_now() - timedelta(seconds=1))
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+    deliveries: list[str] = []
+
+    def collect(sender: Any = None, retval: Any = None, **_kwargs: Any) -> None:
+        if getattr(sender, "name", None) == FIRE_TASK:
+            deliveries.append(str(retval))
+
+    task_postrun.connect(collect, weak=False)
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        shutdown_timeout=WORKER_STOP_SECONDS,
+    ):
         for _ in range(2):  # the same timer delivered twice
             app.send_task(FIRE_TASK, args=[unique_name, encode_timer(due_now), 60.0])
         wait_until(
-            lambda: store.load("delayed", "d").state == "EXPIRED",
+            lambda: len(deliveries) == 2 and drained(app, unique_name),
             timeout=30,
-            message="the timer fired",
+            message="both deliveries run and acknowledged",
         )
-        time.sleep(0.5)  # the second delivery has run by now
+    task_postrun.disconnect(collect)
     assert [h.target_state for h in store.history("delayed", "d")] == ["WAITING", "EXPIRED"]
     scheduler.close()
 

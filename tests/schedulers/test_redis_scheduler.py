@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ import redis
 from pystator.fsm_core.errors import SchedulerError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers import RedisScheduler, Scheduler
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +54,6 @@ def make_timer(n: int, due_at: datetime | None, *, entry: int = 1) -> ArmedTimer
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -297,7 +290,7 @@ def test_the_poller_thread_fires_timers_once_they_are_due(
 
     scheduler.start(fire)
     scheduler.start(fire)  # idempotent
-    wait_until(lambda: len(fired) == len(timers))
+    wait_until(lambda: len(fired) == len(timers), timeout=WAIT_SECONDS)
     asyncio.run(scheduler.aclose())
 
     assert sorted(fired, key=lambda t: t.entity_id) == timers
@@ -321,7 +314,10 @@ def test_pollers_in_two_schedulers_share_the_timers(
 
     for poller in pollers:
         poller.start(fire)
-    wait_until(lambda: len(fired) >= len(timers) and pollers[0].claimed_count() == 0)
+    wait_until(
+        lambda: len(fired) >= len(timers) and pollers[0].claimed_count() == 0,
+        timeout=WAIT_SECONDS,
+    )
     for poller in pollers:
         poller.close()
 

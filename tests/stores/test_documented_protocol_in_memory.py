@@ -24,6 +24,7 @@ from pystator import (
 )
 from pystator.scheduler import AsyncioScheduler
 from pystator.stores import DocumentedStoreAdapter, as_versioned_store
+from tests.support.virtual_time import advance, run_skipping_time
 
 CONFIG = {
     "meta": {"machine_name": "orders"},
@@ -227,14 +228,11 @@ def test_scheduler_schedule_fires_into_the_orchestrator() -> None:
         assert isinstance(timer_id, str)
         scheduler.schedule("o-8", "fill", 10, key="never")
         scheduler.unschedule("o-8", "never")
-        for _ in range(500):  # up to 5 s; fires after ~10 ms
-            if store.get_state("o-8") == "FILLED":
-                break
-            await asyncio.sleep(0.01)
+        await advance(1.0)  # past both 10 ms timers' due time: the scheduled one has fired
         await orchestrator.close()
 
     store.set_state("o-8", "OPEN", metadata={"qty": 10}, machine="orders")
-    asyncio.run(run())
+    run_skipping_time(run())
     assert store.get_state("o-8") == "FILLED"
     history = store.history("orders", "o-8")
     assert [h.origin for h in history][-1] == "timer"

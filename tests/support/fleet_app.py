@@ -37,7 +37,7 @@ def fragile(ctx: Mapping[str, Any]) -> bool:
 
 def token_block(ctx: Mapping[str, Any]) -> Mapping[str, Any]:
     """The worker's dedup block: ``ctx["_pystator"]`` with ``action_id`` (the outbox row id)."""
-    from pystator.fleet.outbox import TOKEN_KEY
+    from pystator.context import TOKEN_KEY
 
     block: Mapping[str, Any] = ctx[TOKEN_KEY]
     return block

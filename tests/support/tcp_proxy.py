@@ -10,7 +10,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from tests.support.fleet_harness import free_port
+from tests.support.ports import free_port
 
 CHUNK_BYTES = 65536
 SELECT_SECONDS = 0.2

@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = ROOT / "tests" / "fixtures" / "worker"
@@ -63,12 +64,7 @@ def run(
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
     """Poll ``condition`` until true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    wait_until(condition, timeout=timeout, interval=POLL_SECONDS, message=what)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = WAIT_SECONDS) -> int:

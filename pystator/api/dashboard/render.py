@@ -153,7 +153,7 @@ def error_page(request: Request, status: int, detail: str) -> Response:
         return page(
             request,
             "login.html",
-            {"next": target, "error": None if "required" in detail else detail},
+            {"next": target, "error": session.refusal_note(detail)},
             principal=None,
             status_code=401,
         )

@@ -5,7 +5,10 @@ login form once and then held in the ``pystator_session`` cookie (HttpOnly, Same
 path ``/ui``, Secure over HTTPS or with ``PYSTATOR_API_SECURE_COOKIES``). Every request checks it
 again through the API's :class:`~pystator.api.auth.Authenticator`, so a revoked key or an
 expired token logs the browser out within seconds. While auth is not configured, a browser on
-loopback is the ``local`` admin without logging in (the API's own rule).
+this host is the ``local`` admin without logging in, under the API's own rule
+(:meth:`~pystator.api.auth.Authenticator.local_refusal`: loopback, no proxy headers, a local
+``Host`` — a page whose name was rebound to 127.0.0.1 is refused); anyone else gets the login
+form with the reason.
 
 **CSRF.** Every form carries the value of the ``pystator_csrf`` cookie (a random token set on the
 first page, HttpOnly, SameSite=Strict) in a hidden ``csrf_token`` field; a POST whose field does
@@ -24,7 +27,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Form, Request
 from starlette.responses import Response
 
-from pystator.api.auth import Principal
+from pystator.api.auth import Arrival, Principal
 from pystator.api.deps import ServicesDep
 from pystator.fsm_core.errors import AuthenticationError, PermissionDeniedError
 from pystator.services.api_keys import Role
@@ -42,19 +45,20 @@ class LoginRequired(AuthenticationError):
     """No valid session: the page answers with the login form."""
 
 
-def _server_host(request: Request) -> str | None:
-    server = request.scope.get("server")
-    return str(server[0]) if server else None
-
-
 def principal_of(request: Request, services: ServicesDep) -> Principal:
     """The principal of this browser (the session cookie's credentials, or ``local`` on an
-    unsecured loopback server); :class:`LoginRequired` otherwise."""
+    unsecured server reached from this host); :class:`LoginRequired` otherwise."""
     token = request.cookies.get(SESSION_COOKIE) or None
     try:
-        return services.auth.authenticate(token, server_host=_server_host(request))
+        return services.auth.authenticate(token, arrival=Arrival.of(request))
     except AuthenticationError as exc:
         raise LoginRequired(exc.message) from exc
+
+
+def refusal_note(detail: str) -> str | None:
+    """What the login form says about a refusal: why this browser is not the local admin (a
+    proxy, a foreign Host), or nothing when credentials are simply missing."""
+    return None if detail.startswith("credentials required") else detail
 
 
 async def current_user(request: Request, services: ServicesDep) -> Principal:
@@ -161,6 +165,7 @@ __all__ = [
     "login",
     "logout",
     "principal_of",
+    "refusal_note",
     "require_role",
     "secure",
     "verify_csrf",

@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from pystator.api.definition_body import DEFINITION_BODY, Definition
 from pystator.api.deps import ServicesDep, Viewer
 from pystator.api.schemas.common import PROBLEMS
-from pystator.api.schemas.machines import ConfigIn, ProcessIn, ProcessOut, SummaryOut, ValidOut
+from pystator.api.schemas.machines import ProcessIn, ProcessOut, SummaryOut, ValidOut
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
 from pystator.registry import versions
@@ -17,11 +18,12 @@ from pystator.registry import versions
 router = APIRouter(prefix="/api/v1", tags=["engine"], responses=PROBLEMS)
 
 
-@router.post("/validate", response_model=ValidOut)
-@router.post("/machines/validate", response_model=ValidOut)
-def validate(body: ConfigIn, _viewer: Viewer) -> ValidOut:
-    """200 with a summary, or 422 listing every problem with its path."""
-    machine = StateMachine.from_dict(versions.canonical(body.config), source="<request>")
+@router.post("/validate", response_model=ValidOut, openapi_extra=DEFINITION_BODY)
+@router.post("/machines/validate", response_model=ValidOut, openapi_extra=DEFINITION_BODY)
+def validate(_viewer: Viewer, config: Definition) -> ValidOut:
+    """200 with a summary, or 422 listing every problem with its path (the body is
+    ``{"config": …}`` as JSON, or the definition file as ``application/yaml``)."""
+    machine = StateMachine.from_dict(versions.canonical(config), source="<request>")
     return ValidOut(valid=True, summary=SummaryOut(**summarize(machine).to_dict()))
 
 

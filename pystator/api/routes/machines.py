@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from pystator.api.definition_body import DEFINITION_BODY, Definition
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.machines import (
-    ConfigIn,
     MachineDetailOut,
     MachineOut,
     PublishedOut,
@@ -36,12 +36,13 @@ def list_machines(
     return [MachineOut.model_validate(r) for r in records]
 
 
-@router.post("", response_model=PublishedOut, status_code=201)
+@router.post("", response_model=PublishedOut, status_code=201, openapi_extra=DEFINITION_BODY)
 def create_machine(
-    body: ConfigIn, response: Response, services: ServicesDep, admin: Admin, audit: AuditDep
+    admin: Admin, config: Definition, response: Response, services: ServicesDep, audit: AuditDep
 ) -> PublishedOut:
-    """Store a definition as its machine's next version."""
-    published = versions.publish(services.engine, body.config, by=admin.name)
+    """Store a definition as its machine's next version (the body is ``{"config": …}`` as
+    JSON, or the definition file as ``application/yaml``)."""
+    published = versions.publish(services.engine, config, by=admin.name)
     return _answer(published, response, services, audit)
 
 
@@ -61,17 +62,17 @@ def show_machine(
     )
 
 
-@router.put("/{name}", response_model=PublishedOut)
+@router.put("/{name}", response_model=PublishedOut, openapi_extra=DEFINITION_BODY)
 def update_machine(
     name: str,
-    body: ConfigIn,
+    admin: Admin,
+    config: Definition,
     response: Response,
     services: ServicesDep,
-    admin: Admin,
     audit: AuditDep,
 ) -> PublishedOut:
     """Store a new version of ``name`` (its ``meta.machine_name`` must be ``name``)."""
-    published = versions.publish(services.engine, body.config, by=admin.name, name=name)
+    published = versions.publish(services.engine, config, by=admin.name, name=name)
     return _answer(published, response, services, audit)
 
 

@@ -34,7 +34,12 @@ class Problem(BaseModel):
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": description}
     for status, description in (
-        (401, "no or invalid credentials"),
+        (
+            401,
+            "no or invalid credentials; while auth is not configured, a request that is not made "
+            "directly on this host (it carries proxy headers, or its Host is not a local name): "
+            "configure an API key or JWT",
+        ),
         (403, "the caller's role does not allow it"),
         (422, "invalid input: every problem with its path"),
     )

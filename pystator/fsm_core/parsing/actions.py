@@ -15,15 +15,16 @@ from typing import Any
 from pystator.fsm_core.definition import ActionSpec, BranchSpec
 from pystator.fsm_core.effects import EFFECT_KEYS, Effect, EffectKind
 from pystator.fsm_core.errors import ConfigurationError
-from pystator.fsm_core.expressions import MAX_EXPRESSION_LENGTH, compile_value
+from pystator.fsm_core.expressions import compile_value
+from pystator.fsm_core.limits import (
+    MAX_BRANCH_DEPTH,
+    MAX_EFFECT_VALUE_NODES,
+    MAX_EXPRESSION_LENGTH,
+    MAX_FIELD_LENGTH,
+)
 from pystator.fsm_core.parsing.conditions import ConditionParser
 from pystator.fsm_core.parsing.reader import Reader, join, type_name
 
-#: Deepest nesting of ``branch`` actions.
-MAX_BRANCH_DEPTH = 8
-#: Most values (list items, mapping entries, scalars) in one effect's constant.
-MAX_EFFECT_VALUE_NODES = 1000
-MAX_FIELD_LENGTH = 200
 HTTP_ACTION = "http"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 HTTP_ON_ERROR = ("raise", "log")

@@ -16,11 +16,8 @@ from pystator.fsm_core.conditions import AllOf, AnyOf, Condition, Named, Not, Te
 from pystator.fsm_core.definition import GuardSpec, Predicate
 from pystator.fsm_core.errors import ConfigurationError
 from pystator.fsm_core.expressions import compile_expression
+from pystator.fsm_core.limits import MAX_CONDITION_DEPTH, MAX_CONDITION_PARTS
 from pystator.fsm_core.parsing.reader import Reader, join, type_name
-
-#: Deepest nesting of allOf/anyOf/not, and most leaves in one guard entry.
-MAX_CONDITION_DEPTH = 16
-MAX_CONDITION_PARTS = 256
 
 _COMPOSITES = ("allOf", "anyOf", "not")
 _GUARD_KINDS = ("expr", "check", *_COMPOSITES, "name")

@@ -22,7 +22,9 @@ from pystator.fsm_core.definition import (
     StateSpec,
     StateVariable,
 )
+from pystator.fsm_core.document_size import oversize
 from pystator.fsm_core.errors import ConfigProblem
+from pystator.fsm_core.limits import MAX_STATES
 from pystator.fsm_core.parsing.actions import ActionParser
 from pystator.fsm_core.parsing.conditions import ConditionParser
 from pystator.fsm_core.parsing.reader import Reader, join, near_miss, type_name
@@ -89,6 +91,11 @@ class DocumentParser:
         meta = self.meta(raw.get("meta"))
         policy = self.error_policy(raw.get("error_policy"), meta)
         self._states(raw)
+        if len(self.states.states) > MAX_STATES:
+            self.r.problem(
+                "states",
+                f"{len(self.states.states):,} states; a machine may have at most {MAX_STATES:,}",
+            )
         self.states.resolve()
         self._initial_markers()
         transitions = TransitionParser(
@@ -411,6 +418,9 @@ def parse_definition(
     raw: Any, *, default_name: str | None = None
 ) -> tuple[MachineDefinition | None, list[ConfigProblem], list[ConfigProblem], list[ConfigProblem]]:
     """Parse a raw document: the definition (None if unusable), problems, deprecations, notes."""
+    too_large = oversize(raw)
+    if too_large is not None:
+        return None, [too_large], [], []
     parser = DocumentParser(default_name)
     definition = parser.parse(raw)
     return definition, parser.r.problems, parser.r.deprecations, parser.r.notes

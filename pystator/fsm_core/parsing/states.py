@@ -68,6 +68,7 @@ class StateParser:
         self.states: list[StateSpec] = []
         self.regions: list[RegionSpec] = []
         self._listings: list[_Listing] = []
+        self._kind_of: dict[str, StateKind] = {}  # the last state read under each name
 
     def state_list(self, raw: Any, path: str, parent: str | None) -> list[str]:
         """Parse a list of state mappings; return the names read."""
@@ -118,6 +119,7 @@ class StateParser:
                 metadata=self._metadata(data.get("metadata"), join(path, "metadata")),
             )
         )
+        self._kind_of[name] = kind
         return name
 
     # pieces of a state ----------------------------------------------------------------------
@@ -174,8 +176,7 @@ class StateParser:
         return self.state_list(data[key], join(path, key), name)
 
     def _marked(self, names: list[str]) -> str | None:
-        by_name = {s.name: s for s in self.states}
-        marked = [n for n in names if n in by_name and by_name[n].kind is StateKind.INITIAL]
+        marked = [n for n in names if self._kind_of.get(n) is StateKind.INITIAL]
         return marked[0] if len(marked) == 1 else None
 
     def _group(self, raw: Any, path: str) -> str | None:

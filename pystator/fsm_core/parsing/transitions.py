@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pystator.fsm_core.definition import StateKind, StateSpec, TransitionSpec
+from pystator.fsm_core.limits import MAX_TRANSITIONS
 from pystator.fsm_core.parsing.actions import ActionParser
 from pystator.fsm_core.parsing.conditions import ConditionParser
 from pystator.fsm_core.parsing.reader import Reader, join, type_name
@@ -62,6 +63,12 @@ class TransitionParser:
             return ()
         if not isinstance(raw, list):
             self.r.problem("transitions", f"must be a list of transitions, got {type_name(raw)}")
+            return ()
+        if len(raw) > MAX_TRANSITIONS:
+            self.r.problem(
+                "transitions",
+                f"{len(raw):,} transitions; a machine may have at most {MAX_TRANSITIONS:,}",
+            )
             return ()
         specs = []
         for i, item in enumerate(raw):

@@ -1,5 +1,7 @@
 """The asynchronous SQL state store (``postgresql+psycopg`` async or ``sqlite+aiosqlite``).
 
+Why it exists: ``async_process_event`` on an event loop must not block it on a database call.
+
 The same queries as the sync store (:mod:`pystator.stores.sql.entity_queries`), run on the async
 connection with ``run_sync`` so there is one copy of the SQL.
 """

@@ -1,10 +1,10 @@
 """The documented SQL store names: ``SQLiteStateStore`` and ``PostgresStateStore``.
 
-Both are :class:`~pystator.stores.SqlStateStore` (one SQL store, two dialects) with the
-documented ``connect()``: ``auto_initialize=True`` brings the schema to the newest migration
-(Alembic, the only way our schema is ever created), ``validate_schema=True`` refuses a database
-that is not at the newest migration. They live above the stores and the migrations because
-``connect`` needs both.
+Why they exist: the seed README names them and their ``connect()``, which our
+:class:`~pystator.stores.sql.state_store.SqlStateStore` does not have. Both are that store (one
+SQL store, two dialects) plus ``connect()``: ``auto_initialize=True`` brings the schema to the
+newest migration (:mod:`.migrator`: Alembic, the only way our schema is ever created),
+``validate_schema=True`` refuses a database that is not at the newest migration.
 """
 
 from __future__ import annotations

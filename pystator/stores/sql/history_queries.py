@@ -24,15 +24,7 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
     return {
         "machine": entry.machine,
         "entity_id": entry.entity_id,
-        "version": entry.version,
-        "source_state": entry.source_state,
-        "target_state": entry.target_state,
-        "trigger": entry.trigger,
-        "event_id": entry.event_id,
-        "origin": entry.origin,
-        "actions": list(entry.actions),
-        "payload": None if entry.payload is None else dict(entry.payload),
-        "created_at": entry.created_at,
+        **entry.transition_fields(),
         "machine_version": entry.machine_version,
     }
 

@@ -1,5 +1,8 @@
 """The synchronous SQL state store (SQLAlchemy 2: SQLite, or PostgreSQL through psycopg 3).
 
+Why it exists: the Orchestrator and a user's code keep entities in SQL with optimistic locking,
+from plain (threaded) code.
+
 Each ``save`` is one transaction: the versioned state write and its ``transition_history`` row
 commit together. The queries live in :mod:`pystator.stores.sql.entity_queries`; driver errors are
 translated by :func:`pystator.stores.sql.engine.translate_errors`.

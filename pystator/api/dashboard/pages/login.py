@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from pystator.api.auth import Arrival
 from pystator.api.dashboard import session
 from pystator.api.dashboard.render import UI_PREFIX, page, redirect
 from pystator.api.dashboard.session import Csrf
@@ -27,14 +28,15 @@ def _safe_next(target: str) -> str:
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, services: ServicesDep) -> HTMLResponse:
     """The login form (or a note that this browser needs none)."""
+    principal, error = None, None
     try:
         principal = session.principal_of(request, services)
-    except AuthenticationError:
-        principal = None
+    except AuthenticationError as exc:
+        error = session.refusal_note(exc.message)
     return page(
         request,
         "login.html",
-        {"next": request.query_params.get("next", UI_PREFIX), "error": None, "current": principal},
+        {"next": request.query_params.get("next", UI_PREFIX), "error": error, "current": principal},
         principal=principal,
     )
 
@@ -52,7 +54,7 @@ def login(
     try:
         if not token:
             raise AuthenticationError("paste an API key or a JWT")
-        services.auth.authenticate(token, server_host=None)
+        services.auth.authenticate(token, arrival=Arrival.of(request))
     except AuthenticationError as exc:
         return page(
             request,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from pystator.api.app_services import Services
 from pystator.api.dashboard.render import page
@@ -19,6 +19,7 @@ from pystator.api.deps import ServicesDep
 from pystator.fsm_core.errors import FSMError, MachineValidationError, NotFoundError
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
+from pystator.fsm_core.yaml_loader import dump_yaml, parse_yaml
 from pystator.registry import versions
 from pystator.services import lookups
 from pystator.visualization import to_mermaid
@@ -92,9 +93,7 @@ def machine_page(name: str, request: Request, services: ServicesDep, user: User)
             "counts": counts,
             "entities": sum(counts.values()),
             "mermaid": diagram(machine, {s: counts.get(s, 0) for s in summary.states}),
-            "definition": (
-                yaml.safe_dump(dict(detail.version.definition), sort_keys=False) if detail else ""
-            ),
+            "definition": (dump_yaml(dict(detail.version.definition)) if detail else ""),
             "playground": None,
         },
         principal=user,
@@ -106,35 +105,50 @@ async def playground(
     name: str, request: Request, services: ServicesDep, user: User, _csrf: Csrf
 ) -> HTMLResponse:
     """Validate a pasted definition and compute one transition of it, or of this machine when
-    none is pasted (viewers may: nothing changes)."""
+    none is pasted (viewers may: nothing changes). The work runs in a worker thread: a large
+    paste never holds up the event loop."""
     form = await request.form()
-    text = str(form.get("definition") or "")
-    state = str(form.get("state") or "").strip()
-    trigger = str(form.get("trigger") or "").strip()
-    context_text = str(form.get("context") or "").strip() or "{}"
-    outcome: dict[str, Any] = {"definition": text, "state": state, "trigger": trigger}
-    outcome["context"] = context_text
+    outcome: dict[str, Any] = {
+        "definition": str(form.get("definition") or ""),
+        "state": str(form.get("state") or "").strip(),
+        "trigger": str(form.get("trigger") or "").strip(),
+        "context": str(form.get("context") or "").strip() or "{}",
+    }
+    await run_in_threadpool(_play, services, name, outcome)
+    return page(request, "_playground.html", {"playground": outcome, "name": name}, principal=user)
+
+
+def _context(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the context nests too deeply") from None
+
+
+def _play(services: Services, name: str, outcome: dict[str, Any]) -> None:
+    """Fill ``outcome`` (the form's fields) with a summary and a result, or the problems."""
+    text, context_text = outcome["definition"], outcome["context"]
     try:
         if len(text) > MAX_PLAYGROUND_TEXT or len(context_text) > MAX_PLAYGROUND_TEXT:
             raise ValueError(f"at most {MAX_PLAYGROUND_TEXT:,} characters")
         if text.strip():
-            config = yaml.safe_load(text)
+            config = parse_yaml(text, source="<dashboard>")
             if not isinstance(config, dict):
                 raise ValueError("the definition must be a YAML or JSON mapping")
             machine = StateMachine.from_dict(versions.canonical(config), source="<dashboard>")
         else:
             machine = services.machines.get(name)
         outcome["summary"] = summarize(machine).to_dict()
-        if state and trigger:
-            context = json.loads(context_text)
+        if outcome["state"] and outcome["trigger"]:
+            context = _context(context_text)
             if not isinstance(context, dict):
                 raise ValueError("the context must be a JSON object")
-            outcome["result"] = result_to_dict(machine.process(state, trigger, context))
+            result = machine.process(outcome["state"], outcome["trigger"], context)
+            outcome["result"] = result_to_dict(result)
     except MachineValidationError as exc:
-        outcome["problems"] = [f"{p.path}: {p.message}" for p in exc.problems]
-    except (FSMError, ValueError, yaml.YAMLError) as exc:
+        outcome["problems"] = [str(p) for p in exc.problems]
+    except (FSMError, ValueError) as exc:
         outcome["problems"] = [str(exc)]
-    return page(request, "_playground.html", {"playground": outcome, "name": name}, principal=user)
 
 
 __all__ = ["diagram", "router"]

@@ -1,0 +1,3 @@
+"""The package's version (``pystator.__version__``)."""
+
+__version__ = "0.1.0"
