@@ -55,11 +55,6 @@ from pystator.stores.sql.engine import is_sqlite, translate_errors
 STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
 #: Batches one start-up drain thread runs at most before leaving the rest to the nudges.
 STARTUP_DRAIN_MAX_BATCHES = 10_000
-#: Seconds a start-up drain thread waits when every due entity is held by another thread.
-LOCKED_PAUSE_SECONDS = 0.005
-#: Empty claims in a row after which a start-up drain thread stops although backlog events are
-#: due (they wait behind a retry of their entity, or another worker holds them for long).
-MAX_EMPTY_CLAIMS = 20
 
 log = get_logger("pystator.startup")
 
@@ -174,8 +169,9 @@ def drain_backlog(
     """Apply the backlog (the due events with an id up to the newest when it starts) through
     the batched path in ``threads`` threads; returns the number of events handled.
 
-    A thread claims batches until one comes back short and no backlog event is due any more
-    (one index lookup: a short claim may only mean other threads hold the oldest entities).
+    A thread claims batches until one comes back empty (every due entity is held by another
+    thread, which finishes it, or nothing is due), or short while no backlog event is due any
+    more (one index lookup: a short claim may only mean other threads hold the oldest entities).
     Fresh events, submitted after it started, are left to their nudges. A database error ends
     it: the nudges and the relay carry on."""
     if threads < 1:
@@ -195,18 +191,16 @@ def drain_backlog(
 
     def run() -> None:
         count = 0
-        empty = 0
         try:
             for _ in range(max_batches):
                 batch = processor.drain_once()
                 count += len(batch.results)
+                # Empty: every due entity is held by another thread (which finishes it) or
+                # nothing is due. Another claim would scan the whole backlog again for nothing.
+                if batch.entities == 0:
+                    break
                 if batch.entities < full and not _backlog_left(processor, boundary):
                     break
-                empty = empty + 1 if batch.entities == 0 else 0
-                if empty > MAX_EMPTY_CLAIMS:
-                    break  # what is due cannot be claimed (behind a waiting retry): nudges' job
-                if empty:
-                    time.sleep(LOCKED_PAUSE_SECONDS)  # every due head is held: let them commit
         except StoreError as exc:
             log.warning("startup_drain_stopped", error=str(exc))
         with lock:
