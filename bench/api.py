@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 # this directory is on sys.path when run as a script
@@ -369,4 +370,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with report.recorded("api") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+import report  # bench/report.py: every run is saved as JSON
+
 ORDER_DICT: dict[str, Any] = {
     "meta": {"version": "1.0.0", "machine_name": "order_management", "strict_mode": True},
     "states": [
@@ -590,4 +592,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with report.recorded("core") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)

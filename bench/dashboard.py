@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import httpx
+import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 # bench/api.py's seeding and server helpers (this directory is on sys.path when run as a script)
@@ -202,4 +204,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with report.recorded("dashboard") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)

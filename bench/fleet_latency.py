@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -457,5 +458,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: The record each mode is saved under (bench/report.py).
+RECORDS = {"warm": "fleet_latency", "cold": "fleet_cold", "scale-out": "fleet_scale_out"}
+
+
+def record_name(argv: list[str]) -> str:
+    """The benchmark record of the mode ``argv`` asks for."""
+    mode = "warm"
+    for n, arg in enumerate(argv):
+        if arg == "--mode" and n + 1 < len(argv):
+            mode = argv[n + 1]
+        elif arg.startswith("--mode="):
+            mode = arg.split("=", 1)[1]
+    return RECORDS.get(mode, "fleet_latency")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # (not ``as run``: that would shadow run() above, which main() calls)
+    with report.recorded(record_name(sys.argv[1:])) as record:
+        record.exit_code = main()
+    sys.exit(record.exit_code)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -362,4 +363,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with report.recorded("retention") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)

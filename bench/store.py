@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 import time
 import uuid
@@ -22,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import report  # bench/report.py: every run is saved as JSON
 
 # this directory is on sys.path when run as a script
 from scratch_db import scratch_database  # type: ignore[import-not-found]
@@ -187,4 +190,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with report.recorded("store") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)

@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1006,4 +1007,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with report.recorded("timers") as run:
+        run.exit_code = main()
+    sys.exit(run.exit_code)

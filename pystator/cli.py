@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pystator.commands.machines",  # machines sync/list/show
     "pystator.commands.api",  # api, api-keys, token, config show
     "pystator.commands.viz",  # viz
+    "pystator.commands.docs",  # docs
 )
 
 

@@ -16,6 +16,8 @@ from pystator.api import dashboard, problems
 from pystator.api.app_services import Services, build_services
 from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
+from pystator.api.manual import PATH as MANUAL_PATH
+from pystator.api.manual import manual_app
 from pystator.api.routes import ROUTERS
 from pystator.api.routes.root import VERSION
 from pystator.config import tracing
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for router in ROUTERS:
         app.include_router(router)
     dashboard.install(app)
+    app.mount(MANUAL_PATH, manual_app(), name="manual")
     max_bytes = (settings or load_settings()).api_max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     tracing.instrument_app(app)  # OpenTelemetry server spans, when pystator[otel] is installed

@@ -7,7 +7,7 @@ extra (and ``postgres`` for PostgreSQL); ``RedisStateStore`` / ``AsyncRedisState
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pystator._shims import lazy_loader
 from pystator.stores.base import (
@@ -30,6 +30,11 @@ _LAZY = {
     "AsyncRedisStateStore": "pystator.stores.redis_store",
 }
 MEMORY_URL = "memory://"
+
+if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
+    from pystator.stores.redis_store import AsyncRedisStateStore, RedisStateStore
+    from pystator.stores.sql.async_state_store import AsyncSqlStateStore
+    from pystator.stores.sql.state_store import SqlStateStore
 
 
 __getattr__ = lazy_loader(__name__, _LAZY)

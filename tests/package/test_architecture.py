@@ -78,7 +78,9 @@ ALLOWED: dict[str, set[str]] = {
     "services": {*_PUBLIC, "registry", "fleet", "services"},
     # the documented ``pystator.worker`` import paths, re-exporting the fleet's
     "worker": {"fleet", *_HELPERS},
-    "api": {*_PUBLIC, "registry", "fleet", "services", "visualization", "api"},
+    # the documentation site: find, build and serve it (pystator docs, the API's /manual)
+    "manual": {"fsm_core", "manual"},
+    "api": {*_PUBLIC, "registry", "fleet", "services", "visualization", "manual", "api"},
     "commands": {
         *_PUBLIC,
         *_BUILTINS,
@@ -87,6 +89,7 @@ ALLOWED: dict[str, set[str]] = {
         "services",
         "api",
         "visualization",
+        "manual",
         "commands",
     },
     "cli": {*_PUBLIC, "fleet", "services", "api", "commands", "cli"},
