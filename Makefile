@@ -9,7 +9,7 @@ export PYSTATOR_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 export PYSTATOR_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYSTATOR_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: demo dashboard examples docs test lint typecheck pytest bench screenshots clean
+.PHONY: demo dashboard examples docs test lint typecheck pytest bench soak screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/retention.py
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/discovery.py
+
+# 20 minutes at 300 events/s with timers, a worker SIGKILLed every 2-4 minutes, the pruner on:
+# worker memory and the broker's queue depth sampled and plotted (not part of CI).
+soak: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/soak.py --minutes 20 --rate 300 \
+	  --out docs/operations/soak.json --plot docs/operations/soak.png
 
 # Re-take the screenshots of the docs (dashboard pages and the tutorials) with the browser tests
 # (needs chromium + chromium-driver and the services).

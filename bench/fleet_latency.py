@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/fleet_latency.py [--workers 3] [--concurrency 4]
         [--rates 250 500 1000] [--duration 10] [--burst 10000] [--probes 100]
+        [--mode warm|cold|scale-out]
+
+``--mode cold`` and ``--mode scale-out`` measure a cold start (a backlog submitted with no
+worker running, then the workers started) and adding workers under load: see
+``bench/fleet_cold.py``. The default, ``warm``, is what follows.
 
 A companion of ``bench/fleet.py`` (its machine, database and broker set-up). On the local
 PostgreSQL (a database it creates and drops) with a private ``redis-server``:
@@ -36,12 +41,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import fleet_cold  # noqa: E402
 from bench.fleet_setup import (  # noqa: E402
     MACHINE,
     MACHINES,
@@ -336,6 +343,49 @@ def run(args: argparse.Namespace) -> Report:
     return report
 
 
+def run_mode(args: argparse.Namespace) -> None:
+    """The cold-start or scale-out mode, on a fleet of its own (bench/fleet_cold.py)."""
+    with tempfile.TemporaryDirectory() as tmp, bench_database() as url:
+        broker = RedisServer(log_path=Path(tmp) / "redis.log")
+        with broker:
+            create_schema(url)
+            engine = sa.create_engine(url)
+            client = redis.Redis.from_url(broker.url)
+            with (
+                producer_runtime(url, broker.url, MACHINES) as runtime,
+                WorkerFleet(
+                    database_url=url,
+                    broker_url=broker.url,
+                    log_dir=Path(tmp),
+                    concurrency=args.concurrency,
+                    pool=args.pool,
+                    machines=MACHINES,
+                    app=None,
+                ) as fleet,
+            ):
+                if args.mode == "cold":
+                    report = fleet_cold.cold_start(
+                        engine,
+                        url,
+                        fleet,
+                        client,
+                        runtime,
+                        workers=args.workers,
+                        backlog=args.burst,
+                        probes=args.probes,
+                        warm_burst=burst_then_probe,
+                    )
+                    fleet_cold.print_cold(report)
+                else:
+                    rate = args.rates[0] if args.rates != DEFAULT_RATES else SCALE_OUT_RATE
+                    scaled = fleet_cold.scale_out(
+                        engine, url, fleet, rate=rate, duration=2 * SCALE_OUT_AT, add=2
+                    )
+                    fleet_cold.print_scale(scaled)
+            client.close()
+            engine.dispose()
+
+
 def print_report(report: Report) -> None:
     print(
         f"\nlatency: {report.workers} workers x --concurrency {report.concurrency}, "
@@ -379,9 +429,15 @@ def print_report(report: Report) -> None:
     print(f"peak worker RSS (MB): {peaks}")
 
 
+DEFAULT_RATES = [250, 500, 1000]
+#: Scale-out: open-loop rate on one worker, and when two more are added (seconds).
+SCALE_OUT_RATE = 500
+SCALE_OUT_AT = 10.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of this benchmark (``bench/fleet.py --latency`` takes them too)."""
-    parser.add_argument("--rates", type=int, nargs="+", default=[250, 500, 1000])
+    parser.add_argument("--rates", type=int, nargs="+", default=DEFAULT_RATES)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per open-loop rate")
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--probes", type=int, default=100)
@@ -392,12 +448,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
+    parser.add_argument("--mode", choices=("warm", "cold", "scale-out"), default="warm")
     add_arguments(parser)
-    print_report(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.mode == "warm":
+        print_report(run(args))
+    else:
+        run_mode(args)
     return 0
 
 
+#: The record each mode is saved under (bench/report.py).
+RECORDS = {"warm": "fleet_latency", "cold": "fleet_cold", "scale-out": "fleet_scale_out"}
+
+
+def record_name(argv: list[str]) -> str:
+    """The benchmark record of the mode ``argv`` asks for."""
+    mode = "warm"
+    for n, arg in enumerate(argv):
+        if arg == "--mode" and n + 1 < len(argv):
+            mode = argv[n + 1]
+        elif arg.startswith("--mode="):
+            mode = arg.split("=", 1)[1]
+    return RECORDS.get(mode, "fleet_latency")
+
+
 if __name__ == "__main__":
-    with report.recorded("fleet_latency") as run:
-        run.exit_code = main()
-    sys.exit(run.exit_code)
+    # (not ``as run``: that would shadow run() above, which main() calls)
+    with report.recorded(record_name(sys.argv[1:])) as record:
+        record.exit_code = main()
+    sys.exit(record.exit_code)

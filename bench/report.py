@@ -98,6 +98,30 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ),
     ),
     Benchmark(
+        name="fleet_cold",
+        title="Fleet: cold start",
+        command=".venv/bin/python bench/fleet_latency.py --mode cold  # ~3 min",
+        method=(
+            "A warm fleet first (the 1,000 x 5 drain three times, a burst of 10,000 single "
+            "submits then 100 fresh events), then the workers are stopped, 10,000 events over "
+            "2,000 entities are submitted one by one with no worker running, and the workers are "
+            "started again: nudges in the broker before and after, time to the first applied "
+            "event (from the spawn and from the first worker's start-up drain), the drain rate "
+            "(first to last applied event, the database's clock), then 100 fresh events one "
+            "after another, each timed from the producer."
+        ),
+    ),
+    Benchmark(
+        name="fleet_scale_out",
+        title="Fleet: scale-out under load",
+        command=".venv/bin/python bench/fleet_latency.py --mode scale-out  # ~1 min",
+        method=(
+            "One worker under open-loop load (500 events/s for 20 s, fresh entities), two more "
+            "started at 10 s; latency of each event (`transition_history.created_at - "
+            "worker_events.created_at`) for the events submitted before and after the add."
+        ),
+    ),
+    Benchmark(
         name="timers",
         title="Timers: firing lateness and worker memory",
         command=".venv/bin/python bench/timers.py  # ~25 min; --quick ~5 min; --sigkill-only ~4 min",

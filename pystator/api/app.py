@@ -20,6 +20,7 @@ from pystator.api.manual import PATH as MANUAL_PATH
 from pystator.api.manual import manual_app
 from pystator.api.routes import ROUTERS
 from pystator.api.routes.root import VERSION
+from pystator.config import tracing
 from pystator.config.logs import get_logger
 from pystator.config.settings import Settings, load_settings
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.mount(MANUAL_PATH, manual_app(), name="manual")
     max_bytes = (settings or load_settings()).api_max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    tracing.instrument_app(app)  # OpenTelemetry server spans, when pystator[otel] is installed
     return app
 
 

@@ -26,6 +26,7 @@ from pystator.fleet.composition import (
 )
 from pystator.fleet.nudge import Nudger
 from pystator.fleet.producer import Producer
+from pystator.fleet.startup import wait_for_database
 from pystator.registry.machines import MachineRegistry
 from pystator.services.audit import AuditWriter
 
@@ -57,7 +58,9 @@ def api_pool_size(settings: Settings) -> int:
 
 def build_services(settings: Settings) -> Services:
     """Wire an API process from ``settings`` through the composition root (migrating an
-    embedded SQLite database first)."""
+    embedded SQLite database first), once the database answers (see
+    :func:`~pystator.fleet.startup.wait_for_database`)."""
+    wait_for_database(settings, process="api")
     prepare_database(settings)
     engine = settings_engine(settings, api_pool_size(settings))
     try:

@@ -16,6 +16,7 @@ from pystator.commands import cli_principal
 from pystator.config.logs import configure_logging
 from pystator.config.settings import ENV_PREFIX, Settings, describe_settings, load_settings
 from pystator.fleet.composition import command_engine
+from pystator.fleet.startup import wait_for_database
 from pystator.services import api_keys
 from pystator.services.api_keys import Role
 
@@ -73,6 +74,7 @@ def run_api(args: argparse.Namespace) -> int:
     """Check that auth allows the bind address, then serve with uvicorn."""
     settings = api_settings(args)
     configure_logging(settings.log_format, args.log_level)
+    wait_for_database(settings, process="api")  # not serving yet: readiness stays red
     with command_engine(settings, prepare=True) as engine:
         check_bind(settings.api_host, Authenticator.from_settings(settings, engine))
     # The server's processes import the app and read their settings from the environment:

@@ -28,6 +28,7 @@ from pystator.fleet.metrics import process_observer, serve_metrics
 from pystator.fleet.producer import EventSpec
 from pystator.fleet.relay import Relay
 from pystator.fleet.runtime import Runtime, configure, get_runtime
+from pystator.fleet.startup import wait_for_database
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
 
 #: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard, by default
@@ -109,9 +110,12 @@ def _prepare(
     level: str = "info",
     concurrency: int | None = None,
     settings: Settings | None = None,
+    wait_as: str | None = None,
 ) -> Settings:
     settings = settings or settings_from(args)
     configure_logging(settings.log_format, level)
+    if wait_as is not None:  # a long-running process: wait for the database (fleet.startup)
+        wait_for_database(settings, process=wait_as)
     metrics = getattr(args, "metrics_port", None) is not None
     configure(settings, concurrency=concurrency, observers=[process_observer] if metrics else [])
     prepare_database(settings)
@@ -119,9 +123,13 @@ def _prepare(
 
 
 def _start(
-    args: argparse.Namespace, *, level: str = "info", concurrency: int | None = None
+    args: argparse.Namespace,
+    *,
+    level: str = "info",
+    concurrency: int | None = None,
+    wait_as: str | None = None,
 ) -> Runtime:
-    _prepare(args, level=level, concurrency=concurrency)
+    _prepare(args, level=level, concurrency=concurrency, wait_as=wait_as)
     return get_runtime()
 
 
@@ -132,16 +140,29 @@ def run_worker(args: argparse.Namespace) -> int:
     """Start the worker: Celery with a real broker, drain threads with the in-process one."""
     settings = settings_from(args)
     concurrency = max(args.concurrency or settings.worker_concurrency, 1)
-    settings = _prepare(args, level=args.log_level, concurrency=concurrency, settings=settings)
+    settings = _prepare(
+        args, level=args.log_level, concurrency=concurrency, settings=settings, wait_as="worker"
+    )
     embedded = is_memory_broker(settings.broker_url)
     if embedded and args.source == "queue":
         raise SettingsError("--source queue needs a real broker (PYSTATOR_BROKER_URL)")
     relay = not args.no_relay
-    app = None if embedded else make_worker_app(settings, source=args.source, relay=relay)
+    # Under prefork the main process only runs the duties (its tasks run in the children): it
+    # drains the start-up backlog with one thread, on the connections it keeps for them.
+    prefork = args.pool == "prefork"
+    app = (
+        None
+        if embedded
+        else make_worker_app(
+            settings,
+            source=args.source,
+            relay=relay,
+            drain_threads=1 if prefork else concurrency,
+        )
+    )
     # A worker publishes (nudges, ETA timers) on the app it runs; prefork children build
     # their own runtime from the same settings.
-    # Under prefork the main process only runs the duties: its tasks run in the children.
-    threads = 0 if args.pool == "prefork" and app is not None else concurrency
+    threads = 0 if prefork and app is not None else concurrency
     observers = [process_observer()] if args.metrics_port is not None else []
     runtime = Runtime.from_settings(settings, app=app, concurrency=threads, observers=observers)
     if args.metrics_port is not None:
@@ -293,7 +314,7 @@ def _parse_time(text: str) -> datetime:
 
 def run_relay(args: argparse.Namespace) -> int:
     """Run the relay loop (or one pass with ``--once``)."""
-    runtime = _start(args, concurrency=1)
+    runtime = _start(args, concurrency=1, wait_as="relay")
     relay = Relay(runtime, interval=args.interval)
     if args.once:
         tick = relay.tick()

@@ -50,6 +50,10 @@ DEFAULT_API_MAX_BATCH = 10_000
 DEFAULT_API_PAGE_LIMIT = 500
 DEFAULT_API_BULK_LIMIT = 10_000
 DEFAULT_REGISTRY_REFRESH_SECONDS = 2.0
+#: Nudges a process stops publishing at (messages ready in the broker's queue; 0: no bound).
+DEFAULT_NUDGE_QUEUE_MAX = 128
+#: How long a worker, relay or API process waits for its database at start-up (0: not at all).
+DEFAULT_STARTUP_TIMEOUT_SECONDS = 300.0
 #: Longest ``PYSTATOR_WORKER_ID`` (the ``worker_heartbeats`` key column's length).
 WORKER_ID_MAX_LENGTH = 200
 # the worker process (``pystator worker`` and ``pystator.worker.Worker``)
@@ -116,6 +120,11 @@ class Settings:
     action_threads: int = DEFAULT_ACTION_THREADS  # threads per process running timed actions
     # how often a process looks for new machine versions in the database registry
     registry_refresh_seconds: float = DEFAULT_REGISTRY_REFRESH_SECONDS
+    # a process publishes no nudges while the broker's queue holds this many (0: no bound);
+    # the queue then holds at most this plus 16 per publishing process (see fleet.nudge_gate)
+    nudge_queue_max: int = DEFAULT_NUDGE_QUEUE_MAX
+    # seconds a worker, relay or API process waits for its database at start-up (0: fail)
+    startup_timeout_seconds: float = DEFAULT_STARTUP_TIMEOUT_SECONDS
     # the worker process; the names are the public package's ``PYSTATOR_WORKER_*`` variables
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY  # drain threads / Celery slots
     worker_poll_interval_ms: int = DEFAULT_WORKER_POLL_INTERVAL_MS  # embedded drain loops
@@ -273,6 +282,8 @@ _NON_NEGATIVE_NUMBERS = (
     "retention_heartbeats_days",
     "prune_interval_seconds",
     "prune_pause_seconds",
+    "nudge_queue_max",
+    "startup_timeout_seconds",
 )
 _POSITIVE_INTEGERS = (
     "max_attempts",

@@ -21,10 +21,13 @@ from pystator.config.settings import Settings
 from pystator.fleet.celery_config import broker_warnings, new_app
 from pystator.fleet.duties import Duties, freeze_startup_heap
 from pystator.fleet.runtime import configure, current_settings, get_runtime
+from pystator.fleet.startup import clear_stale_nudges, start_backlog_drain, wait_for_database
 from pystator.fleet.tasks import RuntimeProvider, register
 
 #: ``app.conf`` key: run the relay in this worker (``pystator worker --no-relay`` sets False).
 RELAY_CONF = "pystator_relay"
+#: ``app.conf`` key: threads that drain the backlog at start-up, before the first message.
+STARTUP_DRAIN_CONF = "pystator_startup_drain_threads"
 #: Connections of a prefork child: its one task and its heartbeat.
 CHILD_POOL_SIZE = 2
 #: Seconds a stopping worker waits for its duties' threads.
@@ -41,11 +44,18 @@ class FleetDuties(bootsteps.StartStopStep):  # type: ignore[misc]
         self.duties: Duties | None = None
 
     def start(self, parent: Any) -> None:
-        """Start the duties once the worker starts."""
+        """Once the database answers, start the duties and the backlog drain (Celery starts
+        its consumer, the last step, after this one)."""
+        conf = parent.app.conf
+        wait_for_database(current_settings(), process="worker")
         runtime = get_runtime()
         runtime.status.kind = "celery"
-        self.duties = Duties(runtime, relay=bool(parent.app.conf.get(RELAY_CONF, True)))
+        self.duties = Duties(runtime, relay=bool(conf.get(RELAY_CONF, True)))
         self.duties.start()
+        threads = int(conf.get(STARTUP_DRAIN_CONF, 0))
+        if threads > 0:  # a table worker: purge stale nudges, drain the backlog meanwhile
+            clear_stale_nudges(runtime, parent.app)
+            start_backlog_drain(runtime.processor, threads=threads)
 
     def stop(self, parent: Any) -> None:
         """Stop them with the worker."""
@@ -59,12 +69,16 @@ def make_worker_app(
     runtime: RuntimeProvider = get_runtime,
     source: str = "table",
     relay: bool = True,
+    drain_threads: int | None = None,
 ) -> Celery:
     """A Celery app that runs the fleet's tasks for ``source`` (``table`` or ``queue``) and its
-    duties (the relay only if ``relay``)."""
+    duties (the relay only if ``relay``); a ``table`` worker first drains the backlog in
+    ``drain_threads`` threads (default: ``PYSTATOR_WORKER_CONCURRENCY``)."""
     celery = new_app(settings)
     register(celery, runtime, source=source)
     celery.conf[RELAY_CONF] = relay
+    threads = settings.worker_concurrency if drain_threads is None else drain_threads
+    celery.conf[STARTUP_DRAIN_CONF] = threads if source == "table" else 0
     celery.steps["worker"].add(FleetDuties)
     return celery
 
@@ -132,4 +146,4 @@ signals.worker_process_init.connect(_child_started, weak=False)
 signals.worker_process_shutdown.connect(_child_stopping, weak=False)
 
 
-__all__ = ["RELAY_CONF", "FleetDuties", "default_app", "make_worker_app"]
+__all__ = ["RELAY_CONF", "STARTUP_DRAIN_CONF", "FleetDuties", "default_app", "make_worker_app"]

@@ -7,13 +7,15 @@ inside the same transaction as the entity writes. Nothing here decides anything.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from pystator.config import tracing
 from pystator.fsm_core.records import ArmedTimer, EventStatus, HistoryEntry, Outcome
 from pystator.fsm_core.step import StepOutcome
 from pystator.schedulers.fleet_timers import TimerSink
@@ -63,9 +65,14 @@ class Batch:
     entities: int = 0
     action_ids: list[int] = field(default_factory=list)
     lease_until: datetime | None = None  # when the committed outbox rows become claimable
+    # the same moment on this process's monotonic clock (what the outbox runner counts with)
+    lease_deadline: float | None = None
+    # tracing: (apply span, error) of each event, ended after commit (config.tracing)
+    spans: list[tuple[Any, str | None]] = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
         """Add an entity's part (built separately so a version conflict can drop it)."""
+        self.spans += other.spans
         self.history += other.history
         self.finished += other.finished
         self.failed += other.failed
@@ -75,8 +82,15 @@ class Batch:
         self.results += other.results
         self.entities += 1
 
-    def applied(self, event: EventRef, outcome: StepOutcome) -> None:
-        """Record an applied event: its history row, completion, actions and timers."""
+    def end_spans(self, error: str | None = None) -> None:
+        """End the apply spans (``error``: the transaction did not commit)."""
+        spans, self.spans = self.spans, []
+        for span, failed in spans:
+            tracing.end_span(span, error=error or failed)
+
+    def applied(self, event: EventRef, outcome: StepOutcome, *, trace: str | None = None) -> None:
+        """Record an applied event: its history row, completion, actions and timers (``trace``:
+        the apply span's context, stored with its actions and timers)."""
         record = outcome.record
         assert record is not None and outcome.history is not None
         self.history.append(outcome.history)
@@ -97,10 +111,11 @@ class Batch:
                 phase=call.phase.value,
                 params=dict(call.params),
                 context=dict(outcome.context),
+                traceparent=trace,
             )
             for call in outcome.actions
         ]
-        self.arm += outcome.arm
+        self.arm += [replace(t, trace=trace) for t in outcome.arm] if trace else outcome.arm
         self.cancel += outcome.cancel
         self.results.append(
             EventResult(event=event, outcome=Outcome.APPLIED, target_state=record.state)
@@ -147,6 +162,7 @@ class Batch:
         event_queries.fail_events(conn, self.failed, now)
         self.action_ids = outbox_queries.insert_outbox(conn, self.actions, now, lease=outbox_lease)
         self.lease_until = now + outbox_lease
+        self.lease_deadline = time.monotonic() + outbox_lease.total_seconds()
         if self.arm or self.cancel:
             timers.in_transaction(conn, self.arm, self.cancel, now)
 

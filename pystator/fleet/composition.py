@@ -19,15 +19,18 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 
 from pystator.config.settings import Settings
+from pystator.fleet.broker_depth import queue_depth_reader
 from pystator.fleet.celery_config import is_memory_broker, new_app
 from pystator.fleet.door import Limits
 from pystator.fleet.nudge import BackgroundNudger, CeleryNudger, LocalNudger, Nudger
+from pystator.fleet.nudge_gate import NudgeGate
 from pystator.fleet.observer import FleetObserver, LoggingObserver
 from pystator.fleet.outbox import OutboxRunner
 from pystator.fleet.processor import ProcessorOptions
 from pystator.fleet.producer import Producer
 from pystator.fleet.tasks import timer_publisher
 from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import SettingsError
 from pystator.registry.machines import MachineRegistry, load_registry
 from pystator.registry.stored import StoredMachines
@@ -112,7 +115,17 @@ def make_nudger(
     if is_memory_broker(settings.broker_url):
         return LocalNudger()
     celery = app or new_app(settings)
-    return BackgroundNudger(CeleryNudger(celery, settings.queue, observer or LoggingObserver()))
+    observer = observer or LoggingObserver()
+    return BackgroundNudger(CeleryNudger(celery, settings.queue, observer, nudge_gate(settings)))
+
+
+def nudge_gate(settings: Settings) -> NudgeGate | None:
+    """The gate that keeps the broker's nudge queue below ``PYSTATOR_NUDGE_QUEUE_MAX`` (None
+    when that is 0, or the broker's queue depth cannot be read)."""
+    if settings.nudge_queue_max <= 0:
+        return None
+    reader = queue_depth_reader(settings.broker_url, settings.queue)
+    return None if reader is None else NudgeGate(reader, bound=settings.nudge_queue_max)
 
 
 def door_limits(settings: Settings) -> Limits:
@@ -172,7 +185,9 @@ def make_timer_sink(settings: Settings, firing: TimerFiring, app: Celery | None)
     if settings.scheduler == "redis":
         assert settings.redis_url is not None  # Settings refuses redis without a URL
         scheduler = RedisScheduler(
-            settings.redis_url, prefix=f"pystator:{settings.queue}:timers", clock=firing.clock
+            settings.redis_url,
+            prefix=f"pystator:{settings.queue}:timers",
+            clock=firing.clock or utc_now,  # Redis orders by host time; the database decides
         )
         return RedisTimerSink(
             firing, scheduler, poll_interval=settings.timer_poll_seconds, recovery=recovery
@@ -206,6 +221,7 @@ __all__ = [
     "make_outbox",
     "make_producer",
     "make_timer_sink",
+    "nudge_gate",
     "pool_size",
     "prepare_database",
     "processor_options",

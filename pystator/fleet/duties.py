@@ -27,6 +27,8 @@ from pystator.fleet.liveness import Heartbeat, LivenessLock
 from pystator.fleet.relay import Relay
 from pystator.fleet.retention import Pruner
 from pystator.fleet.runtime import Runtime
+from pystator.fleet.startup import retry_at_startup
+from pystator.fsm_core.clock import utc_now
 from pystator.stores.sql.engine import is_sqlite
 
 #: Exit status of a process whose background duty died.
@@ -72,7 +74,11 @@ class Duties:
         runtime = self.runtime
         settings = runtime.settings
         if self.timers:  # this process holds work others must recover if it dies
-            self.liveness = LivenessLock(runtime.engine.url, runtime.status.worker_id)
+            _, self.liveness = retry_at_startup(
+                settings,
+                process=runtime.status.kind,
+                step=lambda: LivenessLock(runtime.engine.url, runtime.status.worker_id),
+            )
         heartbeat = Heartbeat(
             runtime.engine,
             runtime.status,
@@ -89,7 +95,7 @@ class Duties:
             self.spawn("relay", Relay(runtime).run)
         if self.prune and self.timers and settings.prune_interval_seconds > 0:
             shared = runtime.engine if is_sqlite(runtime.engine.url) else None
-            pruner = Pruner(settings, clock=runtime.processor.clock, engine=shared)
+            pruner = Pruner(settings, clock=runtime.processor.clock or utc_now, engine=shared)
             self.spawn("pruner", pruner.run)
 
     def spawn(self, name: str, loop: DutyLoop) -> threading.Thread:

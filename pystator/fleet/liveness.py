@@ -32,6 +32,7 @@ from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
 from pystator.stores.sql import heartbeat_queries, locking, rollup_queries
 from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, translate_errors
 
 log = get_logger("pystator.worker")
@@ -101,9 +102,16 @@ class WorkerStatus:
         with self._lock:
             self._dead[duty] = error
 
-    def snapshot(self, stall_seconds: float, hung: HungActions | None = None) -> dict[str, Any]:
-        """The heartbeat row: in flight, last progress (now when idle), stalls found."""
-        now_wall = self.clock()
+    def snapshot(
+        self,
+        stall_seconds: float,
+        hung: HungActions | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The heartbeat row: in flight, last progress (now when idle), stalls found; ``at``
+        is the time to stamp it with (the database's, when the heartbeat writes it)."""
+        now_wall = self.clock() if at is None else at
         now = time.monotonic()
         with self._lock:
             in_flight = dict(self._in_flight)
@@ -155,8 +163,10 @@ class Heartbeat:
         hung: HungActions | None = None,
         extra: Callable[[], Mapping[str, Any]] | None = None,
         rollups: EventRollups | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.engine = engine
+        self.clock = clock
         self.status = status
         self.interval = interval
         self.stall_seconds = stall_seconds
@@ -166,13 +176,15 @@ class Heartbeat:
 
     def beat_once(self) -> dict[str, Any]:
         """Write one snapshot (plus ``extra()`` in its ``info``) and the event counts gathered
-        since the last beat, in one transaction; returns the snapshot."""
-        values = self.status.snapshot(self.stall_seconds, self.hung)
-        if self.extra is not None:
-            values["info"].update(self.extra())
+        since the last beat, in one transaction; returns the snapshot. It is stamped with the
+        database's clock (or ``clock``), which :func:`find_dead_workers` compares it with."""
         counts = self.rollups.take() if self.rollups is not None else {}
         try:
             with translate_errors("heartbeat"), transaction(self.engine) as conn:
+                at = read_now(conn, self.clock)
+                values = self.status.snapshot(self.stall_seconds, self.hung, at=at)
+                if self.extra is not None:
+                    values["info"].update(self.extra())
                 heartbeat_queries.beat(conn, values)
                 rollup_queries.add(conn, counts)
         except BaseException:
@@ -190,14 +202,16 @@ class Heartbeat:
             except StoreError as exc:
                 log.warning("heartbeat_failed", error=str(exc))
             stop.wait(self.interval)
-        self.stopped(self.status.clock())
+        self.stopped()
 
-    def stopped(self, now: datetime) -> None:
-        """Mark this worker stopped and write its last counts (best effort)."""
+    def stopped(self, now: datetime | None = None) -> None:
+        """Mark this worker stopped (at ``now``, default the database's time) and write its
+        last counts (best effort)."""
         counts = self.rollups.take() if self.rollups is not None else {}
         try:
             with translate_errors("heartbeat"), transaction(self.engine) as conn:
-                heartbeat_queries.mark_stopped(conn, self.status.worker_id, now)
+                at = read_now(conn, self.clock) if now is None else now
+                heartbeat_queries.mark_stopped(conn, self.status.worker_id, at)
                 rollup_queries.add(conn, counts)
         except StoreError as exc:
             log.warning("heartbeat_stop_not_recorded", error=str(exc))
@@ -233,15 +247,15 @@ class LivenessLock:
 
 
 def find_dead_workers(
-    engine: Engine, *, stale_after: timedelta, clock: Clock = utc_now
+    engine: Engine, *, stale_after: timedelta, clock: Clock | None = None
 ) -> list[str]:
     """Worker processes that died without stopping: their liveness lock is free, or their
-    heartbeat is older than ``stale_after`` (a host gone silent). They are recorded as
-    stopped, so each death is reported once. Prefork children hold no work of their own and are
-    not judged here."""
-    now = clock()
+    heartbeat is older than ``stale_after`` (a host gone silent) by the database's clock, the
+    one that stamped it (or ``clock``). They are recorded as stopped, so each death is reported
+    once. Prefork children hold no work of their own and are not judged here."""
     dead: list[str] = []
     with translate_errors("liveness"), transaction(engine) as conn:
+        now = read_now(conn, clock)
         for row in heartbeat_queries.heartbeats(conn):
             if row["stopped_at"] is not None or row["kind"] == "child":
                 continue

@@ -14,6 +14,7 @@ metric                                      type       labels / meaning
 ``pystator_nudges_received_total``          counter    how (dropped, stale, applied)
 ``pystator_nudges_sent_total``              counter    messages published by this process
 ``pystator_nudge_failures_total``           counter    publishes the broker refused
+``pystator_nudges_left_out_total``          counter    nudges not published: the queue was full
 ``pystator_actions_total``                  counter    action, outcome (ok, failed, dead)
 ``pystator_action_seconds``                 histogram  action: run time
 ``pystator_timers_fired_total``             counter    timers turned into events
@@ -98,6 +99,11 @@ class PrometheusObserver(FleetObserver):
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.nudges_left_out_count = Counter(
+            "pystator_nudges_left_out",
+            "Nudge messages not published because the broker's queue was full",
+            registry=reg,
+        )
         self.relay_nudges = Counter(
             "pystator_relay_nudges", "Stranded entities nudged by the relay", registry=reg
         )
@@ -122,6 +128,10 @@ class PrometheusObserver(FleetObserver):
     def nudge_failed(self, error: str, entities: int) -> None:
         """A publish the broker refused."""
         self.publish_failures.inc()
+
+    def nudges_left_out(self, messages: int, entities: int) -> None:
+        """Nudges the gate kept out of a full queue."""
+        self.nudges_left_out_count.inc(messages)
 
     def nudge_handled(self, how: str) -> None:
         """A nudge received, and what it cost."""

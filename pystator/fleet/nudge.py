@@ -11,6 +11,11 @@ an id at most ``through``. A worker that knows every event up to some id is alre
 of stale nudges left by a burst costs almost nothing and fresh work does not wait behind it.
 Nudges for work that becomes due later (relay, timers, replays) carry no ``through``: always
 looked at.
+
+**A bounded queue.** :class:`CeleryNudger` publishes through a
+:class:`~pystator.fleet.nudge_gate.NudgeGate` when the broker's queue depth can be read: past a
+bound it publishes nothing and owes one ``drain`` message instead, which
+:class:`BackgroundNudger` publishes as soon as the queue has room again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 
+from pystator.fleet.nudge_gate import NudgeGate
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.tasks import DRAIN_TASK, PROCESS_ENTITIES_TASK, PROCESS_ENTITY_TASK
 from pystator.fsm_core.records import EntityKey
@@ -56,6 +62,10 @@ class Nudger(Protocol):
     def flush(self, timeout: float = ...) -> bool:
         """Wait until every nudge asked for so far is published; False on timeout."""
 
+    def repay(self) -> bool:
+        """Publish what is owed for nudges left out (see :class:`CeleryNudger`) if it may be
+        published now; True while something is still owed."""
+
 
 class NullNudger:
     """Publishes nothing (workers poll or the relay finds the events)."""
@@ -66,6 +76,10 @@ class NullNudger:
     def flush(self, timeout: float = 0.0) -> bool:
         """Nothing is ever queued."""
         return True
+
+    def repay(self) -> bool:
+        """Nothing is ever owed."""
+        return False
 
 
 class LocalNudger:
@@ -83,45 +97,94 @@ class LocalNudger:
         """Wake-ups are immediate."""
         return True
 
+    def repay(self) -> bool:
+        """Nothing is ever owed."""
+        return False
+
 
 class CeleryNudger:
     """Publishes nudges on ``queue``: ``pystator.process_entity`` for one entity,
-    ``pystator.process_entities`` naming up to 32, ``pystator.drain`` for more."""
+    ``pystator.process_entities`` naming up to 32, ``pystator.drain`` for more.
 
-    def __init__(self, app: Celery, queue: str, observer: FleetObserver | None = None) -> None:
+    With a ``gate``, a nudge is published only when the gate has room for its messages; with
+    room for fewer, that many ``drain`` messages stand for them all (a drain claims any due
+    entity, so they still spread over the workers); with none, the nudge is left out and a
+    ``drain`` is owed (:meth:`repay`).
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        queue: str,
+        observer: FleetObserver | None = None,
+        gate: NudgeGate | None = None,
+    ) -> None:
         self.app = app
         self.queue = queue
         self.observer = observer or FleetObserver()
+        self.gate = gate
 
     def nudge(self, keys: Sequence[EntityKey], *, through: int | None = None) -> None:
         """Publish; a broker failure is reported to the observer (the relay re-publishes)."""
         unique = list(dict.fromkeys(keys))
         if not unique:
             return
-        sent = 0
-        try:
-            if len(unique) > DRAIN_THRESHOLD:
-                count = min(math.ceil(len(unique) / ENTITIES_PER_DRAIN), MAX_DRAIN_MESSAGES)
-                for _ in range(count):
-                    sent += self._send(DRAIN_TASK, [through])
-            elif len(unique) == 1:
-                sent += self._send(PROCESS_ENTITY_TASK, [*unique[0], through])
-            else:
-                for start in range(0, len(unique), ENTITIES_PER_MESSAGE):
-                    chunk = [list(key) for key in unique[start : start + ENTITIES_PER_MESSAGE]]
-                    sent += self._send(PROCESS_ENTITIES_TASK, [chunk, through])
-        except Exception as exc:  # kombu/redis/amqp errors: the relay is the safety net
-            self.observer.nudge_failed(f"{type(exc).__name__}: {exc}", len(unique))
-            return
-        self.observer.nudges_sent(sent, len(unique))
+        messages = self._messages(unique, through)
+        if self.gate is not None:
+            self.repay()
+            room = self.gate.room()
+            if room < 1:
+                self.gate.leave_out(len(messages), through)
+                self.observer.nudges_left_out(len(messages), len(unique))
+                return
+            if room < len(messages):  # as many drains as there is room for: each claims any
+                messages = [(DRAIN_TASK, [through])] * room
+        self._publish(messages, len(unique))
+
+    def repay(self) -> bool:
+        """Publish the ``drain`` owed for left-out nudges once the gate has room; True while
+        one is still owed."""
+        if self.gate is None:
+            return False
+        owed, through = self.gate.take_debt()
+        if owed:
+            self._publish([(DRAIN_TASK, [through])], 0, counted=True)
+        return self.gate.in_debt
 
     def flush(self, timeout: float = 0.0) -> bool:
         """Publishing is synchronous: nothing is ever left queued."""
         return True
 
-    def _send(self, task: str, args: list[Any]) -> int:
-        self.app.send_task(task, args=args, queue=self.queue, ignore_result=True)
-        return 1
+    @staticmethod
+    def _messages(unique: list[EntityKey], through: int | None) -> list[tuple[str, list[Any]]]:
+        if len(unique) > DRAIN_THRESHOLD:
+            count = min(math.ceil(len(unique) / ENTITIES_PER_DRAIN), MAX_DRAIN_MESSAGES)
+            return [(DRAIN_TASK, [through])] * count
+        if len(unique) == 1:
+            return [(PROCESS_ENTITY_TASK, [*unique[0], through])]
+        return [
+            (
+                PROCESS_ENTITIES_TASK,
+                [[list(k) for k in unique[i : i + ENTITIES_PER_MESSAGE]], through],
+            )
+            for i in range(0, len(unique), ENTITIES_PER_MESSAGE)
+        ]
+
+    def _publish(
+        self, messages: list[tuple[str, list[Any]]], entities: int, *, counted: bool = False
+    ) -> None:
+        sent = 0
+        try:
+            for task, args in messages:
+                self.app.send_task(task, args=args, queue=self.queue, ignore_result=True)
+                sent += 1
+        except Exception as exc:  # kombu/redis/amqp errors: the relay is the safety net
+            self.observer.nudge_failed(f"{type(exc).__name__}: {exc}", entities)
+            return
+        finally:
+            if self.gate is not None and not counted:
+                self.gate.sent(sent)
+        self.observer.nudges_sent(sent, entities)
 
 
 #: Seconds :meth:`BackgroundNudger.flush` waits at interpreter exit for unsent nudges.
@@ -132,6 +195,8 @@ FLUSH_TIMEOUT_SECONDS = 2.0
 DEFAULT_LINGER_SECONDS = 0.002
 #: Longest a message is held back while keys keep coming (the coalescing's latency cap).
 DEFAULT_MAX_LINGER_SECONDS = 0.01
+#: Seconds between two looks, while a ``drain`` is owed, at whether it may be published.
+REPAY_SECONDS = 0.1
 
 _Item = tuple[EntityKey, int | None]
 
@@ -171,9 +236,18 @@ class BackgroundNudger:
         """Wait until everything queued so far is published."""
         return self._idle.wait(timeout)
 
+    def repay(self) -> bool:
+        """Owed messages are published from the background thread."""
+        return self.inner.repay()
+
     def _run(self) -> None:
+        owing = False
         while True:
-            first_key, through = self._queue.get()
+            try:  # while a drain is owed, look every refresh whether it may be published
+                first_key, through = self._queue.get(timeout=REPAY_SECONDS if owing else None)
+            except queue.Empty:
+                owing = self.inner.repay()
+                continue
             keys = {first_key: None}
             cap = time.monotonic() + self.max_linger
             while True:  # a whole batch's keys at once become drain messages downstream
@@ -187,6 +261,7 @@ class BackgroundNudger:
                 keys[key] = None
                 through = merge_through(through, item_through)
             self.inner.nudge(list(keys), through=through)
+            owing = self.inner.repay()
             if self._queue.empty():
                 self._idle.set()
 

@@ -35,6 +35,10 @@ class FleetObserver:
     def nudge_failed(self, error: str, entities: int) -> None:
         """Publishing nudges for ``entities`` entities failed (the relay will find them)."""
 
+    def nudges_left_out(self, messages: int, entities: int) -> None:
+        """``messages`` nudges for ``entities`` entities were not published: the broker's queue
+        was full (see :mod:`pystator.fleet.nudge_gate`); a ``drain`` is owed for them."""
+
     def nudge_handled(self, how: str) -> None:
         """A received nudge was ``dropped`` (known settled), ``stale`` (one read found nothing
         due) or ``applied`` (it got transactions)."""
@@ -82,6 +86,10 @@ class Observers(FleetObserver):
     def nudge_failed(self, error: str, entities: int) -> None:
         """Fan out."""
         self._each("nudge_failed", error, entities)
+
+    def nudges_left_out(self, messages: int, entities: int) -> None:
+        """Fan out."""
+        self._each("nudges_left_out", messages, entities)
 
     def nudge_handled(self, how: str) -> None:
         """Fan out."""

@@ -38,6 +38,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.config import tracing
 from pystator.config.logs import get_logger
 from pystator.config.settings import (
     DEFAULT_ACTION_MAX_ATTEMPTS,
@@ -48,7 +49,7 @@ from pystator.config.settings import (
 )
 from pystator.fleet.observer import FleetObserver
 from pystator.fsm_core.backoff import Backoff, RandomSource
-from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock
 from pystator.fsm_core.context import TOKEN_KEY
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
@@ -60,6 +61,7 @@ from pystator.fsm_core.errors import (
 from pystator.registry.machines import MachineRegistry
 from pystator.stores.sql import outbox_queries
 from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.db_clock import bind_now, read_now
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import OutboxRow
 
@@ -115,10 +117,12 @@ class OutboxRunner:
         timeout: float | None = DEFAULT_ACTION_TIMEOUT_SECONDS,
         lease: timedelta | None = None,
         threads: int = DEFAULT_ACTION_THREADS,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         rand: RandomSource = random.random,
         observer: FleetObserver | None = None,
     ) -> None:
+        """``clock`` None: leases and retry times follow the database's clock
+        (:mod:`pystator.stores.sql.db_clock`); a clock given stands in for it (tests)."""
         self.engine = engine
         self.machines = machines
         self.observer = observer or FleetObserver()
@@ -146,28 +150,31 @@ class OutboxRunner:
 
     def sweep(self, limit: int = DEFAULT_SWEEP_LIMIT) -> int:
         """Claim and run stranded or retry-due actions (the relay's outbox sweep)."""
-        now = self.clock()
+        claimed = time.monotonic()
         try:
             with translate_errors("action outbox"), transaction(self.engine) as conn:
+                now = read_now(conn, self.clock)
                 rows = outbox_queries.claim_outbox(conn, now, limit, lease=self.lease)
         except StoreUnavailableError:
             raise
         except StoreError:  # one row refuses the claim: claim them one at a time
-            rows = self._claim_each(now, limit)
-        return self.run(rows, deadline=now + self.lease)
+            rows = self._claim_each(limit)
+        return self.run(rows, deadline=claimed + self.lease.total_seconds())
 
-    def run(self, rows: Sequence[OutboxRow], *, deadline: datetime | None = None) -> int:
+    def run(self, rows: Sequence[OutboxRow], *, deadline: float | None = None) -> int:
         """Run ``rows`` in order; returns how many succeeded.
 
-        ``deadline`` is when the rows' lease ends (default: a lease from now, for rows just
-        committed); an action whose timeout would outlast it is left to the sweep.
+        ``deadline`` is when the rows' lease ends, on this process's monotonic clock (default:
+        a lease from now, for rows just committed): the lease was stamped with the database's
+        clock, and only its length is counted here, so no two clocks are compared. An action
+        whose timeout would outlast it is left to the sweep.
         """
-        deadline = deadline or self.clock() + self.lease
+        deadline = deadline or time.monotonic() + self.lease.total_seconds()
         done: list[int] = []
         failures: list[tuple[OutboxRow, Exception]] = []
-        budget = timedelta(seconds=self.timeout or 0.0)
+        budget = self.timeout or 0.0
         for row in rows:
-            if self.clock() + budget > deadline:
+            if time.monotonic() + budget > deadline:
                 break  # its lease would end while it may still run: the sweep takes it
             started = time.perf_counter()
             try:
@@ -236,13 +243,14 @@ class OutboxRunner:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pystator-action")
             return self._pool
 
-    def _claim_each(self, now: datetime, limit: int) -> list[OutboxRow]:
+    def _claim_each(self, limit: int) -> list[OutboxRow]:
         with translate_errors("action outbox"), self.engine.connect() as conn:
-            ids = outbox_queries.claimable_ids(conn, now, limit)
+            ids = outbox_queries.claimable_ids(conn, read_now(conn, self.clock), limit)
         rows: list[OutboxRow] = []
         for action_id in ids:
             try:
                 with translate_errors("action outbox"), transaction(self.engine) as conn:
+                    now = read_now(conn, self.clock)
                     rows += outbox_queries.claim_ids(conn, [action_id], now, lease=self.lease)
             except StoreUnavailableError:
                 raise
@@ -251,24 +259,21 @@ class OutboxRunner:
         return rows
 
     def _record(self, done: list[int], failures: list[tuple[OutboxRow, Exception]]) -> None:
-        now = self.clock()
         try:
             with translate_errors("action outbox"), transaction(self.engine) as conn:
-                self._write(conn, done, failures, now)
+                self._write(conn, done, failures)
         except StoreUnavailableError:
             raise
         except StoreError:  # one row refuses its update: record them one at a time
             for action_id in done:
-                self._record_one([action_id], [], now)
+                self._record_one([action_id], [])
             for failure in failures:
-                self._record_one([], [failure], now)
+                self._record_one([], [failure])
 
-    def _record_one(
-        self, done: list[int], failures: list[tuple[OutboxRow, Exception]], now: datetime
-    ) -> None:
+    def _record_one(self, done: list[int], failures: list[tuple[OutboxRow, Exception]]) -> None:
         try:
             with translate_errors("action outbox"), transaction(self.engine) as conn:
-                self._write(conn, done, failures, now)
+                self._write(conn, done, failures)
         except StoreError as exc:  # left pending: the sweep runs it again after its lease
             log.error(
                 "action_outcome_not_recorded",
@@ -277,13 +282,13 @@ class OutboxRunner:
             )
 
     def _write(
-        self,
-        conn: Any,
-        done: list[int],
-        failures: list[tuple[OutboxRow, Exception]],
-        now: datetime,
+        self, conn: Any, done: list[int], failures: list[tuple[OutboxRow, Exception]]
     ) -> None:
-        outbox_queries.complete_outbox(conn, done, now)
+        # the database stamps completions itself; a retry time is computed from its clock
+        outbox_queries.complete_outbox(conn, done, bind_now(conn, self.clock))
+        if not failures:
+            return
+        now = read_now(conn, self.clock)
         for row, exc in failures:
             attempt = row.attempts + 1
             errors = [*map(dict, row.errors), describe_error(exc, attempt=attempt, at=now)]
@@ -298,9 +303,16 @@ class OutboxRunner:
 
 
 def _call(registered: Any, row: OutboxRow) -> None:
-    result = registered.call(action_context(row), row.params)
-    if inspect.isawaitable(result):
-        _run_coroutine(result)
+    attributes = {
+        "pystator.machine": row.machine,
+        "pystator.entity_id": row.entity_id,
+        "pystator.action_id": row.id,
+        "pystator.attempt": row.attempts + 1,
+    }
+    with tracing.action_span(row.traceparent, row.action, attributes):
+        result = registered.call(action_context(row), row.params)
+        if inspect.isawaitable(result):
+            _run_coroutine(result)
 
 
 def _run_coroutine(awaitable: Any) -> None:

@@ -28,9 +28,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
+from pystator.config import tracing
 from pystator.config.logs import get_logger
 from pystator.config.settings import (
     DEFAULT_BATCH_ENTITIES,
@@ -44,7 +46,7 @@ from pystator.fleet.batch import Batch, EventRef
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.staleness import NudgeCounts, SettledWatermark
 from pystator.fsm_core.backoff import Backoff, RandomSource
-from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock
 from pystator.fsm_core.error_policy import decide_failure
 from pystator.fsm_core.errors import (
     ActionExecutionError,
@@ -70,8 +72,9 @@ from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerSink
 from pystator.stores.sql import entity_queries, event_queries
 from pystator.stores.sql.connections import autocommit, transaction
+from pystator.stores.sql.db_clock import bind_now, read_now
 from pystator.stores.sql.engine import translate_errors
-from pystator.stores.sql.locking import lock_entities, lock_entity
+from pystator.stores.sql.locking import lock_entities_at, lock_entity
 from pystator.stores.sql.rows import EventRow, OutboxRow
 
 #: How long a batch's actions are leased to it when no outbox runner says (the runner's lease
@@ -92,7 +95,8 @@ REASON_CONTEXT_TOO_LARGE = "context_too_large"
 log = get_logger("pystator.worker")
 
 AfterCommit = Callable[[Batch], None]
-Claim = Callable[[Connection, datetime], list[EntityKey]]
+#: ``(conn, now to bind) -> (keys now locked, the fleet's time the statement decided with)``.
+Claim = Callable[[Connection, datetime | None], tuple[list[EntityKey], datetime | None]]
 
 #: Stored origins the step sees as themselves; everything else (``submit``) is an ``event``.
 _ORIGINS: dict[str, EventOrigin] = {o.value: o for o in (EventOrigin.TIMER, EventOrigin.REPLAY)}
@@ -131,6 +135,18 @@ def event_input(event: EventRow) -> EventInput:
     )
 
 
+def _span_attributes(event: EventRow) -> dict[str, Any]:
+    """What the ``pystator apply`` span says about an event."""
+    return {
+        "pystator.machine": event.machine,
+        "pystator.entity_id": event.entity_id,
+        "pystator.trigger": event.trigger,
+        "pystator.event_id": event.id,
+        "pystator.attempt": event.attempts + 1,
+        "pystator.origin": event.origin,
+    }
+
+
 def event_ref(event: EventRow) -> EventRef:
     """What a batch result says about a stored event."""
     return EventRef(
@@ -163,9 +179,11 @@ class Processor:
         options: ProcessorOptions | None = None,
         timers: TimerSink | None = None,
         after_commit: Sequence[AfterCommit] = (),
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         rand: RandomSource = random.random,
     ) -> None:
+        """``clock`` None: the database's clock decides what is due and stamps the rows
+        (:mod:`pystator.stores.sql.db_clock`); a clock given stands in for it (tests)."""
         self.engine = engine
         self.machines = machines
         self.options = options or ProcessorOptions()
@@ -240,7 +258,7 @@ class Processor:
     def due_among(self, keys: Sequence[EntityKey]) -> list[EntityKey]:
         """Which of ``keys`` have a due oldest pending event (one read, no lock)."""
         with translate_errors("worker events"), autocommit(self.engine) as conn:
-            return event_queries.due_among(conn, keys, self.clock())
+            return event_queries.due_among(conn, keys, bind_now(conn, self.clock))
 
     def _stale_nudge(self) -> None:
         """Count a nudge that found nothing due."""
@@ -313,11 +331,14 @@ class Processor:
     ) -> Outcome:
         """One entity, one step, the same lock, flush and after-commit path as a batch."""
         ref = EventRef(id=None, machine=machine_name, entity_id=entity_id, trigger=event.trigger)
-        now = self.clock()
         batch = Batch()
         with translate_errors(what), transaction(self.engine) as conn:
-            if not lock_entity(conn, machine_name, entity_id):
+            locked, at = lock_entities_at(
+                conn, [(machine_name, entity_id)], bind_now(conn, self.clock)
+            )
+            if not locked or at is None:
                 raise EntityBusyError(f"{machine_name}/{entity_id} is locked by another worker")
+            now = at
             stored = entity_queries.load_record(conn, machine_name, entity_id)
             outcome = step(stored, now)
             if outcome.status == Outcome.APPLIED and outcome.record is not None:
@@ -335,9 +356,9 @@ class Processor:
 
     @staticmethod
     def _lock_many(
-        conn: Connection, _now: datetime, *, keys: Sequence[EntityKey]
-    ) -> list[EntityKey]:
-        return lock_entities(conn, keys)
+        conn: Connection, now: datetime | None, *, keys: Sequence[EntityKey]
+    ) -> tuple[list[EntityKey], datetime | None]:
+        return lock_entities_at(conn, keys, now)
 
     def _run(self, claim: Claim) -> Batch:
         """One batch; if its transaction fails for anything but an outage, its entities are
@@ -348,14 +369,14 @@ class Processor:
             return self._isolate(failed.keys, failed.error)
 
     def _run_once(self, claim: Claim) -> Batch:
-        now = self.clock()
         batch = Batch()
         keys: list[EntityKey] = []
         try:
             with translate_errors("worker"), transaction(self.engine) as conn:
-                keys = claim(conn, now)
-                if not keys:
+                keys, at = claim(conn, bind_now(conn, self.clock))
+                if not keys or at is None:
                     return batch
+                now = at  # the fleet's time the claim decided with: every stamp uses it
                 pending = event_queries.pending_events(
                     conn,
                     keys,
@@ -370,9 +391,11 @@ class Processor:
                         part = self._apply_entity(conn, key, events, now, records.get(key))
                         batch.extend(part)
                 self._flush(conn, batch, now)
-        except StoreUnavailableError:
+        except StoreUnavailableError as exc:
+            batch.end_spans(f"not committed: {exc}")
             raise  # an outage: nothing to isolate; the events stay pending
         except StoreError as exc:
+            batch.end_spans(f"not committed: {exc}")
             if not keys:
                 raise
             raise _BatchFailed(keys, exc) from exc
@@ -394,12 +417,12 @@ class Processor:
     def _charge(self, key: EntityKey, error: StoreError) -> Batch:
         """The entity's own transaction failed: count an attempt against its oldest pending
         event (retried with backoff, dead at its last attempt), in a transaction of its own."""
-        now = self.clock()
         part = Batch()
         try:
             with translate_errors("worker"), transaction(self.engine) as conn:
                 if not lock_entity(conn, *key):
                     return part  # someone else holds it now: they will meet the failure
+                now = read_now(conn, self.clock)
                 head = event_queries.pending_events(conn, [key], now, limit=1).get(key)
                 if not head:
                     return part
@@ -416,6 +439,7 @@ class Processor:
         batch.flush(conn, now, timers=self.timers, outbox_lease=self.options.outbox_lease)
 
     def _after(self, batch: Batch) -> None:
+        batch.end_spans()
         if batch.arm or batch.cancel:
             self.timers.after_commit(batch.arm, batch.cancel)
         for hook in self.after_commit:
@@ -439,6 +463,7 @@ class Processor:
                     expected = stored.version if stored is not None else NO_VERSION
                     entity_queries.save_record(conn, final, expected_version=expected)
             except StaleVersionError:
+                part.end_spans("version conflict: recomputed")
                 continue  # someone else wrote it: reload and recompute
             return part
         return Batch()  # still conflicting: leave the events pending for a later round
@@ -454,24 +479,28 @@ class Processor:
         current = stored
         machine = self.machines.find(key[0])
         for event in events:
+            span = tracing.start_apply(event.traceparent, _span_attributes(event))
+            trace = tracing.traceparent_of(span)
             try:
                 if machine is None:
                     raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
                 outcome = apply_event(machine, current, event_input(event), now, entity_id=key[1])
             except Exception as exc:  # a guard or the engine failed: retry, fall back, or dead
+                part.spans.append((span, f"{type(exc).__name__}: {exc}"))
                 fallback = self._fallback(machine, key, current, event, exc, now)
                 if fallback is not None:
                     current = fallback.record
-                    part.applied(event_ref(event), fallback)
+                    part.applied(event_ref(event), fallback, trace=trace)
                     continue
                 if self._fail(part, event, exc, now, machine):
                     break  # per-entity order: later events wait behind the retry
                 continue
+            part.spans.append((span, None))
             if outcome.status == Outcome.APPLIED and self._too_large(event, outcome):
                 part.closed(event_ref(event), Outcome.REJECTED, REASON_CONTEXT_TOO_LARGE)
             elif outcome.status == Outcome.APPLIED:
                 current = outcome.record
-                part.applied(event_ref(event), outcome)
+                part.applied(event_ref(event), outcome, trace=trace)
             else:
                 part.closed(event_ref(event), outcome.status, outcome.reason)
         return part, current

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
+from pystator.config import tracing
 from pystator.config.logs import get_logger
 from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fleet import door
@@ -30,7 +31,7 @@ from pystator.stores.sql.connections import (
     has_driver_path,
     transaction,
 )
-from pystator.stores.sql.engine import translate_errors
+from pystator.stores.sql.engine import is_sqlite, translate_errors
 from pystator.stores.sql.rows import Inserted, NewEvent
 
 _NUDGES_KEY = "pystator_pending_nudges"
@@ -94,13 +95,18 @@ class Producer:
     machines: MachineRegistry
     nudger: Nudger = field(default_factory=NullNudger)
     limits: Limits = field(default_factory=Limits)
-    clock: Clock = utc_now
+    #: None: rows are stamped with the database's clock (db_clock); a clock given stands in.
+    clock: Clock | None = None
+    #: This host's clock: only for what no database statement decides (the door's ten-year
+    #: range of ``fires_at``, when a refused idempotency key was seen).
+    host_clock: Clock = utc_now
 
     # --- validation --------------------------------------------------------------------------
 
-    def validate(self, spec: EventSpec, now: datetime) -> NewEvent:
+    def validate(self, spec: EventSpec, now: datetime | None) -> NewEvent:
         """Refuse bad input with :class:`InvalidEventError` (see :mod:`pystator.fleet.door`);
-        return the row to insert."""
+        return the row to insert (``fires_at`` None, unless given: due when the database stamps
+        it; ``now``, when given, stamps it instead)."""
         limits = self.limits
         machine = self.machines.get(spec.machine)
         trigger = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
@@ -124,12 +130,16 @@ class Producer:
             trigger=trigger,
             context=context.value,
             encoded_context=context.encoded,
-            fires_at=now if spec.fires_at is None else door.check_fires_at(spec.fires_at, now),
+            fires_at=now
+            if spec.fires_at is None
+            # the door's range is ten years: this host's clock is close enough for it
+            else door.check_fires_at(spec.fires_at, now or self.host_clock()),
             idempotency_key=key,
             fingerprint=None
             if key is None
             else door.fingerprint(entity_id, trigger, context.encoded),
             max_attempts=door.check_max_attempts(spec.max_attempts, limits),
+            traceparent=tracing.current_traceparent(),
         )
 
     # --- submission --------------------------------------------------------------------------
@@ -140,20 +150,26 @@ class Producer:
             return self.submit_many([spec])[0]
         # The hot path: one autocommit statement on a raw psycopg cursor. The statement has
         # committed (durably: synchronous_commit as configured) when execute returns.
-        now = self.clock()
-        row = self.validate(spec, now)
-        with translate_errors("submit"), driver_autocommit(self.engine) as conn:
-            inserted = submit_queries.insert_one(conn, row, now)
-        self._refuse_conflicts([row], [inserted], now)
-        self.nudger.nudge(_due_keys([row], [inserted], now), through=inserted.id)
+        now = self._now()
+        with tracing.submitting(_attributes(spec)):
+            row = self.validate(spec, now)
+            with translate_errors("submit"), driver_autocommit(self.engine) as conn:
+                inserted = submit_queries.insert_one(conn, row, now)
+        self._refuse_conflicts([row], [inserted])
+        self.nudger.nudge(_due_keys([inserted], [row]), through=inserted.id)
         return Receipt(inserted.id, inserted.duplicate)
 
     def submit_many(self, specs: Iterable[EventSpec | Mapping[str, Any]]) -> list[Receipt]:
         """Insert a batch in one transaction (one statement per 2,000 rows); nudge after commit."""
-        now = self.clock()
-        rows = [self.validate(_spec(s), now) for s in specs]
-        if not rows:
+        now = self._now()
+        checked = [_spec(s) for s in specs]
+        if not checked:
             return []
+        with tracing.submitting({**_attributes(checked[0]), "pystator.events": len(checked)}):
+            return self._submit_many(checked, now)
+
+    def _submit_many(self, specs: Sequence[EventSpec], now: datetime | None) -> list[Receipt]:
+        rows = [self.validate(s, now) for s in specs]
         # One statement is atomic on its own: skip BEGIN/COMMIT round trips for small batches
         # (keyed batches of several events keep a transaction: a conflict must undo them all).
         keyed = len(rows) > 1 and any(r.idempotency_key is not None for r in rows)
@@ -166,9 +182,9 @@ class Producer:
                     raise _Refused(inserted)  # all or nothing: rolls the batch back
         except _Refused as refused:
             inserted = refused.inserted
-        self._refuse_conflicts(rows, inserted, now)
+        self._refuse_conflicts(rows, inserted)
         self.nudger.nudge(
-            _due_keys(rows, inserted, now), through=max((i.id for i in inserted), default=None)
+            _due_keys(inserted, rows), through=max((i.id for i in inserted), default=None)
         )
         return [Receipt(i.id, i.duplicate) for i in inserted]
 
@@ -178,23 +194,30 @@ class Producer:
         ``conn_or_session`` is a SQLAlchemy ``Connection`` or ``Session`` on the pystator
         database. The nudge is sent when it commits (and dropped on rollback).
         """
-        now = self.clock()
-        row = self.validate(spec, now)
+        now = self._now()
         conn = _connection_of(conn_or_session)
-        with translate_errors("enqueue"):
-            (inserted,) = submit_queries.insert_events(conn, [row], now)
-        self._refuse_conflicts([row], [inserted], now)
-        if not inserted.duplicate and row.fires_at <= now:
+        with tracing.submitting(_attributes(spec)):
+            row = self.validate(spec, now)
+            with translate_errors("enqueue"):
+                (inserted,) = submit_queries.insert_events(conn, [row], now)
+        self._refuse_conflicts([row], [inserted])
+        if not inserted.duplicate and inserted.due:
             self._nudge_on_commit(conn_or_session, (row.machine, row.entity_id))
         return Receipt(inserted.id, inserted.duplicate)
 
-    def _refuse_conflicts(
-        self, rows: Sequence[NewEvent], inserted: Sequence[Inserted], now: datetime
-    ) -> None:
+    def _now(self) -> datetime | None:
+        """The time to stamp rows with: the injected clock's, else None on PostgreSQL (the
+        server stamps them), this host's on SQLite (its database's clock)."""
+        if self.clock is not None:
+            return self.clock()
+        return utc_now() if is_sqlite(self.engine.url) else None
+
+    def _refuse_conflicts(self, rows: Sequence[NewEvent], inserted: Sequence[Inserted]) -> None:
         """Record reused keys (for operators) and raise :class:`IdempotencyConflictError`."""
         refused = [(r, i.id) for r, i in zip(rows, inserted, strict=True) if i.conflict]
         if not refused:
             return
+        now = self.clock() if self.clock is not None else self.host_clock()
         try:
             with translate_errors("record conflicts"), transaction(self.engine) as conn:
                 submit_queries.record_conflicts(conn, refused, now)
@@ -242,6 +265,15 @@ def _listen_commit(target: Any, nudger: Nudger) -> None:
     sa_event.listen(target, "rollback" if is_connection else "after_rollback", drop, once=True)
 
 
+def _attributes(spec: EventSpec) -> dict[str, Any]:
+    """What the ``pystator submit`` span says about an event."""
+    return {
+        "pystator.machine": str(spec.machine),
+        "pystator.entity_id": str(spec.entity_id),
+        "pystator.trigger": str(spec.trigger),
+    }
+
+
 def _connection_of(conn_or_session: Any) -> Connection:
     if isinstance(conn_or_session, Connection):
         return conn_or_session
@@ -255,13 +287,13 @@ def _connection_of(conn_or_session: Any) -> Connection:
     )
 
 
-def _due_keys(
-    rows: Sequence[NewEvent], inserted: Sequence[Inserted], now: datetime
-) -> list[EntityKey]:
+def _due_keys(inserted: Sequence[Inserted], rows: Sequence[NewEvent] = ()) -> list[EntityKey]:
+    """The entities of the new events that were due when inserted (by the inserting
+    statement's clock: the database's)."""
     return [
         (row.machine, row.entity_id)
         for row, result in zip(rows, inserted, strict=True)
-        if not result.duplicate and not result.conflict and row.fires_at <= now
+        if not result.duplicate and not result.conflict and result.due
     ]
 
 

@@ -18,6 +18,7 @@ from pystator.fleet.producer import EventSpec
 from pystator.fleet.runtime import Runtime
 from pystator.fleet.submit import SubmitOptions
 from pystator.fleet.tasks import APPLY_EVENT_TASK
+from pystator.fsm_core.clock import now_of
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
 
 
@@ -35,7 +36,7 @@ def publish_event(
         raise SettingsError("queue mode needs a real broker: set PYSTATOR_BROKER_URL")
     if options.get("idempotency_key") is not None:
         raise InvalidEventError("queue mode keeps no idempotency keys: use the table mode")
-    now = runtime.processor.clock()
+    now = now_of(runtime.processor.clock)  # an ETA message follows hosts' clocks anyway
     spec = EventSpec(
         machine=machine_name, entity_id=entity_id, trigger=trigger, context=context, **options
     )
@@ -44,7 +45,7 @@ def publish_event(
         APPLY_EVENT_TASK,
         args=[row.machine, row.entity_id, row.trigger, dict(row.context), row.max_attempts],
         queue=runtime.queue,
-        eta=row.fires_at if row.fires_at > now else None,
+        eta=row.fires_at if row.fires_at is not None and row.fires_at > now else None,
         ignore_result=True,
     )
     return str(result.id)

@@ -16,6 +16,7 @@ from pystator.config.logs import get_logger
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import StoreError
 from pystator.stores.sql import event_queries
+from pystator.stores.sql.db_clock import bind_now
 from pystator.stores.sql.engine import translate_errors
 
 #: Entities nudged per tick at most (the rest wait for the next tick).
@@ -44,10 +45,10 @@ class Relay:
 
     def tick(self) -> RelayTick:
         """One pass: nudge stranded entities, then sweep the outbox."""
-        now = self.runtime.processor.clock()
+        clock = self.runtime.processor.clock
         with translate_errors("relay"), self.runtime.engine.connect() as conn:
             keys = event_queries.due_unclaimed_events(
-                conn, now, grace=self.runtime.relay_grace(), limit=self.limit
+                conn, bind_now(conn, clock), grace=self.runtime.relay_grace(), limit=self.limit
             )
         if keys:
             self.runtime.nudger.nudge(keys)

@@ -163,7 +163,7 @@ class Runtime:
 
     def _run_actions(self, batch: Batch) -> None:
         if self.run_actions_inline and batch.action_ids:
-            self.outbox.run(batch.outbox_rows(), deadline=batch.lease_until)
+            self.outbox.run(batch.outbox_rows(), deadline=batch.lease_deadline)
 
     def serve_as_worker(self, **info: Any) -> None:
         """Make this the runtime of this worker process: its id (``PYSTATOR_WORKER_ID`` when

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock
 from pystator.stores.sql import event_queries
 from pystator.stores.sql.connections import autocommit
+from pystator.stores.sql.db_clock import bind_now
 from pystator.stores.sql.engine import translate_errors
 
 #: How long after the last stale nudge the watermark stays in use.
@@ -78,7 +79,7 @@ class SettledWatermark:
     """
 
     def __init__(
-        self, engine: Engine, *, clock: Clock = utc_now, counts: NudgeCounts | None = None
+        self, engine: Engine, *, clock: Clock | None = None, counts: NudgeCounts | None = None
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -125,9 +126,8 @@ class SettledWatermark:
         read = False
         oldest_due: int | None = None
         try:
-            now = self.clock()
             with translate_errors("settled watermark"), autocommit(self.engine) as conn:
-                oldest_due = event_queries.oldest_due_event(conn, now)
+                oldest_due = event_queries.oldest_due_event(conn, bind_now(conn, self.clock))
             read = True
             self.counts.add(watermark_reads=1)
         finally:  # a failed reading is not recorded: None would mean "nothing is due"

@@ -24,6 +24,7 @@ from pystator.fleet.config import WorkerConfig
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.runtime import Runtime
+from pystator.fleet.startup import wait_for_database
 from pystator.fsm_core.errors import ConfigurationError
 
 #: The signals :meth:`Worker.run` turns into a shutdown (in the main thread).
@@ -84,6 +85,7 @@ class Worker:
 
     def _start(self) -> DrainThreads:
         settings = self.settings
+        wait_for_database(settings, process="worker")
         prepare_database(settings)
         concurrency = settings.worker_concurrency
         runtime = Runtime.from_settings(

@@ -18,6 +18,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def now_of(clock: Clock | None) -> datetime:
+    """``clock()``, or this host's clock when none is given (for times no database statement
+    decides: a fleet component given no clock follows the database's, see
+    ``pystator.stores.sql.db_clock``)."""
+    return utc_now() if clock is None else clock()
+
+
 def as_utc(value: datetime) -> datetime:
     """The same instant in UTC. A naive value (SQLite hands them back naive) is taken as UTC."""
     if value.tzinfo is None:
@@ -30,4 +37,4 @@ def as_utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-__all__ = ["Clock", "as_utc", "as_utc_or_none", "utc_now"]
+__all__ = ["Clock", "as_utc", "as_utc_or_none", "now_of", "utc_now"]

@@ -164,6 +164,9 @@ class ArmedTimer:
     entry: int
     trigger: str
     due_at: datetime | None = None
+    #: Opaque trace context (W3C traceparent) of the apply that armed it, carried to the event
+    #: its firing creates; the engine never reads it.
+    trace: str | None = field(default=None, compare=False)
 
     @property
     def timer_id(self) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from pystator.config.logs import get_logger
+from pystator.fsm_core.clock import now_of
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.fleet_timers import (
     DEFAULT_RECOVERY_SECONDS,
@@ -22,6 +23,7 @@ from pystator.schedulers.fleet_timers import (
 )
 from pystator.stores.sql import timer_queries
 from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.engine import translate_errors
 
 DEFAULT_HORIZON_SECONDS = 60.0
@@ -58,7 +60,11 @@ class CeleryTimerSink(SweepingTimerSink):
     def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
         """Publish the committed timers due within the horizon (cancelling needs nothing:
         the ETA task of a cancelled timer finds no row)."""
-        until = self.require_firing().clock() + self.horizon
+        # Arming marked the timers due within the horizon by the database's clock as handed;
+        # this host's clock may differ, so look a horizon further: a timer published here and
+        # not marked handed is published once more by the hand-off (its second message finds
+        # no row), while one marked and not published would wait for the sweep.
+        until = now_of(self.require_firing().clock) + 2 * self.horizon
         soon = [t for t in without_cancelled(arm, cancel) if t.due_at and t.due_at <= until]
         self.publish(soon)
 
@@ -78,10 +84,10 @@ class CeleryTimerSink(SweepingTimerSink):
     def poll_once(self) -> int:
         """Hand over timers that came within the horizon, then run the recovery sweep."""
         firing = self.require_firing()
-        now = firing.clock()
         handed = 0
         while True:
             with translate_errors("hand off timers"), transaction(firing.engine) as conn:
+                now = read_now(conn, firing.clock)
                 batch = timer_queries.hand_off(conn, now + self.horizon, now, firing.batch_size)
             handed += self.publish(batch)
             if len(batch) < firing.batch_size:

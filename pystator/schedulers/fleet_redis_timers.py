@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from pystator.config.logs import get_logger
+from pystator.fsm_core.clock import now_of
 from pystator.fsm_core.errors import SchedulerError, StoreError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.schedulers.fleet_timers import (
@@ -52,19 +53,29 @@ class RedisTimerSink(SweepingTimerSink):
             log.warning("timer_handoff_failed", scheduler=self.name, error=str(exc))
 
     def poll_once(self) -> int:
-        """Claim due timers in Redis and fire them; then, at most every second, the sweep."""
+        """Claim due timers in Redis and fire them; then, at most every second, the sweep.
+
+        Redis claims by this host's clock, the database decides by its own: a timer claimed
+        early (this host runs ahead) is put back, due after the time the database says is left.
+        """
         claimed = self.scheduler.claim_due()
         fired = 0
         if claimed:
             ids = [t.timer_id for t in claimed]
             firing = self.require_firing()
             try:
-                fired = len(firing.fire_ids(ids))
+                taken = {t.timer_id for t in firing.fire_ids(ids)}
             except StoreError:
-                retry_at = firing.clock() + timedelta(seconds=ERROR_PAUSE_SECONDS)
+                retry_at = now_of(firing.clock) + timedelta(seconds=ERROR_PAUSE_SECONDS)
                 self.scheduler.release(ids, due_at=retry_at)
                 raise
-            self.scheduler.ack(ids)
+            fired = len(taken)
+            early = (
+                firing.not_yet_due([i for i in ids if i not in taken]) if fired < len(ids) else {}
+            )
+            for timer_id, wait in early.items():
+                self.scheduler.release([timer_id], due_at=now_of(firing.clock) + wait)
+            self.scheduler.ack([i for i in ids if i not in early])
         self.sweep_due()
         return max(fired, len(claimed))
 

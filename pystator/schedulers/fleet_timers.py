@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pystator.config.logs import get_logger
 from pystator.fsm_core.backoff import Backoff
-from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.clock import Clock, now_of
 from pystator.fsm_core.errors import (
     SchedulerError,
     StoreError,
@@ -45,6 +46,7 @@ from pystator.fsm_core.errors import (
 from pystator.fsm_core.records import ArmedTimer, EntityKey
 from pystator.stores.sql import submit_queries, timer_queries
 from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.engine import translate_errors
 
 #: Timers one firing transaction takes at most.
@@ -116,11 +118,13 @@ class TimerFiring:
         engine: Engine,
         on_fired: FiredCallback = _ignore_fired,
         *,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         max_attempts: int = 5,
         batch_size: int = DEFAULT_FIRE_BATCH,
         retry: Backoff = DEFAULT_TIMER_RETRY,
     ) -> None:
+        """``clock`` None: whether a timer is due is decided by the database's clock
+        (:mod:`pystator.stores.sql.db_clock`); a clock given stands in for it (tests)."""
         self.engine = engine
         self.on_fired = on_fired
         self.clock = clock
@@ -128,36 +132,48 @@ class TimerFiring:
         self.batch_size = batch_size
         self.retry = retry
 
-    def any_due(self, due_by: datetime) -> bool:
-        """True when a timer is due by ``due_by`` (one cheap read)."""
+    def any_due(self, lag: timedelta = timedelta(0)) -> bool:
+        """True when a timer has been due for ``lag`` or longer (one cheap read)."""
         with translate_errors("fire timers"), self.engine.connect() as conn:
-            return timer_queries.any_due(conn, due_by)
+            return timer_queries.any_due(conn, read_now(conn, self.clock) - lag)
 
-    def fire_due(self, due_by: datetime | None = None) -> list[ArmedTimer]:
-        """Fire up to one batch of timers due by ``due_by`` (default now); returns them."""
-        moment = self.clock() if due_by is None else due_by
+    def fire_due(self, lag: timedelta = timedelta(0)) -> list[ArmedTimer]:
+        """Fire up to one batch of timers due for ``lag`` or longer (default: due now)."""
+
+        def take(conn: Connection, now: datetime) -> list[ArmedTimer]:
+            return timer_queries.take_due(conn, now - lag, self.batch_size)
+
         try:
-            return self._fire(lambda conn: timer_queries.take_due(conn, moment, self.batch_size))
+            return self._fire(take)
         except _BatchFailed:
             with translate_errors("fire timers"), self.engine.connect() as conn:
-                ids = timer_queries.due_ids(conn, moment, self.batch_size)
+                ids = timer_queries.due_ids(conn, read_now(conn, self.clock) - lag, self.batch_size)
             return self._fire_each(ids)
 
     def fire_ids(self, timer_ids: Sequence[str]) -> list[ArmedTimer]:
-        """Fire the timers among ``timer_ids`` that are still armed and due; returns them."""
+        """Fire the timers among ``timer_ids`` that are still armed and due (by the fleet's
+        clock, :data:`FIRE_BY_ID_TOLERANCE` early at most); returns them."""
         if not timer_ids:
             return []
-        due_by = self.clock() + FIRE_BY_ID_TOLERANCE
         try:
-            return self._fire(lambda conn: timer_queries.take(conn, timer_ids, due_by))
+            return self._fire(functools.partial(_take_ids, timer_ids=timer_ids))
         except _BatchFailed:
             return self._fire_each(timer_ids)
 
-    def _fire(self, take: Callable[[Connection], list[ArmedTimer]]) -> list[ArmedTimer]:
-        now = self.clock()
+    def not_yet_due(self, timer_ids: Sequence[str]) -> dict[str, timedelta]:
+        """Those of ``timer_ids`` still armed but not due by the fleet's clock (an external
+        scheduler on a host whose clock runs ahead handed them over early), with how long
+        until they are, by that clock."""
+        with translate_errors("fire timers"), self.engine.connect() as conn:
+            now = read_now(conn, self.clock)
+            early = timer_queries.not_due(conn, timer_ids, now + FIRE_BY_ID_TOLERANCE)
+        return {timer_id: due_at - now for timer_id, due_at in early.items()}
+
+    def _fire(self, take: Callable[[Connection, datetime], list[ArmedTimer]]) -> list[ArmedTimer]:
         try:
             with translate_errors("fire timers"), transaction(self.engine) as conn:
-                taken = take(conn)
+                now = read_now(conn, self.clock)
+                taken = take(conn, now)
                 if taken:
                     submit_queries.insert_timer_events(
                         conn, taken, now, max_attempts=self.max_attempts
@@ -173,20 +189,17 @@ class TimerFiring:
     def _fire_each(self, timer_ids: Sequence[str]) -> list[ArmedTimer]:
         fired: list[ArmedTimer] = []
         for timer_id in timer_ids:
-            take = functools.partial(
-                _take_one, timer_id=timer_id, due_by=self.clock() + FIRE_BY_ID_TOLERANCE
-            )
             try:
-                fired += self._fire(take)
+                fired += self._fire(functools.partial(_take_ids, timer_ids=[timer_id]))
             except _BatchFailed as failed:
                 self._set_back(timer_id, failed.error)
         return fired
 
     def _set_back(self, timer_id: str, exc: BaseException) -> None:
         """Charge a failed firing to the one timer that caused it (retry later, or set aside)."""
-        now = self.clock()
         try:
             with translate_errors("fire timers"), transaction(self.engine) as conn:
+                now = read_now(conn, self.clock)
                 dead = timer_queries.record_failure(
                     conn,
                     timer_id,
@@ -205,8 +218,8 @@ class TimerFiring:
         )
 
 
-def _take_one(conn: Connection, *, timer_id: str, due_by: datetime) -> list[ArmedTimer]:
-    return timer_queries.take(conn, [timer_id], due_by)
+def _take_ids(conn: Connection, now: datetime, *, timer_ids: Sequence[str]) -> list[ArmedTimer]:
+    return timer_queries.take(conn, timer_ids, now + FIRE_BY_ID_TOLERANCE)
 
 
 class _BatchFailed(Exception):
@@ -271,7 +284,9 @@ class DbTimerSink:
     def after_commit(self, arm: Sequence[ArmedTimer], cancel: Sequence[ArmedTimer]) -> None:
         """Wake this process's poller when a timer is due before its next look."""
         if arm and self.firing is not None:
-            soon = self.firing.clock() + timedelta(seconds=self.poll_interval)
+            # this host's clock against due times of the database's: a skew only moves the
+            # wake-up to the next poll (the poll itself asks the database what is due)
+            soon = now_of(self.firing.clock) + timedelta(seconds=self.poll_interval)
             if any(t.due_at is not None and t.due_at <= soon for t in arm):
                 self._wake.set()
 
@@ -337,18 +352,18 @@ class SweepingTimerSink(DbTimerSink):
         super().__init__(firing, poll_interval=poll_interval)
         self.recovery = recovery
         self.find_dead_workers: DeadWorkers | None = None
-        self._last_sweep = 0.0
+        self._last_sweep = float("-inf")
 
     def sweep_due(self) -> int:
         """Both recoveries, at most every :data:`SWEEP_INTERVAL_SECONDS`; returns how many
         timers they fired."""
         firing = self.require_firing()
-        now = firing.clock()
-        if now.timestamp() - self._last_sweep < SWEEP_INTERVAL_SECONDS:
+        moment = time.monotonic()
+        if moment - self._last_sweep < SWEEP_INTERVAL_SECONDS:
             return 0
-        self._last_sweep = now.timestamp()
-        fired = self._after_deaths(now)
-        recovered = firing.fire_due(now - self.recovery)
+        self._last_sweep = moment
+        fired = self._after_deaths()
+        recovered = firing.fire_due(self.recovery)
         if recovered:
             log.warning(
                 "timers_recovered",
@@ -358,16 +373,15 @@ class SweepingTimerSink(DbTimerSink):
             )
         return fired + len(recovered)
 
-    def _after_deaths(self, now: datetime) -> int:
+    def _after_deaths(self) -> int:
         firing = self.require_firing()
-        overdue = now - DEATH_GRACE
-        if self.find_dead_workers is None or not firing.any_due(overdue):
+        if self.find_dead_workers is None or not firing.any_due(DEATH_GRACE):
             return 0
         dead = self.find_dead_workers()
         if not dead:
             return 0
         fired = 0
-        while batch := firing.fire_due(overdue):
+        while batch := firing.fire_due(DEATH_GRACE):
             fired += len(batch)
         with translate_errors("hand off timers"), transaction(firing.engine) as conn:
             rehanded = timer_queries.unhand(conn)  # the rest it held: published again

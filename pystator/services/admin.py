@@ -33,6 +33,7 @@ from pystator.stores.sql import (
 )
 from pystator.stores.sql.admin_queries import EventFilter
 from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.outbox_queries import ActionFilter
 from pystator.stores.sql.rows import DISCARDABLE, REPLAYABLE, EventRow, OutboxRow, OutboxStatus
@@ -220,7 +221,7 @@ def replay(
     where: EventFilter,
     nudger: Nudger,
     *,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
     limit: int | None = None,
 ) -> Replayed:
     """Send finished events matching ``where`` back to ``pending`` (fresh attempts, old errors
@@ -231,7 +232,8 @@ def replay(
     """
     require_selection(where)
     with translate_errors("events"), transaction(engine) as conn:
-        keys, events = admin_queries.replay(conn, where, clock(), limit=limit)
+        # due now by the database's clock, which decides it (operators' hosts may be off)
+        keys, events = admin_queries.replay(conn, where, read_now(conn, clock), limit=limit)
     nudger.nudge(keys)  # the relay would find them too; this is just sooner
     nudger.flush()
     return Replayed(events=events, entities=len(keys))
@@ -345,13 +347,14 @@ def count_actions(engine: Engine, where: ActionFilter) -> int:
 
 
 def replay_actions(
-    engine: Engine, where: ActionFilter, *, clock: Clock = utc_now, limit: int | None = None
+    engine: Engine, where: ActionFilter, *, clock: Clock | None = None, limit: int | None = None
 ) -> int:
-    """Send dead or discarded actions matching ``where`` back to pending, due now (a worker's
-    relay runs them; only the ``limit`` oldest, when given); returns how many."""
+    """Send dead or discarded actions matching ``where`` back to pending, due now by the
+    database's clock (a worker's relay runs them; only the ``limit`` oldest, when given);
+    returns how many."""
     _require_action_selection(where)
     with translate_errors("actions"), transaction(engine) as conn:
-        return outbox_queries.replay_outbox(conn, where, clock(), limit=limit)
+        return outbox_queries.replay_outbox(conn, where, read_now(conn, clock), limit=limit)
 
 
 def discard_actions(

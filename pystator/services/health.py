@@ -31,6 +31,7 @@ from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import StoreError
 from pystator.stores.sql import heartbeat_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.engine import translate_errors
 
 #: Seconds the readiness check waits for the broker.
@@ -68,14 +69,15 @@ def check_liveness(
     host: str | None = None,
     stall_seconds: float,
     heartbeat_seconds: float,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
 ) -> HealthReport:
-    """Liveness of the worker processes of ``host`` (default: this machine, the pod)."""
+    """Liveness of the worker processes of ``host`` (default: this machine, the pod), judged by
+    the database's clock (which stamped the heartbeats), or ``clock``."""
     local = host is None or host == socket.gethostname()
     host = host or socket.gethostname()
-    now = clock()
     window = timedelta(seconds=stall_seconds)
     with translate_errors("health"), engine.connect() as conn:
+        now = read_now(conn, clock)
         rows = heartbeat_queries.heartbeats(conn, host=host)
         waiting = heartbeat_queries.due_backlog(conn, now, older_than=now - window)
     live = [r for r in rows if r["stopped_at"] is None and (not local or _pid_alive(r["pid"]))]

@@ -36,6 +36,9 @@ class RecordingNudger:
     def flush(self, timeout: float = 0.0) -> bool:
         return True
 
+    def repay(self) -> bool:
+        return False
+
 
 def keys(n: int) -> list[EntityKey]:
     return [("m", f"e{i}") for i in range(n)]

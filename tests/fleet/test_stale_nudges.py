@@ -47,6 +47,9 @@ class RecordingNudger:
     def flush(self, timeout: float = 0.0) -> bool:
         return True
 
+    def repay(self) -> bool:
+        return False
+
 
 @pytest.fixture
 def rig(pg_migrated_url: str) -> Iterator[Rig]:

@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from pystator.stores.sql.engine import (
     PG_CONNECT_TIMEOUT_SECONDS,
     create_engine_from_url,
     is_sqlite,
+    translate_errors,
 )
 
 #: Connections per process (threads share them) when the caller does not size the pool.
@@ -185,6 +188,18 @@ def driver_autocommit(engine: Engine) -> Iterator[Any]:
         fairy.close()
 
 
+def ping(url: str) -> None:
+    """Open one connection to ``url`` and run ``SELECT 1``; raises
+    :class:`~pystator.fsm_core.errors.StoreUnavailableError` when the database does not answer
+    (unreachable, refusing, or "not yet accepting connections")."""
+    engine = create_engine_from_url(url, poolclass=NullPool)
+    try:
+        with translate_errors("database"), engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
 def dispose(engine: Engine) -> None:
     """Close the connections of ``engine`` and of its autocommit companion."""
     companion = _autocommit_engines.pop(engine, None)
@@ -202,5 +217,6 @@ __all__ = [
     "driver_autocommit",
     "fleet_engine",
     "has_driver_path",
+    "ping",
     "transaction",
 ]

@@ -1,8 +1,11 @@
 """Claiming and settling events: which entities have due work, their events, and the outcome.
 
-Times are passed in (the caller's clock), so the queries behave identically on PostgreSQL and
-SQLite. An entity's events apply in id order; a not-yet-due event (a future ``fires_at`` or a
-waiting retry) holds back the later events of its own entity only.
+Due-ness is decided against the fleet's clock (:mod:`pystator.stores.sql.db_clock`): ``now``
+None is the database server's ``statement_timestamp()`` on PostgreSQL; a datetime (SQLite's
+host clock, or a test's clock) is used as given. The claim returns the time it decided with, so
+the transaction stamps its rows with the same clock. An entity's events apply in id order; a
+not-yet-due event (a future ``fires_at`` or a waiting retry) holds back the later events of its
+own entity only.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pystator.fsm_core.clock import as_utc
 from pystator.fsm_core.records import EntityKey, EventStatus
+from pystator.stores.sql.db_clock import FLEET_NOW
 from pystator.stores.sql.locking import is_postgres, try_lock_expression
 from pystator.stores.sql.rows import EventRow, FailedEvent, FinishedEvent, chunks, event_from_row
 from pystator.stores.sql.schema import worker_events
@@ -29,17 +34,17 @@ CLAIM_OVERSCAN = 4
 # The worker's hot statements are built once, with bound parameters (``now``, ``keys``,
 # ``limit``, …): building a statement with subqueries and aliases of this 20-column table cost
 # more CPU than executing it, on every nudge.
-_NOW = sa.bindparam("now", type_=_W.fires_at.type)
+_NOW = FLEET_NOW
 _KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
 _LIMIT = sa.bindparam("limit", type_=sa.Integer)
 
 
 def _is_due(events: Any, now: Any) -> sa.ColumnElement[bool]:
-    """An event is due when the reader's clock has reached its ``fires_at``, or when it was
-    stamped due at its own submission (``fires_at <= created_at``, both written from the
-    submitter's clock): an immediate event never waits because the producer's host clock runs
-    a little ahead of the worker's. Retries and delayed events (``fires_at`` later than
-    ``created_at``) wait for the reader's clock."""
+    """An event is due when the fleet's clock has reached its ``fires_at``, or when it was
+    stamped due at its own submission (``fires_at <= created_at``, both written by the same
+    statement): an immediate event is due whatever happens to the clock afterwards (a database
+    clock stepped back by NTP, or a producer with a clock of its own). Retries and delayed events
+    (``fires_at`` later than ``created_at``) wait for the clock."""
     return sa.or_(events.fires_at <= now, events.fires_at <= events.created_at)
 
 
@@ -67,13 +72,15 @@ def _due_heads(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
 
 
 _DUE_AMONG = _due_heads(sa.tuple_(_W.machine, _W.entity_id).in_(_KEYS))
-_CLAIM_SQLITE = _due_heads().limit(_LIMIT)
+
+
+_CLAIM_SQLITE = _due_heads().add_columns(_NOW.label("now")).limit(_LIMIT)
 
 
 def _claim_postgres() -> sa.Select[Any]:
     candidates = _due_heads().limit(_LIMIT * CLAIM_OVERSCAN).subquery("candidates")
     return (
-        sa.select(candidates.c.machine, candidates.c.entity_id)
+        sa.select(candidates.c.machine, candidates.c.entity_id, _NOW.label("now"))
         .where(try_lock_expression(candidates.c.machine, candidates.c.entity_id))
         .limit(_LIMIT)
     )
@@ -82,8 +89,11 @@ def _claim_postgres() -> sa.Select[Any]:
 _CLAIM_POSTGRES = _claim_postgres()
 
 
-def claim_entities(conn: Connection, now: datetime, limit: int) -> list[EntityKey]:
-    """Entities with due pending events that this transaction now owns, oldest first.
+def claim_entities(
+    conn: Connection, now: datetime | None, limit: int
+) -> tuple[list[EntityKey], datetime | None]:
+    """Entities with due pending events that this transaction now owns, oldest first, and the
+    fleet's time the claim decided with (None when it claimed nothing).
 
     On PostgreSQL each is guarded by a transaction-scoped advisory lock, so two workers never
     work on one entity at once; entities locked by others are skipped. On SQLite the transaction
@@ -91,7 +101,8 @@ def claim_entities(conn: Connection, now: datetime, limit: int) -> list[EntityKe
     """
     query = _CLAIM_POSTGRES if is_postgres(conn) else _CLAIM_SQLITE
     rows = conn.execute(query, {"now": now, "limit": limit}).all()
-    return [(r[0], r[1]) for r in rows]
+    at = as_utc(rows[0][-1]) if rows else None
+    return [(r[0], r[1]) for r in rows], at
 
 
 def _pending_events(*, postgres: bool, budgeted: bool) -> sa.Select[Any]:
@@ -239,7 +250,7 @@ def fail_events(conn: Connection, failed: Sequence[FailedEvent], now: datetime) 
         )
 
 
-def due_among(conn: Connection, keys: Sequence[EntityKey], now: datetime) -> list[EntityKey]:
+def due_among(conn: Connection, keys: Sequence[EntityKey], now: datetime | None) -> list[EntityKey]:
     """Which of ``keys`` have a due oldest pending event (a read, no lock: what a nudge asks)."""
     if not keys:
         return []
@@ -252,7 +263,7 @@ _OLDEST_DUE = sa.select(sa.func.min(_W.id)).where(
 )
 
 
-def oldest_due_event(conn: Connection, now: datetime) -> int | None:
+def oldest_due_event(conn: Connection, now: datetime | None) -> int | None:
     """The id of the oldest pending event due at ``now``; None when no event is due.
 
     Every event with a smaller id that this statement's snapshot sees is settled or not yet due.
@@ -261,8 +272,17 @@ def oldest_due_event(conn: Connection, now: datetime) -> int | None:
     return None if oldest is None else int(oldest)
 
 
+_NEWEST = sa.select(sa.func.max(_W.id))
+
+
+def newest_event_id(conn: Connection) -> int | None:
+    """The highest event id so far (None: no event): what a starting worker calls its backlog."""
+    newest = conn.execute(_NEWEST).scalar_one()
+    return None if newest is None else int(newest)
+
+
 def due_unclaimed_events(
-    conn: Connection, now: datetime, *, grace: timedelta, limit: int
+    conn: Connection, now: datetime | None, *, grace: timedelta, limit: int
 ) -> list[EntityKey]:
     """Entities the relay should nudge: a due event nobody took.
 
@@ -275,7 +295,7 @@ def due_unclaimed_events(
     query = (
         sa.select(heads.c.machine, heads.c.entity_id)
         .join(head, head.c.id == heads.c.head)
-        .where(sa.or_(head.c.fires_at > head.c.created_at, head.c.created_at <= now - grace))
+        .where(sa.or_(head.c.fires_at > head.c.created_at, head.c.created_at <= _NOW - grace))
         .order_by(heads.c.head)
         .limit(limit)
     )
@@ -289,6 +309,7 @@ __all__ = [
     "due_among",
     "due_unclaimed_events",
     "fail_events",
+    "newest_event_id",
     "oldest_due_event",
     "pending_events",
 ]

@@ -9,13 +9,16 @@ the transaction itself holds the database's only write lock and every entity is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from pystator.fsm_core.clock import as_utc
 from pystator.fsm_core.records import EntityKey
+from pystator.stores.sql.db_clock import FLEET_NOW
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -58,6 +61,8 @@ def _lock_many() -> sa.Select[Any]:
 
 
 _LOCK_MANY = _lock_many()
+_LOCK_ONE_AT = _LOCK_ONE.add_columns(FLEET_NOW)
+_LOCK_MANY_AT = _LOCK_MANY.add_columns(FLEET_NOW)
 
 
 def lock_entity(conn: Connection, machine: str, entity_id: str) -> bool:
@@ -77,6 +82,24 @@ def lock_entities(conn: Connection, keys: Sequence[EntityKey]) -> list[EntityKey
         return keys if lock_entity(conn, *keys[0]) else []
     params = {"machines": [k[0] for k in keys], "entity_ids": [k[1] for k in keys]}
     return [(r[0], r[1]) for r in conn.execute(_LOCK_MANY, params).all()]
+
+
+def lock_entities_at(
+    conn: Connection, keys: Sequence[EntityKey], now: datetime | None
+) -> tuple[list[EntityKey], datetime | None]:
+    """:func:`lock_entities`, and the fleet's time (:mod:`pystator.stores.sql.db_clock`) read
+    by the same statement: None when no lock was taken."""
+    keys = list(dict.fromkeys(keys))
+    if not is_postgres(conn):
+        return keys, now
+    if len(keys) == 1:
+        got, at = conn.execute(
+            _LOCK_ONE_AT, {"machine": keys[0][0], "entity_id": keys[0][1], "now": now}
+        ).one()
+        return (keys, as_utc(at)) if got else ([], None)
+    params = {"machines": [k[0] for k in keys], "entity_ids": [k[1] for k in keys], "now": now}
+    rows = conn.execute(_LOCK_MANY_AT, params).all()
+    return [(r[0], r[1]) for r in rows], as_utc(rows[0][2]) if rows else None
 
 
 def wait_for_entity(conn: Connection, machine: str, entity_id: str) -> None:
@@ -133,6 +156,7 @@ __all__ = [
     "hold_worker_lock",
     "is_postgres",
     "lock_entities",
+    "lock_entities_at",
     "lock_entity",
     "release_duty_lock",
     "try_duty_lock",

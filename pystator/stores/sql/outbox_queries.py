@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pystator.stores.sql.db_clock import FLEET_NOW
 from pystator.stores.sql.locking import is_postgres
 from pystator.stores.sql.rows import NewAction, OutboxRow, OutboxStatus, chunks, outbox_from_row
 from pystator.stores.sql.schema import action_outbox
@@ -49,6 +50,7 @@ def insert_outbox(
                 "errors": [],
                 "available_at": now + lease,
                 "created_at": now,
+                "traceparent": a.traceparent,
             }
             for a in chunk
         ]
@@ -116,13 +118,14 @@ def _by_id(row: OutboxRow) -> int:
     return row.id
 
 
-def complete_outbox(conn: Connection, ids: Sequence[int], now: datetime) -> None:
-    """Mark actions done."""
+def complete_outbox(conn: Connection, ids: Sequence[int], now: datetime | None) -> None:
+    """Mark actions done (``now`` None: stamped with the database's clock)."""
     if ids:
         conn.execute(
             sa.update(action_outbox)
             .where(_O.id.in_(list(ids)), _O.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.DONE, attempts=_O.attempts + 1, completed_at=now)
+            .values(status=OutboxStatus.DONE, attempts=_O.attempts + 1, completed_at=FLEET_NOW),
+            {"now": now},
         )
 
 

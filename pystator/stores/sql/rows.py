@@ -47,7 +47,7 @@ class NewEvent:
     entity_id: str
     trigger: str
     context: Mapping[str, Any] = field(default_factory=dict)
-    fires_at: datetime
+    fires_at: datetime | None  # None: due when inserted, by the database's clock
     origin: str = EventOrigin.SUBMIT
     idempotency_key: str | None = None
     max_attempts: int = 5
@@ -56,6 +56,7 @@ class NewEvent:
     timer_entry: int | None = None
     encoded_context: str | None = None  # the context's JSON text, when the door already made it
     fingerprint: str | None = None  # keyed events: what makes a repeat "the same event"
+    traceparent: str | None = None  # the submission's trace context (OpenTelemetry)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +67,7 @@ class Inserted:
     id: int
     duplicate: bool
     conflict: bool = False
+    due: bool = False  # due when inserted (its fires_at had come by the inserting statement)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +95,7 @@ class EventRow:
     updated_at: datetime
     completed_at: datetime | None
     last_duplicate_at: datetime | None = None  # the key's last repeat with the same content
+    traceparent: str | None = None  # the submission's trace context (OpenTelemetry)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (operator commands and the HTTP API)."""
@@ -135,6 +138,7 @@ class NewAction:
     phase: str
     params: Mapping[str, Any]
     context: Mapping[str, Any]
+    traceparent: str | None = None  # the apply span's trace context (OpenTelemetry)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,6 +180,7 @@ def event_from_row(row: Any) -> EventRow:
         updated_at=as_utc(row["updated_at"]),
         completed_at=as_utc_or_none(row["completed_at"]),
         last_duplicate_at=as_utc_or_none(row.get("last_duplicate_at")),
+        traceparent=row.get("traceparent"),
     )
 
 
@@ -194,6 +199,7 @@ def outbox_from_row(row: Any) -> OutboxRow:
         attempts=int(row["attempts"]),
         errors=tuple(row["errors"] or ()),
         status=row["status"],
+        traceparent=row.get("traceparent"),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from pystator.config.settings import WORKER_ID_MAX_LENGTH
+from pystator.config.tracing import TRACEPARENT_LENGTH
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -118,6 +119,8 @@ worker_events = Table(
     _ts("updated_at"),
     _ts("completed_at", nullable=True),
     _ts("last_duplicate_at", nullable=True),  # the key's last repeat with the same content
+    # W3C trace context of the submission (OpenTelemetry): the worker's apply span's parent
+    Column("traceparent", String(TRACEPARENT_LENGTH), nullable=True),
     UniqueConstraint("machine", "idempotency_key"),
     Index(
         "ix_worker_events_pending_due",
@@ -165,6 +168,7 @@ action_outbox = Table(
     _ts("available_at"),
     _ts("created_at"),
     _ts("completed_at", nullable=True),
+    Column("traceparent", String(TRACEPARENT_LENGTH), nullable=True),  # the apply span's
     Index(
         "ix_action_outbox_pending_available",
         "available_at",
@@ -193,6 +197,7 @@ worker_timers = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),  # failed firings
     Column("errors", JsonType, nullable=False, server_default=text("'[]'")),
     _ts("dead_at", nullable=True),  # set when it failed its last firing attempt: never fires
+    Column("traceparent", String(TRACEPARENT_LENGTH), nullable=True),  # the arming apply span's
     Index("ix_worker_timers_due_at", "due_at"),
 )
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.records import ArmedTimer, EventOrigin, EventStatus
 from pystator.stores.sql.locking import is_postgres
 from pystator.stores.sql.rows import INSERT_CHUNK_ROWS, Inserted, NewEvent, chunks
@@ -28,6 +29,7 @@ _W = worker_events.c
 
 
 def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
+    """The row SQLite inserts (its clock is this host's: ``now`` is always given there)."""
     return {
         "machine": event.machine,
         "entity_id": event.entity_id,
@@ -39,7 +41,7 @@ def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
         "duplicate_count": 0,
         "attempts": 0,
         "max_attempts": event.max_attempts,
-        "fires_at": event.fires_at,
+        "fires_at": now if event.fires_at is None else event.fires_at,
         "timer_key": event.timer_key,
         "timer_state": event.timer_state,
         "timer_entry": event.timer_entry,
@@ -48,6 +50,7 @@ def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
         "fingerprint": event.fingerprint,
         "created_at": now,
         "updated_at": now,
+        "traceparent": event.traceparent,
     }
 
 
@@ -63,29 +66,39 @@ def _upsert(conn: Connection) -> sa.Executable:
                 (same, statement.excluded.updated_at), else_=_W.last_duplicate_at
             ),
         },
-    ).returning(_W.id, _W.duplicate_count, _W.fingerprint, _W.idempotency_key, _W.machine)
+    ).returning(
+        _W.id,
+        _W.duplicate_count,
+        _W.fingerprint,
+        _W.idempotency_key,
+        _W.machine,
+        (_W.fires_at <= _W.created_at).label("due"),
+    )
 
 
 # PostgreSQL: one statement with one array parameter per column, whatever the batch size (a
 # multi-row VALUES statement costs far more to build and parse). WITH ORDINALITY keeps ids in
-# submission order.
+# submission order. ``now`` NULL stamps the rows with the server's clock (fleet_now in
+# db_clock); an event with no fires_at is due at that moment. ``due``: due when inserted.
 _UPSERT_FROM_ARRAYS = sa.text(
     """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
-        timer_state, timer_entry, errors, fingerprint, created_at, updated_at)
+        timer_state, timer_entry, errors, fingerprint, created_at, updated_at, traceparent)
     SELECT d.machine, d.entity_id, d.trigger, CAST(d.context AS jsonb), 'pending', d.origin,
-        d.idempotency_key, 0, 0, d.max_attempts, d.fires_at, d.timer_key, d.timer_state,
-        d.timer_entry, CAST('[]' AS jsonb), d.fingerprint, :now, :now
-    FROM unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]),
+        d.idempotency_key, 0, 0, d.max_attempts, COALESCE(d.fires_at, n.now), d.timer_key,
+        d.timer_state, d.timer_entry, CAST('[]' AS jsonb), d.fingerprint, n.now, n.now,
+        d.traceparent
+    FROM (SELECT COALESCE(CAST(:now AS timestamptz), statement_timestamp()) AS now) AS n,
+         unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]),
                 CAST(:triggers AS text[]), CAST(:contexts AS text[]), CAST(:origins AS text[]),
                 CAST(:keys AS text[]), CAST(:max_attempts AS integer[]),
                 CAST(:fires_at AS timestamptz[]), CAST(:timer_keys AS text[]),
                 CAST(:timer_states AS text[]), CAST(:timer_entries AS bigint[]),
-                CAST(:fingerprints AS text[]))
+                CAST(:fingerprints AS text[]), CAST(:traceparents AS text[]))
          WITH ORDINALITY AS d(machine, entity_id, trigger, context, origin, idempotency_key,
                               max_attempts, fires_at, timer_key, timer_state, timer_entry,
-                              fingerprint, ord)
+                              fingerprint, traceparent, ord)
     ORDER BY d.ord
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
@@ -95,7 +108,7 @@ _UPSERT_FROM_ARRAYS = sa.text(
         WHEN worker_events.fingerprint IS NULL
           OR worker_events.fingerprint = EXCLUDED.fingerprint THEN EXCLUDED.updated_at
         ELSE worker_events.last_duplicate_at END
-    RETURNING id, duplicate_count, fingerprint, idempotency_key, machine
+    RETURNING id, duplicate_count, fingerprint, idempotency_key, machine, fires_at <= created_at
     """
 )
 
@@ -106,10 +119,13 @@ _UPSERT_FROM_ARRAYS = sa.text(
 _UPSERT_ONE_SQL = """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
-        timer_state, timer_entry, errors, fingerprint, created_at, updated_at)
-    VALUES (%(machine)s, %(entity_id)s, %(trigger)s, CAST(%(context)s AS jsonb), 'pending',
-        %(origin)s, %(idempotency_key)s, 0, 0, %(max_attempts)s, %(fires_at)s, %(timer_key)s,
-        %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(fingerprint)s, %(now)s, %(now)s)
+        timer_state, timer_entry, errors, fingerprint, created_at, updated_at, traceparent)
+    SELECT %(machine)s, %(entity_id)s, %(trigger)s, CAST(%(context)s AS jsonb), 'pending',
+        %(origin)s, %(idempotency_key)s, 0, 0, %(max_attempts)s,
+        COALESCE(CAST(%(fires_at)s AS timestamptz), n.now), %(timer_key)s,
+        %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(fingerprint)s, n.now, n.now,
+        %(traceparent)s
+    FROM (SELECT COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()) AS now) AS n
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
         WHEN worker_events.fingerprint IS NULL
@@ -118,7 +134,7 @@ _UPSERT_ONE_SQL = """
         WHEN worker_events.fingerprint IS NULL
           OR worker_events.fingerprint = EXCLUDED.fingerprint THEN EXCLUDED.updated_at
         ELSE worker_events.last_duplicate_at END
-    RETURNING id, duplicate_count, fingerprint
+    RETURNING id, duplicate_count, fingerprint, fires_at <= created_at
 """
 _UPSERT_ONE = sa.text(re.sub(r"%\((\w+)\)s", r":\1", _UPSERT_ONE_SQL))
 
@@ -145,16 +161,17 @@ _EVENT_PARAMS: tuple[tuple[str, str, Callable[[NewEvent], Any]], ...] = (
     ("timer_state", "timer_states", operator.attrgetter("timer_state")),
     ("timer_entry", "timer_entries", operator.attrgetter("timer_entry")),
     ("fingerprint", "fingerprints", operator.attrgetter("fingerprint")),
+    ("traceparent", "traceparents", operator.attrgetter("traceparent")),
 )
 
 
-def _one_params(event: NewEvent, now: datetime) -> dict[str, Any]:
+def _one_params(event: NewEvent, now: datetime | None) -> dict[str, Any]:
     params: dict[str, Any] = {scalar: value(event) for scalar, _, value in _EVENT_PARAMS}
     params["now"] = now
     return params
 
 
-def _array_params(events: Sequence[NewEvent], now: datetime) -> dict[str, Any]:
+def _array_params(events: Sequence[NewEvent], now: datetime | None) -> dict[str, Any]:
     params: dict[str, Any] = {
         array: [value(e) for e in events] for _, array, value in _EVENT_PARAMS
     }
@@ -162,9 +179,12 @@ def _array_params(events: Sequence[NewEvent], now: datetime) -> dict[str, Any]:
     return params
 
 
-def insert_events(conn: Connection, events: Sequence[NewEvent], now: datetime) -> list[Inserted]:
+def insert_events(
+    conn: Connection, events: Sequence[NewEvent], now: datetime | None
+) -> list[Inserted]:
     """Insert events in one statement per chunk; one :class:`Inserted` per event, in input order
-    (a repeated key is a duplicate or a conflict of the event that holds it)."""
+    (a repeated key is a duplicate or a conflict of the event that holds it). ``now`` stamps
+    the rows; None on PostgreSQL: the server's clock (:mod:`pystator.stores.sql.db_clock`)."""
     results: list[Inserted] = []
     for chunk in chunks(events):
         results.extend(_insert_chunk(conn, chunk, now))
@@ -179,7 +199,7 @@ def is_single_statement(events: Sequence[NewEvent]) -> bool:
     return len(keys) == len(set(keys))
 
 
-def insert_one(driver_conn: Any, event: NewEvent, now: datetime) -> Inserted:
+def insert_one(driver_conn: Any, event: NewEvent, now: datetime | None) -> Inserted:
     """Insert one event through a raw psycopg connection in autocommit mode (PostgreSQL).
 
     Same statement and result as :func:`insert_events` for a single event, minus SQLAlchemy's
@@ -187,18 +207,25 @@ def insert_one(driver_conn: Any, event: NewEvent, now: datetime) -> Inserted:
     after a few runs on a connection.
     """
     row = driver_conn.execute(_UPSERT_ONE_SQL, _one_params(event, now)).fetchone()
-    return _result(event, row[0], row[1], row[2])
+    return _result(event, row[0], row[1], row[2], row[3])
 
 
-def _result(event: NewEvent, event_id: Any, duplicate_count: Any, stored: Any) -> Inserted:
+def _result(
+    event: NewEvent, event_id: Any, duplicate_count: Any, stored: Any, due: Any
+) -> Inserted:
     """Read one RETURNING row: a different stored fingerprint means the key was reused."""
     conflict = stored is not None and event.fingerprint is not None and stored != event.fingerprint
     return Inserted(
-        id=int(event_id), duplicate=not conflict and int(duplicate_count) > 0, conflict=conflict
+        id=int(event_id),
+        duplicate=not conflict and int(duplicate_count) > 0,
+        conflict=conflict,
+        due=bool(due),
     )
 
 
-def _insert_chunk(conn: Connection, events: Sequence[NewEvent], now: datetime) -> list[Inserted]:
+def _insert_chunk(
+    conn: Connection, events: Sequence[NewEvent], now: datetime | None
+) -> list[Inserted]:
     # Repeats of one key inside a batch would make the upsert touch a row twice (an error on
     # PostgreSQL): send each key once, then settle the repeats against it.
     first_index: dict[tuple[str, str], int] = {}
@@ -214,12 +241,15 @@ def _insert_chunk(conn: Connection, events: Sequence[NewEvent], now: datetime) -
         unique.append(event)
     returned: Sequence[Any]
     if is_postgres(conn) and len(unique) == 1:
-        event_id, dup_count, stored = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).one()
-        returned = [(event_id, dup_count, stored, unique[0].idempotency_key, unique[0].machine)]
+        one = conn.execute(_UPSERT_ONE, _one_params(unique[0], now)).one()
+        event_id, dup_count, stored, due = one
+        first = unique[0]
+        returned = [(event_id, dup_count, stored, first.idempotency_key, first.machine, due)]
     elif is_postgres(conn):
         returned = conn.execute(_UPSERT_FROM_ARRAYS, _array_params(unique, now)).all()
     else:
-        returned = conn.execute(_upsert(conn), [_event_values(e, now) for e in unique]).all()
+        stamp = now or utc_now()  # SQLite: the host's clock is the database's
+        returned = conn.execute(_upsert(conn), [_event_values(e, stamp) for e in unique]).all()
     by_position = _match_returned(unique, returned)
     out: list[Inserted] = []
     position = 0
@@ -243,14 +273,15 @@ def _match_returned(unique: Sequence[NewEvent], returned: Sequence[Any]) -> list
     if len(returned) != len(unique):  # pragma: no cover - a driver contract violation
         raise RuntimeError("worker_events insert returned an unexpected number of rows")
     keyed = {(row[4], row[3]): row for row in returned if row[3] is not None}
-    plain = iter(sorted(int(row[0]) for row in returned if row[3] is None))
+    plain = iter(sorted((int(row[0]), bool(row[5])) for row in returned if row[3] is None))
     matched: list[Inserted] = []
     for event in unique:
         if event.idempotency_key is None:
-            matched.append(Inserted(id=next(plain), duplicate=False, conflict=False))
+            event_id, due = next(plain)
+            matched.append(Inserted(id=event_id, duplicate=False, conflict=False, due=due))
         else:
             row = keyed[(event.machine, event.idempotency_key)]
-            matched.append(_result(event, row[0], row[1], row[2]))
+            matched.append(_result(event, row[0], row[1], row[2], row[5]))
     return matched
 
 
@@ -302,6 +333,7 @@ def insert_timer_events(
             timer_key=t.key,
             timer_state=t.state,
             timer_entry=t.entry,
+            traceparent=t.trace,  # a firing joins the trace of the apply that armed it
         )
         for t in armed
     ]

@@ -2,7 +2,8 @@
 
 An armed timer is one row until it fires or its state entry is left; both delete it, so a timer
 can be taken (fired) at most once, whoever asks: the table poller, a Redis poller, a Celery ETA
-task or the recovery sweep. Times are passed in (the caller's clock).
+task or the recovery sweep. Times are passed in: the fleet's clock, read at the start of the
+caller's transaction (:func:`pystator.stores.sql.db_clock.read_now`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def _timer(row: Any) -> ArmedTimer:
         entry=int(row.timer_entry),
         trigger=row.trigger,
         due_at=as_utc(row.due_at),
+        trace=row.traceparent,
     )
 
 
@@ -70,6 +72,7 @@ def arm(
                 now if handed_until is not None and (t.due_at or now) <= handed_until else None
             ),
             "created_at": now,
+            "traceparent": t.trace,
         }
         for t in timers
     ]
@@ -147,6 +150,18 @@ def any_due(conn: Connection, due_by: datetime) -> bool:
         sa.exists().where(_T.due_at <= due_by, _T.dead_at.is_(None)).select_from(worker_timers)
     )
     return bool(conn.execute(query).scalar())
+
+
+def not_due(conn: Connection, timer_ids: Sequence[str], due_by: datetime) -> dict[str, datetime]:
+    """Those of ``timer_ids`` still armed (not set aside) and due after ``due_by``, with their
+    due times."""
+    found: dict[str, datetime] = {}
+    for chunk in chunks(list(dict.fromkeys(timer_ids)), ID_CHUNK):
+        query = sa.select(_T.timer_id, _T.due_at).where(
+            _T.timer_id.in_(chunk), _T.due_at > due_by, _T.dead_at.is_(None)
+        )
+        found.update((str(r[0]), as_utc(r[1])) for r in conn.execute(query).all())
+    return found
 
 
 def due_ids(conn: Connection, due_by: datetime, limit: int) -> list[str]:
@@ -237,6 +252,7 @@ __all__ = [
     "count_for_machine",
     "due_ids",
     "hand_off",
+    "not_due",
     "record_failure",
     "take",
     "take_due",

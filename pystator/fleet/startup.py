@@ -1,0 +1,243 @@
+"""Starting a process of the fleet: wait for the database, then drain the backlog at once.
+
+**Waiting.** A worker, relay or API process that starts while PostgreSQL is unreachable or
+still recovering ("the database system is not yet accepting connections", after a failover or
+when the database and the fleet restart together) does not exit: :func:`wait_for_database`
+tries again with exponential backoff (0.5 s doubling to 5 s) and logs one line per attempt
+(``database_unavailable``, the attempt, the error's first line, the next delay; no traceback).
+It gives up after ``PYSTATOR_STARTUP_TIMEOUT_SECONDS`` (300 s; 0: do not wait) with
+:class:`~pystator.fsm_core.errors.StoreUnavailableError`: the process exits and its supervisor
+decides. Until it connects the process has no heartbeat and serves no request, so a readiness
+probe (``pystator health``, the API's port) stays red. The broker is waited for by Celery itself
+(``broker_connection_retry_on_startup``); publishing nudges never blocks on it.
+
+**Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
+crash) applies it at once through the batched path, without waiting for nudges:
+:func:`start_backlog_drain` claims batches of due entities in ``threads`` background threads
+until no event of the backlog (an id up to the newest when it started) is due any more: fresh
+events are left to their own nudges,
+while the worker already consumes fresh nudges (an entity a drain thread holds is skipped by
+the nudge and re-checked by the drain after its commit).
+
+The nudges a backlog leaves in the broker (at most ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per
+publisher, see :mod:`pystator.fleet.nudge_gate`) announce work the drain does; each would
+still cost a message and a read, and a fresh event's nudge would wait behind them all. So when
+the queue is at its bound as the worker starts, :func:`clear_stale_nudges` purges it before the
+drain begins. Nothing is lost: every nudge purged was published after its events committed, so
+the drain, which starts after the purge, sees them. Timers handed to Celery as ETA messages
+(``PYSTATOR_SCHEDULER=celery``) are handed over again. (Queue mode's messages carry the events
+themselves: a ``--source queue`` worker never purges, and must not share its queue with table
+workers.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from celery import Celery
+
+from pystator.config.logs import get_logger
+from pystator.config.settings import Settings
+from pystator.fleet.broker_depth import queue_depth_reader
+from pystator.fleet.processor import Processor
+from pystator.fleet.runtime import Runtime
+from pystator.fsm_core.backoff import Backoff
+from pystator.fsm_core.errors import StoreError, StoreUnavailableError
+from pystator.stores.sql import event_queries, timer_queries
+from pystator.stores.sql.connections import autocommit, ping, transaction
+from pystator.stores.sql.db_clock import bind_now
+from pystator.stores.sql.engine import is_sqlite, translate_errors
+
+#: Delays between attempts to reach the database at start-up (no jitter: one process).
+STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
+#: Batches one start-up drain thread runs at most before leaving the rest to the nudges.
+STARTUP_DRAIN_MAX_BATCHES = 10_000
+
+log = get_logger("pystator.startup")
+
+T = TypeVar("T")
+
+
+def wait_for_database(
+    settings: Settings,
+    *,
+    process: str,
+    connect: Callable[[str], None] = ping,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> int:
+    """Return once ``settings.database_url`` answers; the number of attempts it took.
+
+    Raises :class:`StoreUnavailableError` when it still does not answer after
+    ``settings.startup_timeout_seconds``. An embedded SQLite file needs no wait.
+    """
+    url = settings.database_url
+    if is_sqlite(url):
+        return 0
+    attempts, _ = retry_at_startup(
+        settings, process=process, step=lambda: connect(url), sleep=sleep, monotonic=monotonic
+    )
+    return attempts
+
+
+def retry_at_startup(
+    settings: Settings,
+    *,
+    process: str,
+    step: Callable[[], T],
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> tuple[int, T]:
+    """Run ``step`` (something a process needs the database for to start) until it does not
+    raise :class:`StoreUnavailableError`, with :data:`STARTUP_BACKOFF` between attempts, for
+    up to ``settings.startup_timeout_seconds``; ``(attempts, its result)``."""
+    deadline = monotonic() + settings.startup_timeout_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            result = step()
+        except StoreUnavailableError as exc:
+            delay = STARTUP_BACKOFF.delay(attempt)
+            if monotonic() + delay > deadline:
+                log.error(
+                    "database_unavailable_giving_up",
+                    process=process,
+                    attempts=attempt,
+                    timeout_seconds=settings.startup_timeout_seconds,
+                    error=str(exc),
+                )
+                raise
+            log.warning(
+                "database_unavailable",
+                process=process,
+                attempt=attempt,
+                retry_in_seconds=round(delay, 2),
+                error=str(exc),
+            )
+            sleep(delay)
+            continue
+        if attempt > 1:
+            log.info("database_available", process=process, attempts=attempt)
+        return attempt, result
+
+
+def clear_stale_nudges(runtime: Runtime, app: Celery) -> int:
+    """Purge a nudge queue left at its bound by a backlog (see the module; the backlog drain
+    must follow); returns how many messages were purged (0: the queue was below its bound, or
+    unreadable)."""
+    settings = runtime.settings
+    reader = queue_depth_reader(settings.broker_url, settings.queue)
+    if settings.nudge_queue_max <= 0 or reader is None:
+        return 0
+    try:
+        depth = reader()
+    except Exception as exc:  # kombu/redis/amqp errors: leave the queue as it is
+        log.warning("nudge_queue_unreadable", error=f"{type(exc).__name__}: {exc}")
+        return 0
+    finally:
+        reader.close()
+    if depth < settings.nudge_queue_max:
+        return 0
+    with app.connection_for_write() as connection:
+        purged = int(connection.default_channel.queue_purge(settings.queue) or 0)
+    with translate_errors("hand off timers"), transaction(runtime.engine) as conn:
+        rehanded = timer_queries.unhand(conn)  # any ETA message purged is published again
+    log.info("stale_nudges_purged", messages=purged, timers_handed_again=rehanded)
+    return purged
+
+
+def start_backlog_drain(processor: Processor, *, threads: int) -> threading.Thread:
+    """:func:`drain_backlog` in the background (a daemon thread that ends with it)."""
+    thread = threading.Thread(
+        target=drain_backlog,
+        args=(processor,),
+        kwargs={"threads": threads},
+        name="pystator-startup-drain",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def drain_backlog(
+    processor: Processor, *, threads: int, max_batches: int = STARTUP_DRAIN_MAX_BATCHES
+) -> int:
+    """Apply the backlog (the due events with an id up to the newest when it starts) through
+    the batched path in ``threads`` threads; returns the number of events handled.
+
+    A thread claims batches until one comes back empty (every due entity is held by another
+    thread, which finishes it, or nothing is due), or short while no backlog event is due any
+    more (one index lookup: a short claim may only mean other threads hold the oldest entities).
+    Fresh events, submitted after it started, are left to their nudges. A database error ends
+    it: the nudges and the relay carry on."""
+    if threads < 1:
+        return 0
+    try:
+        with translate_errors("startup drain"), autocommit(processor.engine) as conn:
+            boundary = event_queries.newest_event_id(conn)
+    except StoreError as exc:
+        log.warning("startup_drain_stopped", error=str(exc))
+        return 0
+    if boundary is None:
+        return 0
+    log.info("startup_drain_started", backlog_through=boundary, threads=threads)
+    handled: list[int] = []
+    lock = threading.Lock()
+    full = processor.options.batch_entities
+
+    def run() -> None:
+        count = 0
+        try:
+            for _ in range(max_batches):
+                batch = processor.drain_once()
+                count += len(batch.results)
+                # Empty: every due entity is held by another thread (which finishes it) or
+                # nothing is due. Another claim would scan the whole backlog again for nothing.
+                if batch.entities == 0:
+                    break
+                if batch.entities < full and not _backlog_left(processor, boundary):
+                    break
+        except StoreError as exc:
+            log.warning("startup_drain_stopped", error=str(exc))
+        with lock:
+            handled.append(count)
+
+    started = time.monotonic()
+    workers = [
+        threading.Thread(target=run, name=f"pystator-startup-drain-{n}", daemon=True)
+        for n in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    total = sum(handled)
+    if total:
+        log.info(
+            "startup_backlog_drained",
+            events=total,
+            threads=threads,
+            seconds=round(time.monotonic() - started, 3),
+        )
+    return total
+
+
+def _backlog_left(processor: Processor, boundary: int) -> bool:
+    """True while a due pending event of the backlog (id up to ``boundary``) remains."""
+    with translate_errors("startup drain"), autocommit(processor.engine) as conn:
+        oldest = event_queries.oldest_due_event(conn, bind_now(conn, processor.clock))
+    return oldest is not None and oldest <= boundary
+
+
+__all__ = [
+    "STARTUP_BACKOFF",
+    "clear_stale_nudges",
+    "drain_backlog",
+    "retry_at_startup",
+    "start_backlog_drain",
+    "wait_for_database",
+]
