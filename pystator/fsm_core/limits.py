@@ -1,10 +1,11 @@
 """Every size limit of a machine definition, in one place.
 
-A definition is refused with a located problem as soon as it passes one of these; the README's
-"Definition limits" table lists them. The limits on the document itself (bytes, nodes, depth) are
-checked while the text is read — YAML aliases are counted as often as they are used, so a small
-file that expands into millions of nodes is refused before it is built — and again on a document
-that arrives already parsed (a JSON request body, a dict given to ``StateMachine.from_dict``).
+A definition is refused with a located problem as soon as it passes one of these; the docs'
+"Definition limits" table (reference/fsm-config.md) is generated from this file. The limits on the
+document itself (bytes, nodes, depth) are checked while the text is read — YAML aliases are counted
+as often as they are used, so a small file that expands into millions of nodes is refused before it
+is built — and again on a document that arrives already parsed (a JSON request body, a dict given
+to ``StateMachine.from_dict``).
 """
 
 from __future__ import annotations
