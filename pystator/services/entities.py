@@ -383,8 +383,8 @@ def _document(record: EntityRecord, history: Sequence[HistoryEntry]) -> dict[str
         "history": [
             {
                 **{k: jsonable(v) for k, v in h.transition_fields().items()},
+                "created_at": h.created_at.isoformat(),
                 "machine_version": h.machine_version,
-                "at": h.created_at.isoformat(),
             }
             for h in history
         ],

@@ -267,7 +267,7 @@ def import_entity(
                 origin=h.origin,
                 actions=tuple(h.actions),
                 payload=h.payload,
-                at=h.at,
+                at=h.created_at,
                 event_id=h.event_id,
                 machine_version=h.machine_version,
             )

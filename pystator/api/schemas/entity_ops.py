@@ -138,7 +138,7 @@ class ExportedHistoryIn(Strict):
     actions: list[StrictStr] = Field(default_factory=list)
     payload: dict[str, Any] | None = None
     machine_version: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1)
-    at: datetime
+    created_at: datetime
 
 
 class ExportOut(Out):
