@@ -139,6 +139,23 @@ def test_a_refused_event_is_200_with_a_structured_error_detail(api: TestClient) 
     assert unknown.status_code == 422
 
 
+#: Requests carrying a control character in a path, query or body name.
+CONTROL_CHARACTERS: list[tuple[str, str, dict[str, str] | None, dict[str, str] | None]] = [
+    ("GET", "/t%00/state", {"machine_name": TIMED}, None),
+    ("GET", "/t/history", {"machine_name": "ti\x00med"}, None),
+    ("POST", "/t/events", None, {"machine_name": "ti\x00med", "trigger": "go"}),
+    ("POST", "/t/purge", None, {"machine_name": "ti\x00med"}),
+    ("GET", "/../observability/transitions", {"entity_id": "a\x00"}, None),
+]
+
+
+def test_control_characters_are_refused_at_the_door(api: TestClient) -> None:
+    for method, path, params, body in CONTROL_CHARACTERS:
+        response = api.request(method, E + path, params=params, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["errors"][0]["rule"] == "control_character"
+
+
 def test_dry_run_has_no_effect_on_the_store(api: TestClient) -> None:
     _create(api, "d1", n=1)
     before = _snapshot(api, "d1").json()

@@ -55,6 +55,14 @@ def checked_id(entity_id: object, field: str = "entity_id") -> str:
     return checked
 
 
+def checked_key(machine_name: object, entity_id: object) -> tuple[str, str]:
+    """``(machine_name, entity_id)`` of a read, through the door (a NUL byte or an overlong id
+    is a 422 here, never a database error)."""
+    machine = door.check_name("machine_name", machine_name, limit=door.Limits().max_trigger_length)
+    assert machine is not None
+    return machine, checked_id(entity_id)
+
+
 def checked_context(services: ServicesDep, context: Any) -> dict[str, Any]:
     """A context within the door's depth and size limits (422 otherwise)."""
     return door.check_context(context, door_limits(services.settings)).value
@@ -69,7 +77,9 @@ def checked_trigger(trigger: object) -> str:
 
 def machine_of(services: ServicesDep, name: str) -> StateMachine:
     """The machine called ``name`` (422 naming ``machine_name`` when unknown)."""
-    return services.machines.get(name)
+    checked = door.check_name("machine_name", name, limit=door.Limits().max_trigger_length)
+    assert checked is not None
+    return services.machines.get(checked)
 
 
 def state_out(record: EntityRecord) -> dict[str, Any]:
@@ -152,7 +162,7 @@ def entity_state(
     entity_id: str, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The entity's state and version."""
-    return state_out(entities.load(services.engine, machine_name, entity_id))
+    return state_out(entities.load(services.engine, *checked_key(machine_name, entity_id)))
 
 
 @router.get("/{entity_id}/snapshot", response_model=EntitySnapshotOut)
@@ -160,7 +170,7 @@ def entity_snapshot(
     entity_id: str, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The stored record: state, context, version, state entries, times."""
-    return state_out(entities.load(services.engine, machine_name, entity_id))
+    return state_out(entities.load(services.engine, *checked_key(machine_name, entity_id)))
 
 
 @router.get("/{entity_id}/history", response_model=HistoryPageOut)
@@ -175,8 +185,9 @@ def entity_history(
     ] = None,
 ) -> HistoryPageOut:
     """History rows, newest version first (404 when the entity has none)."""
+    machine, key = checked_key(machine_name, entity_id)
     view = admin.entity_view(
-        services.engine, machine_name, entity_id, history_limit=limit, history_before=before
+        services.engine, machine, key, history_limit=limit, history_before=before
     )
     return HistoryPageOut(
         items=[HistoryOut.model_validate(admin.history_dict(h)) for h in reversed(view.history)],
@@ -195,7 +206,8 @@ def entity_timeline(
 ) -> TimelineOut:
     """The newest ``limit`` transitions, then the pending events and the armed timers, in
     time order."""
-    view = admin.entity_view(services.engine, machine_name, entity_id, history_limit=limit)
+    machine, key = checked_key(machine_name, entity_id)
+    view = admin.entity_view(services.engine, machine, key, history_limit=limit)
     items = [
         TimelineItemOut(
             at=h.created_at,
@@ -239,7 +251,7 @@ def export_entity(
     entity_id: str, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The entity as a document (its newest 10,000 history rows) that ``import`` restores."""
-    return entities.export(services.engine, machine_name, entity_id)
+    return entities.export(services.engine, *checked_key(machine_name, entity_id))
 
 
 @router.post("/{entity_id}/import", response_model=EntitySnapshotOut, status_code=201)
@@ -284,7 +296,7 @@ def purge_entity(
 ) -> PurgeOut:
     """Delete the entity, its history and its armed timers (409 while it has pending events or
     actions)."""
-    deleted = entities.purge(services.engine, body.machine_name, entity_id)
+    deleted = entities.purge(services.engine, *checked_key(body.machine_name, entity_id))
     audit.write(status=200, target=f"{body.machine_name}/{entity_id}", affected=1)
     return PurgeOut(machine_name=body.machine_name, entity_id=entity_id, deleted=deleted)
 
@@ -294,7 +306,7 @@ def archive_entity(
     entity_id: str, body: PurgeIn, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> ArchiveOut:
     """Export the entity and purge it in one transaction; the answer holds the document."""
-    archived = entities.archive(services.engine, body.machine_name, entity_id)
+    archived = entities.archive(services.engine, *checked_key(body.machine_name, entity_id))
     audit.write(status=200, target=f"{body.machine_name}/{entity_id}", affected=1)
     return ArchiveOut(
         machine_name=body.machine_name,
@@ -304,4 +316,11 @@ def archive_entity(
     )
 
 
-__all__ = ["checked_context", "checked_id", "checked_trigger", "machine_of", "router"]
+__all__ = [
+    "checked_context",
+    "checked_id",
+    "checked_key",
+    "checked_trigger",
+    "machine_of",
+    "router",
+]

@@ -18,6 +18,7 @@ from pystator.api.schemas.entity_ops import (
 )
 from pystator.api.schemas.events import EventOut, EventPage, EventQuery
 from pystator.api.schemas.fleet import TransitionOut
+from pystator.fleet import door
 from pystator.services import admin, observability
 from pystator.services.admin import EventFilter
 
@@ -59,9 +60,9 @@ def transitions(
         services.engine,
         limit=limit,
         before_id=before,
-        machine=machine,
-        entity_id=entity_id,
-        trigger=trigger,
+        machine=_filter("machine", machine),
+        entity_id=_filter("entity_id", entity_id),
+        trigger=_filter("trigger", trigger),
     )
     return ObservedTransitionPage(
         items=[TransitionOut.model_validate({"id": i, **admin.history_dict(h)}) for i, h in rows],
@@ -101,8 +102,15 @@ def state_metrics(
     """Entities per state now, entries into each state and transitions per edge within the
     window."""
     return observability.state_metrics(
-        services.engine, machine=machine, window=timedelta(seconds=window_seconds)
+        services.engine,
+        machine=_filter("machine", machine),
+        window=timedelta(seconds=window_seconds),
     )
+
+
+def _filter(field: str, value: str | None) -> str | None:
+    """A filter value through the door (a NUL byte is a 422, never a database error)."""
+    return door.check_name(field, value, limit=door.Limits().max_entity_id_length, required=False)
 
 
 __all__ = ["router"]
