@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from pystator.api.routes.settings_routes import report as report_of
+from pystator.config.settings import Settings
 from tests.support.api_clients import MACHINE, client, parcel
 
 pytestmark = pytest.mark.integration
@@ -208,8 +210,7 @@ def test_export_import_round_trip_and_purge_archive(api: TestClient) -> None:
     assert purged.json()["deleted"] == {"entity": 1, "history": 3, "timers": 0}
     assert api.post(f"{E}/x1/purge", json={"machine_name": TIMED}).status_code == 404
 
-
-def test_purge_waits_for_pending_events(api: TestClient) -> None:
+    # an entity with queued work is not purged
     _create(api, "q1")
     queued = api.post("/api/v1/events", json={"machine": TIMED, "entity_id": "q1", "trigger": "go"})
     assert queued.status_code == 201
@@ -260,7 +261,7 @@ def test_bulk_create_and_events_report_each_item(api: TestClient) -> None:
     assert too_many.json()["errors"][0]["path"] == "entity_ids"
 
 
-def test_observability_feeds(api: TestClient) -> None:
+def test_observability_feeds_catalog_and_settings(api: TestClient) -> None:
     for entity in ("o1", "o2"):
         _create(api, entity)
     api.post(f"{E}/o1/events", json={"machine_name": TIMED, "trigger": "go"})
@@ -292,8 +293,7 @@ def test_observability_feeds(api: TestClient) -> None:
     too_long = api.get("/api/v1/observability/summary", params={"window_seconds": 10**12})
     assert too_long.status_code == 422
 
-
-def test_catalog_and_settings(api: TestClient) -> None:
+    # the catalog and the settings report
     catalog = api.get("/api/v1/catalog/builtins").json()
     assert {"always", "key_present"} <= {g["name"] for g in catalog["guards"]}
     assert {"log", "set_context", "publish", "http"} <= {a["name"] for a in catalog["actions"]}
@@ -302,3 +302,9 @@ def test_catalog_and_settings(api: TestClient) -> None:
     values = {s["name"]: s["value"] for s in report["settings"]}
     assert values["PYSTATOR_API_MAX_BATCH"] == "5"
     assert report["auth"]["configured"] is False
+    secret = report_of(
+        Settings(database_url="postgresql+psycopg://u:pw@db/x", api_jwt_secret="s" * 32),
+        auth_configured=True,
+    )
+    assert secret["database"] == "postgresql+psycopg://u:***@db/x"
+    assert "pw" not in str(secret) and "s" * 32 not in str(secret)
