@@ -444,6 +444,11 @@ def import_entity(
             f"history: versions must be distinct, from 1 up to the entity's version {final}",
             details={"field": "history", "rule": "versions"},
         )
+    if entries and any(not 1 <= v <= final for v in entries.values()):
+        raise InvalidEventError(
+            f"entries: every state entry is a version from 1 to the entity's version {final}",
+            details={"field": "entries", "rule": "range"},
+        )
     record = EntityRecord(
         machine=machine.name,
         entity_id=entity_id,

@@ -205,6 +205,17 @@ def test_export_import_round_trip_and_purge_archive(api: TestClient) -> None:
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["path"] == "state"
 
+    for field, broken in (
+        ("history[0].payload", {"history": [dict(document["history"][0], payload={"a": "\x00"})]}),
+        ("history[0].trigger", {"history": [dict(document["history"][0], trigger="a\x00")]}),
+        ("entries", {"entries": {"waiting\x00": 1}}),
+        ("entries", {"entries": {"waiting": 9}}),
+    ):
+        refused = api.post(f"{E}/x3/import", json=dict(document, **broken))
+        assert refused.status_code == 422, (field, refused.text)
+        assert refused.json()["errors"][0]["path"].startswith(field)
+    assert api.get(f"{E}/x3/state", params={"machine_name": TIMED}).status_code == 404
+
     purged = api.post(f"{E}/x1/purge", json={"machine_name": TIMED})
     assert purged.status_code == 200
     assert purged.json()["deleted"] == {"entity": 1, "history": 3, "timers": 0}

@@ -26,6 +26,7 @@ from pystator.api.schemas.entity_ops import (
     EntitySnapshotOut,
     EntityStateOut,
     EventOutcomeOut,
+    ExportedHistoryIn,
     ExportOut,
     HistoryPageOut,
     ImportIn,
@@ -37,6 +38,7 @@ from pystator.api.schemas.entity_ops import (
 from pystator.api.schemas.fleet import HistoryOut
 from pystator.fleet import door
 from pystator.fleet.composition import door_limits
+from pystator.fsm_core.errors import InvalidEventError
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.records import EntityRecord
 from pystator.services import admin, entities
@@ -269,25 +271,50 @@ def import_entity(
         state=body.state,
         context=checked_context(services, body.context),
         version=body.version,
-        entries=body.entries,
-        history=[
-            ImportedHistory(
-                version=h.version,
-                from_state=h.source_state,
-                to_state=h.target_state,
-                trigger=h.trigger,
-                origin=h.origin,
-                actions=tuple(h.actions),
-                payload=h.payload,
-                at=h.created_at,
-                event_id=h.event_id,
-                machine_version=h.machine_version,
-            )
-            for h in body.history
-        ],
+        entries=None if body.entries is None else _entries(body.entries),
+        history=[_imported(services, i, h) for i, h in enumerate(body.history)],
     )
     audit.write(status=201, target=f"{machine.name}/{key}", affected=1)
     return state_out(record)
+
+
+def _entries(entries: dict[str, int]) -> dict[str, int]:
+    limit = door.Limits().max_trigger_length
+    return {door.check_name("entries", k, limit=limit) or k: v for k, v in entries.items()}
+
+
+def _imported(services: ServicesDep, index: int, row: ExportedHistoryIn) -> ImportedHistory:
+    """One history row of an import, its names and payload through the door."""
+    where = f"history[{index}]"
+
+    def name(field: str, value: str | None, required: bool = False) -> str | None:
+        return door.check_name(
+            f"{where}.{field}", value, limit=door.Limits().max_trigger_length, required=required
+        )
+
+    payload = row.payload
+    if payload is not None:
+        try:
+            payload = checked_context(services, payload)
+        except InvalidEventError as exc:
+            inner = str(exc.details.get("path", "context")).removeprefix("context")
+            raise door.refuse(
+                f"{where}.payload{inner}",
+                str(exc.details.get("rule", "invalid")),
+                exc.message.partition(": ")[2] or exc.message,
+            ) from exc
+    return ImportedHistory(
+        version=row.version,
+        from_state=name("source_state", row.source_state),
+        to_state=name("target_state", row.target_state, required=True) or row.target_state,
+        trigger=name("trigger", row.trigger),
+        origin=name("origin", row.origin, required=True) or row.origin,
+        actions=tuple(name("actions", a, required=True) or a for a in row.actions),
+        payload=payload,
+        at=row.created_at,
+        event_id=row.event_id,
+        machine_version=row.machine_version,
+    )
 
 
 @router.post("/{entity_id}/purge", response_model=PurgeOut)
