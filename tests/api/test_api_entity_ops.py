@@ -6,6 +6,8 @@ and the settings report."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -319,3 +321,25 @@ def test_observability_feeds_catalog_and_settings(api: TestClient) -> None:
     )
     assert secret["database"] == "postgresql+psycopg://u:***@db/x"
     assert "pw" not in str(secret) and "s" * 32 not in str(secret)
+
+
+def test_concurrent_events_on_one_entity_lose_no_write(api: TestClient) -> None:
+    """Requests racing on one entity: optimistic locking reloads and recomputes, so the
+    history is one unbroken chain and every success is in it."""
+    _create(api, "race")
+    triggers = ["go", "expire"] * 6
+
+    def send(trigger: str) -> dict[str, Any]:
+        response = api.post(f"{E}/race/events", json={"machine_name": TIMED, "trigger": trigger})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(send, triggers))
+    succeeded = [o for o in outcomes if o["success"]]
+    rows = api.get(f"{E}/race/history", params={"machine_name": TIMED, "limit": 50}).json()
+    chain = list(reversed(rows["items"]))
+    assert [h["version"] for h in chain] == list(range(1, len(succeeded) + 2))
+    for before, after in pairwise(chain):
+        assert after["from"] == before["to"]
+    assert sorted(o["version"] for o in succeeded) == list(range(2, len(succeeded) + 2))
