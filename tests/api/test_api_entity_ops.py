@@ -44,6 +44,12 @@ def timed() -> dict[str, Any]:
             {"trigger": "expire", "source": "waiting", "dest": "created", "after": "1h"},
             {"trigger": "finish", "source": "waiting", "dest": "done"},
             {
+                "trigger": "break",
+                "source": "created",
+                "dest": "done",
+                "actions": ["copy_key", "log"],
+            },
+            {
                 "trigger": "checked",
                 "source": "created",
                 "dest": "done",
@@ -141,6 +147,14 @@ def test_a_refused_event_is_200_with_a_structured_error_detail(api: TestClient) 
     assert missing.headers["content-type"] == "application/problem+json"
     unknown = api.post(f"{E}/t2/events", json={"machine_name": "ghost", "trigger": "go"})
     assert unknown.status_code == 422
+    # a failing action does not undo the committed transition, nor stop the next action
+    broken = api.post(f"{E}/t2/events", json={"machine_name": TIMED, "trigger": "break"}).json()
+    assert (broken["success"], broken["target_state"], broken["version"]) == (True, "done", 2)
+    assert [(r["name"], r["status"]) for r in broken["action_results"]] == [
+        ("copy_key", "failed"),
+        ("log", "ok"),
+    ]
+    assert "needs params.from" in broken["action_results"][0]["error"]
 
 
 #: Requests carrying a control character in a path, query or body name.
