@@ -60,9 +60,34 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/stats"): "viewer",
     ("GET", "/api/v1/workers"): "viewer",
     ("GET", "/api/v1/audit"): "operator",
+    # one entity (issue 28b), bulk, observability, catalog, settings
+    ("POST", "/api/v1/entities/bulk/create"): "operator",
+    ("POST", "/api/v1/entities/bulk/events"): "operator",
+    ("POST", "/api/v1/entities/{entity_id}/create"): "operator",
+    ("POST", "/api/v1/entities/{entity_id}/events"): "operator",
+    ("POST", "/api/v1/entities/{entity_id}/dry-run"): "viewer",
+    ("GET", "/api/v1/entities/{entity_id}/state"): "viewer",
+    ("GET", "/api/v1/entities/{entity_id}/snapshot"): "viewer",
+    ("GET", "/api/v1/entities/{entity_id}/history"): "viewer",
+    ("GET", "/api/v1/entities/{entity_id}/timeline"): "viewer",
+    ("GET", "/api/v1/entities/{entity_id}/export"): "viewer",
+    ("POST", "/api/v1/entities/{entity_id}/import"): "admin",
+    ("POST", "/api/v1/entities/{entity_id}/purge"): "admin",
+    ("POST", "/api/v1/entities/{entity_id}/archive"): "admin",
+    ("GET", "/api/v1/observability/summary"): "viewer",
+    ("GET", "/api/v1/observability/transitions"): "viewer",
+    ("GET", "/api/v1/observability/worker-events"): "viewer",
+    ("GET", "/api/v1/observability/state-metrics"): "viewer",
+    ("GET", "/api/v1/catalog/builtins"): None,
+    ("GET", "/api/v1/settings"): "admin",
 }
 #: Routes that change nothing (they compute) although they are POSTs.
-READ_ONLY_POSTS = {"/api/v1/validate", "/api/v1/machines/validate", "/api/v1/process"}
+READ_ONLY_POSTS = {
+    "/api/v1/validate",
+    "/api/v1/machines/validate",
+    "/api/v1/process",
+    "/api/v1/entities/{entity_id}/dry-run",
+}
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 

@@ -9,12 +9,17 @@ from pystator.api.routes import (
     actions,
     audit,
     auth,
+    bulk,
+    catalog,
     engine,
     entities,
+    entity_ops,
     events,
     machines,
     metrics,
+    observability,
     root,
+    settings_routes,
     stats,
     workers,
 )
@@ -25,12 +30,17 @@ ROUTERS: tuple[APIRouter, ...] = (
     engine.router,
     machines.router,
     events.router,
+    bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
+    entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
     entities.router,
     actions.router,
     stats.router,
     workers.router,
     audit.router,
     metrics.router,
+    observability.router,
+    catalog.router,
+    settings_routes.router,
 )
 
 __all__ = ["ROUTERS"]
