@@ -71,6 +71,11 @@ class MachineRegistry:
                 return found.machine
         return self._machines.get(name)
 
+    def pinned(self, name: str, version: int) -> StateMachine | None:
+        """Version ``version`` of the stored machine ``name`` when its current version is
+        pinned (see :meth:`StoredMachines.pinned`), else None."""
+        return None if self._stored is None else self._stored.pinned(name, version)
+
     def get(self, name: str) -> StateMachine:
         """The machine called ``name``; :class:`InvalidEventError` when unknown or retired."""
         machine = self.find(name)
