@@ -286,6 +286,26 @@ def _dry_run(
     )
 
 
+def check_compatibility(
+    engine: Engine,
+    name: str,
+    config: Mapping[str, Any],
+    *,
+    state_map: Mapping[str, str] | None = None,
+) -> CompatibilityReport:
+    """The compatibility report of ``config`` as the next version of ``name`` (its
+    ``meta.machine_name`` must be ``name``); nothing is stored."""
+    data = canonical(config)
+    machine = StateMachine.from_dict(data, source="<request>")
+    require_name(data)
+    if machine.name != name:
+        raise ConflictError(
+            f"meta.machine_name is {machine.name!r} but the machine addressed is {name!r}",
+            details={"field": "meta.machine_name", "machine": name},
+        )
+    return compatibility_report(engine, name, machine, state_map=state_map)
+
+
 def list_machines(engine: Engine, *, include_retired: bool = False) -> list[MachineRecord]:
     """Stored machines by name."""
     with translate_errors("machine registry"), engine.connect() as conn:
@@ -397,6 +417,7 @@ __all__ = [
     "MachineDetail",
     "Published",
     "canonical",
+    "check_compatibility",
     "check_policy",
     "checksum",
     "list_machines",
