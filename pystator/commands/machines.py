@@ -128,7 +128,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         "version": detail.version.version,
         "summary": str(summarize(detail.machine())),
         "versions": [
-            {"version": v.version, "by": v.created_by, "at": v.created_at.isoformat()}
+            {
+                "version": v.version,
+                "by": v.created_by,
+                "at": v.created_at.isoformat(),
+                "upgrade_policy": v.upgrade_policy,
+            }
             for v in detail.versions
         ],
         "definition": detail.version.definition,

@@ -76,6 +76,15 @@ class MachineRegistry:
         pinned (see :meth:`StoredMachines.pinned`), else None."""
         return None if self._stored is None else self._stored.pinned(name, version)
 
+    def accepts_trigger(self, name: str, machine: StateMachine, trigger: str) -> bool:
+        """True when ``machine`` (the current version of ``name``) accepts ``trigger``, or, for
+        a pinned machine, a version its entities may still be on does."""
+        if machine.accepts_trigger(trigger):
+            return True
+        if self._stored is None:
+            return False
+        return any(m.accepts_trigger(trigger) for m in self._stored.pinned_versions(name))
+
     def get(self, name: str) -> StateMachine:
         """The machine called ``name``; :class:`InvalidEventError` when unknown or retired."""
         machine = self.find(name)

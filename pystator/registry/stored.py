@@ -95,6 +95,10 @@ class StoredMachines:
         otherwise, or when that version is not known yet)."""
         return self._pinned.get(name, {}).get(version)
 
+    def pinned_versions(self, name: str) -> tuple[StateMachine, ...]:
+        """Every version of ``name`` kept for its pinned entities (empty unless pinned)."""
+        return tuple(self._pinned.get(name, {}).values())
+
     def names(self) -> tuple[str, ...]:
         """Names of the active stored machines."""
         self._refresh_if_due()

@@ -186,10 +186,12 @@ def test_pinned_entities_keep_their_version_until_migrated(fleet: Fleet) -> None
     published = fleet.publish(v2(), upgrade_policy="pinned")  # no map needed: nobody strands
     assert (published.version, published.upgrade_policy) == (2, "pinned")
     assert fleet.timers() == 2  # v1's entities keep their reminders
+    nag = fleet.submit("x1", "nag")  # only v1 has it: accepted, applied with v1
     done = fleet.submit("x2", "approve")  # x2 is on v1: REVIEW --approve--> DONE applies
     fleet.submit("x3", "submit")  # a new entity starts on v2
     fleet.drain()
     assert fleet.event(done)["status"] == "completed"
+    assert fleet.event(nag)["status"] == "completed"
     assert (fleet.record("x2").state, fleet.record("x2").machine_version) == ("DONE", 1)
     assert (fleet.record("x3").state, fleet.record("x3").machine_version) == ("CHECK", 2)
     assert fleet.record("x1").machine_version == 1  # stamped with the version it was on

@@ -89,6 +89,7 @@ class VersionOut(Out):
     checksum: str
     created_by: str
     created_at: datetime
+    upgrade_policy: str = "auto"
 
 
 class MachineDetailOut(MachineOut):
