@@ -486,6 +486,7 @@ class Processor:
             try:
                 if machine is None:
                     raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
+                behind(machine, current)
                 outcome = apply_event(machine, current, event_input(event), now, entity_id=key[1])
             except InvalidStateError as exc:  # the definition cannot apply: dead at once
                 part.spans.append((span, f"{type(exc).__name__}: {exc}"))
@@ -576,6 +577,19 @@ class Processor:
         return True
 
 
+def behind(machine: StateMachine, record: EntityRecord | None) -> None:
+    """Raise (a retried failure) when ``record`` was written with a newer version of the
+    machine than this process has: it has not refreshed its registry since a publish (within
+    ``PYSTATOR_REGISTRY_REFRESH_SECONDS``); the retry applies it with the new version."""
+    have = machine.registry_version
+    need = record.machine_version if record is not None else None
+    if have is not None and need is not None and need > have:
+        raise ConfigurationError(
+            f"this worker has version {have} of {machine.name!r} and the entity is on version "
+            f"{need}: retried once the registry refreshes"
+        )
+
+
 def mismatch(
     machine: StateMachine | None, record: EntityRecord | None, error: InvalidStateError
 ) -> InvalidStateError:
@@ -595,6 +609,7 @@ def mismatch(
 __all__ = [
     "Processor",
     "ProcessorOptions",
+    "behind",
     "default_retry",
     "event_input",
     "event_ref",

@@ -115,8 +115,9 @@ class CompatibilityReport:
         """One line per problem (or "compatible")."""
         if not self.problems:
             return f"{self.machine}: compatible with the live fleet ({self.entities} entities)"
-        lines = [f"{self.machine}: {len(self.blocking)} blocking of {len(self.problems)} problems"]
-        lines += [f"  {'x' if p.blocking else '-'} {p.message}" for p in self.problems]
+        found = _count(len(self.problems), "problem", "problems")
+        lines = [f"{self.machine}: {found}, {len(self.blocking)} blocking"]
+        lines += [f"  {'blocking' if p.blocking else 'note'}: {p.message}" for p in self.problems]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +150,14 @@ class IncompatibleVersionError(ConflictError):
             details={"machine": report.machine, "report": report.to_dict()},
         )
         self.report = report
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _are(n: int, one: str, many: str) -> str:
+    return f"{_count(n, one, many)} {'is' if n == 1 else 'are'}"
 
 
 def read_live(conn: Connection, name: str) -> LiveFleet:
@@ -202,7 +211,7 @@ def assess(
     for state in removed:
         count = live.entities[state]
         target = mapping.get(state)
-        message = f"state {state!r} is removed and {count} entities are in it"
+        message = f"state {state!r} is removed and {_are(count, 'entity', 'entities')} in it"
         problems.append(
             Problem(
                 kind=STATE_REMOVED,
@@ -225,8 +234,9 @@ def assess(
                 Problem(
                     kind=TIMER_ORPHANED,
                     message=(
-                        f"{timer.count} armed timers ({timer.state!r} on {timer.trigger!r}) have "
-                        "no transition in the new version: they are cancelled"
+                        f"{_count(timer.count, 'armed timer', 'armed timers')} ({timer.state!r} "
+                        f"on {timer.trigger!r}) without a transition in the new version: "
+                        "cancelled on publish"
                     ),
                     blocking=False,
                     state=timer.state,
@@ -268,7 +278,8 @@ def _pending_problem(
             Problem(
                 kind=TRIGGER_REMOVED,
                 message=(
-                    f"trigger {group.trigger!r} is removed and {group.count} pending events use it"
+                    f"trigger {group.trigger!r} is removed and "
+                    f"{_count(group.count, 'pending event uses', 'pending events use')} it"
                 ),
                 blocking=True,
                 trigger=group.trigger,
@@ -290,7 +301,7 @@ def _pending_problem(
             kind=TRANSITION_REMOVED,
             message=(
                 f"no transition from {after!r} on {group.trigger!r} any more and "
-                f"{group.count} pending events need it"
+                f"{_count(group.count, 'pending event needs', 'pending events need')} it"
             ),
             blocking=True,
             state=before,

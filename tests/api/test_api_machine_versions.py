@@ -83,7 +83,7 @@ def test_renaming_through_the_api(api: TestClient, db_url: str) -> None:
     assert refused.status_code == 409
     assert refused.headers["content-type"].startswith("application/problem+json")
     body = refused.json()
-    assert "'REVIEW' is removed and 1 entities are in it" in body["detail"]
+    assert "'REVIEW' is removed and 1 entity is in it" in body["detail"]
     problem = body["report"]["problems"][0]
     assert (problem["kind"], problem["state"], problem["entities"]) == (
         "state_removed",
@@ -151,7 +151,7 @@ def test_renaming_through_the_cli(
     capsys.readouterr()
     assert main(["machines", "sync", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert "state 'REVIEW' is removed and 1 entities are in it" in err and "--map" in err
+    assert "state 'REVIEW' is removed and 1 entity is in it" in err and "--map" in err
     assert main(["machines", "sync", str(folder), "--dry-run", "--json"]) == 1
     dry = json.loads(capsys.readouterr().out)
     assert dry["refused"] and dry["report"]["problems"][0]["entities"] == 1

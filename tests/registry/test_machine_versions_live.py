@@ -216,3 +216,25 @@ def test_auto_upgrade_moves_entities_on_their_next_event(fleet: Fleet) -> None:
     fleet.submit("x1", "approve")
     fleet.drain()
     assert (fleet.record("x1").state, fleet.record("x1").machine_version) == ("DONE", 2)
+
+
+def test_a_worker_behind_a_publish_retries_instead_of_failing(fleet: Fleet) -> None:
+    in_review(fleet)
+    old = StoredMachines(fleet.engine, refresh_seconds=3600)  # refreshed once: stays on v1
+    old.refresh()
+    behind = MachineRegistry()
+    behind.attach(old)
+    try:
+        fleet.publish(v2(), state_map={"REVIEW": "CHECK"})
+        event_id = fleet.submit("x1", "approve")
+        Processor(fleet.engine, behind).drain()
+        event = fleet.event(event_id)
+        assert (event["status"], event["attempts"]) == ("pending", 1)
+        assert "retried once the registry refreshes" in event["errors"][0]["message"]
+    finally:
+        old.close()
+    with fleet.engine.begin() as conn:  # its retry is due now (not after the backoff)
+        conn.execute(sa.update(worker_events).values(fires_at=sa.func.current_timestamp()))
+    fleet.drain()
+    assert fleet.event(event_id)["status"] == "completed"
+    assert fleet.record("x1").state == "DONE"
