@@ -283,11 +283,15 @@ class Processor:
         :class:`EntityBusyError` when another worker holds the entity, :class:`StaleVersionError`
         on a concurrent write, and whatever a guard raised: the caller's message is retried.
         """
-        machine = self.machines.get(machine_name)
+        current = self.machines.get(machine_name)
 
         def step(stored: EntityRecord | None, now: datetime) -> StepOutcome:
+            machine = self.machine_for(machine_name, stored) or current
             try:
+                behind(machine, stored)
                 return apply_event(machine, stored, event, now, entity_id=entity_id)
+            except InvalidStateError as exc:
+                raise mismatch(machine, stored, exc) from exc  # logged with the reason
             except Exception as exc:
                 decision = decide_failure(machine.error_policy, exc, 1, 1)
                 if decision.fallback is None:

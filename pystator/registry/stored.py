@@ -118,9 +118,9 @@ class StoredMachines:
                 }
                 pinned_rows = {
                     name: [
-                        row
-                        for row in registry_queries.list_versions(conn, name)
-                        if row.version not in self._pinned.get(name, {})
+                        registry_queries.get_version(conn, name, number)
+                        for number in registry_queries.version_numbers(conn, name)
+                        if number not in self._pinned.get(name, {})
                     ]
                     for name in registry_queries.pinned_machines(conn)
                 }
@@ -137,8 +137,8 @@ class StoredMachines:
         for name, rows in pinned_rows.items():
             known = dict(self._pinned.get(name, {}))
             for row in rows:
-                machine = self._compile(row)
-                if machine is not None:
+                machine = None if row is None else self._compile(row)
+                if row is not None and machine is not None:
                     known[row.version] = machine
             pinned[name] = known
         self._heads, self._current, self._pinned = heads, current, pinned

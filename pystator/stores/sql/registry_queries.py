@@ -131,6 +131,12 @@ def list_versions(conn: Connection, name: str) -> list[MachineVersion]:
     return [_version(r) for r in conn.execute(query).mappings()]
 
 
+def version_numbers(conn: Connection, name: str) -> list[int]:
+    """The version numbers of ``name``, oldest first (no definitions read)."""
+    query = sa.select(_V.version).where(_V.name == name).order_by(_V.version)
+    return [int(v) for v in conn.execute(query).scalars()]
+
+
 def lock_machine(conn: Connection, name: str, now: datetime) -> MachineRecord | None:
     """Lock the registry row of ``name`` for this transaction (creating a placeholder row at
     version 0 for a new name, so there is a row to lock); returns the row as it was, or None for
@@ -227,4 +233,5 @@ __all__ = [
     "pinned_machines",
     "retire",
     "set_current",
+    "version_numbers",
 ]
