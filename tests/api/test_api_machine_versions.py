@@ -167,3 +167,53 @@ def test_renaming_through_the_cli(
     drain(db_url)
     assert status(db_url, event_id) == "completed"
     assert main(["machines", "sync", str(folder), "--map", "nope"]) == 2
+
+
+def test_pinned_and_auto_through_the_api_and_the_cli(
+    api: TestClient, db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert api.post("/api/v1/machines", json={"config": version("REVIEW")}).status_code == 201
+    submit(api, "x1", "submit")
+    drain(db_url)
+    wrong = api.put(
+        f"/api/v1/machines/{NAME}",
+        params={"upgrade_policy": "sometimes"},
+        json={"config": version("CHECK")},
+    )
+    assert wrong.status_code == 422 and "auto, pinned" in wrong.json()["detail"]
+    pinned = api.put(
+        f"/api/v1/machines/{NAME}",
+        params={"upgrade_policy": "pinned"},
+        json={"config": version("CHECK")},
+    )
+    assert pinned.status_code == 201, pinned.text
+    assert (pinned.json()["upgrade_policy"], pinned.json()["version"]) == ("pinned", 2)
+    shown = api.get(f"/api/v1/machines/{NAME}").json()
+    assert [(v["version"], v["upgrade_policy"]) for v in shown["versions"]] == [
+        (2, "pinned"),
+        (1, "auto"),
+    ]
+    done = submit(api, "x1", "approve")  # x1 stays on version 1: REVIEW --approve--> DONE
+    new = submit(api, "x2", "submit")  # x2 starts on version 2
+    drain(db_url)
+    assert status(db_url, done) == "completed" and status(db_url, new) == "completed"
+    states = {
+        r["entity_id"]: (r["state"], r["machine_version"])
+        for r in rows(db_url, sa.select(entity_states))
+    }
+    assert states == {"x1": ("DONE", 1), "x2": ("CHECK", 2)}
+
+    monkeypatch.setenv("PYSTATOR_DATABASE_URL", db_url)
+    monkeypatch.setenv("PYSTATOR_BROKER_URL", "memory://")
+    (tmp_path / "flow.yaml").write_text(yaml.safe_dump(version("REVIEW")))
+    # back to auto: x2 (in CHECK) would be stranded by version 1's states without a map
+    assert main(["machines", "sync", str(tmp_path), "--upgrade-policy", "auto"]) == 2
+    assert (
+        main(
+            ["machines", "sync", str(tmp_path), "--upgrade-policy", "auto", "--map", "CHECK=REVIEW"]
+        )
+        == 0
+    )
+    moved = submit(api, "x2", "approve")
+    drain(db_url)
+    assert status(db_url, moved) == "completed"
