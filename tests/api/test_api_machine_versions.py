@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from pystator.cli import main
 from pystator.stores.sql.engine import create_engine_from_url
 from pystator.stores.sql.schema import audit_log, entity_states, transition_history, worker_events
+from tests.support import worker_processes as procs
 from tests.support.api_clients import client, drain
 
 pytestmark = pytest.mark.integration
@@ -217,3 +218,49 @@ def test_pinned_and_auto_through_the_api_and_the_cli(
     moved = submit(api, "x2", "approve")
     drain(db_url)
     assert status(db_url, moved) == "completed"
+
+
+def test_a_real_worker_dead_letters_an_undefined_state_at_once(
+    pg_migrated_url: str, tmp_path: Path
+) -> None:
+    env = {
+        "PYSTATOR_DATABASE_URL": pg_migrated_url,
+        "PYSTATOR_REGISTRY_REFRESH_SECONDS": "0.5",
+        "PYSTATOR_LOG_FORMAT": "json",
+    }
+    worker = procs.start(["worker", "--concurrency", "2"], env, tmp_path / "worker.log")
+    try:
+        with client(pg_migrated_url) as api:
+            assert (
+                api.post("/api/v1/machines", json={"config": version("REVIEW")}).status_code == 201
+            )
+            first = submit(api, "x1", "submit")
+            procs.wait_for(lambda: status(pg_migrated_url, first) == "completed", "x1 in REVIEW")
+            engine = create_engine_from_url(pg_migrated_url)
+            try:  # stranded some other way (written by hand): the definition cannot apply
+                with engine.begin() as conn:
+                    conn.execute(sa.update(entity_states).values(state="GONE"))
+            finally:
+                engine.dispose()
+            dead = submit(api, "x1", "approve")
+            procs.wait_for(lambda: status(pg_migrated_url, dead) != "pending", "event finished")
+            event = rows(
+                pg_migrated_url, sa.select(worker_events).where(worker_events.c.id == dead)
+            )
+            assert (event[0]["status"], event[0]["attempts"]) == ("dead", 1)
+            assert "'GONE'" in event[0]["errors"][0]["message"]
+            moved = api.put(
+                f"/api/v1/machines/{NAME}",
+                params={"map": "GONE=REVIEW"},
+                json={"config": version("REVIEW")},
+            )
+            assert moved.status_code == 200 and len(moved.json()["migration"]["moved"]) == 1
+            again = submit(api, "x1", "approve")
+            procs.wait_for(lambda: status(pg_migrated_url, again) == "completed", "applied")
+        assert worker.poll() is None
+    except (AssertionError, TimeoutError):
+        print((tmp_path / "worker.log").read_text()[-5000:])
+        raise
+    finally:
+        procs.stop(worker)
+        procs.kill(worker)
