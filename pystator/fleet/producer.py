@@ -111,7 +111,7 @@ class Producer:
         machine = self.machines.get(spec.machine)
         trigger = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
         assert trigger is not None
-        if not machine.accepts_trigger(trigger):
+        if not self.machines.accepts_trigger(spec.machine, machine, trigger):
             raise door.refuse(
                 "trigger", "unknown", f"machine {spec.machine!r} has no trigger {trigger!r}"
             )

@@ -112,6 +112,7 @@ def plan(
         entries=entries,
         created_at=record.created_at or now,
         updated_at=now,
+        machine_version=machine_version,
     )
     history = HistoryEntry(
         machine=record.machine,

@@ -68,6 +68,9 @@ entity_states = Table(
     Column("version", BigInteger, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
+    # the registry version (machine_versions.version) of the entity's last write; NULL when the
+    # definition came from a file or from code. A pinned machine applies events with it.
+    Column("machine_version", Integer, nullable=True),
 )
 
 transition_history = Table(
@@ -81,7 +84,9 @@ transition_history = Table(
     Column("target_state", Text, nullable=False),
     Column("trigger", String(TRIGGER_LENGTH), nullable=True),
     Column("event_id", BigInteger, nullable=True),  # worker_events.id when applied by the fleet
-    Column("origin", String(16), nullable=False, server_default="direct"),  # direct|event|timer
+    Column(
+        "origin", String(16), nullable=False, server_default="direct"
+    ),  # direct|event|timer|replay|migration
     Column("actions", JsonType, nullable=False),
     Column("payload", JsonType, nullable=True),
     _ts("created_at"),
@@ -267,6 +272,8 @@ machine_versions = Table(
     Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),  # sha256 of canonical JSON
     Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
     _ts("created_at"),
+    # auto: entities move to this version on their next event; pinned: they stay on theirs
+    Column("upgrade_policy", String(16), nullable=False, server_default="auto"),
 )
 
 # API keys, stored as the sha256 of the key (keys are random: a slow hash would add nothing).
