@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/machines/{name}"): "viewer",
     ("PUT", "/api/v1/machines/{name}"): "admin",
     ("DELETE", "/api/v1/machines/{name}"): "admin",
+    ("POST", "/api/v1/machines/{name}/replay"): "operator",
     ("POST", "/api/v1/events"): "operator",
     ("POST", "/api/v1/events/batch"): "operator",
     ("GET", "/api/v1/events"): "viewer",
@@ -87,6 +88,7 @@ READ_ONLY_POSTS = {
     "/api/v1/machines/validate",
     "/api/v1/process",
     "/api/v1/entities/{entity_id}/dry-run",
+    "/api/v1/machines/{name}/replay",
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 

@@ -18,6 +18,7 @@ from pystator.api.routes import (
     machines,
     metrics,
     observability,
+    replay,
     root,
     settings_routes,
     stats,
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     engine.router,
     machines.router,
+    replay.router,
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
