@@ -44,3 +44,14 @@ def without_rejection() -> dict[str, Any]:
     config["meta"]["version"] = "no-reject"
     del config["transitions"][2]
     return config
+
+
+def shadow_candidate() -> dict[str, Any]:
+    """Threshold 620, plus an action and a timer the active version does not have: shadow
+    mode must never run the one nor arm the other."""
+    config = threshold(620)
+    config["meta"]["version"] = "shadow"
+    config["transitions"][0]["actions"] = ["shadow_only_action"]
+    config["transitions"].append({"trigger": "expire", "source": "REVIEW", "dest": "REJECTED"})
+    config["states"][1]["timeout"] = {"seconds": 60, "destination": "REJECTED"}
+    return config

@@ -21,6 +21,7 @@ from pystator.api.routes import (
     replay,
     root,
     settings_routes,
+    shadow,
     stats,
     workers,
 )
@@ -31,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     engine.router,
     machines.router,
     replay.router,
+    shadow.router,
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
