@@ -19,7 +19,7 @@ from pystator.fsm_core.errors import ConfigurationError, ConflictError, NotFound
 from pystator.registry import versions
 from pystator.registry.versions import Published
 from pystator.services.replay import candidate_machine
-from pystator.stores.sql import shadow_queries
+from pystator.stores.sql import history_queries, shadow_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.shadow_queries import DiffGroup, ShadowRow
@@ -140,6 +140,47 @@ def promote_shadow(
     return show_shadow(engine, machine), published
 
 
+def find_shadow(engine: Engine, machine: str) -> ShadowView | None:
+    """:func:`show_shadow`, or None when the machine never had one."""
+    try:
+        return show_shadow(engine, machine)
+    except NotFoundError:
+        return None
+
+
+def example_timeline(engine: Engine, machine: str, view: ShadowView) -> dict[str, Any] | None:
+    """The recorded timeline of the first difference group's first example entity, with both
+    decisions on the event that differed (None when there is no example)."""
+    example = next((d for d in view.diffs if d.examples), None)
+    if example is None:
+        return None
+    first = example.examples[0]
+    entity_id = str(first.get("entity_id"))
+    with translate_errors("transition history"), engine.connect() as conn:
+        history = history_queries.load_history(conn, machine, entity_id)
+    steps = [
+        {
+            "version": h.version,
+            "source": h.source_state,
+            "trigger": h.trigger,
+            "target": h.target_state,
+            "event_id": h.event_id,
+            "differs": h.event_id is not None and h.event_id == first.get("event_id"),
+        }
+        for h in history
+    ]
+    return {
+        "entity_id": entity_id,
+        "event_id": first.get("event_id"),
+        "state": example.source_state,
+        "trigger": example.trigger,
+        "active": example.active_target or None,
+        "shadow": example.shadow_target or None,
+        "kind": example.kind,
+        "steps": steps,
+    }
+
+
 def _active(conn: Any, machine: str) -> ShadowRow:
     active = shadow_queries.lock_active(conn, machine)
     if active is None:
@@ -149,4 +190,12 @@ def _active(conn: Any, machine: str) -> ShadowRow:
     return active
 
 
-__all__ = ["ShadowView", "promote_shadow", "show_shadow", "start_shadow", "stop_shadow"]
+__all__ = [
+    "ShadowView",
+    "example_timeline",
+    "find_shadow",
+    "promote_shadow",
+    "show_shadow",
+    "start_shadow",
+    "stop_shadow",
+]
