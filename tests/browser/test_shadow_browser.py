@@ -86,7 +86,8 @@ def test_an_operator_promotes_the_shadow(
     browser.get(f"{stack.base}/ui/machines/{MACHINE}")
     by_css(browser, "[data-testid=shadow-timeline]")
     browser.execute_script(
-        "document.querySelector('[data-testid=shadow]').scrollIntoView({block: 'start'})"
+        "const s = document.querySelector('[data-testid=shadow]');"
+        "window.scrollTo(0, s.getBoundingClientRect().top + window.scrollY - 64)"
     )
     shoot(browser, screenshot_dir, "shadow")
     token = by_css(browser, "input[name=csrf_token]").get_attribute("value")
