@@ -136,6 +136,8 @@ class HistoryEntry:
     payload: Mapping[str, Any] | None
     created_at: datetime
     machine_version: int | None = None  # the registry version that applied it, if any
+    # the context the guards saw (stored context + payload, before effects): what replay needs
+    guard_context: Mapping[str, Any] | None = None
 
     def transition_fields(self) -> dict[str, Any]:
         """What the write did, as plain values (``actions`` a list, ``payload`` a dict): the

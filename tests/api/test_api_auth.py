@@ -47,6 +47,11 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("PUT", "/api/v1/machines/{name}"): "admin",
     ("DELETE", "/api/v1/machines/{name}"): "admin",
     ("POST", "/api/v1/machines/{name}/compatibility"): "viewer",
+    ("POST", "/api/v1/machines/{name}/replay"): "operator",
+    ("GET", "/api/v1/discovery/shadow/{machine_name}"): "viewer",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}"): "operator",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}/stop"): "operator",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}/promote"): "operator",
     ("POST", "/api/v1/events"): "operator",
     ("POST", "/api/v1/events/batch"): "operator",
     ("GET", "/api/v1/events"): "viewer",
@@ -89,6 +94,7 @@ READ_ONLY_POSTS = {
     "/api/v1/process",
     "/api/v1/entities/{entity_id}/dry-run",
     "/api/v1/machines/{name}/compatibility",
+    "/api/v1/machines/{name}/replay",
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 

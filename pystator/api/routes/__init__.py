@@ -18,8 +18,10 @@ from pystator.api.routes import (
     machines,
     metrics,
     observability,
+    replay,
     root,
     settings_routes,
+    shadow,
     stats,
     workers,
 )
@@ -29,6 +31,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     engine.router,
     machines.router,
+    replay.router,
+    shadow.router,
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id

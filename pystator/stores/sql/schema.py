@@ -93,6 +93,9 @@ transition_history = Table(
     # the registry version (machine_versions.version) of the definition that applied it; NULL
     # when the definition came from a file or from code
     Column("machine_version", Integer, nullable=True),
+    # the context the guards saw (stored context with the payload merged over it): what replay
+    # re-runs a candidate with; NULL on rows written before it was recorded
+    Column("guard_context", JsonType, nullable=True),
     UniqueConstraint("machine", "entity_id", "version"),
     Index("ix_transition_history_created_at", "created_at"),  # retention
 )
@@ -361,6 +364,53 @@ discovery_drafts = Table(
     Index("ix_discovery_drafts_machine", "machine", "id"),
 )
 
+# Shadow mode: a candidate definition evaluated beside a machine's active version on sampled
+# events (never acting). ``status``: active | stopped | promoted; at most one active per machine.
+machine_shadows = Table(
+    "machine_shadows",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("definition", JsonType, nullable=False),  # the candidate, validated
+    Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),
+    Column("sample_rate", Float, nullable=False),  # 0 < rate <= 1
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("matched", BigInteger, nullable=False, server_default="0"),
+    Column("mismatched", BigInteger, nullable=False, server_default="0"),
+    Column("promoted_version", Integer, nullable=True),  # the registry version it became
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+    _ts("ended_at", nullable=True),
+    Index("ix_machine_shadows_machine", "machine", "status"),
+)
+
+# Shadow differences, bounded: one row per (state, trigger, active target, shadow target, kind)
+# of a shadow with its count and a few example events; retention prunes ended shadows' rows.
+shadow_diffs = Table(
+    "shadow_diffs",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("shadow_id", BigInteger, nullable=False),
+    Column("source_state", Text, nullable=False),
+    Column("trigger", String(TRIGGER_LENGTH), nullable=False),
+    Column("active_target", Text, nullable=False),  # "" when the active version rejected
+    Column("shadow_target", Text, nullable=False),  # "" when the shadow rejected or raised
+    Column("kind", String(16), nullable=False),  # target | rejected | accepted | actions | error
+    Column("count", BigInteger, nullable=False),
+    Column("examples", JsonType, nullable=False),  # a few {entity_id, event_id, ...}
+    _ts("first_seen"),
+    _ts("last_seen"),
+    UniqueConstraint(
+        "shadow_id",
+        "source_state",
+        "trigger",
+        "active_target",
+        "shadow_target",
+        "kind",
+        name="uq_shadow_diffs_group",
+    ),
+)
+
 __all__ = [
     "ENTITY_ID_LENGTH",
     "FINGERPRINT_LENGTH",
@@ -382,8 +432,10 @@ __all__ = [
     "event_rollups",
     "idempotency_conflicts",
     "machine_registry",
+    "machine_shadows",
     "machine_versions",
     "metadata",
+    "shadow_diffs",
     "transition_history",
     "worker_events",
     "worker_heartbeats",

@@ -15,6 +15,7 @@ from pystator.api.dashboard.pages import (
     login,
     machines,
     overview,
+    shadow,
 )
 
 PAGES: tuple[APIRouter, ...] = (
@@ -26,6 +27,7 @@ PAGES: tuple[APIRouter, ...] = (
     idempotency.router,
     entities.router,
     machines.router,
+    shadow.router,
     actions.router,
     audit.router,
 )
