@@ -11,6 +11,7 @@ from pystator.api.routes import (
     auth,
     bulk,
     catalog,
+    discovery,
     engine,
     entities,
     entity_ops,
@@ -41,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     observability.router,
     catalog.router,
     settings_routes.router,
+    discovery.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -195,9 +195,42 @@ def pending_work(conn: Connection, name: str) -> dict[str, int]:
     return {key: int(conn.execute(query).scalar_one()) for key, query in counts.items()}
 
 
+def add_inactive_version(
+    conn: Connection,
+    name: str,
+    *,
+    definition: Mapping[str, Any],
+    checksum: str,
+    created_by: str,
+    now: datetime,
+) -> tuple[int, bool]:
+    """Store ``definition`` as the next version of ``name`` without making it current (a
+    candidate kept beside the machine); a version with the same ``checksum`` is reused. The
+    caller holds the row lock (:func:`lock_machine`). Returns ``(version, created)``."""
+    same = conn.execute(
+        sa.select(sa.func.min(_V.version)).where(_V.name == name, _V.checksum == checksum)
+    ).scalar()
+    if same is not None:
+        return int(same), False
+    latest = conn.execute(sa.select(sa.func.max(_V.version)).where(_V.name == name)).scalar()
+    version = int(latest or 0) + 1
+    conn.execute(
+        sa.insert(machine_versions).values(
+            name=name,
+            version=version,
+            definition=dict(definition),
+            checksum=checksum,
+            created_by=created_by,
+            created_at=now,
+        )
+    )
+    return version, True
+
+
 __all__ = [
     "MachineRecord",
     "MachineVersion",
+    "add_inactive_version",
     "add_version",
     "get_machine",
     "get_version",
