@@ -11,6 +11,8 @@ allows that nobody used, and the observed edges it does not allow.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from pystator.config.settings import Settings, mask
 from pystator.discovery import (
@@ -48,6 +51,8 @@ from pystator.fsm_core.errors import (
     StoreError,
 )
 from pystator.fsm_core.machine import StateMachine
+from pystator.registry import versions
+from pystator.registry.machines import load_registry
 from pystator.stores.sql import migrator
 from pystator.stores.sql.engine import create_engine_from_url, is_sqlite, normalize_url
 
@@ -226,6 +231,121 @@ def result_to_dict(result: IngestionResult) -> dict[str, Any]:
         "duplicates": result.duplicates,
         "error_details": [{"index": e.index, "reason": e.reason} for e in result.error_details],
     }
+
+
+# --- files --------------------------------------------------------------------------------------
+
+#: File formats ``pystator discover ingest`` reads.
+FILE_FORMATS = ("jsonl", "csv")
+#: Lines of a file recorded per store write.
+FILE_CHUNK = 1000
+
+
+def file_format(path: Path, given: str | None = None) -> str:
+    """``given``, else ``csv`` for a ``.csv`` file and ``jsonl`` for anything else."""
+    if given is not None:
+        if given not in FILE_FORMATS:
+            raise DiscoveryError(f"format must be one of {', '.join(FILE_FORMATS)}, got {given!r}")
+        return given
+    return "csv" if path.suffix.lower() == ".csv" else "jsonl"
+
+
+def _cell(value: str | None) -> Any:
+    """A CSV cell: empty is missing, numbers are numbers, the rest text."""
+    if value is None or value == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
+
+
+class _Unreadable:
+    """A line of a file that is not a record (counted as an error with ``reason``)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def read_items(path: Path, kind: str) -> Iterator[Any]:
+    """The items of a JSONL or CSV file, one per line (an :class:`_Unreadable` for a line that
+    cannot be read); blank JSONL lines are skipped."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        if kind == "csv":
+            for row in csv.DictReader(handle):
+                if None in row:
+                    yield _Unreadable("the line has more cells than the header")
+                    continue
+                yield {k: v for k, v in ((k, _cell(v)) for k, v in row.items()) if v is not None}
+            return
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                yield _Unreadable(f"not JSON: {str(exc)[:100]}")
+
+
+def ingest_file(
+    engine: InferenceEngine,
+    path: Path,
+    *,
+    kind: str | None = None,
+    machine_name: str | None = None,
+    classify_with: StateMachine | None = None,
+    event_id_field: str | None = None,
+    chunk: int = FILE_CHUNK,
+) -> IngestionResult:
+    """Record every line of a JSONL or CSV file: observations (of ``machine_name`` when given),
+    or raw records ``classify_with``'s ``when:`` rules classify. Bad lines are counted with
+    their number (1-based, a CSV's header is line 1) and never stop the file."""
+    kind = file_format(path, kind)
+    first_line = 2 if kind == "csv" else 1
+    totals = dict.fromkeys(
+        ("total", "accepted", "classified", "skipped", "errors", "duplicates"), 0
+    )
+    errors: list[IngestError] = []
+    batch: list[Any] = []
+    numbers: list[int] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        items = [None if isinstance(i, _Unreadable) else i for i in batch]
+        if classify_with is not None:
+            result = ingest_records(engine, classify_with, items, event_id_field=event_id_field)
+        else:
+            result = ingest_observations(engine, items, machine_name=machine_name)
+        for name in totals:
+            totals[name] += getattr(result, name)
+        reasons = {e.index: e.reason for e in result.error_details}
+        for position, item in enumerate(batch):
+            reason = item.reason if isinstance(item, _Unreadable) else reasons.get(position)
+            if reason is not None and len(errors) < MAX_ERROR_DETAILS:
+                errors.append(IngestError(index=numbers[position], reason=reason))
+        batch.clear()
+        numbers.clear()
+
+    for number, item in enumerate(read_items(path, kind), start=first_line):
+        batch.append(item)
+        numbers.append(number)
+        if len(batch) >= chunk:
+            flush()
+    flush()
+    return IngestionResult(**totals, error_details=tuple(errors))
+
+
+def active_machine(settings: Settings, engine: Engine, name: str) -> StateMachine | None:
+    """The machine ``name`` as workers apply it: the registry's current version, else the
+    definition of that name in ``PYSTATOR_MACHINES``; None when there is neither."""
+    try:
+        return versions.show_machine(engine, name).machine()
+    except NotFoundError:
+        pass
+    return load_registry(settings.machine_files).find(name)
 
 
 # --- preview and build --------------------------------------------------------------------------
@@ -501,6 +621,7 @@ def _first_line(text: str) -> str:
 
 
 __all__ = [
+    "FILE_FORMATS",
     "OBSERVATION_FIELDS",
     "SOURCES",
     "BuildScope",
@@ -509,6 +630,7 @@ __all__ = [
     "EdgeDiff",
     "InferenceThresholds",
     "InferredEdge",
+    "active_machine",
     "allowed_edges",
     "backend_of",
     "build",
@@ -516,6 +638,8 @@ __all__ = [
     "check_database",
     "compare",
     "discovery_config",
+    "file_format",
+    "ingest_file",
     "ingest_observations",
     "ingest_records",
     "listing",
@@ -523,6 +647,7 @@ __all__ = [
     "observation_of",
     "parse_time",
     "preview",
+    "read_items",
     "result_to_dict",
     "scope_source",
 ]

@@ -83,8 +83,11 @@ def _version(row: Any) -> MachineVersion:
 
 def heads(conn: Connection) -> dict[str, int | None]:
     """Every stored machine's current version (None for a retired one): one small query, what
-    a process polls to notice new versions."""
-    rows = conn.execute(sa.select(_R.name, _R.current_version, _R.retired_at)).all()
+    a process polls to notice new versions. A name with versions but no current one (only
+    registered candidates) is left out: a definition from a file of that name stays in force."""
+    rows = conn.execute(
+        sa.select(_R.name, _R.current_version, _R.retired_at).where(_R.current_version > 0)
+    ).all()
     return {name: (None if retired else int(version)) for name, version, retired in rows}
 
 
