@@ -11,6 +11,7 @@ from pystator.api.routes import (
     auth,
     bulk,
     catalog,
+    discovery,
     engine,
     entities,
     entity_ops,
@@ -45,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     observability.router,
     catalog.router,
     settings_routes.router,
+    discovery.router,
 )
 
 __all__ = ["ROUTERS"]
