@@ -135,6 +135,7 @@ def event_input(event: EventRow) -> EventInput:
         event_id=event.id,
         origin=_ORIGINS.get(event.origin, EventOrigin.EVENT),
         timer=timer,
+        kind=event.kind,
     )
 
 

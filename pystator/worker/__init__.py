@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pystator.fleet.config import WorkerConfig
 from pystator.fleet.producer import EventSpec, Producer, Receipt
-from pystator.fleet.submit import enqueue, submit_event, submit_event_sync, submit_events
+from pystator.fleet.submit import (
+    enqueue,
+    submit_apply_data,
+    submit_apply_data_sync,
+    submit_event,
+    submit_event_sync,
+    submit_events,
+)
 from pystator.fleet.worker import Worker
 
 __all__ = [
@@ -19,6 +26,8 @@ __all__ = [
     "Worker",
     "WorkerConfig",
     "enqueue",
+    "submit_apply_data",
+    "submit_apply_data_sync",
     "submit_event",
     "submit_event_sync",
     "submit_events",

@@ -71,6 +71,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/entities/bulk/events"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/create"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/events"): "operator",
+    ("POST", "/api/v1/entities/{entity_id}/apply-data"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/dry-run"): "viewer",
     ("GET", "/api/v1/entities/{entity_id}/state"): "viewer",
     ("GET", "/api/v1/entities/{entity_id}/snapshot"): "viewer",

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from pystator.api.routes import (
     actions,
+    apply_data,
     audit,
     auth,
     bulk,
@@ -37,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
+    apply_data.router,  # before /entities/{machine}/{entity_id} too
     entities.router,
     actions.router,
     stats.router,

@@ -73,6 +73,7 @@ class EventOut(Out):
     updated_at: datetime
     completed_at: datetime | None
     last_duplicate_at: datetime | None = None
+    kind: str = Field(default="event", description="event, or apply_data (a data update)")
 
 
 class EventActionOut(Out):

@@ -129,6 +129,8 @@ worker_events = Table(
     _ts("last_duplicate_at", nullable=True),  # the key's last repeat with the same content
     # W3C trace context of the submission (OpenTelemetry): the worker's apply span's parent
     Column("traceparent", String(TRACEPARENT_LENGTH), nullable=True),
+    # event (a named trigger) | apply_data (a data update routed by ``when`` rules; 0033)
+    Column("kind", String(16), nullable=False, server_default="event"),
     UniqueConstraint("machine", "idempotency_key"),
     Index(
         "ix_worker_events_pending_due",
