@@ -55,7 +55,7 @@ class SQLAlchemyMachineStore:
             detail = versions.show_machine(self.engine, name)
         except NotFoundError:
             return []
-        return [v.version for v in detail.versions]
+        return sorted(v.version for v in detail.versions)
 
     def close(self) -> None:
         """Dispose the engine if this store made it from a URL."""
