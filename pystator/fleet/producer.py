@@ -82,6 +82,11 @@ class Receipt(int):
 def _spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
     if isinstance(item, EventSpec):
         return item
+    to_spec = getattr(item, "to_spec", None)  # a WorkerEvent (pystator.fleet.models)
+    if callable(to_spec):
+        spec = to_spec()
+        if isinstance(spec, EventSpec):
+            return spec
     data = dict(item)
     if "machine_name" in data:
         data["machine"] = data.pop("machine_name")
