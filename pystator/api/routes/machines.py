@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 
 from pystator.api.definition_body import DEFINITION_BODY, Definition
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
+from pystator.api.params import MachineVersion
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.machines import (
     MachineDetailOut,
@@ -48,7 +49,7 @@ def create_machine(
 
 @router.get("/{name}", response_model=MachineDetailOut)
 def show_machine(
-    name: str, services: ServicesDep, _viewer: Viewer, version: int | None = None
+    name: str, services: ServicesDep, _viewer: Viewer, version: MachineVersion | None = None
 ) -> MachineDetailOut:
     """A stored machine: the definition of its current version (or ``version``), a summary,
     and every version."""

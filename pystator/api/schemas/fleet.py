@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
+from pystator.api.params import BIGINT_MAX, BigInt, StrictBigInt
 from pystator.api.schemas.common import Out, Strict
 from pystator.api.schemas.events import EventOut
 
@@ -103,11 +104,13 @@ class _ActionFilterFields(BaseModel):
     machine: StrictStr | None = None
     entity_id: StrictStr | None = None
     action: StrictStr | None = None
-    event_id: StrictInt | None = None
+    event_id: BigInt | None = None
 
 
 class ActionFilterIn(_ActionFilterFields, Strict):
     """Which outbox rows, in a request body."""
+
+    event_id: StrictBigInt | None = None
 
 
 class ActionQuery(_ActionFilterFields):
@@ -117,10 +120,10 @@ class ActionQuery(_ActionFilterFields):
 class ActionSelection(Strict):
     """What an action retry or discard applies to."""
 
-    ids: list[StrictInt] = Field(default_factory=list)
+    ids: list[StrictBigInt] = Field(default_factory=list)
     filter: ActionFilterIn | None = None
     dry_run: StrictBool = False
-    limit: StrictInt | None = Field(default=None, ge=1)
+    limit: StrictInt | None = Field(default=None, ge=1, le=BIGINT_MAX)
 
 
 class BacklogOut(Out):
