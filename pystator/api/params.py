@@ -4,6 +4,8 @@
   integer type of ids, cursors and counts: ``0 <= n <= 2**63 - 1``, what a ``BIGINT`` column
   holds, so an out-of-range number is a 422 naming the parameter, never a database error.
   :data:`Cursor` is an optional :data:`BigInt` query parameter (``next_cursor`` of a page).
+- :data:`Text` is a string of a body that is compared with or stored in a column (a filter, a
+  key's name): no control character and no lone surrogate, 422 otherwise.
 - :func:`query_door` is an app-wide dependency: a control character (NUL, C0, DEL, C1) in any
   query parameter or path segment is a 422 naming the parameter, before any route runs, as the
   event door refuses one in a body's names. It covers every route, including the ones added
@@ -17,7 +19,7 @@ from typing import Annotated
 from annotated_types import Ge, Le
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import Strict
+from pydantic import AfterValidator, Strict, StrictStr
 
 from pystator.fleet import door
 
@@ -32,6 +34,20 @@ StrictBigInt = Annotated[int, Strict(), Ge(0), Le(BIGINT_MAX)]
 MachineVersion = Annotated[int, Ge(1), Le(2**31 - 1)]
 #: ``next_cursor`` of the previous page, passed back as a query parameter.
 Cursor = Annotated[BigInt | None, Query(description="next_cursor of the previous page")]
+
+
+def _clean(value: str) -> str:
+    """``value``, when it holds no control character and no lone surrogate."""
+    bad = door.bad_character(value)
+    if bad == "control":
+        raise ValueError("control characters (NUL, C0, DEL, C1) are not allowed")
+    if bad is not None:
+        raise ValueError("not valid Unicode (a lone surrogate)")
+    return value
+
+
+#: A body's string that reaches a column (a filter, a name): the door's rule for names.
+Text = Annotated[StrictStr, AfterValidator(_clean)]
 
 
 def _bad(location: str, name: str, value: str) -> dict[str, object] | None:
@@ -55,4 +71,4 @@ async def query_door(request: Request) -> None:
         raise RequestValidationError(errors)
 
 
-__all__ = ["BIGINT_MAX", "BigInt", "Cursor", "MachineVersion", "StrictBigInt", "query_door"]
+__all__ = ["BIGINT_MAX", "BigInt", "Cursor", "MachineVersion", "StrictBigInt", "Text", "query_door"]

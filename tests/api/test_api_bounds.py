@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from pystator.api.params import BIGINT_MAX
 from pystator.api.problems import MEDIA_TYPE
-from tests.support.api_clients import client
+from tests.support.api_clients import client, parcel
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +135,35 @@ def test_control_characters_in_query_strings_and_paths_are_422(
 def test_clean_text_filters_still_work(api: TestClient) -> None:
     assert api.get("/api/v1/actions?entity_id=caf%C3%A9%20%E2%9C%93").status_code == 200
     assert api.get("/api/v1/events?machine=parcel&error=timeout").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "path"),
+    [
+        ("/api/v1/events/retry", {"filter": {"machine": "a\x00"}}, "body.filter.machine"),
+        ("/api/v1/events/discard", {"filter": {"error": "\x1b[31m"}}, "body.filter.error"),
+        ("/api/v1/actions/retry", {"filter": {"entity_id": "\x05G"}}, "body.filter.entity_id"),
+        ("/api/v1/api-keys", {"role": "viewer", "name": "a\x00b"}, "body.name"),
+    ],
+)
+def test_control_characters_in_body_filters_and_names_are_422(
+    api: TestClient, url: str, body: dict[str, Any], path: str
+) -> None:
+    _refused(api.post(url, json=body), path)
+
+
+def test_a_lone_surrogate_in_a_body_filter_is_422(api: TestClient) -> None:
+    raw = b'{"filter": {"machine": "a\\udc00"}}'
+    response = api.post(
+        "/api/v1/actions/discard", content=raw, headers={"content-type": "application/json"}
+    )
+    _refused(response, "body.filter.machine")
+
+
+def test_a_definition_holding_nul_is_422_naming_the_field(api: TestClient) -> None:
+    definition = parcel()
+    definition["meta"]["description"] = "a\x00b"
+    response = api.post("/api/v1/machines", json={"config": definition})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("meta.description: ")
+    assert api.get("/api/v1/machines/parcel").status_code == 404  # nothing stored

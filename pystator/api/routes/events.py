@@ -85,7 +85,12 @@ def submit(
     return Submitted(id=int(receipt), duplicate=receipt.duplicate)
 
 
-@router.post("/batch", response_model=BatchOut, status_code=201)
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    status_code=201,
+    responses={200: {"model": BatchOut, "description": "no new event: every one was a repeat"}},
+)
 def submit_batch(
     body: BatchIn, response: Response, services: ServicesDep, _operator: Operator, audit: AuditDep
 ) -> BatchOut:

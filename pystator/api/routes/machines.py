@@ -25,6 +25,9 @@ from pystator.fsm_core.summary import summarize
 from pystator.registry import versions
 from pystator.registry.versions import Published
 
+#: The 200 of a publish: the definition is the current version's.
+UNCHANGED = "identical to the current version: nothing stored"
+
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"], responses=PROBLEMS)
 
 
@@ -37,7 +40,13 @@ def list_machines(
     return [MachineOut.model_validate(r) for r in records]
 
 
-@router.post("", response_model=PublishedOut, status_code=201, openapi_extra=DEFINITION_BODY)
+@router.post(
+    "",
+    response_model=PublishedOut,
+    status_code=201,
+    openapi_extra=DEFINITION_BODY,
+    responses={200: {"model": PublishedOut, "description": UNCHANGED}},
+)
 def create_machine(
     admin: Admin, config: Definition, response: Response, services: ServicesDep, audit: AuditDep
 ) -> PublishedOut:
@@ -63,7 +72,15 @@ def show_machine(
     )
 
 
-@router.put("/{name}", response_model=PublishedOut, openapi_extra=DEFINITION_BODY)
+@router.put(
+    "/{name}",
+    response_model=PublishedOut,
+    openapi_extra=DEFINITION_BODY,
+    responses={
+        200: {"description": UNCHANGED},
+        201: {"model": PublishedOut, "description": "stored as a new version"},
+    },
+)
 def update_machine(
     name: str,
     admin: Admin,

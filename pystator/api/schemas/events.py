@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
-from pystator.api.params import BIGINT_MAX, StrictBigInt
+from pystator.api.params import BIGINT_MAX, StrictBigInt, Text
 from pystator.api.schemas.common import Out, Strict
 from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fleet.door import MAX_ATTEMPTS_LIMIT
@@ -109,12 +109,12 @@ class _EventFilterFields(BaseModel):
     """Which events (every field optional, combined with AND)."""
 
     status: EventStatusName | None = None
-    machine: StrictStr | None = None
-    entity_id: StrictStr | None = None
-    trigger: StrictStr | None = None
+    machine: Text | None = None
+    entity_id: Text | None = None
+    trigger: Text | None = None
     origin: Literal["submit", "timer", "replay"] | None = None
-    idempotency_key: StrictStr | None = None
-    error: StrictStr | None = Field(default=None, description="substring of an attempt's error")
+    idempotency_key: Text | None = None
+    error: Text | None = Field(default=None, description="substring of an attempt's error")
     created_after: datetime | None = None
     created_before: datetime | None = None
 

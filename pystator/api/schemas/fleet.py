@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from pystator.api.params import BIGINT_MAX, BigInt, StrictBigInt
+from pystator.api.params import BIGINT_MAX, BigInt, StrictBigInt, Text
 from pystator.api.schemas.common import Out, Strict
 from pystator.api.schemas.events import EventOut
 
@@ -101,9 +101,9 @@ class _ActionFilterFields(BaseModel):
     """Which outbox rows (combined with AND)."""
 
     status: ActionStatusName | None = None
-    machine: StrictStr | None = None
-    entity_id: StrictStr | None = None
-    action: StrictStr | None = None
+    machine: Text | None = None
+    entity_id: Text | None = None
+    action: Text | None = None
     event_id: BigInt | None = None
 
 
