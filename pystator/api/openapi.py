@@ -31,6 +31,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
 from pystator.api.deps import current_principal, get_services
+from pystator.api.params import BIGINT_MAX
 from pystator.api.problems import MEDIA_TYPE
 from pystator.api.schemas.common import PROBLEM_DESCRIPTIONS, Problem
 
@@ -95,8 +96,26 @@ def _declare(responses: dict[str, Any], status: int) -> None:
         content[MEDIA_TYPE] = {"schema": {"$ref": _PROBLEM_REF}}
 
 
+def _exact_bounds(node: Any) -> None:
+    """Integer bounds as integers: FastAPI's OpenAPI models hold ``minimum``/``maximum`` as
+    floats, and ``2**63 - 1`` as a float is ``2**63``, one past what a BIGINT holds."""
+    if isinstance(node, list):
+        for item in node:
+            _exact_bounds(item)
+    elif isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                value = node.get(key)
+                if isinstance(value, float) and value.is_integer():
+                    node[key] = max(-BIGINT_MAX - 1, min(BIGINT_MAX, int(value)))
+        for value in node.values():
+            _exact_bounds(value)
+
+
 def declare_problems(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """Add the problem answers of ``routes`` to the OpenAPI document ``schema`` (in place)."""
+    _exact_bounds(schema.get("components", {}))
+    _exact_bounds(schema.get("paths", {}))
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("Problem", Problem.model_json_schema())
     for route in iter_route_contexts(list(routes)):
