@@ -80,6 +80,9 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/observability/state-metrics"): "viewer",
     ("GET", "/api/v1/catalog/builtins"): None,
     ("GET", "/api/v1/settings"): "admin",
+    # live streams (issue 28c)
+    ("GET", "/api/v1/transitions/stream"): "viewer",
+    ("GET", "/api/v1/events/stream"): "viewer",
 }
 #: Routes that change nothing (they compute) although they are POSTs.
 READ_ONLY_POSTS = {
@@ -113,7 +116,8 @@ def _route_table() -> dict[tuple[str, str], tuple[str | None, bool]]:
 
 
 def _url(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "1", path)
+    url = re.sub(r"\{[^}]+\}", "1", path)
+    return f"{url}?max_seconds=0" if url.endswith("/stream") else url  # an SSE stream ends
 
 
 def test_the_route_table_is_the_contract() -> None:

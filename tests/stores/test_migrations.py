@@ -30,6 +30,8 @@ TABLES = {
     "discovery_observations",
     "discovery_candidates",
     "discovery_drafts",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

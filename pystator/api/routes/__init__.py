@@ -21,6 +21,7 @@ from pystator.api.routes import (
     root,
     settings_routes,
     stats,
+    streams,
     workers,
 )
 
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     engine.router,
     machines.router,
+    streams.router,  # before the events router: "stream" is not an event id
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
