@@ -83,6 +83,15 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     # live streams (issue 28c)
     ("GET", "/api/v1/transitions/stream"): "viewer",
     ("GET", "/api/v1/events/stream"): "viewer",
+    # webhooks (issue 28c)
+    ("GET", "/api/v1/webhooks"): "viewer",
+    ("POST", "/api/v1/webhooks"): "admin",
+    ("GET", "/api/v1/webhooks/deliveries"): "viewer",
+    ("GET", "/api/v1/webhooks/{webhook_id}"): "viewer",
+    ("PUT", "/api/v1/webhooks/{webhook_id}"): "admin",
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): "admin",
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): "operator",
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): "viewer",
 }
 #: Routes that change nothing (they compute) although they are POSTs.
 READ_ONLY_POSTS = {

@@ -22,6 +22,7 @@ from pystator.api.routes import (
     settings_routes,
     stats,
     streams,
+    webhooks,
     workers,
 )
 
@@ -43,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     observability.router,
     catalog.router,
     settings_routes.router,
+    webhooks.router,
 )
 
 __all__ = ["ROUTERS"]
