@@ -12,9 +12,11 @@ from pystator.api.dashboard.pages import (
     entities,
     events,
     idempotency,
+    live,
     login,
     machines,
     overview,
+    webhooks,
 )
 
 PAGES: tuple[APIRouter, ...] = (
@@ -28,6 +30,8 @@ PAGES: tuple[APIRouter, ...] = (
     machines.router,
     actions.router,
     audit.router,
+    webhooks.router,
+    live.router,
 )
 
 __all__ = ["PAGES"]
