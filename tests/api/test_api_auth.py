@@ -104,6 +104,18 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}/build"): "operator",
     ("GET", "/api/v1/settings/discovery-config"): "admin",
     ("POST", "/api/v1/settings/test-discovery-database"): "admin",
+    # live streams (issue 28c)
+    ("GET", "/api/v1/transitions/stream"): "viewer",
+    ("GET", "/api/v1/events/stream"): "viewer",
+    # webhooks (issue 28c)
+    ("GET", "/api/v1/webhooks"): "viewer",
+    ("POST", "/api/v1/webhooks"): "admin",
+    ("GET", "/api/v1/webhooks/deliveries"): "viewer",
+    ("GET", "/api/v1/webhooks/{webhook_id}"): "viewer",
+    ("PUT", "/api/v1/webhooks/{webhook_id}"): "admin",
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): "admin",
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): "operator",
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): "viewer",
 }
 #: Routes that change nothing (they compute) although they are POSTs.
 READ_ONLY_POSTS = {
@@ -142,7 +154,8 @@ def _route_table() -> dict[tuple[str, str], tuple[str | None, bool]]:
 
 
 def _url(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "1", path)
+    url = re.sub(r"\{[^}]+\}", "1", path)
+    return f"{url}?max_seconds=0" if url.endswith("/stream") else url  # an SSE stream ends
 
 
 def test_the_route_table_is_the_contract() -> None:

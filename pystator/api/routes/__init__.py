@@ -25,6 +25,8 @@ from pystator.api.routes import (
     settings_routes,
     shadow,
     stats,
+    streams,
+    webhooks,
     workers,
 )
 
@@ -35,6 +37,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     machines.router,
     replay.router,
     shadow.router,
+    streams.router,  # before the events router: "stream" is not an event id
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
@@ -49,6 +52,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     catalog.router,
     settings_routes.router,
     discovery.router,
+    webhooks.router,
 )
 
 __all__ = ["ROUTERS"]
