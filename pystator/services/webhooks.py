@@ -188,7 +188,9 @@ def _missing(webhook_id: int) -> NotFoundError:
 
 
 __all__ = [
+    "DeliveryRow",
     "InvalidWebhookError",
+    "WebhookRow",
     "WebhookSpec",
     "check_spec",
     "create",
