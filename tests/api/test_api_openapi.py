@@ -69,6 +69,14 @@ def test_authenticated_routes_declare_401_and_403(spec: dict[str, Any]) -> None:
             assert {"401", "403", "503"} <= set(operation["responses"]), f"{method} {path}"
 
 
+def test_live_streams_declare_text_event_stream(spec: dict[str, Any]) -> None:
+    """A route under ``…/stream`` answers ``text/event-stream``: its OpenAPI must say so
+    (``response_class=EventSourceResponse`` or ``responses={200: {"content": …}}``)."""
+    for _method, path, operation in _operations(spec):
+        if path.endswith("/stream"):
+            assert "text/event-stream" in operation["responses"]["200"]["content"], path
+
+
 def _integers(schema: Any, spec: dict[str, Any], where: str, seen: set[str]) -> Iterator[str]:
     """Every unbounded integer of ``schema`` (refs resolved), by where it is."""
     if isinstance(schema, list):

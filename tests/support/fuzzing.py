@@ -97,15 +97,21 @@ def fresh_database(server_url: str) -> Iterator[str]:
 
 
 def stream_paths(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(method, path)`` of the operations whose success is a ``text/event-stream``."""
+    """``(method, path)`` of the live streams: operations whose success is a
+    ``text/event-stream`` (or whose path ends in ``/stream``)."""
     found = []
     for path, item in spec.get("paths", {}).items():
         for method, operation in item.items():
             if not isinstance(operation, dict):
                 continue
-            for status, response in operation.get("responses", {}).items():
-                if status.startswith("2") and STREAM_MEDIA_TYPE in response.get("content", {}):
-                    found.append((method.upper(), path))
+            media = {
+                m
+                for status, response in operation.get("responses", {}).items()
+                if status.startswith("2")
+                for m in response.get("content", {})
+            }
+            if STREAM_MEDIA_TYPE in media or path.endswith("/stream"):
+                found.append((method.upper(), path))
     return found
 
 
