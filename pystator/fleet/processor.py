@@ -44,6 +44,7 @@ from pystator.config.settings import (
 )
 from pystator.fleet.batch import Batch, EventRef
 from pystator.fleet.observer import FleetObserver
+from pystator.fleet.shadow import ShadowBook
 from pystator.fleet.staleness import NudgeCounts, SettledWatermark
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.clock import Clock
@@ -134,6 +135,7 @@ def event_input(event: EventRow) -> EventInput:
         event_id=event.id,
         origin=_ORIGINS.get(event.origin, EventOrigin.EVENT),
         timer=timer,
+        kind=event.kind,
     )
 
 
@@ -196,6 +198,8 @@ class Processor:
         self.nudges = NudgeCounts()
         self.settled = SettledWatermark(engine, clock=clock, counts=self.nudges)
         self.observer: FleetObserver = FleetObserver()
+        #: shadow mode: candidates compared beside the active machines (None: not evaluated)
+        self.shadows: ShadowBook | None = None
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -377,6 +381,8 @@ class Processor:
     def _run_once(self, claim: Claim) -> Batch:
         batch = Batch()
         keys: list[EntityKey] = []
+        if self.shadows is not None:
+            self.shadows.refresh()  # outside the transaction: at most one read per interval
         try:
             with translate_errors("worker"), transaction(self.engine) as conn:
                 keys, at = claim(conn, bind_now(conn, self.clock))
@@ -446,6 +452,8 @@ class Processor:
 
     def _after(self, batch: Batch) -> None:
         batch.end_spans()
+        if self.shadows is not None and batch.shadow:
+            self.shadows.add(batch.shadow)
         if batch.arm or batch.cancel:
             self.timers.after_commit(batch.arm, batch.cancel)
         for hook in self.after_commit:
@@ -484,14 +492,16 @@ class Processor:
         part = Batch()
         current = stored
         machine = self.machine_for(key[0], stored)
+        shadows = self.shadows if self.shadows is not None and self.shadows.active(key[0]) else None
         for event in events:
             span = tracing.start_apply(event.traceparent, _span_attributes(event))
             trace = tracing.traceparent_of(span)
+            given = event_input(event)
             try:
                 if machine is None:
                     raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
                 behind(machine, current)
-                outcome = apply_event(machine, current, event_input(event), now, entity_id=key[1])
+                outcome = apply_event(machine, current, given, now, entity_id=key[1])
             except InvalidStateError as exc:  # the definition cannot apply: dead at once
                 part.spans.append((span, f"{type(exc).__name__}: {exc}"))
                 self._fail(part, event, mismatch(machine, current, exc), now, machine)
@@ -507,6 +517,10 @@ class Processor:
                     break  # per-entity order: later events wait behind the retry
                 continue
             part.spans.append((span, None))
+            if shadows is not None:  # the same input, compared only: it never acts
+                compared = shadows.compare(key[0], current, given, now, outcome, entity_id=key[1])
+                if compared is not None:
+                    part.shadow.append(compared)
             if outcome.status == Outcome.APPLIED and self._too_large(event, outcome):
                 part.closed(event_ref(event), Outcome.REJECTED, REASON_CONTEXT_TOO_LARGE)
             elif outcome.status == Outcome.APPLIED:

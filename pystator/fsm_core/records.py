@@ -86,6 +86,13 @@ class EventOrigin(StrEnum):
     REPLAY = "replay"  # an operator replayed a dead or rejected event
 
 
+class EventKind(StrEnum):
+    """What an event asks for (``worker_events.kind``): a named trigger, or a data update."""
+
+    EVENT = "event"  # a named trigger (the default)
+    APPLY_DATA = "apply_data"  # a trigger-less data update routed by ``when`` rules
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimerRef:
     """Identifies the state entry a fired timer belongs to."""
@@ -104,6 +111,9 @@ class EventInput:
     event_id: int | None = None
     origin: str = EventOrigin.DIRECT
     timer: TimerRef | None = None  # set for fired timers: applied only if the entry still holds
+    #: ``apply_data``: ``context`` is the data to merge, ``trigger`` only a label (the
+    #: transition taken is chosen by the ``when`` rules, :mod:`pystator.fsm_core.apply_data`)
+    kind: str = EventKind.EVENT
 
     @property
     def name(self) -> str:
@@ -136,6 +146,8 @@ class HistoryEntry:
     payload: Mapping[str, Any] | None
     created_at: datetime
     machine_version: int | None = None  # the registry version that applied it, if any
+    # the context the guards saw (stored context + payload, before effects): what replay needs
+    guard_context: Mapping[str, Any] | None = None
 
     def transition_fields(self) -> dict[str, Any]:
         """What the write did, as plain values (``actions`` a list, ``payload`` a dict): the

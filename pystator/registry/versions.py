@@ -98,13 +98,48 @@ class MachineDetail:
         return compile_stored(self.record.name, self.version.version, self.version.definition, bind)
 
 
+def _unstorable_text(value: Any, path: str) -> str | None:
+    """The path of the first key or string of ``value`` holding NUL or a lone surrogate."""
+    if isinstance(value, str):
+        return path if "\x00" in value or not _encodable(value) else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found = _unstorable_text(key, where) if isinstance(key, str) else None
+            found = found if found is not None else _unstorable_text(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _unstorable_text(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` as plain JSON data (what is stored); :class:`ConfigurationError` when it holds
-    values JSON cannot carry, :class:`MachineValidationError` when it is past the definition
-    limits (checked first: a part used many times would be copied as many times)."""
+    values JSON cannot carry (or a database cannot store: a NUL character, a lone surrogate),
+    :class:`MachineValidationError` when it is past the definition limits (checked first: a part
+    used many times would be copied as many times)."""
     too_large = oversize(config)
     if too_large is not None:
         raise MachineValidationError([too_large], source="<request>")
+    unstorable = _unstorable_text(config, "")
+    if unstorable is not None:
+        raise ConfigurationError(
+            f"{unstorable or 'the definition'}: text must not contain NUL (\\u0000) or a lone "
+            "surrogate (no database stores them)",
+            details={"field": unstorable, "rule": "encoding"},
+        )
     try:
         data = json.loads(json.dumps(config, allow_nan=False))
     except (TypeError, ValueError) as exc:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Response
 
 from pystator.api.definition_body import DEFINITION_BODY, Definition
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
+from pystator.api.params import MachineVersion
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.machines import (
     CompatibilityOut,
@@ -33,6 +34,9 @@ from pystator.fsm_core.summary import summarize
 from pystator.registry import versions
 from pystator.registry.compatibility import parse_state_map
 from pystator.registry.versions import Published
+
+#: The 200 of a publish: the definition is the current version's.
+UNCHANGED = "identical to the current version: nothing stored"
 
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"], responses=PROBLEMS)
 
@@ -65,7 +69,13 @@ def list_machines(
     return [MachineOut.model_validate(r) for r in records]
 
 
-@router.post("", response_model=PublishedOut, status_code=201, openapi_extra=DEFINITION_BODY)
+@router.post(
+    "",
+    response_model=PublishedOut,
+    status_code=201,
+    openapi_extra=DEFINITION_BODY,
+    responses={200: {"model": PublishedOut, "description": UNCHANGED}},
+)
 def create_machine(
     admin: Admin,
     config: Definition,
@@ -92,7 +102,7 @@ def create_machine(
 
 @router.get("/{name}", response_model=MachineDetailOut)
 def show_machine(
-    name: str, services: ServicesDep, _viewer: Viewer, version: int | None = None
+    name: str, services: ServicesDep, _viewer: Viewer, version: MachineVersion | None = None
 ) -> MachineDetailOut:
     """A stored machine: the definition of its current version (or ``version``), a summary,
     and every version."""
@@ -106,7 +116,15 @@ def show_machine(
     )
 
 
-@router.put("/{name}", response_model=PublishedOut, openapi_extra=DEFINITION_BODY)
+@router.put(
+    "/{name}",
+    response_model=PublishedOut,
+    openapi_extra=DEFINITION_BODY,
+    responses={
+        200: {"description": UNCHANGED},
+        201: {"model": PublishedOut, "description": "stored as a new version"},
+    },
+)
 def update_machine(
     name: str,
     admin: Admin,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import StrictInt, StrictStr, model_validator
+from pydantic import Field, StrictInt, StrictStr, model_validator
 
 from pystator.api.schemas.common import Out, Strict
 
@@ -41,7 +41,7 @@ class ProcessIn(Strict):
 
     config: dict[str, Any] | None = None
     machine: StrictStr | None = None
-    version: StrictInt | None = None
+    version: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1)
     current_state: StrictStr
     trigger: StrictStr
     context: dict[str, Any] = {}

@@ -85,8 +85,11 @@ def _version(row: Any) -> MachineVersion:
 
 def heads(conn: Connection) -> dict[str, int | None]:
     """Every stored machine's current version (None for a retired one): one small query, what
-    a process polls to notice new versions."""
-    rows = conn.execute(sa.select(_R.name, _R.current_version, _R.retired_at)).all()
+    a process polls to notice new versions. A name with versions but no current one (only
+    registered candidates) is left out: a definition from a file of that name stays in force."""
+    rows = conn.execute(
+        sa.select(_R.name, _R.current_version, _R.retired_at).where(_R.current_version > 0)
+    ).all()
     return {name: (None if retired else int(version)) for name, version, retired in rows}
 
 
@@ -219,9 +222,42 @@ def pending_work(conn: Connection, name: str) -> dict[str, int]:
     return {key: int(conn.execute(query).scalar_one()) for key, query in counts.items()}
 
 
+def add_inactive_version(
+    conn: Connection,
+    name: str,
+    *,
+    definition: Mapping[str, Any],
+    checksum: str,
+    created_by: str,
+    now: datetime,
+) -> tuple[int, bool]:
+    """Store ``definition`` as the next version of ``name`` without making it current (a
+    candidate kept beside the machine); a version with the same ``checksum`` is reused. The
+    caller holds the row lock (:func:`lock_machine`). Returns ``(version, created)``."""
+    same = conn.execute(
+        sa.select(sa.func.min(_V.version)).where(_V.name == name, _V.checksum == checksum)
+    ).scalar()
+    if same is not None:
+        return int(same), False
+    latest = conn.execute(sa.select(sa.func.max(_V.version)).where(_V.name == name)).scalar()
+    version = int(latest or 0) + 1
+    conn.execute(
+        sa.insert(machine_versions).values(
+            name=name,
+            version=version,
+            definition=dict(definition),
+            checksum=checksum,
+            created_by=created_by,
+            created_at=now,
+        )
+    )
+    return version, True
+
+
 __all__ = [
     "MachineRecord",
     "MachineVersion",
+    "add_inactive_version",
     "add_version",
     "get_machine",
     "get_version",
