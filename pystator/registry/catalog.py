@@ -6,12 +6,9 @@
   :class:`ConflictError` (bump ``meta.version`` to change a machine).
 - :func:`create` refuses a name the registry already holds; :func:`update` refuses one it does
   not hold; both publish otherwise (identical to the current version: nothing stored).
-- :func:`compatibility`: what a definition would do to the entities living on the current one.
-
-The compatibility report here is deliberately small (entities in states the new definition
-lacks, pending events, armed timers). The full report of the "change a live machine safely"
-work (``pystator.registry.compatibility``) replaces :func:`compatibility` when it lands; callers
-only use :class:`CompatibilityReport`'s documented fields.
+- :func:`compatibility`: what a definition would do to the entities living on the current one,
+  a summary of the one full report (:func:`pystator.registry.compatibility.compatibility_report`,
+  also given as ``report``): ``compatible`` is exactly "publishing would not be refused".
 """
 
 from __future__ import annotations
@@ -26,8 +23,9 @@ from pystator.fsm_core.definition import DEFAULT_VERSION
 from pystator.fsm_core.errors import ConflictError, FSMError, NotFoundError
 from pystator.fsm_core.machine import StateMachine
 from pystator.registry import versions
+from pystator.registry.compatibility import STATE_REMOVED, compatibility_report
 from pystator.registry.versions import Published
-from pystator.stores.sql import observability_queries, registry_queries
+from pystator.stores.sql import registry_queries
 from pystator.stores.sql.engine import translate_errors
 
 
@@ -84,27 +82,40 @@ def create(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registered:
 
 
 def update(
-    engine: Engine, config: Mapping[str, Any], *, by: str, name: str | None = None
+    engine: Engine,
+    config: Mapping[str, Any],
+    *,
+    by: str,
+    name: str | None = None,
+    state_map: Mapping[str, str] | None = None,
+    upgrade_policy: str | None = None,
 ) -> Registered:
     """Publish a new version of an existing machine; :class:`NotFoundError` when there is none
-    (``name``, when given, must match ``meta.machine_name``)."""
+    (``name``, when given, must match ``meta.machine_name``). Checked against the live fleet
+    like every publish: ``state_map`` and ``upgrade_policy`` as in
+    :func:`pystator.registry.versions.publish`."""
     data = versions.canonical(config)
     versions.require_name(data)
     machine = StateMachine.from_dict(data, source="<request>")
     target = name or machine.name
     if not _versions(engine, target):
         raise NotFoundError(f"no stored machine named {target!r}", details={"machine": target})
-    return _registered(versions.publish(engine, data, by=by, name=name), machine.version)
+    published = versions.publish(
+        engine, data, by=by, name=name, state_map=state_map, upgrade_policy=upgrade_policy
+    )
+    return _registered(published, machine.version)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompatibilityReport:
     """What publishing a definition would do to the entities of the current version.
 
-    ``compatible`` is False when entities sit in states the new definition lacks
-    (``stranded``: state -> entities); ``pending_events`` and ``armed_timers`` count the work
-    still queued for the machine. ``problems`` lists definition errors (then nothing else is
-    checked).
+    ``compatible`` is False when publishing would be refused: entities sit in states the new
+    definition lacks (``stranded``: state -> entities), or pending events need a transition or
+    trigger it removes; ``pending_events`` and ``armed_timers`` count the work still queued for
+    the machine. ``problems`` lists definition errors (then nothing else is checked). ``report``
+    is the full compatibility report (:meth:`CompatibilityReport.to_dict` of
+    :mod:`pystator.registry.compatibility`), None for a definition error.
     """
 
     machine: str
@@ -115,6 +126,7 @@ class CompatibilityReport:
     pending_events: int = 0
     armed_timers: int = 0
     problems: tuple[str, ...] = ()
+    report: dict[str, Any] | None = None
 
 
 def compatibility(engine: Engine, config: Mapping[str, Any]) -> CompatibilityReport:
@@ -129,28 +141,20 @@ def compatibility(engine: Engine, config: Mapping[str, Any]) -> CompatibilityRep
         return CompatibilityReport(
             machine=str(name or ""), current_version=None, compatible=False, problems=(str(exc),)
         )
+    full = compatibility_report(engine, machine.name, machine)
     with translate_errors("machine registry"), engine.connect() as conn:
-        record = registry_queries.get_machine(conn, machine.name)
-        by_state = observability_queries.entities_by_state(conn, machine.name)
         work = registry_queries.pending_work(conn, machine.name)
-    stranded = {state: n for _m, state, n in by_state if not _knows(machine, state)}
+    stranded = {p.state: p.entities for p in full.problems if p.kind == STATE_REMOVED and p.state}
     return CompatibilityReport(
         machine=machine.name,
-        current_version=record.current_version if record else None,
-        compatible=not stranded,
+        current_version=full.current_version,
+        compatible=full.ok,
         stranded=stranded,
-        entities=sum(n for _m, _s, n in by_state),
+        entities=full.entities,
         pending_events=work.get("pending_events", 0),
         armed_timers=work.get("armed_timers", 0),
+        report=full.to_dict(),
     )
-
-
-def _knows(machine: StateMachine, state: str) -> bool:
-    try:
-        machine.get_available_transitions(state)
-    except FSMError:
-        return False
-    return True
 
 
 def _versions(engine: Engine, name: str) -> list[registry_queries.MachineVersion]:

@@ -259,11 +259,26 @@ class PyStatorRuntime:
         return created
 
     def update_machine_from_dict(
-        self, config: Mapping[str, Any], *, name: str | None = None
+        self,
+        config: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        state_map: Mapping[str, str] | None = None,
+        upgrade_policy: str | None = None,
     ) -> Registered:
         """Publish a new version of an existing machine (identical to the current version:
-        nothing stored); :class:`~pystator.errors.NotFoundError` when there is none."""
-        updated = catalog.update(self.engine, config, by=RUNTIME_AUTHOR, name=name)
+        nothing stored); :class:`~pystator.errors.NotFoundError` when there is none. A version
+        that would strand live entities is a :class:`~pystator.errors.ConflictError` unless
+        ``state_map`` (old state -> new state) says where they go (see "Changing a machine in
+        production"); ``upgrade_policy`` is ``auto`` or ``pinned``."""
+        updated = catalog.update(
+            self.engine,
+            config,
+            by=RUNTIME_AUTHOR,
+            name=name,
+            state_map=state_map,
+            upgrade_policy=upgrade_policy,
+        )
         self._refresh()
         return updated
 

@@ -116,7 +116,10 @@ def test_the_catalog_creates_updates_and_reports_compatibility(backend: Backend)
     assert (report.compatible, report.stranded, report.entities) == (False, {"OPEN": 1}, 1)
     assert rt.check_machine_compatibility(document).compatible
     assert rt.check_machine_compatibility({"meta": {"machine_name": ORDERS}}).problems
-    updated = rt.update_machine_from_dict(smaller)
+    with pytest.raises(ConflictError, match="'OPEN' is removed and 1 entity"):
+        rt.update_machine_from_dict(smaller)  # it would strand o-1
+    updated = rt.update_machine_from_dict(smaller, state_map={"OPEN": "PENDING"})
+    assert rt.get_entity(ORDERS, "o-1").state == "PENDING"
     assert updated.registry_version == created.registry_version + 1
     record = rt.get_machine_record(ORDERS)
     assert record.version.version == updated.registry_version
