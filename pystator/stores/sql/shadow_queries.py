@@ -6,7 +6,7 @@ their own (counts and bounded difference groups); nothing here is on the event's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
