@@ -162,7 +162,8 @@ def measure_shadow(
         fleet.start_all(workers)
         measure_drain(engine, url, prefix="warm", entities=200, events_per_entity=2)
         for round_ in range(drains):
-            for mode in ("none", "shadow"):
+            order = ("none", "shadow") if round_ % 2 == 0 else ("shadow", "none")
+            for mode in order:  # ABBA: neither mode always runs first
                 if mode == "shadow":
                     shadow.start_shadow(engine, MACHINE, config, sample_rate=1.0, by="bench")
                     before = _compared(engine)
