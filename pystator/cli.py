@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pystator.commands.api",  # api, api-keys, token, config show
     "pystator.commands.viz",  # viz
     "pystator.commands.docs",  # docs
+    "pystator.commands.discover",  # discover ingest/build/show/diff
 )
 
 

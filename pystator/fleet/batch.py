@@ -102,6 +102,8 @@ class Batch:
             result = {"target_state": record.state, "version": record.version}
             if outcome.history.machine_version is not None:
                 result["machine_version"] = outcome.history.machine_version
+            if outcome.apply_data is not None:  # a data update: how it was routed
+                result["apply_data"] = outcome.apply_data.report()
             self.finished.append(
                 FinishedEvent(id=event.id, status=EventStatus.COMPLETED, outcome=result)
             )

@@ -53,9 +53,11 @@ from pystator.fsm_core.errors import (
     ActionExecutionError,
     ConfigurationError,
     EntityBusyError,
+    InvalidStateError,
     StaleVersionError,
     StoreError,
     StoreUnavailableError,
+    UndefinedStateError,
     describe_error,
 )
 from pystator.fsm_core.machine import StateMachine
@@ -133,6 +135,7 @@ def event_input(event: EventRow) -> EventInput:
         event_id=event.id,
         origin=_ORIGINS.get(event.origin, EventOrigin.EVENT),
         timer=timer,
+        kind=event.kind,
     )
 
 
@@ -484,7 +487,7 @@ class Processor:
     ) -> tuple[Batch, EntityRecord | None]:
         part = Batch()
         current = stored
-        machine = self.machines.find(key[0])
+        machine = self.machine_for(key[0], stored)
         shadows = self.shadows if self.shadows is not None and self.shadows.active(key[0]) else None
         for event in events:
             span = tracing.start_apply(event.traceparent, _span_attributes(event))
@@ -494,6 +497,10 @@ class Processor:
                 if machine is None:
                     raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
                 outcome = apply_event(machine, current, given, now, entity_id=key[1])
+            except InvalidStateError as exc:  # the definition cannot apply: dead at once
+                part.spans.append((span, f"{type(exc).__name__}: {exc}"))
+                self._fail(part, event, mismatch(machine, current, exc), now, machine)
+                continue
             except Exception as exc:  # a guard or the engine failed: retry, fall back, or dead
                 part.spans.append((span, f"{type(exc).__name__}: {exc}"))
                 fallback = self._fallback(machine, key, current, event, exc, now)
@@ -517,6 +524,16 @@ class Processor:
             else:
                 part.closed(event_ref(event), outcome.status, outcome.reason)
         return part, current
+
+    def machine_for(self, name: str, stored: EntityRecord | None) -> StateMachine | None:
+        """The definition an entity's events apply with: the current version, or, when the
+        machine is pinned, the version the entity is on (if this process has it)."""
+        machine = self.machines.find(name)
+        version = stored.machine_version if stored is not None else None
+        if machine is None or version is None or version == machine.registry_version:
+            return machine
+        pinned = self.machines.pinned(name, version)
+        return pinned if pinned is not None else machine
 
     def _too_large(self, event: EventRow, outcome: StepOutcome) -> bool:
         """True when the event made the entity's context exceed its cap (only a payload or a
@@ -573,10 +590,27 @@ class Processor:
         return True
 
 
+def mismatch(
+    machine: StateMachine | None, record: EntityRecord | None, error: InvalidStateError
+) -> InvalidStateError:
+    """``error`` with a message that says what happened and what to do."""
+    if machine is None or record is None:
+        return error
+    version = machine.registry_version
+    which = f"version {version} of {machine.name!r}" if version else repr(machine.name)
+    return UndefinedStateError(
+        f"entity {record.entity_id!r} is in state {record.state!r}, which {which} does not "
+        f"define ({error}); not retried: move the entity with a state map "
+        f"(pystator machines sync DIR --map {record.state}=NEW)",
+        state=record.state,
+    )
+
+
 __all__ = [
     "Processor",
     "ProcessorOptions",
     "default_retry",
     "event_input",
     "event_ref",
+    "mismatch",
 ]

@@ -46,6 +46,7 @@ from pystator.fleet.processor import Processor
 from pystator.fleet.producer import Producer
 from pystator.fleet.rollups import EventRollups
 from pystator.fleet.shadow import ShadowBook
+from pystator.fleet.webhooks import WEBHOOK_ACTION, WebhookDispatcher, WebhookSender
 from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.registry.machines import MachineRegistry
@@ -80,6 +81,7 @@ class Runtime:
     outbox: OutboxRunner = field(init=False)
     producer: Producer = field(init=False)
     rollups: EventRollups = field(init=False)
+    webhooks: WebhookDispatcher = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -105,6 +107,11 @@ class Runtime:
         self.processor.observer = self.observer
         self.processor.shadows = ShadowBook(self.engine, bind=self.machines.bind_to)
         self.outbox.on_dead = self.processor.after_dead_action
+        # webhook deliveries run from the outbox; the relay's pass queues them
+        self.outbox.handlers[WEBHOOK_ACTION] = WebhookSender(
+            self.engine, clock=self.processor.clock
+        )
+        self.webhooks = WebhookDispatcher(self.engine, clock=self.processor.clock)
         self.producer = make_producer(settings, self.engine, self.machines, self.nudger)
 
     @classmethod

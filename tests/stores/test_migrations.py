@@ -32,6 +32,8 @@ TABLES = {
     "discovery_drafts",
     "machine_shadows",
     "shadow_diffs",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

@@ -7,10 +7,12 @@ from fastapi import APIRouter
 
 from pystator.api.routes import (
     actions,
+    apply_data,
     audit,
     auth,
     bulk,
     catalog,
+    discovery,
     engine,
     entities,
     entity_ops,
@@ -23,6 +25,8 @@ from pystator.api.routes import (
     settings_routes,
     shadow,
     stats,
+    streams,
+    webhooks,
     workers,
 )
 
@@ -33,9 +37,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     machines.router,
     replay.router,
     shadow.router,
+    streams.router,  # before the events router: "stream" is not an event id
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
+    apply_data.router,  # before /entities/{machine}/{entity_id} too
     entities.router,
     actions.router,
     stats.router,
@@ -45,6 +51,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     observability.router,
     catalog.router,
     settings_routes.router,
+    discovery.router,
+    webhooks.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -12,10 +12,12 @@ from pystator.api.dashboard.pages import (
     entities,
     events,
     idempotency,
+    live,
     login,
     machines,
     overview,
     shadow,
+    webhooks,
 )
 
 PAGES: tuple[APIRouter, ...] = (
@@ -30,6 +32,8 @@ PAGES: tuple[APIRouter, ...] = (
     shadow.router,
     actions.router,
     audit.router,
+    webhooks.router,
+    live.router,
 )
 
 __all__ = ["PAGES"]
