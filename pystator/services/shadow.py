@@ -128,13 +128,30 @@ def stop_shadow(engine: Engine, machine: str, *, clock: Clock = utc_now) -> Shad
 
 
 def promote_shadow(
-    engine: Engine, machine: str, *, by: str, clock: Clock = utc_now
+    engine: Engine,
+    machine: str,
+    *,
+    by: str,
+    state_map: Mapping[str, str] | None = None,
+    upgrade_policy: str | None = None,
+    clock: Clock = utc_now,
 ) -> tuple[ShadowView, Published]:
-    """Publish the active shadow's candidate as ``machine``'s next version (through the
-    registry's publish path and its checks), then mark the shadow promoted."""
+    """Publish the active shadow's candidate as ``machine``'s next version, then mark the
+    shadow promoted. It goes through the registry's publish path and its compatibility check:
+    a candidate that would strand live entities raises
+    :class:`~pystator.registry.compatibility.IncompatibleVersionError` (409, the shadow stays
+    active) unless ``state_map`` says where they go."""
     with translate_errors("shadows"), engine.connect() as conn:
         active = _active(conn, machine)
-    published = versions.publish(engine, active.definition, by=by, name=machine, clock=clock)
+    published = versions.publish(
+        engine,
+        active.definition,
+        by=by,
+        name=machine,
+        clock=clock,
+        state_map=state_map,
+        upgrade_policy=upgrade_policy,
+    )
     with translate_errors("shadows"), transaction(engine) as conn:
         shadow_queries.end_shadow(
             conn, active.id, shadow_queries.PROMOTED, clock(), promoted_version=published.version
