@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,15 +162,24 @@ def measure_shadow(
         fleet.start_all(workers)
         measure_drain(engine, url, prefix="warm", entities=200, events_per_entity=2)
         for round_ in range(drains):
-            for mode in ("none", "shadow"):
+            order = ("none", "shadow") if round_ % 2 == 0 else ("shadow", "none")
+            for mode in order:  # ABBA: neither mode always runs first
                 if mode == "shadow":
                     shadow.start_shadow(engine, MACHINE, config, sample_rate=1.0, by="bench")
                     before = _compared(engine)
-                    measure_drain(
-                        engine, url, prefix=f"probe{round_}", entities=50, events_per_entity=1
-                    )
-                    # the workers' shadow refresh (2 s) has happened once comparisons arrive
-                    wait_until(lambda b=before: _compared(engine) > b, timeout=60, interval=0.2)
+                    probes = iter(range(10_000))
+
+                    def compared(
+                        b: int = before, r: int = round_, p: Iterator[int] = probes
+                    ) -> bool:
+                        # probe events until the workers' shadow refresh (2 s) has seen it
+                        n = next(p)
+                        measure_drain(
+                            engine, url, prefix=f"p{r}-{n}", entities=20, events_per_entity=1
+                        )
+                        return _compared(engine) > b
+
+                    wait_until(compared, timeout=120, interval=0.5, message="shadow comparisons")
                 rates[mode].append(measure_drain(engine, url, prefix=f"{mode}{round_}"))
                 if mode == "shadow":
                     shadow.stop_shadow(engine, MACHINE)

@@ -111,6 +111,8 @@ class ShadowBook:
             if machine is not None:
                 shadows[row.machine] = _Shadow(row.id, row.sample_rate, machine)
         self._shadows = shadows
+        live = {(row.id, row.checksum) for row in rows}
+        self._compiled = {k: m for k, m in self._compiled.items() if k in live}
 
     def _compile(
         self, shadow_id: int, checksum: str, row: shadow_queries.ShadowRow

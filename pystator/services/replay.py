@@ -284,10 +284,13 @@ def replay(
     """Replay ``machine``'s recorded history (``selection`` of it) through ``candidate``."""
     chosen = selection or ReplayFilter()
     with translate_errors("transition history"), engine.connect() as conn:
-        ids = replay_queries.entity_ids(
-            conn, machine, since=chosen.since, sample=chosen.sample, limit=chosen.entities
-        )
-        steps = replay_queries.recorded_steps(conn, machine, ids, since=chosen.since)
+        if chosen.entities is None and chosen.sample >= 1.0:
+            steps = replay_queries.all_recorded_steps(conn, machine, since=chosen.since)
+        else:
+            ids = replay_queries.entity_ids(
+                conn, machine, since=chosen.since, sample=chosen.sample, limit=chosen.entities
+            )
+            steps = replay_queries.recorded_steps(conn, machine, ids, since=chosen.since)
         return replay_steps(candidate, steps, machine=machine, allow=allow)
 
 

@@ -8,6 +8,7 @@ next registry version (the registry's publish path and its checks) and ends the 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.clock import Clock, utc_now
+from pystator.fsm_core.divergence import ACCEPTED, ERROR, KINDS, REJECTED, TARGET
 from pystator.fsm_core.errors import ConfigurationError, ConflictError, NotFoundError
 from pystator.registry import versions
 from pystator.registry.versions import Published
@@ -126,18 +128,41 @@ def stop_shadow(engine: Engine, machine: str, *, clock: Clock = utc_now) -> Shad
 
 
 def promote_shadow(
-    engine: Engine, machine: str, *, by: str, clock: Clock = utc_now
+    engine: Engine,
+    machine: str,
+    *,
+    by: str,
+    state_map: Mapping[str, str] | None = None,
+    upgrade_policy: str | None = None,
+    clock: Clock = utc_now,
 ) -> tuple[ShadowView, Published]:
-    """Publish the active shadow's candidate as ``machine``'s next version (through the
-    registry's publish path and its checks), then mark the shadow promoted."""
+    """Publish the active shadow's candidate as ``machine``'s next version, then mark the
+    shadow promoted. It goes through the registry's publish path and its compatibility check:
+    a candidate that would strand live entities raises
+    :class:`~pystator.registry.compatibility.IncompatibleVersionError` (409, the shadow stays
+    active) unless ``state_map`` says where they go."""
     with translate_errors("shadows"), engine.connect() as conn:
         active = _active(conn, machine)
-    published = versions.publish(engine, active.definition, by=by, name=machine, clock=clock)
+    published = versions.publish(
+        engine,
+        active.definition,
+        by=by,
+        name=machine,
+        clock=clock,
+        state_map=state_map,
+        upgrade_policy=upgrade_policy,
+    )
     with translate_errors("shadows"), transaction(engine) as conn:
         shadow_queries.end_shadow(
             conn, active.id, shadow_queries.PROMOTED, clock(), promoted_version=published.version
         )
     return show_shadow(engine, machine), published
+
+
+#: Which difference an example timeline shows first: another target says the most.
+_EXAMPLE_ORDER = defaultdict(
+    lambda: len(KINDS), {kind: n for n, kind in enumerate((TARGET, REJECTED, ACCEPTED, ERROR))}
+)
 
 
 def find_shadow(engine: Engine, machine: str) -> ShadowView | None:
@@ -149,9 +174,11 @@ def find_shadow(engine: Engine, machine: str) -> ShadowView | None:
 
 
 def example_timeline(engine: Engine, machine: str, view: ShadowView) -> dict[str, Any] | None:
-    """The recorded timeline of the first difference group's first example entity, with both
-    decisions on the event that differed (None when there is no example)."""
-    example = next((d for d in view.diffs if d.examples), None)
+    """The recorded timeline of one example entity (of another target first, then a
+    rejection, an acceptance, an error, other actions), with both decisions on the event that
+    differed (None when there is no example)."""
+    shown = sorted((d for d in view.diffs if d.examples), key=lambda d: _EXAMPLE_ORDER[d.kind])
+    example = shown[0] if shown else None
     if example is None:
         return None
     first = example.examples[0]

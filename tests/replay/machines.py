@@ -55,3 +55,15 @@ def shadow_candidate() -> dict[str, Any]:
     config["transitions"].append({"trigger": "expire", "source": "REVIEW", "dest": "REJECTED"})
     config["states"][1]["timeout"] = {"seconds": 60, "destination": "REJECTED"}
     return config
+
+
+def renamed_review() -> dict[str, Any]:
+    """The loan machine with REVIEW renamed to CHECK (strands entities in REVIEW)."""
+    config = copy.deepcopy(LOAN)
+    config["meta"]["version"] = "renamed"
+    config["states"][1]["name"] = "CHECK"
+    for transition in config["transitions"]:
+        for key in ("source", "dest"):
+            if transition[key] == "REVIEW":
+                transition[key] = "CHECK"
+    return config

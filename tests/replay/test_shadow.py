@@ -17,7 +17,7 @@ from pystator.stores.sql.schema import (
     transition_history,
     worker_timers,
 )
-from tests.replay.machines import LOAN, MACHINE, SCORES, shadow_candidate
+from tests.replay.machines import LOAN, MACHINE, SCORES, renamed_review, shadow_candidate
 from tests.support.api_clients import client, drain
 from tests.support.waiting import wait_until
 
@@ -125,3 +125,24 @@ def test_bad_shadow_requests_are_clear_4xx(api: TestClient) -> None:
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
     assert api.get("/api/v1/discovery/shadow/nope").status_code == 404
+
+
+def test_promote_goes_through_the_compatibility_check(api: TestClient, db_url: str) -> None:
+    for entity in ("r1", "r2"):
+        body = {"machine": MACHINE, "entity_id": entity, "trigger": "submit"}
+        assert api.post("/api/v1/events", json=body).is_success
+    assert drain(db_url) == 2
+    assert api.post(SHADOW, json={"candidate": renamed_review()}).status_code == 201
+
+    refused = api.post(f"{SHADOW}/promote")
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "REVIEW" in refused.json()["detail"]
+    assert api.get(SHADOW).json()["status"] == "active"  # still there, nothing published
+    assert api.get(f"/api/v1/machines/{MACHINE}").json()["current_version"] == 1
+
+    promoted = api.post(f"{SHADOW}/promote", params={"map": "REVIEW=CHECK"})
+    assert promoted.status_code == 200, promoted.text
+    assert (promoted.json()["status"], promoted.json()["promoted_version"]) == ("promoted", 2)
+    entity = api.get(f"/api/v1/entities/{MACHINE}/r1").json()
+    assert entity["state"] == "CHECK"

@@ -11,8 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pystator.api.deps import AuditDep, Operator, ServicesDep, Viewer
+from pystator.api.routes.machines import PolicyQuery, StateMapQuery
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.replay import ShadowIn, ShadowOut
+from pystator.registry.compatibility import parse_state_map
 from pystator.services import shadow
 
 router = APIRouter(prefix="/api/v1/discovery/shadow", tags=["shadow"], responses=PROBLEMS)
@@ -56,10 +58,23 @@ def stop_shadow(
 
 @router.post("/{machine_name}/promote", response_model=ShadowOut)
 def promote_shadow(
-    machine_name: str, services: ServicesDep, operator: Operator, audit: AuditDep
+    machine_name: str,
+    services: ServicesDep,
+    operator: Operator,
+    audit: AuditDep,
+    state_map: StateMapQuery = None,
+    upgrade_policy: PolicyQuery = None,
 ) -> ShadowOut:
-    """Publish the shadow's candidate as the machine's next version, and end the shadow."""
-    view, published = shadow.promote_shadow(services.engine, machine_name, by=operator.name)
+    """Publish the shadow's candidate as the machine's next version through the publish path
+    (409 with the compatibility report when it would strand live entities, unless ``map``
+    says where they go), and end the shadow."""
+    view, published = shadow.promote_shadow(
+        services.engine,
+        machine_name,
+        by=operator.name,
+        state_map=parse_state_map(state_map or ()),
+        upgrade_policy=upgrade_policy,
+    )
     stored = services.machines.stored
     if stored is not None:
         stored.refresh()

@@ -6,7 +6,7 @@ their own (counts and bounded difference groups); nothing here is on the event's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -250,25 +250,6 @@ def _add_groups(
             )
 
 
-def prune_ended(conn: Connection, before: datetime) -> int:
-    """Delete shadows (and their groups) that ended before ``before``; returns how many."""
-    ended = sa.select(_S.id).where(_S.status != ACTIVE, _S.ended_at < before)
-    ids = [int(i) for (i,) in conn.execute(ended)]
-    if not ids:
-        return 0
-    conn.execute(sa.delete(shadow_diffs).where(_D.shadow_id.in_(ids)))
-    conn.execute(sa.delete(machine_shadows).where(_S.id.in_(ids)))
-    return len(ids)
-
-
-def shadow_ids(conn: Connection, ids: Sequence[int]) -> list[int]:
-    """Which of ``ids`` are still active."""
-    if not ids:
-        return []
-    query = sa.select(_S.id).where(_S.id.in_(list(ids)), _S.status == ACTIVE)
-    return [int(i) for (i,) in conn.execute(query)]
-
-
 __all__ = [
     "ACTIVE",
     "MAX_EXAMPLES",
@@ -286,6 +267,4 @@ __all__ = [
     "insert_shadow",
     "latest_shadow",
     "lock_active",
-    "prune_ended",
-    "shadow_ids",
 ]
