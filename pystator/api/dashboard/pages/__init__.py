@@ -9,6 +9,7 @@ from pystator.api.dashboard.pages import (
     audit,
     bulk,
     dead,
+    discovery,
     entities,
     events,
     idempotency,
@@ -26,6 +27,7 @@ PAGES: tuple[APIRouter, ...] = (
     idempotency.router,
     entities.router,
     machines.router,
+    discovery.router,
     actions.router,
     audit.router,
 )
