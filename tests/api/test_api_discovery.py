@@ -203,7 +203,7 @@ def test_drafts_crud_preview_and_build(api: TestClient) -> None:
     assert f"{D}/machines/{{machine_name}}/drafts/{{draft_id}}" in routes
 
 
-def test_discovery_settings_routes(api: TestClient, tmp_path: Any) -> None:
+def test_discovery_settings_routes(api: TestClient, tmp_path: Path) -> None:
     config = api.get("/api/v1/settings/discovery-config").json()
     assert config["dedicated_database"] is False
     assert config["backend"] in ("postgresql", "sqlite")
