@@ -46,6 +46,12 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/machines/{name}"): "viewer",
     ("PUT", "/api/v1/machines/{name}"): "admin",
     ("DELETE", "/api/v1/machines/{name}"): "admin",
+    ("POST", "/api/v1/machines/{name}/compatibility"): "viewer",
+    ("POST", "/api/v1/machines/{name}/replay"): "operator",
+    ("GET", "/api/v1/discovery/shadow/{machine_name}"): "viewer",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}"): "operator",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}/stop"): "operator",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}/promote"): "operator",
     ("POST", "/api/v1/events"): "operator",
     ("POST", "/api/v1/events/batch"): "operator",
     ("GET", "/api/v1/events"): "viewer",
@@ -65,6 +71,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/entities/bulk/events"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/create"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/events"): "operator",
+    ("POST", "/api/v1/entities/{entity_id}/apply-data"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/dry-run"): "viewer",
     ("GET", "/api/v1/entities/{entity_id}/state"): "viewer",
     ("GET", "/api/v1/entities/{entity_id}/snapshot"): "viewer",
@@ -97,6 +104,18 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}/build"): "operator",
     ("GET", "/api/v1/settings/discovery-config"): "admin",
     ("POST", "/api/v1/settings/test-discovery-database"): "admin",
+    # live streams (issue 28c)
+    ("GET", "/api/v1/transitions/stream"): "viewer",
+    ("GET", "/api/v1/events/stream"): "viewer",
+    # webhooks (issue 28c)
+    ("GET", "/api/v1/webhooks"): "viewer",
+    ("POST", "/api/v1/webhooks"): "admin",
+    ("GET", "/api/v1/webhooks/deliveries"): "viewer",
+    ("GET", "/api/v1/webhooks/{webhook_id}"): "viewer",
+    ("PUT", "/api/v1/webhooks/{webhook_id}"): "admin",
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): "admin",
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): "operator",
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): "viewer",
 }
 #: Routes that change nothing (they compute) although they are POSTs.
 READ_ONLY_POSTS = {
@@ -104,6 +123,8 @@ READ_ONLY_POSTS = {
     "/api/v1/machines/validate",
     "/api/v1/process",
     "/api/v1/entities/{entity_id}/dry-run",
+    "/api/v1/machines/{name}/compatibility",
+    "/api/v1/machines/{name}/replay",
     "/api/v1/discovery/candidates/preview",
     "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}/preview",
     "/api/v1/settings/test-discovery-database",
@@ -133,7 +154,8 @@ def _route_table() -> dict[tuple[str, str], tuple[str | None, bool]]:
 
 
 def _url(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "1", path)
+    url = re.sub(r"\{[^}]+\}", "1", path)
+    return f"{url}?max_seconds=0" if url.endswith("/stream") else url  # an SSE stream ends
 
 
 def test_the_route_table_is_the_contract() -> None:

@@ -41,6 +41,7 @@ PAGES = (
     f"/ui/discovery/{MACHINE}",
     "/ui/actions?status=pending",
     "/ui/audit",
+    "/ui/webhooks",
     "/ui/login",
     "/ui/bulk?kind=events&operation=retry&status=dead",
 )

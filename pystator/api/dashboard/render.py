@@ -51,6 +51,7 @@ NAVIGATION = (
     ("/discovery", "Discovery"),
     ("/actions", "Actions"),
     ("/audit", "Audit log"),
+    ("/webhooks", "Webhooks"),
 )
 
 

@@ -58,6 +58,7 @@ class MachineVersion:
     checksum: str
     created_by: str
     created_at: datetime
+    upgrade_policy: str = "auto"
 
 
 def _record(row: Any) -> MachineRecord:
@@ -78,6 +79,7 @@ def _version(row: Any) -> MachineVersion:
         checksum=row["checksum"],
         created_by=row["created_by"],
         created_at=as_utc(row["created_at"]),
+        upgrade_policy=str(row["upgrade_policy"]),
     )
 
 
@@ -89,6 +91,20 @@ def heads(conn: Connection) -> dict[str, int | None]:
         sa.select(_R.name, _R.current_version, _R.retired_at).where(_R.current_version > 0)
     ).all()
     return {name: (None if retired else int(version)) for name, version, retired in rows}
+
+
+def pinned_machines(conn: Connection) -> list[str]:
+    """Names of the active machines whose current version is ``pinned`` (their entities keep
+    the version they are on)."""
+    joined = machine_registry.join(
+        machine_versions, sa.and_(_V.name == _R.name, _V.version == _R.current_version)
+    )
+    query = (
+        sa.select(_R.name)
+        .select_from(joined)
+        .where(_R.retired_at.is_(None), _V.upgrade_policy == "pinned")
+    )
+    return [str(n) for n in conn.execute(query).scalars()]
 
 
 def get_machine(conn: Connection, name: str) -> MachineRecord | None:
@@ -143,6 +159,7 @@ def add_version(
     checksum: str,
     created_by: str,
     now: datetime,
+    upgrade_policy: str = "auto",
 ) -> int:
     """Store the next version of ``name`` and make it current (un-retiring the machine); the
     caller holds the row lock (:func:`lock_machine`). Returns the new version number."""
@@ -156,6 +173,7 @@ def add_version(
             checksum=checksum,
             created_by=created_by,
             created_at=now,
+            upgrade_policy=upgrade_policy,
         )
     )
     set_current(conn, name, version, now)
@@ -242,6 +260,7 @@ __all__ = [
     "list_versions",
     "lock_machine",
     "pending_work",
+    "pinned_machines",
     "retire",
     "set_current",
 ]

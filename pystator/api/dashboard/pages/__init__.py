@@ -13,9 +13,12 @@ from pystator.api.dashboard.pages import (
     entities,
     events,
     idempotency,
+    live,
     login,
     machines,
     overview,
+    shadow,
+    webhooks,
 )
 
 PAGES: tuple[APIRouter, ...] = (
@@ -28,8 +31,11 @@ PAGES: tuple[APIRouter, ...] = (
     entities.router,
     machines.router,
     discovery.router,
+    shadow.router,
     actions.router,
     audit.router,
+    webhooks.router,
+    live.router,
 )
 
 __all__ = ["PAGES"]
