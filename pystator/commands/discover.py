@@ -125,7 +125,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: {result.total} lines, {result.accepted} recorded, "
         f"{result.duplicates} duplicates, {result.skipped} without a state, "
-        f"{result.errors} refused"
+        f"{result.errors} refused",
+        flush=True,  # before the reasons on stderr
     )
     for error in result.error_details:
         print(f"  line {error.index}: {error.reason}", file=sys.stderr)

@@ -6,13 +6,18 @@ and build, candidates and drafts, the diff against the active machine, registeri
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
+from pystator.stores.sql.connections import dispose
 from tests.discovery.test_when_rules import SENSOR
 from tests.support.api_clients import MACHINE, client, parcel
+from tests.support.worker import CONFIG, make_rig
+from tests.support.worker import MACHINE as WORKER_MACHINE
 
 pytestmark = pytest.mark.integration
 
@@ -198,7 +203,7 @@ def test_drafts_crud_preview_and_build(api: TestClient) -> None:
     assert f"{D}/machines/{{machine_name}}/drafts/{{draft_id}}" in routes
 
 
-def test_discovery_settings_routes(api: TestClient, tmp_path: Any) -> None:
+def test_discovery_settings_routes(api: TestClient, tmp_path: Path) -> None:
     config = api.get("/api/v1/settings/discovery-config").json()
     assert config["dedicated_database"] is False
     assert config["backend"] in ("postgresql", "sqlite")
@@ -218,3 +223,38 @@ def test_discovery_settings_routes(api: TestClient, tmp_path: Any) -> None:
     assert down["ok"] is False and "secret" not in str(down) and "***" in down["database_url"]
     odd = api.post("/api/v1/settings/test-discovery-database", json={"database_url": "nope"})
     assert odd.status_code == 200 and odd.json()["ok"] is False
+
+
+def test_a_build_from_the_fleets_history_has_exactly_the_used_edges(
+    pg_migrated_url: str, tmp_path: Path
+) -> None:
+    """A real processor drains a known machine on PostgreSQL; the API builds from its
+    transition_history (read in place) and the candidate's edges are the ones it used."""
+    definition = tmp_path / "wtest.yaml"
+    definition.write_text(yaml.safe_dump(CONFIG))
+    rig = make_rig(pg_migrated_url)
+    try:
+        script = {"e1": ["open", "bump", "close"], "e2": ["open", "close"], "e3": ["open"]}
+        for step in range(3):
+            for entity, triggers in script.items():
+                if step < len(triggers):
+                    rig.submit(entity, triggers[step])
+            rig.processor.drain()
+    finally:
+        dispose(rig.engine)
+    with client(pg_migrated_url, machines=str(definition)) as api:
+        built = api.post(
+            f"{D}/candidates/build",
+            json={"machine_name": WORKER_MACHINE, "source": "history", "min_edge_count": 1},
+        )
+        assert built.status_code == 201, built.text
+        body = built.json()
+        edges = {(e["source_state"], e["destination_state"]): e["count"] for e in body["edges"]}
+        assert edges == {("new", "open"): 3, ("open", "open"): 1, ("open", "closed"): 2}
+        assert (body["source"], body["initial_state"], body["trigger_names"]) == (
+            "transition_history",
+            "new",
+            "observed",
+        )
+        diff = api.get(f"{D}/candidates/{WORKER_MACHINE}/diff").json()
+        assert diff["unexpected"] == [] and diff["unused"] == []

@@ -37,6 +37,8 @@ PAGES = (
     f"/ui/entities/{MACHINE}/p0",
     "/ui/machines",
     f"/ui/machines/{MACHINE}",
+    "/ui/discovery",
+    f"/ui/discovery/{MACHINE}",
     "/ui/actions?status=pending",
     "/ui/audit",
     "/ui/webhooks",

@@ -48,6 +48,7 @@ NAVIGATION = (
     ("/idempotency", "Idempotency"),
     ("/entities", "Entities"),
     ("/machines", "Machines"),
+    ("/discovery", "Discovery"),
     ("/actions", "Actions"),
     ("/audit", "Audit log"),
     ("/webhooks", "Webhooks"),
