@@ -98,8 +98,8 @@ _ROWS: dict[str, str] = {
         "BASE HEAD alembic_config current downgrade head history prepare_embedded upgrade"
     ),
     "pystator.worker": (
-        "EventSpec Producer Receipt Worker WorkerConfig enqueue submit_event submit_event_sync "
-        "submit_events"
+        "EventSpec Producer Receipt Worker WorkerConfig enqueue submit_apply_data "
+        "submit_apply_data_sync submit_event submit_event_sync submit_events"
     ),
     "pystator.worker.app": "app celery default_app make_worker_app",
 }
