@@ -82,6 +82,11 @@ class Receipt(int):
 def _spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
     if isinstance(item, EventSpec):
         return item
+    to_spec = getattr(item, "to_spec", None)  # a WorkerEvent (pystator.fleet.models)
+    if callable(to_spec):
+        spec = to_spec()
+        if isinstance(spec, EventSpec):
+            return spec
     data = dict(item)
     if "machine_name" in data:
         data["machine"] = data.pop("machine_name")
@@ -120,7 +125,7 @@ class Producer:
             named = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
             assert named is not None
             trigger = named
-            if not machine.accepts_trigger(trigger):
+            if not self.machines.accepts_trigger(spec.machine, machine, trigger):
                 raise door.refuse(
                     "trigger", "unknown", f"machine {spec.machine!r} has no trigger {trigger!r}"
                 )

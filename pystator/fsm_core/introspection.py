@@ -96,9 +96,10 @@ class MachineIntrospection:
         """The configuration a new entity starts in (a leaf, or an encoded parallel state)."""
         return self._compiled.initial
 
-    def get_available_transitions(self, state: str) -> list[TransitionSpec]:
-        """The transitions that may fire from ``state`` (guards not evaluated), in priority order."""
-        row = self._decider.row(state)
+    def get_available_transitions(self, state_name: str) -> list[TransitionSpec]:
+        """The transitions that may fire from ``state_name`` (guards not evaluated), in
+        priority order."""
+        row = self._decider.row(state_name)
         if row.terminal:
             return []
         found: dict[int, TransitionSpec] = {}

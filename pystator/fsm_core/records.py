@@ -61,6 +61,8 @@ class EntityRecord:
     ``WHERE version = expected``. ``entries`` maps every active state (leaf and ancestors, or the
     encoded parallel configuration) to the version at which it was entered, so a timer armed on
     entering a state can tell whether the entity is still in that same entry.
+    ``machine_version`` is the registry version of the definition its last write was made with
+    (None for a definition from a file or from code): a pinned machine applies its events with it.
     """
 
     machine: str
@@ -71,6 +73,7 @@ class EntityRecord:
     entries: Mapping[str, int] = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    machine_version: int | None = None
 
 
 class EventOrigin(StrEnum):
@@ -143,6 +146,8 @@ class HistoryEntry:
     payload: Mapping[str, Any] | None
     created_at: datetime
     machine_version: int | None = None  # the registry version that applied it, if any
+    # the context the guards saw (stored context + payload, before effects): what replay needs
+    guard_context: Mapping[str, Any] | None = None
 
     def transition_fields(self) -> dict[str, Any]:
         """What the write did, as plain values (``actions`` a list, ``payload`` a dict): the

@@ -95,10 +95,12 @@ def plan(
     now: datetime,
     *,
     machine_version: int | None = None,
+    guard_context: Mapping[str, Any] | None = None,
 ) -> StepOutcome:
     """Turn an engine result into the outcome to commit. Pure given its inputs.
 
-    ``machine_version`` (the registry version of the definition) is kept on the history entry.
+    ``machine_version`` (the registry version of the definition) and ``guard_context`` (the
+    context the guards saw, for replay) are kept on the history entry.
     """
     if not result.success or result.target_state is None:
         return _unchanged(record, result, context, Outcome.REJECTED, _reason(result))
@@ -115,6 +117,7 @@ def plan(
         entries=entries,
         created_at=record.created_at or now,
         updated_at=now,
+        machine_version=machine_version,
     )
     history = HistoryEntry(
         machine=record.machine,
@@ -129,6 +132,7 @@ def plan(
         payload=dict(event.context) if event.context else None,
         created_at=now,
         machine_version=machine_version,
+        guard_context=guard_context,
     )
     return StepOutcome(
         status=Outcome.APPLIED,
@@ -340,6 +344,7 @@ def _planned(
         _after_effects(result, context),
         now,
         machine_version=machine.registry_version,
+        guard_context=context,
     )
 
 
@@ -398,4 +403,5 @@ def fallback_step(
         _after_effects(result, context),
         now,
         machine_version=machine.registry_version,
+        guard_context=context,
     )

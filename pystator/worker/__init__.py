@@ -8,6 +8,7 @@ asyncio. The Celery app lives in :mod:`pystator.fleet.app` (``celery -A pystator
 from __future__ import annotations
 
 from pystator.fleet.config import WorkerConfig
+from pystator.fleet.models import ClaimedEvent, EventStatus, WorkerEvent
 from pystator.fleet.producer import EventSpec, Producer, Receipt
 from pystator.fleet.submit import (
     enqueue,
@@ -20,11 +21,14 @@ from pystator.fleet.submit import (
 from pystator.fleet.worker import Worker
 
 __all__ = [
+    "ClaimedEvent",
     "EventSpec",
+    "EventStatus",
     "Producer",
     "Receipt",
     "Worker",
     "WorkerConfig",
+    "WorkerEvent",
     "enqueue",
     "submit_apply_data",
     "submit_apply_data_sync",
