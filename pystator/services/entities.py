@@ -276,20 +276,6 @@ def process(
     )
 
 
-def apply_data(
-    engine: Engine, machine: StateMachine, entity_id: str, data: Mapping[str, Any]
-) -> TransitionResult:
-    """A data update applied **now**, on :func:`process`'s path (the Python runtime's
-    ``apply_data``): ``data`` merges into the context and, under
-    ``meta.classification.auto_route``, the entity moves through an existing transition to the
-    state whose ``when`` rules match (:mod:`pystator.fsm_core.apply_data`). The result is the
-    taken transition's, or a no-move success; ``metadata["apply_data"]`` reports the route
-    (``moved``, ``no_transition`` …). A missing entity is :class:`EntityNotFoundError`."""
-    load(engine, machine.name, entity_id)
-    orchestrator = _orchestrator(engine, machine, _ReportingExecutor(machine))
-    return orchestrator.apply_data(entity_id, data)
-
-
 def _orchestrator(engine: Engine, machine: StateMachine, executor: ActionExecutor) -> Orchestrator:
     return Orchestrator(
         machine,

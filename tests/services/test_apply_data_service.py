@@ -1,5 +1,5 @@
-"""The services behind the runtime's ``apply_data`` (applied now) and the queued update, on
-PostgreSQL and SQLite."""
+"""The service behind a queued update (the HTTP route, the CLI and the runtime's
+``queue_apply_data``), on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ import sqlalchemy as sa
 from pystator import StateMachine
 from pystator.fleet.nudge import NullNudger
 from pystator.fleet.producer import Producer
-from pystator.fsm_core.apply_data import APPLY_DATA_KEY
 from pystator.fsm_core.errors import EntityNotFoundError
 from pystator.registry.machines import MachineRegistry
 from pystator.services import entities
 from pystator.services.apply_data import ApplyDataRequest, queue_apply_data
-from pystator.stores.sql import history_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 
 pytestmark = pytest.mark.integration
@@ -31,27 +29,6 @@ def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     engine = fleet_engine(str(request.getfixturevalue(name)))
     yield engine
     dispose(engine)
-
-
-def test_apply_data_now_routes_and_stores(engine: sa.Engine) -> None:
-    machine = StateMachine.from_yaml(EXAMPLE)
-    with pytest.raises(EntityNotFoundError):
-        entities.apply_data(engine, machine, "o-1", {"filled_qty": 5})
-    entities.create(engine, machine, "o-1")
-    moved = entities.apply_data(engine, machine, "o-1", {"filled_qty": 5})
-    assert moved.success and moved.target_state == "partially_filled"
-    assert moved.metadata[APPLY_DATA_KEY]["trigger"] == "fill_partial"
-    stayed = entities.apply_data(engine, machine, "o-1", {"filled_qty": 100})
-    assert stayed.metadata[APPLY_DATA_KEY]["route"] == "blocked"
-    record = entities.load(engine, "order_routing", "o-1")
-    assert (record.state, record.version, record.context) == (
-        "partially_filled",
-        3,
-        {"filled_qty": 100},
-    )
-    with engine.connect() as conn:
-        history = history_queries.load_history(conn, "order_routing", "o-1")
-    assert [h.trigger for h in history][-2:] == ["fill_partial", "apply-data"]
 
 
 def test_queueing_needs_the_entity(engine: sa.Engine) -> None:
