@@ -30,6 +30,7 @@ from pystator.fleet.relay import Relay
 from pystator.fleet.runtime import Runtime, configure, get_runtime
 from pystator.fleet.startup import wait_for_database
 from pystator.fsm_core.errors import InvalidEventError, SettingsError
+from pystator.services.apply_data import ApplyDataRequest, queue_apply_data
 
 #: Seconds a SIGTERM-ed worker waits for in-flight batches before stopping hard, by default
 #: (``PYSTATOR_WORKER_DRAIN_TIMEOUT_S``).
@@ -79,6 +80,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     submit.add_argument("--max-attempts", type=int, default=None)
     _common(submit)
     submit.set_defaults(func=run_submit)
+
+    apply = sub.add_parser(
+        "apply-data", help="queue a data update (routed by the machine's when rules)"
+    )
+    apply.add_argument("machine")
+    apply.add_argument("entity_id")
+    apply.add_argument("data", help="JSON object merged into the entity's context")
+    apply.add_argument("--idempotency-key", default=None)
+    apply.add_argument("--fires-at", default=None, help="ISO-8601 time; default now")
+    apply.add_argument("--max-attempts", type=int, default=None)
+    _common(apply)
+    apply.set_defaults(func=run_apply_data)
 
     relay = sub.add_parser("relay", help="re-publish nudges for stranded events; sweep the outbox")
     relay.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -292,13 +305,31 @@ def run_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def run_apply_data(args: argparse.Namespace) -> int:
+    """Queue one data update for an existing entity and print its event id."""
+    runtime = _start(args, level="warning")
+    request = ApplyDataRequest(
+        machine=args.machine,
+        entity_id=args.entity_id,
+        data=_json_object(args.data, what="DATA"),
+        idempotency_key=args.idempotency_key,
+        max_attempts=args.max_attempts or runtime.settings.max_attempts,
+        fires_at=_parse_time(args.fires_at) if args.fires_at else None,
+    )
+    receipt = queue_apply_data(runtime.engine, runtime.producer, request)
+    runtime.nudger.flush()  # publish the nudge now, while the process is whole
+    suffix = " (duplicate)" if receipt.duplicate else ""
+    print(f"{receipt.event_id}{suffix}")
+    return 0
+
+
+def _json_object(text: str, what: str = "--context") -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidEventError(f"--context is not valid JSON: {exc}") from exc
+        raise InvalidEventError(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise InvalidEventError("--context must be a JSON object")
+        raise InvalidEventError(f"{what} must be a JSON object")
     return value
 
 

@@ -61,6 +61,8 @@ def test_queued_updates_route_in_order_with_named_events(api: TestClient, db_url
     assert first["outcome"]["apply_data"]["trigger"] == "fill_partial"
     last = api.get(f"/api/v1/events/{late.json()['event_id']}").json()
     assert last["outcome"]["apply_data"]["route"] == "no_transition"  # cancelled is terminal
+    listed = api.get("/api/v1/events", params={"trigger": "apply-data"}).json()["items"]
+    assert {e["id"] for e in listed} == {partial.json()["event_id"], late.json()["event_id"]}
     snapshot = api.get(f"{E}/o-1/snapshot", params={"machine_name": MACHINE}).json()
     assert snapshot["state"] == "cancelled"
     assert snapshot["context"] == {"filled_qty": 100, "settled": True}

@@ -74,10 +74,11 @@ def test_matching_state_is_reached_through_its_transition(orders: StateMachine) 
 
 
 def test_no_transition_merges_the_data_and_stays(orders: StateMachine) -> None:
-    result = apply_data(orders, "open", {}, {"hold": True})
+    result = apply_data(orders, "partially_filled", {}, {"hold": True})
     assert result.route is Route.NO_TRANSITION and not result.moved
-    assert (result.destination, result.target_state) == ("on_hold", "open")
+    assert (result.destination, result.target_state) == ("on_hold", "partially_filled")
     assert result.context == {"hold": True}
+    assert apply_data(orders, "open", {}, {"hold": True}).trigger == "hold"
 
 
 def test_failing_guard_blocks_the_move_and_says_which(orders: StateMachine) -> None:
@@ -190,14 +191,17 @@ def test_step_moves_through_the_transition_and_records_its_trigger(orders: State
 
 def test_step_without_a_move_still_stores_the_merged_context(orders: StateMachine) -> None:
     outcome = apply_event(
-        orders, _record("open", {"a": 1}), _data({"hold": True}), NOW, entity_id="o-1"
+        orders, _record("cancelled", {"a": 1}), _data({"hold": True}), NOW, entity_id="o-1"
     )
     assert outcome.status is Outcome.APPLIED and outcome.record is not None
-    assert (outcome.record.state, outcome.record.version) == ("open", 4)
+    assert (outcome.record.state, outcome.record.version) == ("cancelled", 4)
     assert outcome.record.context == {"a": 1, "hold": True}
-    assert outcome.record.entries == {"open": 3}  # same entry: its timers stay valid
+    assert outcome.record.entries == {"cancelled": 3}  # same entry: its timers stay valid
     assert outcome.history is not None
-    assert (outcome.history.source_state, outcome.history.target_state) == ("open", "open")
+    assert (outcome.history.source_state, outcome.history.target_state) == (
+        "cancelled",
+        "cancelled",
+    )
     assert outcome.history.trigger == APPLY_DATA_TRIGGER
     assert outcome.result.metadata[APPLY_DATA_KEY]["route"] == "no_transition"
 
