@@ -35,6 +35,7 @@ from pystator.fsm_core.results import TransitionResult
 from pystator.registry import catalog, versions
 from pystator.registry.catalog import CompatibilityReport, Registered
 from pystator.registry.definitions import MachineDefinition
+from pystator.registry.machines import load_app
 from pystator.registry.versions import MachineDetail
 from pystator.runtime.queue import QueueClient
 from pystator.runtime.types import (
@@ -110,9 +111,12 @@ class PyStatorRuntime:
         """A runtime on ``settings``' database (an embedded SQLite database is created or
         upgraded first; PostgreSQL must be upgraded already: ``pystator db upgrade``).
         ``embedded_worker`` (default: when the broker is the in-process one) runs a drain
-        thread in this process that applies queued events."""
-        guards = guards if guards is not None else GuardRegistry()
-        actions = actions if actions is not None else ActionRegistry()
+        thread in this process that applies queued events. ``guards`` / ``actions`` default to
+        the registries of ``PYSTATOR_APP`` (``module:factory``) when it is set, else new empty
+        ones."""
+        app_guards, app_actions = load_app(settings.app) if settings.app else (None, None)
+        guards = guards if guards is not None else app_guards or GuardRegistry()
+        actions = actions if actions is not None else app_actions or ActionRegistry()
         prepare_database(settings)
         fleet = Runtime.from_settings(settings, guards=guards, actions=actions)
         if embedded_worker is None:

@@ -240,3 +240,12 @@ def test_entity_operations_session_and_registries(backend: Backend) -> None:
         assert entities.view(WORKFLOW, "o-9").record.state == "confirmed"
         entities.purge(WORKFLOW, "o-9")
     assert orders.get_entity("o-9") is None
+
+
+def test_from_config_uses_the_registries_of_pystator_app(tmp_path: Path) -> None:
+    environ = {
+        "PYSTATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "PYSTATOR_APP": "tests.support.fleet_app:factory",
+    }
+    with PyStatorRuntime.from_config(environ=environ, embedded_worker=False) as rt:
+        assert "allowed" in rt.guards and "log_action" in rt.actions
