@@ -249,3 +249,15 @@ def test_from_config_uses_the_registries_of_pystator_app(tmp_path: Path) -> None
     }
     with PyStatorRuntime.from_config(environ=environ, embedded_worker=False) as rt:
         assert "allowed" in rt.guards and "log_action" in rt.actions
+
+
+def test_postgres_with_the_in_process_broker_runs_an_embedded_worker(
+    pg_migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(EXAMPLES)
+    with PyStatorRuntime.from_url(pg_migrated_url, environ={}) as rt:
+        rt.register_machine_from_file("order_fsm.yaml")
+        rt.create_entity(ORDERS, "o-1")
+        assert rt.queue is not None
+        done = rt.queue.wait_for_event(rt.queue_event(ORDERS, "o-1", "exchange_ack"), timeout=60)
+        assert done.status is EventStatus.COMPLETED
