@@ -68,6 +68,8 @@ from pystator.stores.sql.rows import OutboxRow
 #: Called once an action has failed its last attempt (the machine's error policy may move the
 #: entity to its fallback state).
 DeadAction = Callable[[OutboxRow, Exception], object]
+#: Runs an outbox row that is not a machine's action (e.g. a webhook delivery), by action name.
+OutboxHandler = Callable[[OutboxRow], object]
 
 DEFAULT_SWEEP_LIMIT = 200
 #: Margin of a lease over the action timeout it must cover.
@@ -134,6 +136,8 @@ class OutboxRunner:
         self.clock = clock
         self.rand = rand
         self.on_dead: DeadAction | None = None  # what an action's last failure triggers
+        # rows that are not a machine's action (webhook deliveries): run by name, no fallback
+        self.handlers: dict[str, OutboxHandler] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._runs = itertools.count()
@@ -188,7 +192,8 @@ class OutboxRunner:
                 self.observer.action_finished(row, None, False, time.perf_counter() - started)
         self._record(done, failures)
         for failed_row, error in failures:
-            if self.on_dead is not None and failed_row.attempts + 1 >= self.max_attempts:
+            last = failed_row.attempts + 1 >= self.max_attempts
+            if self.on_dead is not None and last and failed_row.action not in self.handlers:
                 self._after_dead(failed_row, error)
         return len(done)
 
@@ -212,6 +217,10 @@ class OutboxRunner:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _invoke(self, row: OutboxRow) -> None:
+        handler = self.handlers.get(row.action)
+        if handler is not None:
+            handler(row)
+            return
         machine = self.machines.get(row.machine)
         registry = machine.action_registry
         registered = registry.resolve(row.action) if registry is not None else None
@@ -323,6 +332,7 @@ def _run_coroutine(awaitable: Any) -> None:
 
 
 __all__ = [
+    "OutboxHandler",
     "OutboxRunner",
     "action_context",
     "default_action_retry",

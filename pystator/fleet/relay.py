@@ -53,6 +53,7 @@ class Relay:
         if keys:
             self.runtime.nudger.nudge(keys)
             self.runtime.observer.relay_republished(len(keys))
+        self.runtime.webhooks.tick()  # queue new webhook deliveries, which the sweep sends
         actions = self.runtime.outbox.sweep()
         return RelayTick(nudged=len(keys), actions_run=actions)
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from pystator.fleet.config import WorkerConfig
 from pystator.fleet.models import ClaimedEvent, EventStatus, WorkerEvent
 from pystator.fleet.producer import EventSpec, Producer, Receipt
-from pystator.fleet.submit import enqueue, submit_event, submit_event_sync, submit_events
+from pystator.fleet.submit import (
+    enqueue,
+    submit_apply_data,
+    submit_apply_data_sync,
+    submit_event,
+    submit_event_sync,
+    submit_events,
+)
 from pystator.fleet.worker import Worker
 
 __all__ = [
@@ -23,6 +30,8 @@ __all__ = [
     "WorkerConfig",
     "WorkerEvent",
     "enqueue",
+    "submit_apply_data",
+    "submit_apply_data_sync",
     "submit_event",
     "submit_event_sync",
     "submit_events",

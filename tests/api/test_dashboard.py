@@ -39,6 +39,7 @@ PAGES = (
     f"/ui/machines/{MACHINE}",
     "/ui/actions?status=pending",
     "/ui/audit",
+    "/ui/webhooks",
     "/ui/login",
     "/ui/bulk?kind=events&operation=retry&status=dead",
 )

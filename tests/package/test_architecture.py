@@ -78,7 +78,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {*_STORES, "plugins", "registry"},
     # what runs in a worker process; never the operator services (they sit above it)
     "fleet": {*_PUBLIC, "registry", "fleet"},
-    "services": {*_PUBLIC, "registry", "fleet", "services"},
+    "services": {*_PUBLIC, "registry", "fleet", "discovery", "services"},
     # the documented ``pystator.worker`` import paths, re-exporting the fleet's
     "worker": {"fleet", *_HELPERS},
     # the documentation site: find, build and serve it (pystator docs, the API's /manual)

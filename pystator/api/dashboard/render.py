@@ -50,6 +50,7 @@ NAVIGATION = (
     ("/machines", "Machines"),
     ("/actions", "Actions"),
     ("/audit", "Audit log"),
+    ("/webhooks", "Webhooks"),
 )
 
 

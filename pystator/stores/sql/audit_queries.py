@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from pystator.fsm_core.clock import as_utc
+from pystator.stores.sql import feed_queries
+from pystator.stores.sql.feed_queries import FeedPosition
 from pystator.stores.sql.schema import audit_log
 
 _A = audit_log.c
@@ -110,10 +112,66 @@ def list_entries(
     ]
 
 
+#: The routes whose mutations are configuration changes (the ``/api/v1/events/stream`` feed).
+CONFIG_ROUTE_PREFIXES = (
+    "/api/v1/machines",
+    "/api/v1/api-keys",
+    "/api/v1/webhooks",
+    "/api/v1/settings",
+)
+#: Mutating routes under those prefixes that change nothing (they compute).
+NOT_CONFIG_ROUTES = ("/api/v1/machines/validate", "/api/v1/webhooks/{webhook_id}/test")
+
+
+def config_feed(
+    conn: Connection,
+    *,
+    limit: int,
+    after: FeedPosition | None = None,
+    after_id: int | None = None,
+) -> list[tuple[FeedPosition, AuditRecord]]:
+    """Successful configuration changes (machines, API keys, webhooks, settings) in
+    commit-safe order after ``after`` (see :mod:`pystator.stores.sql.feed_queries`)."""
+    conditions = feed_queries.feed_conditions(conn, audit_log, after=after, after_id=after_id)
+    conditions += [
+        _A.method != "GET",
+        _A.status < 400,
+        sa.or_(*(_A.route.startswith(p) for p in CONFIG_ROUTE_PREFIXES)),
+        _A.route.not_in(NOT_CONFIG_ROUTES),
+    ]
+    query = (
+        sa.select(audit_log)
+        .where(*conditions)
+        .order_by(*feed_queries.feed_order(audit_log))
+        .limit(limit)
+    )
+    return [
+        (FeedPosition(int(r["commit_xid"]), int(r["id"])), _record(r))
+        for r in conn.execute(query).mappings()
+    ]
+
+
+def _record(r: RowMapping) -> AuditRecord:
+    return AuditRecord(
+        id=int(r["id"]),
+        at=as_utc(r["at"]),
+        principal=r["principal"],
+        role=r["role"],
+        method=r["method"],
+        route=r["route"],
+        status=int(r["status"]),
+        target=r["target"],
+        selection=r["selection"],
+        affected=r["affected"],
+    )
+
+
 __all__ = [
+    "CONFIG_ROUTE_PREFIXES",
     "AuditEntry",
     "AuditFilter",
     "AuditRecord",
+    "config_feed",
     "insert_entries",
     "insert_entry",
     "list_entries",

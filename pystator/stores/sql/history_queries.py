@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from pystator.fsm_core.clock import as_utc, utc_now
 from pystator.fsm_core.records import HistoryEntry
+from pystator.stores.sql import feed_queries
+from pystator.stores.sql.feed_queries import FeedPosition
 from pystator.stores.sql.schema import transition_history
 
 _H = transition_history.c
@@ -26,6 +28,7 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
         "entity_id": entry.entity_id,
         **entry.transition_fields(),
         "machine_version": entry.machine_version,
+        "guard_context": None if entry.guard_context is None else dict(entry.guard_context),
     }
 
 
@@ -53,6 +56,7 @@ def history_from_row(row: RowMapping) -> HistoryEntry:
         payload=row["payload"],
         created_at=as_utc(row["created_at"]) if row["created_at"] else utc_now(),
         machine_version=row["machine_version"],
+        guard_context=row.get("guard_context"),
     )
 
 
@@ -92,21 +96,49 @@ def feed(
     machine: str | None = None,
     entity_id: str | None = None,
 ) -> list[tuple[int, HistoryEntry]]:
-    """The transition feed: ``(row id, entry)`` in commit order, after ``after_id`` (a consumer
-    saves the last id it read and passes it back)."""
-    conditions: list[sa.ColumnElement[bool]] = []
-    if after_id is not None:
-        conditions.append(_H.id > after_id)
+    """The transition feed: ``(row id, entry)`` in commit-safe order after row ``after_id`` (a
+    consumer saves the last id it read and passes it back; see
+    :mod:`pystator.stores.sql.feed_queries`)."""
+    position, unknown = feed_queries.resolve(conn, transition_history, after_id)
+    page = feed_page(
+        conn, limit=limit, after=position, after_id=unknown, machine=machine, entity_id=entity_id
+    )
+    return [(p.id, entry) for p, entry in page]
+
+
+def feed_page(
+    conn: Connection,
+    *,
+    limit: int,
+    after: FeedPosition | None = None,
+    after_id: int | None = None,
+    machine: str | None = None,
+    entity_id: str | None = None,
+) -> list[tuple[FeedPosition, HistoryEntry]]:
+    """One page of the transition feed after position ``after`` (or row id ``after_id`` when
+    its row is gone), with each row's position (what a stream keeps between pages)."""
+    conditions = feed_queries.feed_conditions(
+        conn, transition_history, after=after, after_id=after_id
+    )
     if machine is not None:
         conditions.append(_H.machine == machine)
     if entity_id is not None:
         conditions.append(_H.entity_id == entity_id)
-    query = sa.select(transition_history).where(*conditions).order_by(_H.id).limit(limit)
-    return [(int(row["id"]), history_from_row(row)) for row in conn.execute(query).mappings()]
+    query = (
+        sa.select(transition_history)
+        .where(*conditions)
+        .order_by(*feed_queries.feed_order(transition_history))
+        .limit(limit)
+    )
+    return [
+        (FeedPosition(int(row["commit_xid"]), int(row["id"])), history_from_row(row))
+        for row in conn.execute(query).mappings()
+    ]
 
 
 __all__ = [
     "feed",
+    "feed_page",
     "history_from_row",
     "history_values",
     "insert_history",

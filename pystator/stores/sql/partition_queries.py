@@ -210,6 +210,7 @@ def _conversion_statements(lower: datetime, upper: datetime, sequence: str | Non
         (f"pk_{TABLE}", f"pk_{LEGACY}"),
         (f"uq_{TABLE}_machine_entity_id_version", f"uq_{LEGACY}_machine_entity_id_version"),
         (f"ix_{TABLE}_created_at", f"ix_{LEGACY}_created_at"),
+        (f"ix_{TABLE}_commit_xid_id", f"ix_{LEGACY}_commit_xid_id"),
     ]
     statements = [f'ALTER TABLE "{TABLE}" RENAME TO "{LEGACY}"']
     statements += [f'ALTER INDEX IF EXISTS "{old}" RENAME TO "{new}"' for old, new in legacy_names]
@@ -220,6 +221,8 @@ def _conversion_statements(lower: datetime, upper: datetime, sequence: str | Non
         f'CONSTRAINT "uq_{TABLE}_machine_entity_id_version_created_at" '
         "UNIQUE (machine, entity_id, version, created_at)) PARTITION BY RANGE (created_at)",
         f'CREATE INDEX "ix_{TABLE}_created_at" ON "{TABLE}" (created_at)',
+        # the transition feed's commit-safe order (feed_queries)
+        f'CREATE INDEX "ix_{TABLE}_commit_xid_id" ON "{TABLE}" (commit_xid, id)',
     ]
     if sequence is not None:
         # owned by the new column, so dropping the legacy partition never drops the sequence

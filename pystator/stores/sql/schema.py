@@ -8,8 +8,10 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    FetchedValue,
     Float,
     Index,
     Integer,
@@ -56,6 +58,14 @@ def _ts(name: str, *, nullable: bool = False) -> Column[object]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
+def _commit_xid() -> Column[object]:
+    """The writing transaction's id (PostgreSQL: ``pg_current_xact_id()``, its database
+    default; SQLite: 0, its writers are serial). The feeds read in ``(commit_xid, id)`` order
+    below the oldest running transaction, which makes their cursors commit-safe (migration
+    0034; :mod:`pystator.stores.sql.feed_queries`)."""
+    return Column("commit_xid", BigInteger, nullable=False, server_default=FetchedValue())
+
+
 entity_states = Table(
     "entity_states",
     metadata,
@@ -68,6 +78,9 @@ entity_states = Table(
     Column("version", BigInteger, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
+    # the registry version (machine_versions.version) of the entity's last write; NULL when the
+    # definition came from a file or from code. A pinned machine applies events with it.
+    Column("machine_version", Integer, nullable=True),
 )
 
 transition_history = Table(
@@ -81,15 +94,22 @@ transition_history = Table(
     Column("target_state", Text, nullable=False),
     Column("trigger", String(TRIGGER_LENGTH), nullable=True),
     Column("event_id", BigInteger, nullable=True),  # worker_events.id when applied by the fleet
-    Column("origin", String(16), nullable=False, server_default="direct"),  # direct|event|timer
+    Column(
+        "origin", String(16), nullable=False, server_default="direct"
+    ),  # direct|event|timer|replay|migration
     Column("actions", JsonType, nullable=False),
     Column("payload", JsonType, nullable=True),
     _ts("created_at"),
     # the registry version (machine_versions.version) of the definition that applied it; NULL
     # when the definition came from a file or from code
     Column("machine_version", Integer, nullable=True),
+    # the context the guards saw (stored context with the payload merged over it): what replay
+    # re-runs a candidate with; NULL on rows written before it was recorded
+    Column("guard_context", JsonType, nullable=True),
+    _commit_xid(),
     UniqueConstraint("machine", "entity_id", "version"),
     Index("ix_transition_history_created_at", "created_at"),  # retention
+    Index("ix_transition_history_commit_xid_id", "commit_xid", "id"),  # the feed's order
 )
 
 # Event statuses: pending -> completed | rejected | stale | dead | cancelled | discarded
@@ -121,6 +141,8 @@ worker_events = Table(
     _ts("last_duplicate_at", nullable=True),  # the key's last repeat with the same content
     # W3C trace context of the submission (OpenTelemetry): the worker's apply span's parent
     Column("traceparent", String(TRACEPARENT_LENGTH), nullable=True),
+    # event (a named trigger) | apply_data (a data update routed by ``when`` rules; 0033)
+    Column("kind", String(16), nullable=False, server_default="event"),
     UniqueConstraint("machine", "idempotency_key"),
     Index(
         "ix_worker_events_pending_due",
@@ -267,6 +289,8 @@ machine_versions = Table(
     Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),  # sha256 of canonical JSON
     Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
     _ts("created_at"),
+    # auto: entities move to this version on their next event; pinned: they stay on theirs
+    Column("upgrade_policy", String(16), nullable=False, server_default="auto"),
 )
 
 # API keys, stored as the sha256 of the key (keys are random: a slow hash would add nothing).
@@ -298,7 +322,48 @@ audit_log = Table(
     Column("selection", JsonType, nullable=True),  # ids, filters, dry_run, limit as given
     Column("affected", Integer, nullable=True),
     Column("status", Integer, nullable=False),  # the HTTP status answered
+    _commit_xid(),
     Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_commit_xid_id", "commit_xid", "id"),  # the configuration-change feed
+)
+
+# Operator webhooks: where to POST which notices (signed with ``secret``, HMAC-SHA256).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("kinds", JsonType, nullable=False),  # list of notice kinds it subscribes to
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=True),  # None: every machine
+    Column("states", JsonType, nullable=False),  # the states a dwell-time breach watches
+    Column("dwell_seconds", Integer, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+# One row per notice a webhook is to receive (the delivery log). The unique key makes finding a
+# notice twice a no-op; the POST itself runs from ``action_outbox`` (row ``outbox_id``).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),  # X-Pystator-Delivery
+    Column("webhook_id", BigInteger, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("source_key", String(600), nullable=False),  # what it is about (dedupe)
+    Column("payload", JsonType, nullable=False),
+    Column("outbox_id", BigInteger, nullable=True),
+    Column("status", String(16), nullable=False),  # pending | delivered | failing
+    Column("attempts", Integer, nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    _ts("created_at"),
+    _ts("delivered_at", nullable=True),
+    UniqueConstraint("webhook_id", "kind", "source_key"),
+    Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
 )
 
 # Discovery: states observed by outside systems (or classified from their records), one row per
@@ -354,6 +419,53 @@ discovery_drafts = Table(
     Index("ix_discovery_drafts_machine", "machine", "id"),
 )
 
+# Shadow mode: a candidate definition evaluated beside a machine's active version on sampled
+# events (never acting). ``status``: active | stopped | promoted; at most one active per machine.
+machine_shadows = Table(
+    "machine_shadows",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("definition", JsonType, nullable=False),  # the candidate, validated
+    Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),
+    Column("sample_rate", Float, nullable=False),  # 0 < rate <= 1
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("matched", BigInteger, nullable=False, server_default="0"),
+    Column("mismatched", BigInteger, nullable=False, server_default="0"),
+    Column("promoted_version", Integer, nullable=True),  # the registry version it became
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+    _ts("ended_at", nullable=True),
+    Index("ix_machine_shadows_machine", "machine", "status"),
+)
+
+# Shadow differences, bounded: one row per (state, trigger, active target, shadow target, kind)
+# of a shadow with its count and a few example events; retention prunes ended shadows' rows.
+shadow_diffs = Table(
+    "shadow_diffs",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("shadow_id", BigInteger, nullable=False),
+    Column("source_state", Text, nullable=False),
+    Column("trigger", String(TRIGGER_LENGTH), nullable=False),
+    Column("active_target", Text, nullable=False),  # "" when the active version rejected
+    Column("shadow_target", Text, nullable=False),  # "" when the shadow rejected or raised
+    Column("kind", String(16), nullable=False),  # target | rejected | accepted | actions | error
+    Column("count", BigInteger, nullable=False),
+    Column("examples", JsonType, nullable=False),  # a few {entity_id, event_id, ...}
+    _ts("first_seen"),
+    _ts("last_seen"),
+    UniqueConstraint(
+        "shadow_id",
+        "source_state",
+        "trigger",
+        "active_target",
+        "shadow_target",
+        "kind",
+        name="uq_shadow_diffs_group",
+    ),
+)
+
 __all__ = [
     "ENTITY_ID_LENGTH",
     "FINGERPRINT_LENGTH",
@@ -375,9 +487,13 @@ __all__ = [
     "event_rollups",
     "idempotency_conflicts",
     "machine_registry",
+    "machine_shadows",
     "machine_versions",
     "metadata",
+    "shadow_diffs",
     "transition_history",
+    "webhook_deliveries",
+    "webhooks",
     "worker_events",
     "worker_heartbeats",
     "worker_timers",

@@ -12,9 +12,12 @@ from pystator.api.dashboard.pages import (
     entities,
     events,
     idempotency,
+    live,
     login,
     machines,
     overview,
+    shadow,
+    webhooks,
 )
 
 PAGES: tuple[APIRouter, ...] = (
@@ -26,8 +29,11 @@ PAGES: tuple[APIRouter, ...] = (
     idempotency.router,
     entities.router,
     machines.router,
+    shadow.router,
     actions.router,
     audit.router,
+    webhooks.router,
+    live.router,
 )
 
 __all__ = ["PAGES"]

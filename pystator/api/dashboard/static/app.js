@@ -1,4 +1,5 @@
-// pystator dashboard: charts, live refresh that can be paused, diagrams, confirmations.
+// pystator dashboard: charts, live refresh (from the transition stream) that can be paused,
+// diagrams, confirmations.
 // No inline script anywhere: page data comes in <script type="application/json"> blocks.
 (function () {
   "use strict";
@@ -47,8 +48,28 @@
     if (question && !window.confirm(question)) evt.preventDefault();
   }, true);
 
+  // Live updates: a region with data-stream re-renders (its hx-trigger listens for
+  // "transition" on the body) when the transition stream delivers one. EventSource reconnects
+  // by itself, sending Last-Event-ID, so nothing is missed across a dropped connection.
+  function startStream() {
+    var region = document.querySelector("[data-stream]");
+    if (!region || typeof EventSource === "undefined") return;
+    var source = new EventSource(region.getAttribute("data-stream"));
+    source.addEventListener("open", function () {
+      document.body.setAttribute("data-stream-state", "open");
+    });
+    source.addEventListener("error", function () {
+      document.body.setAttribute("data-stream-state", "reconnecting");
+    });
+    source.addEventListener("transition", function (evt) {
+      document.body.setAttribute("data-last-transition", evt.lastEventId);
+      if (!paused() && typeof htmx !== "undefined") htmx.trigger(document.body, "transition");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts(document);
+    startStream();
     if (typeof mermaid !== "undefined" && document.querySelector("pre.mermaid")) {
       mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral" });
       mermaid.run({ querySelector: "pre.mermaid" }).then(function () {

@@ -1,0 +1,327 @@
+"""Operator webhooks, delivered from the durable outbox.
+
+**What a webhook is told** (its ``kinds``):
+
+- ``transition.failed``: a fleet event was rejected (unknown trigger, guard refused, invalid);
+- ``dead_letter``: a fleet event failed its last attempt;
+- ``dwell.breached``: an entity has stayed in one of the webhook's ``states`` longer than its
+  ``dwell_seconds`` (measured from the entity's last write, once per entity version);
+- ``machine.published``: a machine version was stored in the registry;
+- ``test``: sent by ``POST /api/v1/webhooks/{id}/test``.
+
+**How.** The relay's pass runs a :class:`WebhookDispatcher` tick: it scans for new notices and,
+in one transaction, inserts a ``webhook_deliveries`` row (unique per webhook, kind and subject:
+scanning twice, or from two relays, is a no-op) and an ``action_outbox`` row for it. The outbox
+sweep then runs :class:`WebhookSender` like any action: at least once, retried with the outbox's
+backoff (``PYSTATOR_ACTION_RETRY_*``) up to ``PYSTATOR_ACTION_MAX_ATTEMPTS``, kept across a
+worker crash (the row's lease ends and another sweep takes it). Nothing is sent inline in a
+request or an apply. Each attempt's status and error are written on the delivery row.
+
+**Signature.** Each POST carries ``X-Pystator-Delivery`` (the delivery id: a receiver drops a
+repeat by it), ``X-Pystator-Event`` (the kind), ``X-Pystator-Timestamp`` (Unix seconds) and
+``X-Pystator-Signature: sha256=<hex>``, the HMAC-SHA256 with the webhook's secret of
+``<timestamp>.<raw body>`` (:func:`signature`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from pystator.config.logs import get_logger
+from pystator.fsm_core.clock import Clock
+from pystator.stores.sql import outbox_queries, webhook_queries
+from pystator.stores.sql.connections import transaction
+from pystator.stores.sql.db_clock import read_now
+from pystator.stores.sql.engine import translate_errors
+from pystator.stores.sql.rows import NewAction, OutboxRow
+from pystator.stores.sql.webhook_queries import WebhookRow
+
+#: The outbox ``action`` of a webhook delivery (and the ``machine`` its rows carry).
+WEBHOOK_ACTION = "pystator.webhook"
+WEBHOOK_MACHINE = "pystator.webhooks"
+
+TRANSITION_FAILED = "transition.failed"
+DEAD_LETTER = "dead_letter"
+DWELL_BREACHED = "dwell.breached"
+MACHINE_PUBLISHED = "machine.published"
+TEST = "test"
+#: The kinds a webhook may subscribe to.
+KINDS = (TRANSITION_FAILED, DEAD_LETTER, DWELL_BREACHED, MACHINE_PUBLISHED)
+
+SIGNATURE_HEADER = "X-Pystator-Signature"
+TIMESTAMP_HEADER = "X-Pystator-Timestamp"
+DELIVERY_HEADER = "X-Pystator-Delivery"
+EVENT_HEADER = "X-Pystator-Event"
+
+#: Seconds a POST may take.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+#: How far back a dispatcher that just started looks for notices.
+LOOKBACK_SECONDS = 3600.0
+#: How far back each pass looks again (a row stamped just before the previous pass but
+#: committed after it is still found; the unique key drops what was found before).
+OVERLAP_SECONDS = 120.0
+#: Notices of one kind per webhook per pass.
+SCAN_LIMIT = 200
+
+log = get_logger("pystator.webhooks")
+
+
+class WebhookDeliveryError(RuntimeError):
+    """A POST that failed (connection refused, timeout, a status other than 2xx)."""
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Pystator-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of
+    ``<timestamp>.<body>`` keyed with the webhook's secret."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether a received POST carries a valid signature (what a receiver does)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    given = lowered.get(SIGNATURE_HEADER.lower(), "")
+    stamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
+    return hmac.compare_digest(given, signature(secret, stamp, body))
+
+
+def enqueue(
+    conn: Connection,
+    webhook: WebhookRow,
+    *,
+    kind: str,
+    source_key: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+) -> int | None:
+    """Record a delivery and its outbox row (in the caller's transaction); the delivery id,
+    or None when this webhook already had this notice."""
+    delivery_id = webhook_queries.add_delivery(
+        conn, webhook_id=webhook.id, kind=kind, source_key=source_key, payload=payload, now=now
+    )
+    if delivery_id is None:
+        return None
+    action = NewAction(
+        event_id=None,
+        machine=WEBHOOK_MACHINE,
+        entity_id=str(webhook.id),
+        entity_version=delivery_id,
+        action=WEBHOOK_ACTION,
+        phase="webhook",
+        params={"delivery_id": delivery_id, "kind": kind},
+        context={},
+    )
+    [outbox_id] = outbox_queries.insert_outbox(conn, [action], now, lease=timedelta(0))
+    webhook_queries.set_outbox(conn, delivery_id, outbox_id)
+    return delivery_id
+
+
+class WebhookSender:
+    """Runs one webhook outbox row: POSTs the signed delivery and records the attempt."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        clock: Clock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.timeout = timeout
+        self.clock = clock
+
+    def __call__(self, row: OutboxRow) -> None:
+        """Send the delivery ``row`` names; raises :class:`WebhookDeliveryError` to be retried."""
+        delivery_id = int(row.params["delivery_id"])
+        with translate_errors("webhooks"), self.engine.connect() as conn:
+            delivery = webhook_queries.load_delivery(conn, delivery_id)
+            webhook = webhook_queries.get_webhook(conn, int(row.entity_id))
+        if delivery is None or webhook is None:
+            self._record(delivery_id, False, None, "the webhook was deleted: not sent")
+            return  # nothing to retry
+        body = json.dumps(
+            {
+                "id": delivery.id,
+                "kind": delivery.kind,
+                "webhook_id": webhook.id,
+                "created_at": delivery.created_at.isoformat(),
+                "attempt": row.attempts + 1,
+                "data": dict(delivery.payload),
+            },
+            separators=(",", ":"),
+            default=str,
+        ).encode()
+        stamp = str(int(time.time()))
+        request = urllib.request.Request(
+            webhook.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "pystator-webhooks",
+                DELIVERY_HEADER: str(delivery.id),
+                EVENT_HEADER: delivery.kind,
+                TIMESTAMP_HEADER: stamp,
+                SIGNATURE_HEADER: signature(webhook.secret, stamp, body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            error = f"the receiver answered {exc.code}"
+            self._record(delivery.id, False, exc.code, error)
+            raise WebhookDeliveryError(error) from exc
+        except (OSError, ValueError) as exc:
+            error = f"POST {webhook.url} failed: {exc}"
+            self._record(delivery.id, False, None, error)
+            raise WebhookDeliveryError(error) from exc
+        self._record(delivery.id, True, status, None)
+
+    def _record(self, delivery_id: int, ok: bool, status: int | None, error: str | None) -> None:
+        with translate_errors("webhooks"), transaction(self.engine) as conn:
+            webhook_queries.record_attempt(
+                conn,
+                delivery_id,
+                delivered=ok,
+                response_status=status,
+                error=error,
+                now=read_now(conn, self.clock),
+            )
+
+
+class WebhookDispatcher:
+    """Finds new notices for the enabled webhooks and queues their deliveries (a relay duty)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        lookback: float = LOOKBACK_SECONDS,
+        overlap: float = OVERLAP_SECONDS,
+        limit: int = SCAN_LIMIT,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.lookback = timedelta(seconds=lookback)
+        self.overlap = timedelta(seconds=overlap)
+        self.limit = limit
+        self._since: datetime | None = None
+
+    def tick(self) -> int:
+        """One pass: the deliveries it queued."""
+        queued = 0
+        with translate_errors("webhooks"), transaction(self.engine) as conn:
+            hooks = webhook_queries.list_webhooks(conn, enabled_only=True)
+            now = read_now(conn, self.clock)
+            since = self._since or now - self.lookback
+            for hook in hooks:
+                queued += self._scan(conn, hook, since, now)
+        self._since = now - self.overlap
+        return queued
+
+    def _scan(self, conn: Connection, hook: WebhookRow, since: datetime, now: datetime) -> int:
+        found: list[tuple[str, str, dict[str, Any]]] = []
+        for kind, status in ((TRANSITION_FAILED, "rejected"), (DEAD_LETTER, "dead")):
+            if kind in hook.kinds:
+                rows = webhook_queries.finished_events(
+                    conn, status=status, since=since, machine=hook.machine, limit=self.limit
+                )
+                found += [(kind, f"event:{r['id']}", _event_payload(r)) for r in rows]
+        if MACHINE_PUBLISHED in hook.kinds:
+            rows = webhook_queries.published_versions(
+                conn, since=since, machine=hook.machine, limit=self.limit
+            )
+            found += [(MACHINE_PUBLISHED, f"{r['name']}@{r['version']}", _version(r)) for r in rows]
+        if DWELL_BREACHED in hook.kinds and hook.dwell_seconds and hook.states:
+            rows = webhook_queries.dwelling_entities(
+                conn,
+                webhook_id=hook.id,
+                machine=hook.machine,
+                states=hook.states,
+                entered_before=now - timedelta(seconds=hook.dwell_seconds),
+                limit=self.limit,
+            )
+            found += [
+                (
+                    DWELL_BREACHED,
+                    f"{r['machine']}|{r['entity_id']}|{r['version']}",
+                    _dwell(r, hook.dwell_seconds),
+                )
+                for r in rows
+            ]
+        queued = 0
+        for kind, key, payload in found:
+            if enqueue(conn, hook, kind=kind, source_key=key, payload=payload, now=now):
+                queued += 1
+        return queued
+
+
+def _event_payload(row: RowMapping) -> dict[str, Any]:
+    errors = list(row["errors"] or [])
+    return {
+        "event_id": row["id"],
+        "machine": row["machine"],
+        "entity_id": row["entity_id"],
+        "trigger": row["trigger"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "outcome": row["outcome"],
+        "last_error": errors[-1] if errors else None,
+        "at": _iso(row["updated_at"]),
+    }
+
+
+def _version(row: RowMapping) -> dict[str, Any]:
+    return {
+        "machine": row["name"],
+        "version": row["version"],
+        "checksum": row["checksum"],
+        "created_by": row["created_by"],
+        "at": _iso(row["created_at"]),
+    }
+
+
+def _dwell(row: RowMapping, seconds: int) -> dict[str, Any]:
+    return {
+        "machine": row["machine"],
+        "entity_id": row["entity_id"],
+        "state": row["state"],
+        "version": row["version"],
+        "since": _iso(row["updated_at"]),
+        "dwell_seconds": seconds,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+__all__ = [
+    "DEAD_LETTER",
+    "DWELL_BREACHED",
+    "KINDS",
+    "MACHINE_PUBLISHED",
+    "SIGNATURE_HEADER",
+    "TEST",
+    "TRANSITION_FAILED",
+    "WEBHOOK_ACTION",
+    "WEBHOOK_MACHINE",
+    "WebhookDeliveryError",
+    "WebhookDispatcher",
+    "WebhookSender",
+    "enqueue",
+    "signature",
+    "verify",
+]
