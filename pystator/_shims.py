@@ -107,7 +107,8 @@ _ROWS: dict[str, str] = {
     ),
     "pystator.worker": (
         "ClaimedEvent EventSpec EventStatus Producer Receipt Worker WorkerConfig WorkerEvent "
-        "enqueue submit_event submit_event_sync submit_events"
+        "enqueue submit_apply_data submit_apply_data_sync submit_event submit_event_sync "
+        "submit_events"
     ),
     "pystator.worker.app": "app celery default_app make_worker_app",
 }
