@@ -24,6 +24,7 @@ from pystator.fleet.composition import prepare_database
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.actions import ActionRegistry
+from pystator.fsm_core.apply_data import APPLY_DATA_KEY, Route
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
     EntityNotFoundError,
@@ -46,6 +47,8 @@ from pystator.runtime.types import (
     TransitionsPage,
 )
 from pystator.services import admin, entities, observability
+from pystator.services import apply_data as apply_data_service
+from pystator.services.apply_data import ApplyDataRequest
 from pystator.services.entities import EventOutcome
 from pystator.stores.sql.registry_queries import MachineRecord
 
@@ -55,11 +58,6 @@ RUNTIME_AUTHOR = "runtime"
 DEFAULT_SUBSCRIBE_POLL = 0.5
 #: Rows one ``list_transitions`` page holds at most.
 MAX_TRANSITIONS_PAGE = 1000
-#: What ``apply_data`` / ``queue_apply_data`` say until the apply-data engine is wired here.
-APPLY_DATA_PENDING = (
-    "apply-data (a trigger-less context update routed by the states' when: rules) is not "
-    "available in this build yet: use process_event / queue_event with a named trigger"
-)
 
 
 class PyStatorRuntime:
@@ -335,9 +333,15 @@ class PyStatorRuntime:
         version: int | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> list[TransitionResult]:
-        """Merge ``data`` into the entity's context and follow the states' ``when:`` routes.
-        Not available in this build yet: raises :class:`NotImplementedError`."""
-        raise NotImplementedError(APPLY_DATA_PENDING)
+        """Merge ``data`` (over ``context``, when given) into the entity's context now and,
+        under ``meta.classification.auto_route``, follow the states' ``when:`` rules through an
+        existing transition (see the apply-data page). Returns the transitions taken: one
+        result when the entity moved (or a failed result when the update was refused), empty
+        when it stayed — the merged context is stored either way. A missing entity raises
+        :class:`~pystator.errors.EntityNotFoundError`."""
+        merged = {**(context or {}), **data}
+        result = entities.apply_data(self.engine, self.machine(machine, version), entity_id, merged)
+        return [result] if _moved(result) else []
 
     def get_entity(self, machine: str, entity_id: str) -> EntitySnapshot | None:
         """The stored entity, or None."""
@@ -384,9 +388,19 @@ class PyStatorRuntime:
         idempotency_key: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> int:
-        """Queue an apply-data for the fleet. Not available in this build yet: raises
-        :class:`NotImplementedError`."""
-        raise NotImplementedError(APPLY_DATA_PENDING)
+        """Queue a data update for the fleet (the same ``worker_events`` path as
+        ``POST /api/v1/entities/{id}/apply-data``: ordered with the entity's named events,
+        applied exactly once); returns its event id. The entity must exist
+        (:class:`~pystator.errors.EntityNotFoundError`)."""
+        queue = self._queue()
+        request = ApplyDataRequest(
+            machine=machine,
+            entity_id=entity_id,
+            data=data,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+        )
+        return int(apply_data_service.queue_apply_data(self.engine, queue.producer, request))
 
     def get_event_status(self, event_id: int) -> QueuedEvent | None:
         """:meth:`QueueClient.get_event_status` of :attr:`queue`."""
@@ -498,6 +512,14 @@ class PyStatorRuntime:
             stored.refresh()
 
 
+def _moved(result: TransitionResult) -> bool:
+    """True when an apply-data took a transition (or was refused: the caller must see it)."""
+    if not result.success:
+        return True
+    report = result.metadata.get(APPLY_DATA_KEY)
+    return isinstance(report, Mapping) and report.get("route") == Route.MOVED
+
+
 def _action_names(machine: StateMachine) -> set[str]:
     specs = [a for t in machine.transitions for a in t.actions]
     for state in machine.definition.states:
@@ -596,7 +618,6 @@ class MachineSession:
 
 
 __all__ = [
-    "APPLY_DATA_PENDING",
     "EntityOperations",
     "MachineSession",
     "PyStatorRuntime",

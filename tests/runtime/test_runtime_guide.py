@@ -147,10 +147,6 @@ def test_the_entity_lifecycle(backend: Backend) -> None:
     with pytest.raises(EntityNotFoundError):
         rt.process_event(WORKFLOW, "nobody", "confirm")
     assert process_event(rt, WORKFLOW, "o-1", "ship").target_state == "shipped"
-    with pytest.raises(NotImplementedError, match="apply-data"):
-        rt.apply_data(WORKFLOW, "o-1", {"paid": True})
-    with pytest.raises(NotImplementedError):
-        apply_data(rt, WORKFLOW, "o-1", {})
 
 
 def test_the_queue(backend: Backend) -> None:
@@ -173,10 +169,6 @@ def test_the_queue(backend: Backend) -> None:
     assert queue.get_summary()["events"]["completed"] == 2
     snapshot = rt.get_entity(ORDERS, "o-1")
     assert snapshot is not None and (snapshot.state, snapshot.version) == ("FILLED", 3)
-    with pytest.raises(NotImplementedError, match="apply-data"):
-        rt.queue_apply_data(ORDERS, "o-1", {"x": 1})
-    with pytest.raises(NotImplementedError):
-        queue_apply_data(rt, ORDERS, "o-1", {"x": 1})
 
 
 def test_the_observability_summary(backend: Backend) -> None:
@@ -261,3 +253,56 @@ def test_postgres_with_the_in_process_broker_runs_an_embedded_worker(
         assert rt.queue is not None
         done = rt.queue.wait_for_event(rt.queue_event(ORDERS, "o-1", "exchange_ack"), timeout=60)
         assert done.status is EventStatus.COMPLETED
+
+
+ROUTING = "order_routing"  # examples/order_routing.yaml: when-routes, auto_route on
+
+
+def test_apply_data_now_routes_through_an_existing_transition(backend: Backend) -> None:
+    rt = backend.runtime
+    rt.register_machine_from_file("order_routing.yaml")
+    rt.create_entity(ROUTING, "r-1")
+    [moved] = rt.apply_data(ROUTING, "r-1", {"filled_qty": 40})
+    assert (moved.success, moved.trigger, moved.target_state) == (
+        True,
+        "fill_partial",
+        "partially_filled",
+    )
+    # filled needs the guarded `fill`: not settled, so the entity stays, with the data merged
+    assert rt.apply_data(ROUTING, "r-1", {"filled_qty": 100}) == []
+    stayed = rt.get_entity(ROUTING, "r-1")
+    assert stayed is not None and stayed.state == "partially_filled"
+    assert stayed.context["filled_qty"] == 100
+    [filled] = apply_data(rt, ROUTING, "r-1", {"settled": True})
+    assert filled.target_state == "filled"
+    with pytest.raises(EntityNotFoundError):
+        rt.apply_data(ROUTING, "nobody", {"filled_qty": 1})
+    session = rt.session(ROUTING)
+    session.create_entity("r-2")
+    assert [r.target_state for r in session.apply_data("r-2", {"hold": True})] == ["on_hold"]
+
+
+def test_queued_apply_data_is_ordered_with_named_events(backend: Backend) -> None:
+    rt = backend.runtime
+    rt.register_machine_from_file("order_routing.yaml")
+    rt.create_entity(ROUTING, "r-1")
+    assert rt.queue is not None
+    ids = [
+        rt.queue_apply_data(ROUTING, "r-1", {"filled_qty": 30}, idempotency_key="d-1"),
+        rt.queue_event(ROUTING, "r-1", "cancel"),
+        queue_apply_data(rt, ROUTING, "r-1", {"filled_qty": 100, "settled": True}),
+    ]
+    assert rt.queue_apply_data(ROUTING, "r-1", {"filled_qty": 30}, idempotency_key="d-1") == ids[0]
+    done = [rt.queue.wait_for_event(i, timeout=60) for i in ids]
+    assert [d.status for d in done] == [EventStatus.COMPLETED] * 3
+    entity = rt.get_entity(ROUTING, "r-1")
+    # the data moved it to partially_filled, the cancel ended it, the last update only merged
+    assert entity is not None and entity.state == "cancelled"
+    assert entity.context["filled_qty"] == 100
+    history = rt.list_transitions(entity_id="r-1").items
+    assert [(t.trigger, t.to_state) for t in history][1:3] == [
+        ("fill_partial", "partially_filled"),
+        ("cancel", "cancelled"),
+    ]
+    with pytest.raises(EntityNotFoundError):
+        rt.queue_apply_data(ROUTING, "nobody", {"x": 1})
