@@ -6,28 +6,30 @@
   :class:`ConflictError` (bump ``meta.version`` to change a machine).
 - :func:`create` refuses a name the registry already holds; :func:`update` refuses one it does
   not hold; both publish otherwise (identical to the current version: nothing stored).
-- :func:`compatibility`: what a definition would do to the entities living on the current one.
+- :func:`compatibility`: what a definition would do to the entities living on the current one:
+  the one report of :mod:`pystator.registry.compatibility` (the publish path's).
 
-The compatibility report here is deliberately small (entities in states the new definition
-lacks, pending events, armed timers). The full report of the "change a live machine safely"
-work (``pystator.registry.compatibility``) replaces :func:`compatibility` when it lands; callers
-only use :class:`CompatibilityReport`'s documented fields.
+:func:`create`, :func:`update` and :func:`register` publish through
+:func:`pystator.registry.versions.publish`, so a version that would strand live work is refused
+there (:class:`~pystator.registry.compatibility.IncompatibleVersionError`) unless ``state_map``
+says where its entities go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.definition import DEFAULT_VERSION
-from pystator.fsm_core.errors import ConflictError, FSMError, NotFoundError
+from pystator.fsm_core.errors import ConflictError, NotFoundError
 from pystator.fsm_core.machine import StateMachine
 from pystator.registry import versions
+from pystator.registry.compatibility import CompatibilityReport, compatibility_report
 from pystator.registry.versions import Published
-from pystator.stores.sql import observability_queries, registry_queries
+from pystator.stores.sql import registry_queries
 from pystator.stores.sql.engine import translate_errors
 
 
@@ -43,7 +45,13 @@ class Registered:
     checksum: str
 
 
-def register(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registered:
+def register(
+    engine: Engine,
+    config: Mapping[str, Any],
+    *,
+    by: str,
+    state_map: Mapping[str, str] | None = None,
+) -> Registered:
     """Register ``config`` idempotently on ``(meta.machine_name, meta.version)`` (see the
     module docstring)."""
     data = versions.canonical(config)
@@ -66,7 +74,7 @@ def register(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registere
             "a different definition; bump meta.version to register a change",
             details={"machine": machine.name, "version": machine.version},
         )
-    published = versions.publish(engine, data, by=by)
+    published = versions.publish(engine, data, by=by, state_map=state_map)
     return _registered(published, machine.version)
 
 
@@ -84,7 +92,12 @@ def create(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registered:
 
 
 def update(
-    engine: Engine, config: Mapping[str, Any], *, by: str, name: str | None = None
+    engine: Engine,
+    config: Mapping[str, Any],
+    *,
+    by: str,
+    name: str | None = None,
+    state_map: Mapping[str, str] | None = None,
 ) -> Registered:
     """Publish a new version of an existing machine; :class:`NotFoundError` when there is none
     (``name``, when given, must match ``meta.machine_name``)."""
@@ -94,63 +107,19 @@ def update(
     target = name or machine.name
     if not _versions(engine, target):
         raise NotFoundError(f"no stored machine named {target!r}", details={"machine": target})
-    return _registered(versions.publish(engine, data, by=by, name=name), machine.version)
+    published = versions.publish(engine, data, by=by, name=name, state_map=state_map)
+    return _registered(published, machine.version)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompatibilityReport:
-    """What publishing a definition would do to the entities of the current version.
-
-    ``compatible`` is False when entities sit in states the new definition lacks
-    (``stranded``: state -> entities); ``pending_events`` and ``armed_timers`` count the work
-    still queued for the machine. ``problems`` lists definition errors (then nothing else is
-    checked).
-    """
-
-    machine: str
-    current_version: int | None
-    compatible: bool
-    stranded: dict[str, int] = field(default_factory=dict)
-    entities: int = 0
-    pending_events: int = 0
-    armed_timers: int = 0
-    problems: tuple[str, ...] = ()
-
-
-def compatibility(engine: Engine, config: Mapping[str, Any]) -> CompatibilityReport:
-    """The :class:`CompatibilityReport` of ``config`` against its machine's live entities."""
-    try:
-        data = versions.canonical(config)
-        versions.require_name(data)
-        machine = StateMachine.from_dict(data, source="<request>")
-    except FSMError as exc:
-        meta = config.get("meta") if isinstance(config, Mapping) else None
-        name = meta.get("machine_name") if isinstance(meta, Mapping) else None
-        return CompatibilityReport(
-            machine=str(name or ""), current_version=None, compatible=False, problems=(str(exc),)
-        )
-    with translate_errors("machine registry"), engine.connect() as conn:
-        record = registry_queries.get_machine(conn, machine.name)
-        by_state = observability_queries.entities_by_state(conn, machine.name)
-        work = registry_queries.pending_work(conn, machine.name)
-    stranded = {state: n for _m, state, n in by_state if not _knows(machine, state)}
-    return CompatibilityReport(
-        machine=machine.name,
-        current_version=record.current_version if record else None,
-        compatible=not stranded,
-        stranded=stranded,
-        entities=sum(n for _m, _s, n in by_state),
-        pending_events=work.get("pending_events", 0),
-        armed_timers=work.get("armed_timers", 0),
-    )
-
-
-def _knows(machine: StateMachine, state: str) -> bool:
-    try:
-        machine.get_available_transitions(state)
-    except FSMError:
-        return False
-    return True
+def compatibility(
+    engine: Engine, config: Mapping[str, Any], *, state_map: Mapping[str, str] | None = None
+) -> CompatibilityReport:
+    """The :class:`CompatibilityReport` of ``config`` (a candidate next version of its machine,
+    ``meta.machine_name``) against the live fleet; nothing is written."""
+    data = versions.canonical(config)
+    versions.require_name(data)
+    machine = StateMachine.from_dict(data, source="<candidate>")
+    return compatibility_report(engine, machine.name, machine, state_map=state_map)
 
 
 def _versions(engine: Engine, name: str) -> list[registry_queries.MachineVersion]:

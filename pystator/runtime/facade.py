@@ -34,7 +34,8 @@ from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.results import TransitionResult
 from pystator.registry import catalog, versions
-from pystator.registry.catalog import CompatibilityReport, Registered
+from pystator.registry.catalog import Registered
+from pystator.registry.compatibility import CompatibilityReport
 from pystator.registry.definitions import MachineDefinition
 from pystator.registry.machines import load_app
 from pystator.registry.versions import MachineDetail
@@ -261,11 +262,20 @@ class PyStatorRuntime:
         return created
 
     def update_machine_from_dict(
-        self, config: Mapping[str, Any], *, name: str | None = None
+        self,
+        config: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        state_map: Mapping[str, str] | None = None,
     ) -> Registered:
         """Publish a new version of an existing machine (identical to the current version:
-        nothing stored); :class:`~pystator.errors.NotFoundError` when there is none."""
-        updated = catalog.update(self.engine, config, by=RUNTIME_AUTHOR, name=name)
+        nothing stored); :class:`~pystator.errors.NotFoundError` when there is none. A version
+        that would strand live entities is refused with
+        :class:`~pystator.registry.compatibility.IncompatibleVersionError` (its ``report``)
+        unless ``state_map`` (old state -> new state) says where they go."""
+        updated = catalog.update(
+            self.engine, config, by=RUNTIME_AUTHOR, name=name, state_map=state_map
+        )
         self._refresh()
         return updated
 
@@ -273,10 +283,14 @@ class PyStatorRuntime:
         """The stored machine with one version (default: current) and the list of all."""
         return versions.show_machine(self.engine, name, version=version)
 
-    def check_machine_compatibility(self, config: Mapping[str, Any]) -> CompatibilityReport:
-        """What publishing ``config`` would do to its machine's live entities (states they
-        sit in that it lacks, pending events, armed timers); nothing is stored."""
-        return catalog.compatibility(self.engine, config)
+    def check_machine_compatibility(
+        self, config: Mapping[str, Any], *, state_map: Mapping[str, str] | None = None
+    ) -> CompatibilityReport:
+        """What publishing ``config`` would do to its machine's live work — the report the
+        publish path (API, ``pystator machines sync``) decides with: removed states holding
+        entities, pending events the new version would reject, timers it orphans. ``ok`` is
+        False when publishing would be refused; nothing is stored."""
+        return catalog.compatibility(self.engine, config, state_map=state_map)
 
     # entities -------------------------------------------------------------------------------
 

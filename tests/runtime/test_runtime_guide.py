@@ -18,9 +18,11 @@ from pystator.errors import (
     ActionNotFoundError,
     EntityNotFoundError,
     GuardNotFoundError,
+    MachineValidationError,
 )
 from pystator.fsm_core.errors import ConflictError, NotFoundError
 from pystator.fsm_core.records import EventStatus
+from pystator.registry.compatibility import IncompatibleVersionError
 from pystator.registry.versions import load_document
 from pystator.runtime import (
     MachineSession,
@@ -113,11 +115,20 @@ def test_the_catalog_creates_updates_and_reports_compatibility(backend: Backend)
         "transitions": [{"trigger": "fill", "source": "PENDING", "dest": "FILLED"}],
     }
     report = rt.check_machine_compatibility(smaller)
-    assert (report.compatible, report.stranded, report.entities) == (False, {"OPEN": 1}, 1)
-    assert rt.check_machine_compatibility(document).compatible
-    assert rt.check_machine_compatibility({"meta": {"machine_name": ORDERS}}).problems
-    updated = rt.update_machine_from_dict(smaller)
+    assert (report.ok, report.removed_states, report.entities) == (False, ("OPEN",), 1)
+    assert [(p.kind, p.state, p.entities) for p in report.blocking] == [
+        ("state_removed", "OPEN", 1)
+    ]
+    assert rt.check_machine_compatibility(document).ok
+    assert rt.check_machine_compatibility(smaller, state_map={"OPEN": "PENDING"}).ok
+    with pytest.raises(MachineValidationError):
+        rt.check_machine_compatibility({"meta": {"machine_name": ORDERS}})
+    with pytest.raises(IncompatibleVersionError):  # the publish path's own refusal
+        rt.update_machine_from_dict(smaller)
+    updated = rt.update_machine_from_dict(smaller, state_map={"OPEN": "PENDING"})
     assert updated.registry_version == created.registry_version + 1
+    moved = rt.get_entity(ORDERS, "o-1")
+    assert moved is not None and moved.state == "PENDING"
     record = rt.get_machine_record(ORDERS)
     assert record.version.version == updated.registry_version
     assert sorted(v.version for v in record.versions) == [1, 2]
