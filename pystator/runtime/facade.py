@@ -478,8 +478,9 @@ class PyStatorRuntime:
         machine_name: str | None = None,
         entity_id: str | None = None,
     ) -> TransitionsPage:
-        """Committed transitions in commit order after cursor ``after`` (the cursor of
-        ``GET /api/v1/transitions``); ``next_cursor`` continues."""
+        """Committed transitions in the feed's commit-safe order after cursor ``after`` (the
+        cursor of ``GET /api/v1/transitions``); ``next_cursor`` continues. On PostgreSQL a row
+        shows once every older transaction has ended (never skipped, possibly a little late)."""
         rows = admin.transitions(
             self.engine,
             limit=max(1, min(limit, MAX_TRANSITIONS_PAGE)),
