@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from pystator.api.app_services import Services
 from pystator.api.deps import Admin, AuditDep, Operator, ServicesDep, Viewer
+from pystator.api.params import BigInt, MachineVersion
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.discovery import (
     CandidateOut,
@@ -214,7 +215,9 @@ def diff_candidate(
     machine_name: str,
     services: ServicesDep,
     _viewer: Viewer,
-    version: Annotated[int | None, Query(ge=1, description="default: the latest")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="default: the latest")
+    ] = None,
 ) -> dict[str, Any]:
     """A candidate against the active machine: edges it allows that nobody used, and observed
     edges it does not allow."""
@@ -230,7 +233,7 @@ def diff_candidate(
 
 @router.get("/candidates/{machine_name}/{version}", response_model=CandidateOut)
 def show_candidate(
-    machine_name: str, version: int, services: ServicesDep, _viewer: Viewer
+    machine_name: str, version: MachineVersion, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """One candidate version of the machine."""
     return _candidate(_get(services, machine_name, version))
@@ -241,7 +244,7 @@ def show_candidate(
 )
 def register(
     machine_name: str,
-    version: int,
+    version: MachineVersion,
     response: Response,
     services: ServicesDep,
     principal: Admin,
@@ -303,7 +306,7 @@ def create_draft(
 
 @router.get(DRAFTS + "/{draft_id}", response_model=DraftOut)
 def show_draft(
-    machine_name: str, draft_id: int, services: ServicesDep, _viewer: Viewer
+    machine_name: str, draft_id: BigInt, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """One draft of the machine."""
     return discovery.machine_draft(services.discovery.engine, machine_name, draft_id).to_dict()
@@ -312,7 +315,7 @@ def show_draft(
 @router.patch(DRAFTS + "/{draft_id}", response_model=DraftOut)
 def update_draft(
     machine_name: str,
-    draft_id: int,
+    draft_id: BigInt,
     body: DraftPatchIn,
     services: ServicesDep,
     _operator: Operator,
@@ -335,7 +338,7 @@ def update_draft(
 
 @router.delete(DRAFTS + "/{draft_id}", status_code=204)
 def delete_draft(
-    machine_name: str, draft_id: int, services: ServicesDep, _operator: Operator, audit: AuditDep
+    machine_name: str, draft_id: BigInt, services: ServicesDep, _operator: Operator, audit: AuditDep
 ) -> Response:
     """Delete a draft (the candidates built from it stay)."""
     engine = services.discovery.engine
@@ -347,7 +350,7 @@ def delete_draft(
 
 @router.post(DRAFTS + "/{draft_id}/preview", response_model=PreviewOut)
 def preview_draft(
-    machine_name: str, draft_id: int, services: ServicesDep, _viewer: Viewer
+    machine_name: str, draft_id: BigInt, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The edges a build of the draft would keep and drop, from its selected entities only
     (422 when it selects none); nothing is stored."""
@@ -358,7 +361,7 @@ def preview_draft(
 
 @router.post(DRAFTS + "/{draft_id}/build", response_model=CandidateOut, status_code=201)
 def build_draft(
-    machine_name: str, draft_id: int, services: ServicesDep, principal: Operator, audit: AuditDep
+    machine_name: str, draft_id: BigInt, services: ServicesDep, principal: Operator, audit: AuditDep
 ) -> dict[str, Any]:
     """Build and store a candidate from the draft's scope; the draft records its version."""
     engine = services.discovery.engine

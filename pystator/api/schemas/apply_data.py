@@ -9,6 +9,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from pystator.api.schemas.common import Out, Strict
 from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
+from pystator.fleet.door import MAX_ATTEMPTS_LIMIT
 
 
 class ApplyDataIn(Strict):
@@ -17,7 +18,11 @@ class ApplyDataIn(Strict):
     machine_name: StrictStr
     data: dict[str, Any]
     idempotency_key: StrictStr | None = None
-    max_attempts: StrictInt = DEFAULT_MAX_ATTEMPTS
+    max_attempts: StrictInt = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        # the range the door checks (its message names the rule)
+        json_schema_extra={"minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT},
+    )
     fires_at: datetime | None = Field(default=None, description="not applied before (ISO 8601)")
 
 

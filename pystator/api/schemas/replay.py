@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from pystator.api.params import BIGINT_MAX
 from pystator.api.schemas.common import Out, Strict
 
 
@@ -23,7 +24,7 @@ class ReplayIn(Strict):
 
     candidate: dict[str, Any]
     since: datetime | None = None
-    entities: int | None = Field(default=None, ge=1)
+    entities: int | None = Field(default=None, ge=1, le=BIGINT_MAX)
     sample: float = Field(default=1.0, gt=0.0, le=1.0)
     allow: list[AllowIn] = Field(default_factory=list)
 
