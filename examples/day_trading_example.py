@@ -7,7 +7,7 @@ Run from the repository root (in the project's virtualenv, e.g. after ``make dem
 
 1. The pure parallel API: ``machine.enter_parallel_state("session")`` gives the configuration
    (one active state per region), ``machine.process_parallel(config, event, context)`` applies
-   an event to every region at once.
+   an event to every region at once and returns one result per region that moved.
 2. A whole session through an ``Orchestrator`` with an ``InMemoryStateStore``: the entity's
    state is stored as one string, ``session[trading=…,risk_monitor=…,data_feed=…]``; guards
    read the context, effects keep it up to date, actions run after each committed step.
@@ -76,10 +76,10 @@ def pure_parallel_api(machine: StateMachine) -> None:
     context: dict[str, Any] = {"warn_drawdown_pct": 2.0, "drawdown_pct": 0.0}
     for event in ("feed_connected", "limit_breached"):
         config, results = machine.process_parallel(config, event, context)
-        (result,) = results
-        if result.context is not None:
-            context = dict(result.context)
-        moved = ", ".join(result.states_exited) or "-"
+        for result in results:  # one result per region that moved, in region order
+            if result.context is not None:
+                context = {**context, **result.context}
+        moved = ", ".join(state for result in results for state in result.states_exited) or "-"
         print(f"  {event}: left {moved} -> {regions(config)}")
 
 

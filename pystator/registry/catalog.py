@@ -6,24 +6,28 @@
   :class:`ConflictError` (bump ``meta.version`` to change a machine).
 - :func:`create` refuses a name the registry already holds; :func:`update` refuses one it does
   not hold; both publish otherwise (identical to the current version: nothing stored).
-- :func:`compatibility`: what a definition would do to the entities living on the current one,
-  a summary of the one full report (:func:`pystator.registry.compatibility.compatibility_report`,
-  also given as ``report``): ``compatible`` is exactly "publishing would not be refused".
+- :func:`compatibility`: what a definition would do to the entities living on the current one:
+  the one report of :mod:`pystator.registry.compatibility` (the publish path's).
+
+:func:`create`, :func:`update` and :func:`register` publish through
+:func:`pystator.registry.versions.publish`, so a version that would strand live work is refused
+there (:class:`~pystator.registry.compatibility.IncompatibleVersionError`) unless ``state_map``
+says where its entities go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.definition import DEFAULT_VERSION
-from pystator.fsm_core.errors import ConflictError, FSMError, NotFoundError
+from pystator.fsm_core.errors import ConflictError, NotFoundError
 from pystator.fsm_core.machine import StateMachine
 from pystator.registry import versions
-from pystator.registry.compatibility import STATE_REMOVED, compatibility_report
+from pystator.registry.compatibility import CompatibilityReport, compatibility_report
 from pystator.registry.versions import Published
 from pystator.stores.sql import registry_queries
 from pystator.stores.sql.engine import translate_errors
@@ -41,7 +45,13 @@ class Registered:
     checksum: str
 
 
-def register(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registered:
+def register(
+    engine: Engine,
+    config: Mapping[str, Any],
+    *,
+    by: str,
+    state_map: Mapping[str, str] | None = None,
+) -> Registered:
     """Register ``config`` idempotently on ``(meta.machine_name, meta.version)`` (see the
     module docstring)."""
     data = versions.canonical(config)
@@ -64,7 +74,7 @@ def register(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registere
             "a different definition; bump meta.version to register a change",
             details={"machine": machine.name, "version": machine.version},
         )
-    published = versions.publish(engine, data, by=by)
+    published = versions.publish(engine, data, by=by, state_map=state_map)
     return _registered(published, machine.version)
 
 
@@ -91,9 +101,8 @@ def update(
     upgrade_policy: str | None = None,
 ) -> Registered:
     """Publish a new version of an existing machine; :class:`NotFoundError` when there is none
-    (``name``, when given, must match ``meta.machine_name``). Checked against the live fleet
-    like every publish: ``state_map`` and ``upgrade_policy`` as in
-    :func:`pystator.registry.versions.publish`."""
+    (``name``, when given, must match ``meta.machine_name``). ``state_map`` and
+    ``upgrade_policy`` as in :func:`pystator.registry.versions.publish`."""
     data = versions.canonical(config)
     versions.require_name(data)
     machine = StateMachine.from_dict(data, source="<request>")
@@ -106,55 +115,15 @@ def update(
     return _registered(published, machine.version)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompatibilityReport:
-    """What publishing a definition would do to the entities of the current version.
-
-    ``compatible`` is False when publishing would be refused: entities sit in states the new
-    definition lacks (``stranded``: state -> entities), or pending events need a transition or
-    trigger it removes; ``pending_events`` and ``armed_timers`` count the work still queued for
-    the machine. ``problems`` lists definition errors (then nothing else is checked). ``report``
-    is the full compatibility report (:meth:`CompatibilityReport.to_dict` of
-    :mod:`pystator.registry.compatibility`), None for a definition error.
-    """
-
-    machine: str
-    current_version: int | None
-    compatible: bool
-    stranded: dict[str, int] = field(default_factory=dict)
-    entities: int = 0
-    pending_events: int = 0
-    armed_timers: int = 0
-    problems: tuple[str, ...] = ()
-    report: dict[str, Any] | None = None
-
-
-def compatibility(engine: Engine, config: Mapping[str, Any]) -> CompatibilityReport:
-    """The :class:`CompatibilityReport` of ``config`` against its machine's live entities."""
-    try:
-        data = versions.canonical(config)
-        versions.require_name(data)
-        machine = StateMachine.from_dict(data, source="<request>")
-    except FSMError as exc:
-        meta = config.get("meta") if isinstance(config, Mapping) else None
-        name = meta.get("machine_name") if isinstance(meta, Mapping) else None
-        return CompatibilityReport(
-            machine=str(name or ""), current_version=None, compatible=False, problems=(str(exc),)
-        )
-    full = compatibility_report(engine, machine.name, machine)
-    with translate_errors("machine registry"), engine.connect() as conn:
-        work = registry_queries.pending_work(conn, machine.name)
-    stranded = {p.state: p.entities for p in full.problems if p.kind == STATE_REMOVED and p.state}
-    return CompatibilityReport(
-        machine=machine.name,
-        current_version=full.current_version,
-        compatible=full.ok,
-        stranded=stranded,
-        entities=full.entities,
-        pending_events=work.get("pending_events", 0),
-        armed_timers=work.get("armed_timers", 0),
-        report=full.to_dict(),
-    )
+def compatibility(
+    engine: Engine, config: Mapping[str, Any], *, state_map: Mapping[str, str] | None = None
+) -> CompatibilityReport:
+    """The :class:`CompatibilityReport` of ``config`` (a candidate next version of its machine,
+    ``meta.machine_name``) against the live fleet; nothing is written."""
+    data = versions.canonical(config)
+    versions.require_name(data)
+    machine = StateMachine.from_dict(data, source="<candidate>")
+    return compatibility_report(engine, machine.name, machine, state_map=state_map)
 
 
 def _versions(engine: Engine, name: str) -> list[registry_queries.MachineVersion]:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pystator.fsm_core.results import TransitionResult
-from pystator.registry.catalog import CompatibilityReport, Registered
+from pystator.registry.catalog import Registered
+from pystator.registry.compatibility import CompatibilityReport
 from pystator.runtime.facade import EntityOperations, MachineSession, PyStatorRuntime
 from pystator.runtime.queue import QueueClient
 from pystator.runtime.types import (

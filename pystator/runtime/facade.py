@@ -24,6 +24,7 @@ from pystator.fleet.composition import prepare_database
 from pystator.fleet.embedded import DrainThreads
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.actions import ActionRegistry
+from pystator.fsm_core.apply_data import APPLY_DATA_KEY, Route
 from pystator.fsm_core.errors import (
     ActionNotFoundError,
     EntityNotFoundError,
@@ -33,8 +34,10 @@ from pystator.fsm_core.guards import GuardRegistry
 from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.results import TransitionResult
 from pystator.registry import catalog, versions
-from pystator.registry.catalog import CompatibilityReport, Registered
+from pystator.registry.catalog import Registered
+from pystator.registry.compatibility import CompatibilityReport
 from pystator.registry.definitions import MachineDefinition
+from pystator.registry.machines import load_app
 from pystator.registry.versions import MachineDetail
 from pystator.runtime.queue import QueueClient
 from pystator.runtime.types import (
@@ -45,6 +48,8 @@ from pystator.runtime.types import (
     TransitionsPage,
 )
 from pystator.services import admin, entities, observability
+from pystator.services import apply_data as apply_data_service
+from pystator.services.apply_data import ApplyDataRequest
 from pystator.services.entities import EventOutcome
 from pystator.stores.sql.registry_queries import MachineRecord
 
@@ -54,11 +59,6 @@ RUNTIME_AUTHOR = "runtime"
 DEFAULT_SUBSCRIBE_POLL = 0.5
 #: Rows one ``list_transitions`` page holds at most.
 MAX_TRANSITIONS_PAGE = 1000
-#: What ``apply_data`` / ``queue_apply_data`` say until the apply-data engine is wired here.
-APPLY_DATA_PENDING = (
-    "apply-data (a trigger-less context update routed by the states' when: rules) is not "
-    "available in this build yet: use process_event / queue_event with a named trigger"
-)
 
 
 class PyStatorRuntime:
@@ -110,9 +110,12 @@ class PyStatorRuntime:
         """A runtime on ``settings``' database (an embedded SQLite database is created or
         upgraded first; PostgreSQL must be upgraded already: ``pystator db upgrade``).
         ``embedded_worker`` (default: when the broker is the in-process one) runs a drain
-        thread in this process that applies queued events."""
-        guards = guards if guards is not None else GuardRegistry()
-        actions = actions if actions is not None else ActionRegistry()
+        thread in this process that applies queued events. ``guards`` / ``actions`` default to
+        the registries of ``PYSTATOR_APP`` (``module:factory``) when it is set, else new empty
+        ones."""
+        app_guards, app_actions = load_app(settings.app) if settings.app else (None, None)
+        guards = guards if guards is not None else app_guards or GuardRegistry()
+        actions = actions if actions is not None else app_actions or ActionRegistry()
         prepare_database(settings)
         fleet = Runtime.from_settings(settings, guards=guards, actions=actions)
         if embedded_worker is None:
@@ -268,9 +271,10 @@ class PyStatorRuntime:
     ) -> Registered:
         """Publish a new version of an existing machine (identical to the current version:
         nothing stored); :class:`~pystator.errors.NotFoundError` when there is none. A version
-        that would strand live entities is a :class:`~pystator.errors.ConflictError` unless
-        ``state_map`` (old state -> new state) says where they go (see "Changing a machine in
-        production"); ``upgrade_policy`` is ``auto`` or ``pinned``."""
+        that would strand live entities is refused with
+        :class:`~pystator.registry.compatibility.IncompatibleVersionError` (its ``report``)
+        unless ``state_map`` (old state -> new state) says where they go; ``upgrade_policy`` is
+        ``auto`` or ``pinned`` (see "Changing a machine in production")."""
         updated = catalog.update(
             self.engine,
             config,
@@ -286,10 +290,14 @@ class PyStatorRuntime:
         """The stored machine with one version (default: current) and the list of all."""
         return versions.show_machine(self.engine, name, version=version)
 
-    def check_machine_compatibility(self, config: Mapping[str, Any]) -> CompatibilityReport:
-        """What publishing ``config`` would do to its machine's live entities (states they
-        sit in that it lacks, pending events, armed timers); nothing is stored."""
-        return catalog.compatibility(self.engine, config)
+    def check_machine_compatibility(
+        self, config: Mapping[str, Any], *, state_map: Mapping[str, str] | None = None
+    ) -> CompatibilityReport:
+        """What publishing ``config`` would do to its machine's live work — the report the
+        publish path (API, ``pystator machines sync``) decides with: removed states holding
+        entities, pending events the new version would reject, timers it orphans. ``ok`` is
+        False when publishing would be refused; nothing is stored."""
+        return catalog.compatibility(self.engine, config, state_map=state_map)
 
     # entities -------------------------------------------------------------------------------
 
@@ -346,9 +354,15 @@ class PyStatorRuntime:
         version: int | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> list[TransitionResult]:
-        """Merge ``data`` into the entity's context and follow the states' ``when:`` routes.
-        Not available in this build yet: raises :class:`NotImplementedError`."""
-        raise NotImplementedError(APPLY_DATA_PENDING)
+        """Merge ``data`` (over ``context``, when given) into the entity's context now and,
+        under ``meta.classification.auto_route``, follow the states' ``when:`` rules through an
+        existing transition (see the apply-data page). Returns the transitions taken: one
+        result when the entity moved (or a failed result when the update was refused), empty
+        when it stayed — the merged context is stored either way. A missing entity raises
+        :class:`~pystator.errors.EntityNotFoundError`."""
+        merged = {**(context or {}), **data}
+        result = entities.apply_data(self.engine, self.machine(machine, version), entity_id, merged)
+        return [result] if _moved(result) else []
 
     def get_entity(self, machine: str, entity_id: str) -> EntitySnapshot | None:
         """The stored entity, or None."""
@@ -395,9 +409,19 @@ class PyStatorRuntime:
         idempotency_key: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> int:
-        """Queue an apply-data for the fleet. Not available in this build yet: raises
-        :class:`NotImplementedError`."""
-        raise NotImplementedError(APPLY_DATA_PENDING)
+        """Queue a data update for the fleet (the same ``worker_events`` path as
+        ``POST /api/v1/entities/{id}/apply-data``: ordered with the entity's named events,
+        applied exactly once); returns its event id. The entity must exist
+        (:class:`~pystator.errors.EntityNotFoundError`)."""
+        queue = self._queue()
+        request = ApplyDataRequest(
+            machine=machine,
+            entity_id=entity_id,
+            data=data,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+        )
+        return int(apply_data_service.queue_apply_data(self.engine, queue.producer, request))
 
     def get_event_status(self, event_id: int) -> QueuedEvent | None:
         """:meth:`QueueClient.get_event_status` of :attr:`queue`."""
@@ -461,8 +485,9 @@ class PyStatorRuntime:
         machine_name: str | None = None,
         entity_id: str | None = None,
     ) -> TransitionsPage:
-        """Committed transitions in commit order after cursor ``after`` (the cursor of
-        ``GET /api/v1/transitions``); ``next_cursor`` continues."""
+        """Committed transitions in the feed's commit-safe order after cursor ``after`` (the
+        cursor of ``GET /api/v1/transitions``); ``next_cursor`` continues. On PostgreSQL a row
+        shows once every older transaction has ended (never skipped, possibly a little late)."""
         rows = admin.transitions(
             self.engine,
             limit=max(1, min(limit, MAX_TRANSITIONS_PAGE)),
@@ -507,6 +532,14 @@ class PyStatorRuntime:
         stored = self.fleet.machines.stored
         if stored is not None:
             stored.refresh()
+
+
+def _moved(result: TransitionResult) -> bool:
+    """True when an apply-data took a transition (or was refused: the caller must see it)."""
+    if not result.success:
+        return True
+    report = result.metadata.get(APPLY_DATA_KEY)
+    return isinstance(report, Mapping) and report.get("route") == Route.MOVED
 
 
 def _action_names(machine: StateMachine) -> set[str]:
@@ -607,7 +640,6 @@ class MachineSession:
 
 
 __all__ = [
-    "APPLY_DATA_PENDING",
     "EntityOperations",
     "MachineSession",
     "PyStatorRuntime",

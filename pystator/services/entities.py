@@ -276,6 +276,19 @@ def process(
     )
 
 
+def apply_data(
+    engine: Engine, machine: StateMachine, entity_id: str, data: Mapping[str, Any]
+) -> TransitionResult:
+    """A data update applied now through the Orchestrator (the Python runtime's
+    ``apply_data``): ``data`` merges into the stored context and, under
+    ``meta.classification.auto_route``, the entity moves through an existing transition to the
+    state whose ``when`` rules match (``result.metadata["apply_data"]`` reports the route);
+    a missing entity is :class:`EntityNotFoundError`."""
+    load(engine, machine.name, entity_id)
+    orchestrator = _orchestrator(engine, machine, _ReportingExecutor(machine))
+    return orchestrator.apply_data(entity_id, data)
+
+
 def _orchestrator(engine: Engine, machine: StateMachine, executor: ActionExecutor) -> Orchestrator:
     return Orchestrator(
         machine,
@@ -570,6 +583,7 @@ __all__ = [
     "DryRun",
     "EventOutcome",
     "ImportedHistory",
+    "apply_data",
     "archive",
     "create",
     "dry_run",

@@ -39,7 +39,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "day_trading_example.py": [
         "  entering session: trading=scanning risk_monitor=within_limits data_feed=connecting",
-        "  limit_breached: left within_limits, scanning -> trading=halted risk_monitor=breached"
+        "  limit_breached: left scanning, within_limits -> trading=halted risk_monitor=breached"
         " data_feed=live",
         "    action open_session (desk-7)",
         "    rejected (guard_rejected: expr: feed_live and drawdown_pct < warn_drawdown_pct)",

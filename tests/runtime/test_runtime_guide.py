@@ -18,9 +18,11 @@ from pystator.errors import (
     ActionNotFoundError,
     EntityNotFoundError,
     GuardNotFoundError,
+    MachineValidationError,
 )
 from pystator.fsm_core.errors import ConflictError, NotFoundError
 from pystator.fsm_core.records import EventStatus
+from pystator.registry.compatibility import IncompatibleVersionError
 from pystator.registry.versions import load_document
 from pystator.runtime import (
     MachineSession,
@@ -33,6 +35,7 @@ from pystator.runtime import (
 )
 from pystator.services import admin
 from tests.runtime.conftest import EXAMPLES, Backend
+from tests.support.waiting import wait_until
 
 ORDERS = "order_management"  # examples/order_fsm.yaml: PENDING -exchange_ack-> OPEN -fill-> FILLED
 WORKFLOW = "order_workflow"  # examples/order_workflow.yaml: a guard and an action
@@ -113,14 +116,20 @@ def test_the_catalog_creates_updates_and_reports_compatibility(backend: Backend)
         "transitions": [{"trigger": "fill", "source": "PENDING", "dest": "FILLED"}],
     }
     report = rt.check_machine_compatibility(smaller)
-    assert (report.compatible, report.stranded, report.entities) == (False, {"OPEN": 1}, 1)
-    assert rt.check_machine_compatibility(document).compatible
-    assert rt.check_machine_compatibility({"meta": {"machine_name": ORDERS}}).problems
-    with pytest.raises(ConflictError, match="'OPEN' is removed and 1 entity"):
-        rt.update_machine_from_dict(smaller)  # it would strand o-1
+    assert (report.ok, report.removed_states, report.entities) == (False, ("OPEN",), 1)
+    assert [(p.kind, p.state, p.entities) for p in report.blocking] == [
+        ("state_removed", "OPEN", 1)
+    ]
+    assert rt.check_machine_compatibility(document).ok
+    assert rt.check_machine_compatibility(smaller, state_map={"OPEN": "PENDING"}).ok
+    with pytest.raises(MachineValidationError):
+        rt.check_machine_compatibility({"meta": {"machine_name": ORDERS}})
+    with pytest.raises(IncompatibleVersionError):  # the publish path's own refusal
+        rt.update_machine_from_dict(smaller)
     updated = rt.update_machine_from_dict(smaller, state_map={"OPEN": "PENDING"})
-    assert rt.get_entity(ORDERS, "o-1").state == "PENDING"
     assert updated.registry_version == created.registry_version + 1
+    moved = rt.get_entity(ORDERS, "o-1")
+    assert moved is not None and moved.state == "PENDING"
     record = rt.get_machine_record(ORDERS)
     assert record.version.version == updated.registry_version
     assert sorted(v.version for v in record.versions) == [1, 2]
@@ -150,10 +159,6 @@ def test_the_entity_lifecycle(backend: Backend) -> None:
     with pytest.raises(EntityNotFoundError):
         rt.process_event(WORKFLOW, "nobody", "confirm")
     assert process_event(rt, WORKFLOW, "o-1", "ship").target_state == "shipped"
-    with pytest.raises(NotImplementedError, match="apply-data"):
-        rt.apply_data(WORKFLOW, "o-1", {"paid": True})
-    with pytest.raises(NotImplementedError):
-        apply_data(rt, WORKFLOW, "o-1", {})
 
 
 def test_the_queue(backend: Backend) -> None:
@@ -176,10 +181,6 @@ def test_the_queue(backend: Backend) -> None:
     assert queue.get_summary()["events"]["completed"] == 2
     snapshot = rt.get_entity(ORDERS, "o-1")
     assert snapshot is not None and (snapshot.state, snapshot.version) == ("FILLED", 3)
-    with pytest.raises(NotImplementedError, match="apply-data"):
-        rt.queue_apply_data(ORDERS, "o-1", {"x": 1})
-    with pytest.raises(NotImplementedError):
-        queue_apply_data(rt, ORDERS, "o-1", {"x": 1})
 
 
 def test_the_observability_summary(backend: Backend) -> None:
@@ -200,6 +201,9 @@ def test_list_transitions_and_subscribe_share_the_http_feed_cursor(backend: Back
     rt.register_machine_from_file("order_fsm.yaml")
     rt.create_entity(ORDERS, "o-1")
     rt.process_event(ORDERS, "o-1", "exchange_ack")
+    # the feed is commit-safe (on PostgreSQL it shows a row once every older transaction of
+    # the server has ended), so wait for both rows first
+    wait_until(lambda: len(rt.list_transitions().items) == 2, timeout=60, message="two rows")
     page = rt.list_transitions(limit=1)
     assert isinstance(page, TransitionsPage) and len(page.items) == 1
     rest = rt.list_transitions(after=page.next_cursor)
@@ -236,10 +240,90 @@ def test_entity_operations_session_and_registries(backend: Backend) -> None:
     assert len(notified) == 1
     snapshot = orders.get_entity("o-9")
     assert snapshot is not None and snapshot.state == "confirmed"
-    assert [t.to_state for t in orders.list_transitions().items] == ["pending", "confirmed"]
+    wait_until(  # the commit-safe feed may lag on a busy PostgreSQL server
+        lambda: [t.to_state for t in orders.list_transitions().items] == ["pending", "confirmed"],
+        timeout=60,
+        message="the session's feed",
+    )
     with rt.entity_operations() as entities:
         assert entities.dry_run(WORKFLOW, "o-9", "ship").target_state == "shipped"
         assert entities.export(WORKFLOW, "o-9")["state"] == "confirmed"
         assert entities.view(WORKFLOW, "o-9").record.state == "confirmed"
         entities.purge(WORKFLOW, "o-9")
     assert orders.get_entity("o-9") is None
+
+
+def test_from_config_uses_the_registries_of_pystator_app(tmp_path: Path) -> None:
+    environ = {
+        "PYSTATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "PYSTATOR_APP": "tests.support.fleet_app:factory",
+    }
+    with PyStatorRuntime.from_config(environ=environ, embedded_worker=False) as rt:
+        assert "allowed" in rt.guards and "log_action" in rt.actions
+
+
+def test_postgres_with_the_in_process_broker_runs_an_embedded_worker(
+    pg_migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(EXAMPLES)
+    with PyStatorRuntime.from_url(pg_migrated_url, environ={}) as rt:
+        rt.register_machine_from_file("order_fsm.yaml")
+        rt.create_entity(ORDERS, "o-1")
+        assert rt.queue is not None
+        done = rt.queue.wait_for_event(rt.queue_event(ORDERS, "o-1", "exchange_ack"), timeout=60)
+        assert done.status is EventStatus.COMPLETED
+
+
+ROUTING = "order_routing"  # examples/order_routing.yaml: when-routes, auto_route on
+
+
+def test_apply_data_now_routes_through_an_existing_transition(backend: Backend) -> None:
+    rt = backend.runtime
+    rt.register_machine_from_file("order_routing.yaml")
+    rt.create_entity(ROUTING, "r-1")
+    [moved] = rt.apply_data(ROUTING, "r-1", {"filled_qty": 40})
+    assert (moved.success, moved.trigger, moved.target_state) == (
+        True,
+        "fill_partial",
+        "partially_filled",
+    )
+    # filled needs the guarded `fill`: not settled, so the entity stays, with the data merged
+    assert rt.apply_data(ROUTING, "r-1", {"filled_qty": 100}) == []
+    stayed = rt.get_entity(ROUTING, "r-1")
+    assert stayed is not None and stayed.state == "partially_filled"
+    assert stayed.context["filled_qty"] == 100
+    [filled] = apply_data(rt, ROUTING, "r-1", {"settled": True})
+    assert filled.target_state == "filled"
+    with pytest.raises(EntityNotFoundError):
+        rt.apply_data(ROUTING, "nobody", {"filled_qty": 1})
+    session = rt.session(ROUTING)
+    session.create_entity("r-2")
+    moved = session.apply_data("r-2", {"filled_qty": 10})
+    assert [r.target_state for r in moved] == ["partially_filled"]
+
+
+def test_queued_apply_data_is_ordered_with_named_events(backend: Backend) -> None:
+    rt = backend.runtime
+    rt.register_machine_from_file("order_routing.yaml")
+    rt.create_entity(ROUTING, "r-1")
+    assert rt.queue is not None
+    ids = [
+        rt.queue_apply_data(ROUTING, "r-1", {"filled_qty": 30}, idempotency_key="d-1"),
+        rt.queue_event(ROUTING, "r-1", "cancel"),
+        queue_apply_data(rt, ROUTING, "r-1", {"filled_qty": 100, "settled": True}),
+    ]
+    assert rt.queue_apply_data(ROUTING, "r-1", {"filled_qty": 30}, idempotency_key="d-1") == ids[0]
+    done = [rt.queue.wait_for_event(i, timeout=60) for i in ids]
+    assert [d.status for d in done] == [EventStatus.COMPLETED] * 3
+    entity = rt.get_entity(ROUTING, "r-1")
+    # the data moved it to partially_filled, the cancel ended it, the last update only merged
+    assert entity is not None and entity.state == "cancelled"
+    assert entity.context["filled_qty"] == 100
+    expected = [("fill_partial", "partially_filled"), ("cancel", "cancelled")]
+
+    def history() -> list[tuple[str, str]]:  # the feed is commit-safe: it may lag a little
+        return [(t.trigger, t.to_state) for t in rt.list_transitions(entity_id="r-1").items]
+
+    wait_until(lambda: history()[1:3] == expected, timeout=60, message="the feed shows both")
+    with pytest.raises(EntityNotFoundError):
+        rt.queue_apply_data(ROUTING, "nobody", {"x": 1})
