@@ -19,8 +19,7 @@ from pystator.api.schemas.webhooks import (
     WebhookOut,
 )
 from pystator.services import webhooks
-from pystator.services.webhooks import WebhookSpec
-from pystator.stores.sql.webhook_queries import DeliveryRow, WebhookRow
+from pystator.services.webhooks import DeliveryRow, WebhookRow, WebhookSpec
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=PROBLEMS)
 
