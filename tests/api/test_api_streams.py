@@ -13,7 +13,16 @@ from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.records import HistoryEntry
 from pystator.stores.sql import history_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
-from tests.support.api_clients import MACHINE, client, drain, parcel
+from tests.support.api_clients import (
+    JWT_SECRET,
+    MACHINE,
+    bearer,
+    client,
+    create_key,
+    drain,
+    parcel,
+    token,
+)
 from tests.support.live_app import LiveApp, live_app, read_events, sse_events
 from tests.support.waiting import wait_until
 
@@ -218,3 +227,18 @@ def _entry(entity: str) -> HistoryEntry:
 def test_the_transitions_page_uses_the_same_order(db_url: str) -> None:
     with client(db_url) as api:
         assert api.get("/api/v1/transitions", params={"after": 0}).json()["items"] == []
+
+
+def test_streams_take_the_token_as_access_token(db_url: str) -> None:
+    key = create_key(db_url, "viewer")
+    with client(db_url, api_jwt_secret=JWT_SECRET) as api:
+        for path in ("/api/v1/transitions/stream", "/api/v1/events/stream"):
+            query = {"max_seconds": 0}
+            assert api.get(path, params=query).status_code == 401
+            wrong = api.get(path, params={**query, "access_token": "psk_wrong"})
+            assert wrong.status_code == 401
+            assert wrong.headers["content-type"] == "application/problem+json"
+            assert api.get(path, params={**query, "access_token": key}).status_code == 200
+            assert api.get(path, params=query, headers=bearer(key)).status_code == 200
+            jwt = token("viewer")
+            assert api.get(path, params={**query, "access_token": jwt}).status_code == 200
