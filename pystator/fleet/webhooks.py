@@ -263,6 +263,8 @@ class WebhookDispatcher:
         queued = 0
         with translate_errors("webhooks"), transaction(self.engine) as conn:
             hooks = webhook_queries.list_webhooks(conn, enabled_only=True)
+            if not hooks:
+                return 0
             now = read_now(conn, self.clock)
             since = self._since or now - self.lookback
             for hook in hooks:
