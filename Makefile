@@ -9,7 +9,7 @@ export PYSTATOR_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 export PYSTATOR_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYSTATOR_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: demo dashboard examples docs test lint typecheck pytest bench soak screenshots clean
+.PHONY: demo dashboard examples docs test lint typecheck pytest fuzz bench soak screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict counts
 
 test: lint typecheck docs pytest
+
+# schemathesis against a real API on PostgreSQL for 300 s with a random seed (CI runs a fixed
+# seed for 75 s in tests/api/test_api_fuzz.py); prints the failures per kind, exits 1 on any.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.support.fuzzing --seconds 300
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py

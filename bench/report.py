@@ -122,6 +122,20 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ),
     ),
     Benchmark(
+        name="replay",
+        title="Replay and shadow mode",
+        command=".venv/bin/python bench/replay.py   # ~3 min; --no-fleet for replay alone",
+        method=(
+            "Replay: `replay_steps` (what `pystator replay` runs once the rows are read) over "
+            "1,000,000 recorded transitions of a guarded machine (submit, then a decide whose "
+            "`expr:` guard reads the recorded context), one core, best of 3; then the same "
+            "report read from PostgreSQL end to end over 100,000 rows. Shadow: one worker "
+            "fleet drains 1,000 x 5 events without a shadow and with a shadow at 100 % "
+            "sampling (a candidate identical to the active version: every event compared), "
+            "alternated in the same run; median of each."
+        ),
+    ),
+    Benchmark(
         name="timers",
         title="Timers: firing lateness and worker memory",
         command=".venv/bin/python bench/timers.py  # ~25 min; --quick ~5 min; --sigkill-only ~4 min",

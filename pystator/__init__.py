@@ -103,6 +103,17 @@ from pystator.fsm_core.sinks import (
 )
 from pystator.orchestrator import ContextValidatorFn, Orchestrator
 from pystator.plugins.builtins import builtin_registries, get_builtin_catalog, register_builtins
+from pystator.registry.definitions import (
+    InMemoryMachineStore,
+    MachineDefinition,
+    MachineNotFoundError,
+    MachineStoreClient,
+    build_machine,
+    build_machine_from_store,
+    parse_machine,
+    parse_machine_file,
+)
+from pystator.schedulers.asyncio_scheduler import AsyncioScheduler
 from pystator.stores.base import (
     AsyncStateStore,
     AsyncVersionedStateStore,
@@ -112,6 +123,8 @@ from pystator.stores.base import (
 from pystator.stores.memory import InMemoryStateStore
 
 if TYPE_CHECKING:
+    from pystator.registry.definition_store import SQLAlchemyMachineStore
+    from pystator.runtime import EntitySnapshot, MachineSession, PyStatorRuntime, QueueClient
     from pystator.stores.redis_store import RedisStateStore
     from pystator.stores.sql.documented_stores import PostgresStateStore, SQLiteStateStore
 
@@ -128,6 +141,7 @@ __all__ = [
     "ActionSpec",
     "AsyncStateStore",
     "AsyncVersionedStateStore",
+    "AsyncioScheduler",
     "ConfigValidator",
     "ConfigurationError",
     "ContextValidationError",
@@ -141,6 +155,7 @@ __all__ = [
     "EntityBusyError",
     "EntityNotFoundError",
     "EntitySession",
+    "EntitySnapshot",
     "ErrorCode",
     "Event",
     "EventRecorder",
@@ -157,6 +172,7 @@ __all__ = [
     "GuardResult",
     "GuardSpec",
     "IdempotencyConflictError",
+    "InMemoryMachineStore",
     "InMemoryStateStore",
     "InvalidEventError",
     "InvalidStateError",
@@ -164,6 +180,10 @@ __all__ = [
     "LintSeverity",
     "LintWarning",
     "LoggingHook",
+    "MachineDefinition",
+    "MachineNotFoundError",
+    "MachineSession",
+    "MachineStoreClient",
     "MachineValidationError",
     "MetricSink",
     "MetricsCollector",
@@ -171,10 +191,13 @@ __all__ = [
     "ParallelConfiguration",
     "ParallelStateConfig",
     "PostgresStateStore",
+    "PyStatorRuntime",
+    "QueueClient",
     "RecordedEvent",
     "RedisStateStore",
     "Region",
     "RetryPolicy",
+    "SQLAlchemyMachineStore",
     "SQLiteStateStore",
     "SchedulerError",
     "SettingsError",
@@ -203,6 +226,8 @@ __all__ = [
     "__version__",
     "all_of",
     "any_of",
+    "build_machine",
+    "build_machine_from_store",
     "builtin_registries",
     "config",
     "configure_event_sink",
@@ -214,6 +239,8 @@ __all__ = [
     "in_list",
     "lint",
     "negate",
+    "parse_machine",
+    "parse_machine_file",
     "register_builtins",
     "validate_config",
     "validate_machine_config",

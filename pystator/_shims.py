@@ -40,7 +40,12 @@ _ROWS: dict[str, str] = {
         "UndefinedTriggerError VersionedStateStore __version__ all_of any_of "
         "builtin_registries config configure_event_sink configure_metric_sink equals "
         "evaluate_check get_builtin_catalog greater_than in_list lint negate register_builtins "
-        "validate_config validate_machine_config"
+        "validate_config validate_machine_config "
+        # the definition pipeline, the asyncio timer backend and the runtime facade
+        "AsyncioScheduler InMemoryMachineStore MachineDefinition MachineNotFoundError "
+        "MachineStoreClient SQLAlchemyMachineStore build_machine build_machine_from_store "
+        "parse_machine parse_machine_file EntitySnapshot MachineSession PyStatorRuntime "
+        "QueueClient"
     ),
     "pystator.actions": (
         "ActionExecutor ActionOutcome ActionRegistry ActionResult CallStyle ExecutionMode "
@@ -78,6 +83,9 @@ _ROWS: dict[str, str] = {
         "DwellTimeTracker LoggingHook MetricsCollector StructuredLoggingHook TransitionHook "
         "TransitionMetrics TransitionObserver entity_scope"
     ),
+    "pystator.machine_builder": "MachineNotFoundError build_machine build_machine_from_store",
+    "pystator.machine_parser": "MachineDefinition parse_machine parse_machine_file",
+    "pystator.machine_store": "InMemoryMachineStore MachineStoreClient SQLAlchemyMachineStore",
     "pystator.http_action": ("DEFAULT_HTTP_TIMEOUT_SECONDS MAX_RESPONSE_BYTES http_action render"),
     "pystator.instance": "EntitySession EventRecorder RecordedEvent",
     "pystator.lint": "SEVERITY_ORDER LintSeverity LintWarning lint",
@@ -98,8 +106,8 @@ _ROWS: dict[str, str] = {
         "BASE HEAD alembic_config current downgrade head history prepare_embedded upgrade"
     ),
     "pystator.worker": (
-        "EventSpec Producer Receipt Worker WorkerConfig enqueue submit_event submit_event_sync "
-        "submit_events"
+        "ClaimedEvent EventSpec EventStatus Producer Receipt Worker WorkerConfig WorkerEvent "
+        "enqueue submit_event submit_event_sync submit_events"
     ),
     "pystator.worker.app": "app celery default_app make_worker_app",
 }
@@ -113,6 +121,14 @@ LAZY: dict[str, dict[str, str]] = {
         "PostgresStateStore": "pystator.stores.sql.documented_stores",
         "SQLiteStateStore": "pystator.stores.sql.documented_stores",
         "RedisStateStore": "pystator.stores.redis_store",
+        "SQLAlchemyMachineStore": "pystator.registry.definition_store",
+        "EntitySnapshot": "pystator.runtime",
+        "MachineSession": "pystator.runtime",
+        "PyStatorRuntime": "pystator.runtime",
+        "QueueClient": "pystator.runtime",
+    },
+    "pystator.machine_store": {
+        "SQLAlchemyMachineStore": "pystator.registry.definition_store",
     },
     "pystator.scheduler": {
         "CeleryScheduler": "pystator.schedulers.celery_scheduler",

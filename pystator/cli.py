@@ -23,9 +23,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pystator.commands.retention",  # prune
     "pystator.commands.demo",  # demo
     "pystator.commands.machines",  # machines sync/list/show
+    "pystator.commands.replay",  # replay MACHINE --candidate FILE
     "pystator.commands.api",  # api, api-keys, token, config show
     "pystator.commands.viz",  # viz
     "pystator.commands.docs",  # docs
+    "pystator.commands.discover",  # discover ingest/build/show/diff
 )
 
 

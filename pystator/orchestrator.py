@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from pystator.fsm_core.actions import NO_RETRY, ActionExecutor, ActionRegistry, RetryPolicy
+from pystator.fsm_core.apply_data import APPLY_DATA_TRIGGER, check_data
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.context import ENTITY_ID_KEY, EVENT_KEY, TransitionContext
@@ -39,7 +40,14 @@ from pystator.fsm_core.errors import (
     StaleVersionError,
 )
 from pystator.fsm_core.hooks import TransitionObserver, entity_scope
-from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventInput, EventOrigin, Outcome
+from pystator.fsm_core.records import (
+    ArmedTimer,
+    EntityRecord,
+    EventInput,
+    EventKind,
+    EventOrigin,
+    Outcome,
+)
 from pystator.fsm_core.results import TransitionResult
 from pystator.fsm_core.step import (
     Decision,
@@ -73,6 +81,13 @@ REASON_CONTEXT_VALIDATION = "context_validation"
 CONFLICT_BACKOFF = Backoff(
     base_seconds=RETRY_BACKOFF_BASE_SECONDS, max_seconds=RETRY_BACKOFF_MAX_SECONDS
 )
+
+
+def data_event(data: Mapping[str, Any]) -> EventInput:
+    """The event of a direct data update (refused unless ``data`` is a mapping)."""
+    return EventInput(
+        trigger=APPLY_DATA_TRIGGER, context=dict(check_data(data)), kind=EventKind.APPLY_DATA
+    )
 
 
 class _Load(NamedTuple):
@@ -186,6 +201,17 @@ class Orchestrator:
         """Like :meth:`process_event`, awaiting async guards, actions and stores."""
         event = EventInput(trigger=trigger, context=context or {})
         return await self.async_process_input(entity_id, event)
+
+    def apply_data(self, entity_id: str, data: Mapping[str, Any]) -> TransitionResult:
+        """Merge ``data`` into the entity's context and, under ``meta.classification.auto_route``,
+        move it to the state whose ``when`` rules match, through an existing transition
+        (:mod:`pystator.fsm_core.apply_data`). The result is the taken transition's, or a
+        no-move success; ``metadata["apply_data"]`` reports the route. The entity must exist."""
+        return self.process_input(entity_id, data_event(data))
+
+    async def async_apply_data(self, entity_id: str, data: Mapping[str, Any]) -> TransitionResult:
+        """Like :meth:`apply_data`, awaiting async guards, actions and stores."""
+        return await self.async_process_input(entity_id, data_event(data))
 
     @property
     def store(self) -> Any:

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from pystator.api import dashboard, problems
+from pystator.api import dashboard, openapi, problems
 from pystator.api.app_services import Services, build_services
 from pystator.api.auth import check_bind
 from pystator.api.limits import BodySizeLimit
 from pystator.api.manual import PATH as MANUAL_PATH
 from pystator.api.manual import manual_app
+from pystator.api.params import query_door
 from pystator.api.routes import ROUTERS
 from pystator.api.routes.root import VERSION
 from pystator.config import tracing
@@ -75,11 +76,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(query_door)],  # no control character in a query string or path
     )
     problems.install(app, html=dashboard.HTML_ERRORS)
     for router in ROUTERS:
         app.include_router(router)
     dashboard.install(app)
+    openapi.install(app)  # every route's problem answers, declared once
     app.mount(MANUAL_PATH, manual_app(), name="manual")
     max_bytes = (settings or load_settings()).api_max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)

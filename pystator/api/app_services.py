@@ -29,6 +29,7 @@ from pystator.fleet.producer import Producer
 from pystator.fleet.startup import wait_for_database
 from pystator.registry.machines import MachineRegistry
 from pystator.services.audit import AuditWriter
+from pystator.services.discovery import DiscoveryDesk
 
 
 @dataclass
@@ -42,10 +43,12 @@ class Services:
     producer: Producer
     auth: Authenticator
     audit: AuditWriter
+    discovery: DiscoveryDesk
 
     def close(self) -> None:
         """Write queued audit rows, flush pending nudges, release the database connections."""
         self.audit.close()
+        self.discovery.close()
         self.nudger.flush()
         self.machines.close_stored(self.engine)
         dispose(self.engine)
@@ -79,6 +82,7 @@ def build_services(settings: Settings) -> Services:
         producer=producer,
         auth=auth,
         audit=AuditWriter(engine),
+        discovery=DiscoveryDesk(settings),
     )
 
 

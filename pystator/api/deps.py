@@ -17,6 +17,7 @@ from fastapi import Depends, Query, Request
 
 from pystator.api.app_services import Services
 from pystator.api.auth import Arrival, Principal
+from pystator.api.params import BIGINT_MAX
 from pystator.config.logs import get_logger
 from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import PermissionDeniedError
@@ -144,9 +145,9 @@ AuditDep = Annotated[AuditTrail, Depends(audit_trail)]
 
 async def page_limit(
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=1, description="page size (capped by the server)")] = (
-        DEFAULT_PAGE
-    ),
+    limit: Annotated[
+        int, Query(ge=1, le=BIGINT_MAX, description="page size (capped by the server)")
+    ] = (DEFAULT_PAGE),
 ) -> int:
     """The page size asked for, capped at ``PYSTATOR_API_PAGE_LIMIT``."""
     return min(limit, services.settings.api_page_limit)

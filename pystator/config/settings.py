@@ -133,6 +133,11 @@ class Settings:
     # ``machines`` is set
     worker_machine_source: str | None = None
     worker_id: str | None = None  # this worker process's id (default: host:pid:random)
+    # the public package's DLQ variables: dead letters are rows of ``worker_events`` (status
+    # ``dead``), so only values that say so are accepted (see ``_check_dlq``)
+    worker_dlq_enabled: bool = True
+    worker_dlq_database_url: str | None = None
+    worker_dlq_table_name: str | None = None
     # the HTTP API (``pystator api``)
     api_host: str = DEFAULT_API_HOST
     api_port: int = DEFAULT_API_PORT
@@ -229,10 +234,37 @@ class Settings:
             )
         if self.worker_id is not None and not self.worker_id.strip():
             raise SettingsError("PYSTATOR_WORKER_ID must not be blank")
+        self._check_dlq()
         if self.worker_id is not None and len(self.worker_id) > WORKER_ID_MAX_LENGTH:
             raise SettingsError(
                 f"PYSTATOR_WORKER_ID is {len(self.worker_id)} characters long; "
                 f"at most {WORKER_ID_MAX_LENGTH} fit"
+            )
+
+    def _check_dlq(self) -> None:
+        """Dead letters are rows of ``worker_events`` (status ``dead``) in the main database:
+        a DLQ setting asking for anything else cannot work, so it is refused here."""
+        where = (
+            "dead letters are rows of the worker_events table (status 'dead') in "
+            "PYSTATOR_DATABASE_URL; list them with `pystator events list --status dead` or "
+            "GET /api/v1/events?status=dead"
+        )
+        if not self.worker_dlq_enabled:
+            raise SettingsError(
+                f"PYSTATOR_WORKER_DLQ_ENABLED=false cannot be honoured: {where}, and an event "
+                "past its max_attempts always becomes one; unset the variable"
+            )
+        url = self.worker_dlq_database_url
+        if url is not None and url != self.database_url:
+            raise SettingsError(
+                f"PYSTATOR_WORKER_DLQ_DATABASE_URL names another database: {where}; "
+                "unset it (or set it to PYSTATOR_DATABASE_URL)"
+            )
+        table = self.worker_dlq_table_name
+        if table is not None and table != DEAD_LETTER_TABLE:
+            raise SettingsError(
+                f"PYSTATOR_WORKER_DLQ_TABLE_NAME={table!r} cannot be honoured: {where}; "
+                f"unset it (or set it to {DEAD_LETTER_TABLE!r})"
             )
 
     @property
@@ -305,10 +337,14 @@ _POSITIVE_INTEGERS = (
     "worker_poll_interval_ms",
     "discovery_min_edge_count",
 )
+#: Where dead letters live: rows of this table with status ``dead`` (the DLQ settings' answer).
+DEAD_LETTER_TABLE = "worker_events"
 #: Settings whose values are never printed (``pystator config show`` masks them).
 SECRET_SETTINGS = frozenset({"api_jwt_secret"})
 #: Settings holding URLs whose password is masked when printed.
-URL_SETTINGS = frozenset({"database_url", "broker_url", "redis_url", "discovery_database_url"})
+URL_SETTINGS = frozenset(
+    {"database_url", "broker_url", "redis_url", "discovery_database_url", "worker_dlq_database_url"}
+)
 #: Second names a setting is also read under: the public package's worker variables that mean
 #: the same thing as one of ours (``PYSTATOR_WORKER_DB_URL`` is ``PYSTATOR_DATABASE_URL``).
 ALIASES = {

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pystator.config import tracing
+from pystator.fleet.shadow import ShadowResult
 from pystator.fsm_core.records import ArmedTimer, EventStatus, HistoryEntry, Outcome
 from pystator.fsm_core.step import StepOutcome
 from pystator.schedulers.fleet_timers import TimerSink
@@ -69,6 +70,8 @@ class Batch:
     lease_deadline: float | None = None
     # tracing: (apply span, error) of each event, ended after commit (config.tracing)
     spans: list[tuple[Any, str | None]] = field(default_factory=list)
+    # shadow mode: the candidate's decisions compared with the active ones (never written here)
+    shadow: list[ShadowResult] = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
         """Add an entity's part (built separately so a version conflict can drop it)."""
@@ -80,6 +83,7 @@ class Batch:
         self.arm += other.arm
         self.cancel += other.cancel
         self.results += other.results
+        self.shadow += other.shadow
         self.entities += 1
 
     def end_spans(self, error: str | None = None) -> None:
@@ -98,6 +102,8 @@ class Batch:
             result = {"target_state": record.state, "version": record.version}
             if outcome.history.machine_version is not None:
                 result["machine_version"] = outcome.history.machine_version
+            if outcome.apply_data is not None:  # a data update: how it was routed
+                result["apply_data"] = outcome.apply_data.report()
             self.finished.append(
                 FinishedEvent(id=event.id, status=EventStatus.COMPLETED, outcome=result)
             )

@@ -27,6 +27,9 @@ SETTING_OF = {
     "machine_source": "worker_machine_source",
     "machine_dir": "machines",
     "worker_id": "worker_id",
+    "dlq_enabled": "worker_dlq_enabled",
+    "dlq_database_url": "worker_dlq_database_url",
+    "dlq_table_name": "worker_dlq_table_name",
 }
 
 
@@ -53,6 +56,11 @@ class WorkerConfig:
       read as ``PYSTATOR_WORKER_MACHINE_DIR``).
     - ``worker_id``: this process's id in heartbeats and liveness, unique per running worker
       (``PYSTATOR_WORKER_ID``; default ``host:pid:random``).
+    - ``dlq_enabled``, ``dlq_database_url``, ``dlq_table_name``: the public package's DLQ
+      settings (``PYSTATOR_WORKER_DLQ_*``). Our dead letters are rows of ``worker_events``
+      (status ``dead``) in the main database, so only values that say so are accepted
+      (enabled, the main database, ``worker_events``); any other value fails when the config
+      is built, with a message saying where dead letters live.
     """
 
     db_url: str | None = None
@@ -63,8 +71,19 @@ class WorkerConfig:
     machine_source: str | None = None
     machine_dir: str | None = None
     worker_id: str | None = None
+    dlq_enabled: bool | None = None
+    dlq_database_url: str | None = None
+    dlq_table_name: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.dlq_enabled, self.dlq_database_url, self.dlq_table_name) != (None, None, None):
+            replace(  # the settings' own check (SettingsError saying where dead letters live)
+                Settings(),
+                database_url=self.db_url or self.dlq_database_url or Settings().database_url,
+                worker_dlq_enabled=self.dlq_enabled is not False,
+                worker_dlq_database_url=self.dlq_database_url,
+                worker_dlq_table_name=self.dlq_table_name,
+            )
         if self.worker_id is not None and len(self.worker_id) > WORKER_ID_MAX_LENGTH:
             raise SettingsError(
                 f"PYSTATOR_WORKER_ID is {len(self.worker_id)} characters long; "
@@ -86,6 +105,16 @@ class WorkerConfig:
     def from_settings(cls, settings: Settings) -> WorkerConfig:
         """Every field as ``settings`` has it."""
         return cls(**{name: getattr(settings, setting) for name, setting in SETTING_OF.items()})
+
+    def resolve_dlq_database_url(self, settings: Settings | None = None) -> str:
+        """The database dead letters are in: ``dlq_database_url`` when set (it must be the main
+        database), else the main database (``db_url``, else ``settings``' or the
+        environment's ``PYSTATOR_DATABASE_URL``). They are ``worker_events`` rows there."""
+        if self.dlq_database_url:
+            return self.dlq_database_url
+        if self.db_url:
+            return self.db_url
+        return (settings or load_settings()).database_url
 
     def apply(self, settings: Settings) -> Settings:
         """``settings`` with this config's fields that are set (validated again)."""

@@ -85,7 +85,7 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _bad_character(text: str) -> str | None:
+def bad_character(text: str) -> str | None:
     """``control`` / ``surrogate`` when ``text`` holds such a character, else None."""
     if _CONTROL.search(text):
         return "control"
@@ -100,7 +100,7 @@ def check_name(field: str, value: object, *, limit: int, required: bool = True) 
         raise refuse(field, "type", "must be a non-empty string")
     if len(value) > limit:
         raise refuse(field, "length", f"is {len(value)} characters long; the limit is {limit}")
-    bad = _bad_character(value)
+    bad = bad_character(value)
     if bad == "control":
         raise refuse(field, "control_character", "must not contain control characters")
     if bad == "surrogate":
@@ -211,6 +211,7 @@ __all__ = [
     "MAX_ATTEMPTS_LIMIT",
     "CheckedContext",
     "Limits",
+    "bad_character",
     "check_context",
     "check_fires_at",
     "check_max_attempts",

@@ -20,6 +20,7 @@ metric                                      type       labels / meaning
 ``pystator_timers_fired_total``             counter    timers turned into events
 ``pystator_timer_lateness_seconds``         histogram  fired minus due
 ``pystator_relay_nudges_total``             counter    stranded entities the relay nudged
+``pystator_shadow_comparisons_total``       counter    machine, result (match, mismatch, error)
 ==========================================  =========  =======================================
 
 Prefork workers: each child counts in files under ``PROMETHEUS_MULTIPROC_DIR`` (the
@@ -107,9 +108,20 @@ class PrometheusObserver(FleetObserver):
         self.relay_nudges = Counter(
             "pystator_relay_nudges", "Stranded entities nudged by the relay", registry=reg
         )
+        self.shadow_comparisons = Counter(
+            "pystator_shadow_comparisons",
+            "Shadow-mode decisions compared with the active ones",
+            ["machine", "result"],
+            registry=reg,
+        )
 
     def batch_committed(self, batch: Batch) -> None:
-        """Outcomes, apply latency and batch size."""
+        """Outcomes, apply latency and batch size (and shadow comparisons)."""
+        for compared in batch.shadow:
+            verdict = "match" if compared.kind is None else "mismatch"
+            if compared.kind == "error":
+                verdict = "error"
+            self.shadow_comparisons.labels(compared.machine, verdict).inc()
         if not batch.results:
             return
         now = utc_now()

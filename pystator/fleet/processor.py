@@ -44,6 +44,7 @@ from pystator.config.settings import (
 )
 from pystator.fleet.batch import Batch, EventRef
 from pystator.fleet.observer import FleetObserver
+from pystator.fleet.shadow import ShadowBook
 from pystator.fleet.staleness import NudgeCounts, SettledWatermark
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.clock import Clock
@@ -52,9 +53,11 @@ from pystator.fsm_core.errors import (
     ActionExecutionError,
     ConfigurationError,
     EntityBusyError,
+    InvalidStateError,
     StaleVersionError,
     StoreError,
     StoreUnavailableError,
+    UndefinedStateError,
     describe_error,
 )
 from pystator.fsm_core.machine import StateMachine
@@ -132,6 +135,7 @@ def event_input(event: EventRow) -> EventInput:
         event_id=event.id,
         origin=_ORIGINS.get(event.origin, EventOrigin.EVENT),
         timer=timer,
+        kind=event.kind,
     )
 
 
@@ -194,6 +198,8 @@ class Processor:
         self.nudges = NudgeCounts()
         self.settled = SettledWatermark(engine, clock=clock, counts=self.nudges)
         self.observer: FleetObserver = FleetObserver()
+        #: shadow mode: candidates compared beside the active machines (None: not evaluated)
+        self.shadows: ShadowBook | None = None
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -371,6 +377,8 @@ class Processor:
     def _run_once(self, claim: Claim) -> Batch:
         batch = Batch()
         keys: list[EntityKey] = []
+        if self.shadows is not None:
+            self.shadows.refresh()  # outside the transaction: at most one read per interval
         try:
             with translate_errors("worker"), transaction(self.engine) as conn:
                 keys, at = claim(conn, bind_now(conn, self.clock))
@@ -440,6 +448,8 @@ class Processor:
 
     def _after(self, batch: Batch) -> None:
         batch.end_spans()
+        if self.shadows is not None and batch.shadow:
+            self.shadows.add(batch.shadow)
         if batch.arm or batch.cancel:
             self.timers.after_commit(batch.arm, batch.cancel)
         for hook in self.after_commit:
@@ -477,14 +487,20 @@ class Processor:
     ) -> tuple[Batch, EntityRecord | None]:
         part = Batch()
         current = stored
-        machine = self.machines.find(key[0])
+        machine = self.machine_for(key[0], stored)
+        shadows = self.shadows if self.shadows is not None and self.shadows.active(key[0]) else None
         for event in events:
             span = tracing.start_apply(event.traceparent, _span_attributes(event))
             trace = tracing.traceparent_of(span)
+            given = event_input(event)
             try:
                 if machine is None:
                     raise ConfigurationError(f"this worker has no machine named {key[0]!r}")
-                outcome = apply_event(machine, current, event_input(event), now, entity_id=key[1])
+                outcome = apply_event(machine, current, given, now, entity_id=key[1])
+            except InvalidStateError as exc:  # the definition cannot apply: dead at once
+                part.spans.append((span, f"{type(exc).__name__}: {exc}"))
+                self._fail(part, event, mismatch(machine, current, exc), now, machine)
+                continue
             except Exception as exc:  # a guard or the engine failed: retry, fall back, or dead
                 part.spans.append((span, f"{type(exc).__name__}: {exc}"))
                 fallback = self._fallback(machine, key, current, event, exc, now)
@@ -496,6 +512,10 @@ class Processor:
                     break  # per-entity order: later events wait behind the retry
                 continue
             part.spans.append((span, None))
+            if shadows is not None:  # the same input, compared only: it never acts
+                compared = shadows.compare(key[0], current, given, now, outcome, entity_id=key[1])
+                if compared is not None:
+                    part.shadow.append(compared)
             if outcome.status == Outcome.APPLIED and self._too_large(event, outcome):
                 part.closed(event_ref(event), Outcome.REJECTED, REASON_CONTEXT_TOO_LARGE)
             elif outcome.status == Outcome.APPLIED:
@@ -504,6 +524,16 @@ class Processor:
             else:
                 part.closed(event_ref(event), outcome.status, outcome.reason)
         return part, current
+
+    def machine_for(self, name: str, stored: EntityRecord | None) -> StateMachine | None:
+        """The definition an entity's events apply with: the current version, or, when the
+        machine is pinned, the version the entity is on (if this process has it)."""
+        machine = self.machines.find(name)
+        version = stored.machine_version if stored is not None else None
+        if machine is None or version is None or version == machine.registry_version:
+            return machine
+        pinned = self.machines.pinned(name, version)
+        return pinned if pinned is not None else machine
 
     def _too_large(self, event: EventRow, outcome: StepOutcome) -> bool:
         """True when the event made the entity's context exceed its cap (only a payload or a
@@ -560,10 +590,27 @@ class Processor:
         return True
 
 
+def mismatch(
+    machine: StateMachine | None, record: EntityRecord | None, error: InvalidStateError
+) -> InvalidStateError:
+    """``error`` with a message that says what happened and what to do."""
+    if machine is None or record is None:
+        return error
+    version = machine.registry_version
+    which = f"version {version} of {machine.name!r}" if version else repr(machine.name)
+    return UndefinedStateError(
+        f"entity {record.entity_id!r} is in state {record.state!r}, which {which} does not "
+        f"define ({error}); not retried: move the entity with a state map "
+        f"(pystator machines sync DIR --map {record.state}=NEW)",
+        state=record.state,
+    )
+
+
 __all__ = [
     "Processor",
     "ProcessorOptions",
     "default_retry",
     "event_input",
     "event_ref",
+    "mismatch",
 ]

@@ -20,9 +20,10 @@ from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fleet import door
 from pystator.fleet.door import Limits
 from pystator.fleet.nudge import Nudger, NullNudger
+from pystator.fsm_core.apply_data import APPLY_DATA_TRIGGER
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import IdempotencyConflictError, InvalidEventError, StoreError
-from pystator.fsm_core.records import EntityKey
+from pystator.fsm_core.records import EntityKey, EventKind
 from pystator.registry.machines import MachineRegistry
 from pystator.stores.sql import submit_queries
 from pystator.stores.sql.connections import (
@@ -45,11 +46,14 @@ class EventSpec:
 
     machine: str
     entity_id: str
-    trigger: str
+    trigger: str = ""  # required for a named event; ignored for an apply-data
     context: Mapping[str, Any] | None = None
     fires_at: datetime | None = None
     idempotency_key: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: ``apply_data``: ``context`` is a data update routed by the machine's ``when`` rules
+    #: (``trigger`` is then only its label, :data:`APPLY_DATA_TRIGGER`)
+    kind: str = EventKind.EVENT
 
 
 class Receipt(int):
@@ -78,6 +82,11 @@ class Receipt(int):
 def _spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
     if isinstance(item, EventSpec):
         return item
+    to_spec = getattr(item, "to_spec", None)  # a WorkerEvent (pystator.fleet.models)
+    if callable(to_spec):
+        spec = to_spec()
+        if isinstance(spec, EventSpec):
+            return spec
     data = dict(item)
     if "machine_name" in data:
         data["machine"] = data.pop("machine_name")
@@ -109,12 +118,17 @@ class Producer:
         it; ``now``, when given, stamps it instead)."""
         limits = self.limits
         machine = self.machines.get(spec.machine)
-        trigger = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
-        assert trigger is not None
-        if not machine.accepts_trigger(trigger):
-            raise door.refuse(
-                "trigger", "unknown", f"machine {spec.machine!r} has no trigger {trigger!r}"
-            )
+        kind = _kind(spec.kind)
+        if kind == EventKind.APPLY_DATA:
+            trigger = APPLY_DATA_TRIGGER  # the transition taken is chosen by ``when`` rules
+        else:
+            named = door.check_name("trigger", spec.trigger, limit=limits.max_trigger_length)
+            assert named is not None
+            trigger = named
+            if not self.machines.accepts_trigger(spec.machine, machine, trigger):
+                raise door.refuse(
+                    "trigger", "unknown", f"machine {spec.machine!r} has no trigger {trigger!r}"
+                )
         entity_id = door.check_name("entity_id", spec.entity_id, limit=limits.max_entity_id_length)
         assert entity_id is not None
         key = door.check_name(
@@ -140,6 +154,7 @@ class Producer:
             else door.fingerprint(entity_id, trigger, context.encoded),
             max_attempts=door.check_max_attempts(spec.max_attempts, limits),
             traceparent=tracing.current_traceparent(),
+            kind=kind,
         )
 
     # --- submission --------------------------------------------------------------------------
@@ -263,6 +278,15 @@ def _listen_commit(target: Any, nudger: Nudger) -> None:
     # so a worker may look a moment too early — then the relay's grace period covers it.
     sa_event.listen(target, "commit" if is_connection else "after_commit", publish, once=True)
     sa_event.listen(target, "rollback" if is_connection else "after_rollback", drop, once=True)
+
+
+def _kind(kind: object) -> EventKind:
+    """``kind`` as an :class:`EventKind`; refused at the door when it is none."""
+    try:
+        return EventKind(str(kind))
+    except ValueError:
+        accepted = ", ".join(k.value for k in EventKind)
+        raise door.refuse("kind", "unknown", f"must be one of: {accepted}") from None
 
 
 def _attributes(spec: EventSpec) -> dict[str, Any]:

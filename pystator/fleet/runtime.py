@@ -45,6 +45,7 @@ from pystator.fleet.outbox import OutboxRunner
 from pystator.fleet.processor import Processor
 from pystator.fleet.producer import Producer
 from pystator.fleet.rollups import EventRollups
+from pystator.fleet.shadow import ShadowBook
 from pystator.fleet.webhooks import WEBHOOK_ACTION, WebhookDispatcher, WebhookSender
 from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
@@ -104,6 +105,7 @@ class Runtime:
             after_commit=[self.observer.batch_committed, self._run_actions],
         )
         self.processor.observer = self.observer
+        self.processor.shadows = ShadowBook(self.engine, bind=self.machines.bind_to)
         self.outbox.on_dead = self.processor.after_dead_action
         # webhook deliveries run from the outbox; the relay's pass queues them
         sender = WebhookSender(self.engine, clock=self.processor.clock)
@@ -195,6 +197,8 @@ class Runtime:
             self.rollups.flush(self.engine)
         except StoreError as exc:
             log.warning("rollups_not_written", error=str(exc))
+        if self.processor.shadows is not None:
+            self.processor.shadows.close()
         self.timers.close()
         self.outbox.close()
         self.machines.close_stored(self.engine)

@@ -14,6 +14,8 @@ from typing import Any, TypedDict, Unpack
 
 from pystator.fleet.producer import EventSpec, Receipt
 from pystator.fleet.runtime import get_runtime
+from pystator.fsm_core.apply_data import APPLY_DATA_TRIGGER
+from pystator.fsm_core.records import EventKind
 
 
 class SubmitOptions(TypedDict, total=False):
@@ -62,6 +64,49 @@ async def submit_event(
     )
 
 
+def submit_apply_data_sync(
+    machine_name: str,
+    entity_id: str,
+    data: Mapping[str, Any],
+    *,
+    db_url: str | None = None,
+    **options: Unpack[SubmitOptions],
+) -> Receipt:
+    """Queue a trigger-less data update for the fleet (a ``worker_events`` row of kind
+    ``apply_data``); returns its event id like :func:`submit_event_sync`.
+
+    A worker applies it in order with the entity's named events, exactly once: ``data`` merges
+    into the context and, under ``meta.classification.auto_route``, the entity moves to the state
+    whose ``when`` rules match through an existing transition (see ``docs/apply-data.md``). An
+    entity that does not exist when it is applied gets nothing (``rejected``,
+    ``entity_not_found``). Idempotency keys, ``fires_at`` and ``max_attempts`` work as for
+    named events.
+    """
+    spec = EventSpec(
+        machine=machine_name,
+        entity_id=entity_id,
+        trigger=APPLY_DATA_TRIGGER,
+        context=data,
+        kind=EventKind.APPLY_DATA,
+        **options,
+    )
+    return get_runtime(db_url).producer.submit(spec)
+
+
+async def submit_apply_data(
+    machine_name: str,
+    entity_id: str,
+    data: Mapping[str, Any],
+    *,
+    db_url: str | None = None,
+    **options: Unpack[SubmitOptions],
+) -> Receipt:
+    """Async form of :func:`submit_apply_data_sync` (the insert runs in a worker thread)."""
+    return await asyncio.to_thread(
+        submit_apply_data_sync, machine_name, entity_id, data, db_url=db_url, **options
+    )
+
+
 def submit_events(
     events: Iterable[EventSpec | Mapping[str, Any]], *, db_url: str | None = None
 ) -> list[Receipt]:
@@ -69,7 +114,8 @@ def submit_events(
 
     Each item is an :class:`EventSpec` or a mapping with its fields (``machine`` or
     ``machine_name``, ``entity_id``, ``trigger``, optional ``context``, ``fires_at``,
-    ``idempotency_key``, ``max_attempts``). The whole batch is refused if any item is invalid.
+    ``idempotency_key``, ``max_attempts``, ``kind``: ``apply_data`` for a data update, whose
+    ``context`` is the data). The whole batch is refused if any item is invalid.
     """
     return get_runtime(db_url).producer.submit_many(events)
 
@@ -92,4 +138,12 @@ def enqueue(
     return get_runtime(db_url).producer.enqueue(conn_or_session, spec)
 
 
-__all__ = ["SubmitOptions", "enqueue", "submit_event", "submit_event_sync", "submit_events"]
+__all__ = [
+    "SubmitOptions",
+    "enqueue",
+    "submit_apply_data",
+    "submit_apply_data_sync",
+    "submit_event",
+    "submit_event_sync",
+    "submit_events",
+]

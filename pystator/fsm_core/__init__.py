@@ -4,6 +4,13 @@ Imports nothing from the rest of pystator and does no I/O beyond reading a defin
 when asked to (``StateMachine.from_yaml``). Only PyYAML is required.
 """
 
+from pystator.fsm_core.apply_data import (
+    ApplyDataResult,
+    Route,
+    RouteAttempt,
+    aapply_data,
+    apply_data,
+)
 from pystator.fsm_core.builder import StateMachineBuilder
 from pystator.fsm_core.builtins import builtin_catalog
 from pystator.fsm_core.checks import CheckSpec, evaluate_check
@@ -44,6 +51,7 @@ from pystator.fsm_core.step import fallback_step
 __all__ = [
     "ActionCall",
     "ActionPhase",
+    "ApplyDataResult",
     "CheckSpec",
     "ConfigValidator",
     "DefinitionDeprecationWarning",
@@ -66,6 +74,8 @@ __all__ = [
     "MachineValidationError",
     "MetricSink",
     "ParallelConfiguration",
+    "Route",
+    "RouteAttempt",
     "StateKind",
     "StateMachine",
     "StateMachineBuilder",
@@ -73,6 +83,8 @@ __all__ = [
     "TransitionContext",
     "TransitionResult",
     "TransitionSpec",
+    "aapply_data",
+    "apply_data",
     "apply_effects",
     "builtin_catalog",
     "configure_event_sink",

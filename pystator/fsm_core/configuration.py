@@ -43,9 +43,9 @@ class ParallelConfiguration:
         """The active leaf of ``region`` (None for an unknown region)."""
         return dict(self.regions).get(region)
 
-    def is_in_state(self, state: str) -> bool:
+    def is_in_state(self, state_name: str) -> bool:
         """True for the parallel state itself or a region's active leaf."""
-        return state == self.state or any(leaf == state for _, leaf in self.regions)
+        return state_name == self.state or any(leaf == state_name for _, leaf in self.regions)
 
     def get_all_active(self) -> list[str]:
         """The active leaf states, in region order."""

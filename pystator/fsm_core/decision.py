@@ -13,6 +13,7 @@ context (:mod:`pystator.fsm_core.plan`) before it is returned.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -249,6 +250,13 @@ class Decider:
             return result
         return plan.resolve(result, ctx, now, self.clock)
 
+    def resolve_part(
+        self, part: TransitionResult, context: Mapping[str, Any] | None
+    ) -> TransitionResult:
+        """One region's part of a combined result carried out against ``context`` (its own
+        effects and conditional actions; the combined result did the same for the whole)."""
+        return self._resolved(part, _EMPTY if context is None else context, None)
+
     def _resolved(
         self, result: TransitionResult, ctx: Mapping[str, Any], now: datetime | None
     ) -> TransitionResult:
@@ -278,6 +286,9 @@ class Decider:
             leaving |= exits
             chosen.append((t, candidate.source))
         result = compiled.apply(row.label, row.active, chosen)
+        if len(chosen) > 1:
+            parts = tuple(compiled.apply(row.label, row.active, [pair]) for pair in chosen)
+            result = replace(result, regions=parts)
         if len(row.combined) < MAX_CACHED_CONFIGURATIONS:
             row.combined[key] = result
         return result

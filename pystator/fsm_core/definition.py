@@ -319,6 +319,18 @@ class MachineDefinition:
     state_variables: tuple[StateVariable, ...] = ()
     invariants: tuple[ContextInvariant, ...] = ()
     events: tuple[EventDoc, ...] = ()
+    #: The document this definition was parsed from (what a definition store keeps).
+    document: Mapping[str, Any] = field(default_factory=_empty, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """``meta.machine_name``."""
+        return self.meta.name
+
+    @property
+    def version(self) -> str:
+        """``meta.version``."""
+        return self.meta.version
 
 
 # The documented names of the definition model: these ARE the classes above, not copies.

@@ -10,6 +10,9 @@
   attempt is retried up to ``error_policy.retry_attempts`` times; when the last attempt fails and
   the mode is ``persist``, the entity moves to the fallback state instead of the error escaping
   (:func:`decide_failure`).
+* **Definition mismatches** (the entity's stored state is not a state of the definition, as
+  after a version renamed or removed it): never retried, whatever the limits. No later attempt
+  can succeed until the entity is moved (a state map), so the event ends at once with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pystator.fsm_core.definition import ErrorPolicy, FallbackMode
 from pystator.fsm_core.errors import (
     ActionExecutionError,
     GuardEvaluationError,
+    InvalidStateError,
     InvalidTransitionError,
     UndefinedTriggerError,
 )
@@ -89,6 +93,12 @@ def is_policy_failure(error: BaseException) -> bool:
     return isinstance(error, POLICY_FAILURES)
 
 
+def is_definition_mismatch(error: BaseException) -> bool:
+    """True when the definition cannot apply to the entity at all (its state is unknown to it):
+    retrying cannot help."""
+    return isinstance(error, InvalidStateError)
+
+
 def decide_failure(
     policy: ErrorPolicy, error: BaseException, attempt: int, default_attempts: int
 ) -> FailureDecision:
@@ -98,6 +108,8 @@ def decide_failure(
     ``max_attempts`` in the fleet); ``error_policy.retry_attempts`` replaces it for policy
     failures. Other errors keep the caller's limit and never fall back.
     """
+    if is_definition_mismatch(error):
+        return FailureDecision(retry=False)
     if not is_policy_failure(error):
         return FailureDecision(retry=attempt < default_attempts)
     if attempt < policy.max_attempts(default_attempts):

@@ -391,6 +391,20 @@ class MetricsCollector:
             self._by_source: dict[str, int] = {}
             self._by_target: dict[str, int] = {}
 
+    def on_before_process(
+        self,
+        entity_id: str | None,
+        current_state: str,
+        trigger: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Nothing to count yet (the event is counted when it completes or raises)."""
+
+    def on_transition_start(
+        self, current_state: str, trigger: str, context: Mapping[str, Any] | None = None
+    ) -> None:
+        """Nothing to count yet (the duration is measured by the observer)."""
+
     def on_transition_complete(
         self, result: TransitionResult, duration_ms: float, context: Mapping[str, Any] | None = None
     ) -> None:

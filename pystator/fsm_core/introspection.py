@@ -96,9 +96,10 @@ class MachineIntrospection:
         """The configuration a new entity starts in (a leaf, or an encoded parallel state)."""
         return self._compiled.initial
 
-    def get_available_transitions(self, state: str) -> list[TransitionSpec]:
-        """The transitions that may fire from ``state`` (guards not evaluated), in priority order."""
-        row = self._decider.row(state)
+    def get_available_transitions(self, state_name: str) -> list[TransitionSpec]:
+        """The transitions that may fire from ``state_name`` (guards not evaluated), in
+        priority order."""
+        row = self._decider.row(state_name)
         if row.terminal:
             return []
         found: dict[int, TransitionSpec] = {}
@@ -107,6 +108,27 @@ class MachineIntrospection:
                 for candidate in candidates:
                     found.setdefault(candidate.transition.index, candidate.transition)
         return [found[i] for i in sorted(found)]
+
+    def routes_to(self, state: str, destination: str) -> tuple[str, ...]:
+        """The triggers (priority order, no duplicates) of the transitions from ``state`` whose
+        destination is ``destination`` or a state inside it, a choice state's branches included.
+        Delayed (``after:``/``timeout:``) transitions are left out: only their timer fires them.
+        Guards are not evaluated."""
+        row = self._decider.row(state)
+        if row.terminal:
+            return ()
+        tree = self._compiled.tree
+        found: dict[int, str] = {}
+        for per_leaf in row.candidates.values():
+            for candidates in per_leaf:
+                for candidate in candidates:
+                    t = candidate.transition
+                    if t.after_ms is not None or not t.declared_trigger:
+                        continue
+                    dests = [t.dest, *(b.transition.dest for b in candidate.branches)]
+                    if any(destination in tree.ancestors(d) for d in dests):
+                        found.setdefault(t.index, t.trigger)
+        return tuple(dict.fromkeys(found[i] for i in sorted(found)))
 
     def allowed_triggers(self, state: str) -> list[str]:
         """The triggers some transition accepts from ``state`` (guards not evaluated)."""

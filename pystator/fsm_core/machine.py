@@ -101,12 +101,12 @@ class StateMachine(MachineIntrospection):
         return validate_config(config, strict=False)
 
     @classmethod
-    def from_yaml(cls, path_or_text: str | Path, *, hooks: Sequence[object] = ()) -> StateMachine:
+    def from_yaml(cls, path: str | Path, *, hooks: Sequence[object] = ()) -> StateMachine:
         """Build from a YAML file; a string holding a newline is read as YAML text itself."""
-        if isinstance(path_or_text, str) and "\n" in path_or_text:
-            return cls.from_dict(parse_yaml(path_or_text), source="<yaml>", hooks=hooks)
-        source = str(path_or_text)
-        config = parse_yaml(read_text(path_or_text), source=source)
+        if isinstance(path, str) and "\n" in path:
+            return cls.from_dict(parse_yaml(path), source="<yaml>", hooks=hooks)
+        source = str(path)
+        config = parse_yaml(read_text(path), source=source)
         return cls.from_dict(config, source=source, hooks=hooks)
 
     @classmethod
@@ -227,17 +227,17 @@ class StateMachine(MachineIntrospection):
 
         return wrap
 
-    def bind_guards(self, registry: GuardRegistry) -> None:
-        """Make ``registry`` this machine's guard registry (shared, so later additions count).
+    def bind_guards(self, guards: GuardRegistry) -> None:
+        """Make ``guards`` this machine's guard registry (shared, so later additions count).
 
         Guards registered on the machine before (``@machine.guard``) are carried over unless
-        ``registry`` already has a guard of that name.
+        ``guards`` already has a guard of that name.
         """
-        self.guard_registry = _adopt(self.guard_registry, registry)
+        self.guard_registry = _adopt(self.guard_registry, guards)
 
-    def bind_actions(self, registry: ActionRegistry) -> None:
-        """Make ``registry`` this machine's action registry (same rules as :meth:`bind_guards`)."""
-        self.action_registry = _adopt(self.action_registry, registry)
+    def bind_actions(self, actions: ActionRegistry) -> None:
+        """Make ``actions`` this machine's action registry (same rules as :meth:`bind_guards`)."""
+        self.action_registry = _adopt(self.action_registry, actions)
 
     def attach_observer(self, observer: TransitionObserver) -> None:
         """Send every ``process``/``aprocess`` of this machine to ``observer``'s hooks."""
@@ -355,8 +355,9 @@ class StateMachine(MachineIntrospection):
 
     # parallel states ------------------------------------------------------------------------
 
-    def enter_parallel_state(self, name: str) -> ParallelConfiguration:
-        """The configuration entering parallel state ``name`` starts in (regions' initials)."""
+    def enter_parallel_state(self, parallel_state_name: str) -> ParallelConfiguration:
+        """The configuration entering ``parallel_state_name`` starts in (regions' initials)."""
+        name = parallel_state_name
         state = self._compiled.tree.states.get(name)
         if state is None or state.kind is not StateKind.PARALLEL:
             raise InvalidStateError(f"{name!r} is not a parallel state", state=name)
@@ -372,32 +373,66 @@ class StateMachine(MachineIntrospection):
     async def aprocess_parallel(
         self,
         config: ParallelConfiguration | str,
-        event: str,
+        trigger: str | None = None,
         context: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
     ) -> tuple[ParallelConfiguration | str, list[TransitionResult]]:
         """Like :meth:`process_parallel`, awaiting async guards."""
         state = config.encoded if isinstance(config, ParallelConfiguration) else config
-        result = await self.aprocess(state, event, context)
-        if not result.success or result.target_state is None:
-            return config, [result]
-        return _as_configuration(result.target_state), [result]
+        result = await self.aprocess(state, _trigger_of(trigger, event), context)
+        return self._per_region(config, result, context)
 
     def process_parallel(
         self,
         config: ParallelConfiguration | str,
-        event: str,
+        trigger: str | None = None,
         context: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
     ) -> tuple[ParallelConfiguration | str, list[TransitionResult]]:
-        """Apply ``event`` to every region of ``config``; return the new configuration and results.
+        """Apply ``trigger`` to every region of ``config``: the new configuration, and one
+        :class:`TransitionResult` per region that moved (in region order).
 
         The new configuration is a :class:`ParallelConfiguration` while the machine stays in
-        the parallel state, else the plain state it moved to. A rejected event leaves it as is.
+        the parallel state, else the plain state it moved to (then the one result is that
+        transition's). A rejected trigger leaves ``config`` as is, with the rejection as the
+        only result. Each region's result goes from ``config`` to ``config`` with only that
+        region moved, and holds only that region's actions; the combined view of the whole
+        step (all actions, exit → transition → enter) is :meth:`process_parallel_combined`.
+        ``event=`` is accepted as the seed README's name of ``trigger``.
         """
         state = config.encoded if isinstance(config, ParallelConfiguration) else config
-        result = self.process(state, event, context)
+        result = self.process(state, _trigger_of(trigger, event), context)
+        return self._per_region(config, result, context)
+
+    def process_parallel_combined(
+        self,
+        config: ParallelConfiguration | str,
+        trigger: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
+    ) -> tuple[ParallelConfiguration | str, TransitionResult]:
+        """The combined view of :meth:`process_parallel`: one result for the whole step, from
+        ``config`` to the new configuration (``'RUN[motor=ON,light=LIT]'``), with the actions
+        of every region that moved, in exit → transition → enter order."""
+        state = config.encoded if isinstance(config, ParallelConfiguration) else config
+        result = self.process(state, _trigger_of(trigger, event), context)
+        if not result.success or result.target_state is None:
+            return config, result
+        return _as_configuration(result.target_state), result
+
+    def _per_region(
+        self,
+        config: ParallelConfiguration | str,
+        result: TransitionResult,
+        context: Mapping[str, Any] | None,
+    ) -> tuple[ParallelConfiguration | str, list[TransitionResult]]:
         if not result.success or result.target_state is None:
             return config, [result]
-        return _as_configuration(result.target_state), [result]
+        parts = [self._decider.resolve_part(part, context) for part in result.regions]
+        return _as_configuration(result.target_state), parts or [result]
 
     def validate_parallel_config(self, config: ParallelConfiguration | str) -> None:
         """Raise :class:`InvalidStateError` (or :class:`UndefinedStateError`) unless ``config`` is
@@ -481,3 +516,10 @@ def _notify_start(
     observer.notify_before_process(current_entity(ctx), state, trigger, ctx)
     observer.notify_start(state, trigger, ctx)
     return time.perf_counter()
+
+
+def _trigger_of(trigger: str | None, event: str | None) -> str:
+    """``trigger``, or ``event`` (the seed README's name of the same argument): exactly one."""
+    if (trigger is None) == (event is None):
+        raise TypeError("pass the trigger once, as trigger= (or event=)")
+    return trigger if trigger is not None else event  # type: ignore[return-value]

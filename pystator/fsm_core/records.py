@@ -61,6 +61,8 @@ class EntityRecord:
     ``WHERE version = expected``. ``entries`` maps every active state (leaf and ancestors, or the
     encoded parallel configuration) to the version at which it was entered, so a timer armed on
     entering a state can tell whether the entity is still in that same entry.
+    ``machine_version`` is the registry version of the definition its last write was made with
+    (None for a definition from a file or from code): a pinned machine applies its events with it.
     """
 
     machine: str
@@ -71,6 +73,7 @@ class EntityRecord:
     entries: Mapping[str, int] = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    machine_version: int | None = None
 
 
 class EventOrigin(StrEnum):
@@ -81,6 +84,13 @@ class EventOrigin(StrEnum):
     EVENT = "event"  # submit_event -> worker
     TIMER = "timer"  # a fired after:/timeout: timer
     REPLAY = "replay"  # an operator replayed a dead or rejected event
+
+
+class EventKind(StrEnum):
+    """What an event asks for (``worker_events.kind``): a named trigger, or a data update."""
+
+    EVENT = "event"  # a named trigger (the default)
+    APPLY_DATA = "apply_data"  # a trigger-less data update routed by ``when`` rules
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +111,9 @@ class EventInput:
     event_id: int | None = None
     origin: str = EventOrigin.DIRECT
     timer: TimerRef | None = None  # set for fired timers: applied only if the entry still holds
+    #: ``apply_data``: ``context`` is the data to merge, ``trigger`` only a label (the
+    #: transition taken is chosen by the ``when`` rules, :mod:`pystator.fsm_core.apply_data`)
+    kind: str = EventKind.EVENT
 
     @property
     def name(self) -> str:
@@ -133,6 +146,8 @@ class HistoryEntry:
     payload: Mapping[str, Any] | None
     created_at: datetime
     machine_version: int | None = None  # the registry version that applied it, if any
+    # the context the guards saw (stored context + payload, before effects): what replay needs
+    guard_context: Mapping[str, Any] | None = None
 
     def transition_fields(self) -> dict[str, Any]:
         """What the write did, as plain values (``actions`` a list, ``payload`` a dict): the

@@ -134,6 +134,9 @@ class TransitionResult:
     metadata: dict[str, Any] = field(default_factory=_empty_metadata)
     context: Mapping[str, Any] | None = None
     plan: Plan | None = field(default=None, repr=False, compare=False)
+    #: A step moving several parallel regions at once: one result per region that moved
+    #: (what ``process_parallel`` returns); empty otherwise.
+    regions: tuple[TransitionResult, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def success_result(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pystator.fsm_core.apply_data import ApplyDataResult, routing
 from pystator.fsm_core.error_policy import (
     APPLIED_FALLBACK,
     FALLBACK_STATE,
@@ -27,6 +28,7 @@ from pystator.fsm_core.records import (
     ArmedTimer,
     EntityRecord,
     EventInput,
+    EventKind,
     HistoryEntry,
     Outcome,
 )
@@ -53,6 +55,7 @@ class StepOutcome:
     arm: tuple[ArmedTimer, ...]
     cancel: tuple[ArmedTimer, ...]
     context: Mapping[str, Any]  # the merged context guards saw and actions receive
+    apply_data: ApplyDataResult | None = None  # for a data update: how it was routed
 
 
 def starting_record(
@@ -92,10 +95,12 @@ def plan(
     now: datetime,
     *,
     machine_version: int | None = None,
+    guard_context: Mapping[str, Any] | None = None,
 ) -> StepOutcome:
     """Turn an engine result into the outcome to commit. Pure given its inputs.
 
-    ``machine_version`` (the registry version of the definition) is kept on the history entry.
+    ``machine_version`` (the registry version of the definition) and ``guard_context`` (the
+    context the guards saw, for replay) are kept on the history entry.
     """
     if not result.success or result.target_state is None:
         return _unchanged(record, result, context, Outcome.REJECTED, _reason(result))
@@ -112,6 +117,7 @@ def plan(
         entries=entries,
         created_at=record.created_at or now,
         updated_at=now,
+        machine_version=machine_version,
     )
     history = HistoryEntry(
         machine=record.machine,
@@ -126,6 +132,7 @@ def plan(
         payload=dict(event.context) if event.context else None,
         created_at=now,
         machine_version=machine_version,
+        guard_context=guard_context,
     )
     return StepOutcome(
         status=Outcome.APPLIED,
@@ -232,7 +239,7 @@ def _missing(machine: StateMachine, entity_id: str, event: EventInput) -> StepOu
 
 #: The one decision a step asks of its driver: ``(state, trigger, context, now)``, the arguments
 #: of the machine's ``process`` (or of the awaited ``aprocess``); the answer is its result.
-Decision = tuple[str, str, Mapping[str, Any], datetime]
+Decision = tuple[str, str, Mapping[str, Any], datetime | None]
 #: A step in progress: yields its decisions, returns its :class:`StepOutcome`.
 Stepping = Generator[Decision, TransitionResult, StepOutcome]
 
@@ -247,10 +254,18 @@ def stepping(
     use_initial_state_when_missing: bool = True,
 ) -> Stepping:
     """The one algorithm of :func:`apply_event` and :func:`aapply_event`: everything but how
-    the transition is decided (sync or async guards), which it yields to its driver."""
-    start = starting_record(machine, entity_id, record, use_initial=use_initial_state_when_missing)
+    the transition is decided (sync or async guards), which it yields to its driver.
+
+    A data update (``event.kind == "apply_data"``) is routed by
+    :func:`~pystator.fsm_core.apply_data.routing` instead; it never creates an entity."""
+    is_data = event.kind == EventKind.APPLY_DATA
+    use_initial = use_initial_state_when_missing and not is_data
+    start = starting_record(machine, entity_id, record, use_initial=use_initial)
     if start is None:
         return _missing(machine, entity_id, event)
+    if is_data:
+        routed = yield from routing(machine, start.state, start.context, event.context, now)
+        return _routed(machine, start, event, routed, now)
     if is_stale_timer(start, event):
         return _stale(start, event)
     context = merge_context(start, event)
@@ -329,7 +344,29 @@ def _planned(
         _after_effects(result, context),
         now,
         machine_version=machine.registry_version,
+        guard_context=context,
     )
+
+
+def _routed(
+    machine: StateMachine,
+    start: EntityRecord,
+    event: EventInput,
+    routed: ApplyDataResult,
+    now: datetime,
+) -> StepOutcome:
+    """A data update's outcome: always a new version (the merged context), through the taken
+    transition when it moved (its trigger on the history row), else in place."""
+    taken = event if routed.trigger is None else dataclasses.replace(event, trigger=routed.trigger)
+    outcome = plan(
+        start,
+        taken,
+        routed.as_transition_result(),
+        routed.context,
+        now,
+        machine_version=machine.registry_version,
+    )
+    return dataclasses.replace(outcome, apply_data=routed)
 
 
 def _after_effects(result: TransitionResult, context: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -366,4 +403,5 @@ def fallback_step(
         _after_effects(result, context),
         now,
         machine_version=machine.registry_version,
+        guard_context=context,
     )

@@ -71,6 +71,20 @@ class MachineRegistry:
                 return found.machine
         return self._machines.get(name)
 
+    def pinned(self, name: str, version: int) -> StateMachine | None:
+        """Version ``version`` of the stored machine ``name`` when its current version is
+        pinned (see :meth:`StoredMachines.pinned`), else None."""
+        return None if self._stored is None else self._stored.pinned(name, version)
+
+    def accepts_trigger(self, name: str, machine: StateMachine, trigger: str) -> bool:
+        """True when ``machine`` (the current version of ``name``) accepts ``trigger``, or, for
+        a pinned machine, a version its entities may still be on does."""
+        if machine.accepts_trigger(trigger):
+            return True
+        if self._stored is None:
+            return False
+        return any(m.accepts_trigger(trigger) for m in self._stored.pinned_versions(name))
+
     def get(self, name: str) -> StateMachine:
         """The machine called ``name``; :class:`InvalidEventError` when unknown or retired."""
         machine = self.find(name)

@@ -12,6 +12,10 @@ A lookup never touches the database itself: the processor looks machines up insi
 transaction, and a second connection taken there could wait on that very transaction (SQLite's
 single writer) or on a pool the transaction's own thread is holding. A failed refresh (database
 down) keeps the machines already known and is tried again after the interval.
+
+For a machine whose current version is ``pinned``, the refresh also keeps every older version
+compiled (:meth:`StoredMachines.pinned`): its entities apply their events with the version they
+are on until a state map migrates them.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class StoredMachines:
         self.monotonic = monotonic  # measures the refresh interval (tests move it)
         self._heads: dict[str, int | None] = {}
         self._current: dict[str, StateMachine | None] = {}
+        self._pinned: dict[str, dict[int, StateMachine]] = {}
         self._checked_at: float | None = None
         self._lock = threading.Lock()  # held while a background refresh runs
         self._closed = False
@@ -84,6 +89,15 @@ class StoredMachines:
         if name not in self._heads:
             return Lookup(known=False)
         return Lookup(known=True, machine=self._current.get(name))
+
+    def pinned(self, name: str, version: int) -> StateMachine | None:
+        """Version ``version`` of ``name`` when the machine's current version is pinned (None
+        otherwise, or when that version is not known yet)."""
+        return self._pinned.get(name, {}).get(version)
+
+    def pinned_versions(self, name: str) -> tuple[StateMachine, ...]:
+        """Every version of ``name`` kept for its pinned entities (empty unless pinned)."""
+        return tuple(self._pinned.get(name, {}).values())
 
     def names(self) -> tuple[str, ...]:
         """Names of the active stored machines."""
@@ -102,6 +116,14 @@ class StoredMachines:
                     for name, version in heads.items()
                     if version is not None and not self._has(name, version)
                 }
+                pinned_rows = {
+                    name: [
+                        row
+                        for row in registry_queries.list_versions(conn, name)
+                        if row.version not in self._pinned.get(name, {})
+                    ]
+                    for name in registry_queries.pinned_machines(conn)
+                }
         except StoreError as exc:
             log.warning("registry_refresh_failed", error=str(exc))
             return
@@ -111,7 +133,15 @@ class StoredMachines:
         for name, version in heads.items():
             if version is None:
                 current[name] = None
-        self._heads, self._current = heads, current
+        pinned: dict[str, dict[int, StateMachine]] = {}
+        for name, rows in pinned_rows.items():
+            known = dict(self._pinned.get(name, {}))
+            for row in rows:
+                machine = self._compile(row)
+                if machine is not None:
+                    known[row.version] = machine
+            pinned[name] = known
+        self._heads, self._current, self._pinned = heads, current, pinned
 
     def _has(self, name: str, version: int) -> bool:
         machine = self._current.get(name)

@@ -81,6 +81,11 @@ class CeleryScheduler(ScheduleMethod):
         self._fire: FireCallback | None = None
         register_task(app)
 
+    def register_task(self) -> None:
+        """Register the ``pystator.scheduler.fire`` task on this scheduler's app (idempotent;
+        the constructor already does it: call it when the worker's app is configured later)."""
+        register_task(self.app)
+
     # --- the Scheduler protocol ----------------------------------------------------------------
 
     def start(self, fire: FireCallback) -> None:

@@ -247,13 +247,7 @@ def send_event(
     ``success: false`` and ``error_detail``; a missing entity is 404."""
     load(engine, machine.name, entity_id)
     executor = _ReportingExecutor(machine)
-    orchestrator = Orchestrator(
-        machine,
-        store=SqlStateStore(engine=engine),
-        scheduler=_TimerTable(engine),
-        use_initial_state_when_missing=False,
-        action_executor=executor,
-    )
+    orchestrator = _orchestrator(engine, machine, executor)
     event = EventInput(trigger=trigger, context=dict(context or {}))
     try:
         result = orchestrator.process_input(entity_id, event)
@@ -263,6 +257,33 @@ def send_event(
         return _failed(machine.name, entity_id, trigger, exc, engine)
     reports = executor.reports
     return _outcome(machine.name, entity_id, result, reports)
+
+
+def process(
+    engine: Engine,
+    machine: StateMachine,
+    entity_id: str,
+    trigger: str,
+    context: Mapping[str, Any] | None = None,
+) -> TransitionResult:
+    """:func:`send_event`'s path answering the engine's :class:`TransitionResult` (the
+    Python runtime's ``process_event``): a refusal before anything is stored (an unregistered
+    action) raises its :class:`FSMError`; a missing entity is :class:`EntityNotFoundError`."""
+    load(engine, machine.name, entity_id)
+    orchestrator = _orchestrator(engine, machine, _ReportingExecutor(machine))
+    return orchestrator.process_input(
+        entity_id, EventInput(trigger=trigger, context=dict(context or {}))
+    )
+
+
+def _orchestrator(engine: Engine, machine: StateMachine, executor: ActionExecutor) -> Orchestrator:
+    return Orchestrator(
+        machine,
+        store=SqlStateStore(engine=engine),
+        scheduler=_TimerTable(engine),
+        use_initial_state_when_missing=False,
+        action_executor=executor,
+    )
 
 
 def _failed(
@@ -556,6 +577,7 @@ __all__ = [
     "export",
     "import_entity",
     "load",
+    "process",
     "purge",
     "send_event",
 ]

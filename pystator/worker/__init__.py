@@ -8,17 +8,30 @@ asyncio. The Celery app lives in :mod:`pystator.fleet.app` (``celery -A pystator
 from __future__ import annotations
 
 from pystator.fleet.config import WorkerConfig
+from pystator.fleet.models import ClaimedEvent, EventStatus, WorkerEvent
 from pystator.fleet.producer import EventSpec, Producer, Receipt
-from pystator.fleet.submit import enqueue, submit_event, submit_event_sync, submit_events
+from pystator.fleet.submit import (
+    enqueue,
+    submit_apply_data,
+    submit_apply_data_sync,
+    submit_event,
+    submit_event_sync,
+    submit_events,
+)
 from pystator.fleet.worker import Worker
 
 __all__ = [
+    "ClaimedEvent",
     "EventSpec",
+    "EventStatus",
     "Producer",
     "Receipt",
     "Worker",
     "WorkerConfig",
+    "WorkerEvent",
     "enqueue",
+    "submit_apply_data",
+    "submit_apply_data_sync",
     "submit_event",
     "submit_event_sync",
     "submit_events",

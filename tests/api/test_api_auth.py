@@ -46,6 +46,12 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/machines/{name}"): "viewer",
     ("PUT", "/api/v1/machines/{name}"): "admin",
     ("DELETE", "/api/v1/machines/{name}"): "admin",
+    ("POST", "/api/v1/machines/{name}/compatibility"): "viewer",
+    ("POST", "/api/v1/machines/{name}/replay"): "operator",
+    ("GET", "/api/v1/discovery/shadow/{machine_name}"): "viewer",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}"): "operator",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}/stop"): "operator",
+    ("POST", "/api/v1/discovery/shadow/{machine_name}/promote"): "operator",
     ("POST", "/api/v1/events"): "operator",
     ("POST", "/api/v1/events/batch"): "operator",
     ("GET", "/api/v1/events"): "viewer",
@@ -65,6 +71,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/entities/bulk/events"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/create"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/events"): "operator",
+    ("POST", "/api/v1/entities/{entity_id}/apply-data"): "operator",
     ("POST", "/api/v1/entities/{entity_id}/dry-run"): "viewer",
     ("GET", "/api/v1/entities/{entity_id}/state"): "viewer",
     ("GET", "/api/v1/entities/{entity_id}/snapshot"): "viewer",
@@ -80,6 +87,23 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/observability/state-metrics"): "viewer",
     ("GET", "/api/v1/catalog/builtins"): None,
     ("GET", "/api/v1/settings"): "admin",
+    # discovery (issue 26)
+    ("POST", "/api/v1/discovery/observations"): "operator",
+    ("POST", "/api/v1/discovery/candidates/preview"): "viewer",
+    ("POST", "/api/v1/discovery/candidates/build"): "operator",
+    ("GET", "/api/v1/discovery/candidates/{machine_name}"): "viewer",
+    ("GET", "/api/v1/discovery/candidates/{machine_name}/latest"): "viewer",
+    ("GET", "/api/v1/discovery/candidates/{machine_name}/diff"): "viewer",
+    ("GET", "/api/v1/discovery/candidates/{machine_name}/{version}"): "viewer",
+    ("POST", "/api/v1/discovery/candidates/{machine_name}/{version}/register"): "admin",
+    ("POST", "/api/v1/discovery/machines/{machine_name}/drafts"): "operator",
+    ("GET", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}"): "viewer",
+    ("PATCH", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}"): "operator",
+    ("DELETE", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}"): "operator",
+    ("POST", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}/preview"): "viewer",
+    ("POST", "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}/build"): "operator",
+    ("GET", "/api/v1/settings/discovery-config"): "admin",
+    ("POST", "/api/v1/settings/test-discovery-database"): "admin",
     # live streams (issue 28c)
     ("GET", "/api/v1/transitions/stream"): "viewer",
     ("GET", "/api/v1/events/stream"): "viewer",
@@ -99,6 +123,11 @@ READ_ONLY_POSTS = {
     "/api/v1/machines/validate",
     "/api/v1/process",
     "/api/v1/entities/{entity_id}/dry-run",
+    "/api/v1/machines/{name}/compatibility",
+    "/api/v1/machines/{name}/replay",
+    "/api/v1/discovery/candidates/preview",
+    "/api/v1/discovery/machines/{machine_name}/drafts/{draft_id}/preview",
+    "/api/v1/settings/test-discovery-database",
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
@@ -133,7 +162,7 @@ def test_the_route_table_is_the_contract() -> None:
     table = _route_table()
     assert {key: role for key, (role, _) in table.items()} == EXPECTED
     for (method, path), (_role, audited) in table.items():
-        mutation = method in ("POST", "PUT", "DELETE") and path not in READ_ONLY_POSTS
+        mutation = method in ("POST", "PUT", "PATCH", "DELETE") and path not in READ_ONLY_POSTS
         assert audited == mutation, f"{method} {path}: audited={audited}"
     assert AuditTrail.write  # the audited routes write through this
 
@@ -153,7 +182,7 @@ def test_auth_matrix_every_route_every_role(
     api, headers = secured
     failures = []
     for (method, path), needed in sorted(EXPECTED.items()):
-        body = {} if method in ("POST", "PUT") else None
+        body = {} if method in ("POST", "PUT", "PATCH") else None
         response = api.request(method, _url(path), json=body, headers=headers[caller])
         if needed is None:
             expected_ok = True
@@ -211,7 +240,7 @@ def test_auth_off_matrix_every_route_every_arrival(unsecured: ApiServer, arrival
     headers = {k: v.format(port=unsecured.port) for k, v in template.items()}
     failures = []
     for (method, path), needed in sorted(EXPECTED.items()):
-        body = {} if method in ("POST", "PUT") else None
+        body = {} if method in ("POST", "PUT", "PATCH") else None
         response = unsecured.request(method, _url(path), headers, json=body)
         status = response.status_code
         if needed is None or reason is None:

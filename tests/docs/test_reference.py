@@ -19,6 +19,10 @@ DOCUMENTED = (
     "pystator.scheduler",
     "pystator.visualization",
     "pystator.config",
+    "pystator.runtime",
+    "pystator.machine_parser",
+    "pystator.machine_store",
+    "pystator.machine_builder",
 )
 _DIRECTIVE = re.compile(r"^::: ([\w.]+)", re.M)
 

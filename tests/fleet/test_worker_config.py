@@ -26,6 +26,7 @@ def test_defaults_are_our_settings_defaults() -> None:
         machine_source=None,
         machine_dir=None,
         worker_id=None,
+        dlq_enabled=True,  # dead letters are always recorded (rows of worker_events)
     )
 
 
@@ -49,6 +50,7 @@ def test_every_field_reads_its_pystator_worker_variable() -> None:
         machine_source="yaml",
         machine_dir="machines/",
         worker_id="w-1",
+        dlq_enabled=True,
     )
 
 

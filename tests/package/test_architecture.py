@@ -67,7 +67,7 @@ ALLOWED: dict[str, set[str]] = {
     "behavior": {"fsm_core", *_HELPERS},
     "observability": {"fsm_core", "visualization", *_HELPERS},
     # the public re-export modules of the seed README (pystator, pystator.actions, …)
-    "__init__": _PUBLIC | _BUILTINS,
+    "__init__": _PUBLIC | _BUILTINS | {"registry", "runtime"},
     "actions": _PUBLIC,
     "guards": _PUBLIC,
     "hooks": _PUBLIC,
@@ -78,7 +78,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {*_STORES, "plugins", "registry"},
     # what runs in a worker process; never the operator services (they sit above it)
     "fleet": {*_PUBLIC, "registry", "fleet"},
-    "services": {*_PUBLIC, "registry", "fleet", "services"},
+    "services": {*_PUBLIC, "registry", "fleet", "discovery", "services"},
     # the documented ``pystator.worker`` import paths, re-exporting the fleet's
     "worker": {"fleet", *_HELPERS},
     # the documentation site: find, build and serve it (pystator docs, the API's /manual)
@@ -96,6 +96,13 @@ ALLOWED: dict[str, set[str]] = {
         "commands",
     },
     "cli": {*_PUBLIC, "fleet", "services", "api", "commands", "cli"},
+    # the definition pipeline's documented modules, re-exporting the registry's
+    "machine_parser": {"registry", *_HELPERS},
+    "machine_builder": {"registry", *_HELPERS},
+    "machine_store": {"registry", *_HELPERS},
+    # PyStatorRuntime: the documented facade over the registry, the stores and the fleet
+    # (beside the services, whose read models it shares)
+    "runtime": {*_PUBLIC, "registry", "fleet", "services", "runtime"},
 }
 
 

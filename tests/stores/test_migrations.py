@@ -30,6 +30,8 @@ TABLES = {
     "discovery_observations",
     "discovery_candidates",
     "discovery_drafts",
+    "machine_shadows",
+    "shadow_diffs",
     "webhooks",
     "webhook_deliveries",
 }

@@ -56,10 +56,13 @@ class ApiServer:
 
 
 @contextmanager
-def running_api(tmp_path: Path, **settings: str) -> Iterator[ApiServer]:
-    """``pystator api --port …`` on a new SQLite file in ``tmp_path`` (no key, no JWT key: auth
-    is off) with ``settings`` added to its environment; stopped on exit."""
-    database_url = f"sqlite:///{tmp_path / 'api.db'}"
+def running_api(
+    tmp_path: Path, *, database_url: str | None = None, **settings: str
+) -> Iterator[ApiServer]:
+    """``pystator api --port …`` on ``database_url`` (default: a new SQLite file in
+    ``tmp_path``; no key, no JWT key: auth is off) with ``settings`` added to its environment;
+    stopped on exit."""
+    database_url = database_url or f"sqlite:///{tmp_path / 'api.db'}"
     port = free_port()
     log = tmp_path / f"api-{port}.log"
     env = {"PYSTATOR_DATABASE_URL": database_url, "PYSTATOR_LOG_FORMAT": "json", **settings}

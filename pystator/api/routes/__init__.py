@@ -7,10 +7,12 @@ from fastapi import APIRouter
 
 from pystator.api.routes import (
     actions,
+    apply_data,
     audit,
     auth,
     bulk,
     catalog,
+    discovery,
     engine,
     entities,
     entity_ops,
@@ -18,8 +20,10 @@ from pystator.api.routes import (
     machines,
     metrics,
     observability,
+    replay,
     root,
     settings_routes,
+    shadow,
     stats,
     streams,
     webhooks,
@@ -31,10 +35,13 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     engine.router,
     machines.router,
+    replay.router,
+    shadow.router,
     streams.router,  # before the events router: "stream" is not an event id
     events.router,
     bulk.router,  # before the /entities/{entity_id}/… routes: "bulk" is not an entity id
     entity_ops.router,  # before /entities/{machine}/{entity_id}: …/state is not an entity id
+    apply_data.router,  # before /entities/{machine}/{entity_id} too
     entities.router,
     actions.router,
     stats.router,
@@ -44,6 +51,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     observability.router,
     catalog.router,
     settings_routes.router,
+    discovery.router,
     webhooks.router,
 )
 

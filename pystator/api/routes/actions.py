@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import AuditDep, Operator, PageLimit, ServicesDep, Viewer
+from pystator.api.params import Cursor
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.events import BulkOut
 from pystator.api.schemas.fleet import (
@@ -28,7 +29,7 @@ def list_actions(
     _viewer: Viewer,
     limit: PageLimit,
     where: Annotated[ActionQuery, Query()],
-    cursor: int | None = None,
+    cursor: Cursor = None,
 ) -> ActionPage:
     """Outbox rows matching the filters, newest first."""
     rows = admin.list_actions(

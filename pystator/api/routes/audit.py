@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from pystator.api.deps import Operator, PageLimit, ServicesDep
+from pystator.api.params import Cursor
 from pystator.api.schemas.access import AuditOut, AuditPage
 from pystator.api.schemas.common import PROBLEMS
 from pystator.services import audit
@@ -24,7 +25,7 @@ def list_audit(
     principal: str | None = None,
     route: str | None = None,
     since: datetime | None = None,
-    cursor: int | None = None,
+    cursor: Cursor = None,
 ) -> AuditPage:
     """Audit rows, newest first."""
     where = AuditFilter(principal=principal, route=route, since=since)

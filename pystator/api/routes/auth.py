@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
+from pystator.api.params import BigInt
 from pystator.api.schemas.access import KeyIn, KeyOut, MeOut, NewKeyOut
 from pystator.api.schemas.common import PROBLEMS
 from pystator.services import api_keys
@@ -35,7 +36,7 @@ def create_key(body: KeyIn, services: ServicesDep, admin: Admin, audit: AuditDep
 
 
 @router.delete("/api-keys/{key_id}", response_model=KeyOut)
-def revoke_key(key_id: int, services: ServicesDep, _admin: Admin, audit: AuditDep) -> KeyOut:
+def revoke_key(key_id: BigInt, services: ServicesDep, _admin: Admin, audit: AuditDep) -> KeyOut:
     """Revoke a key (other API processes stop accepting it within 5 s)."""
     record = api_keys.revoke_key(services.engine, key_id)
     services.auth.forget_keys()

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import PageLimit, ServicesDep, Viewer
+from pystator.api.params import BigInt, Cursor
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.events import EventOut
 from pystator.api.schemas.fleet import (
@@ -30,7 +31,7 @@ def show_entity(
     _viewer: Viewer,
     limit: PageLimit,
     history_cursor: Annotated[
-        int | None, Query(description="next_history_cursor of the previous answer")
+        BigInt | None, Query(description="next_history_cursor of the previous answer")
     ] = None,
 ) -> EntityOut:
     """State, version, context, the newest ``limit`` history rows (before ``history_cursor``),
@@ -62,7 +63,7 @@ def transitions(
     services: ServicesDep,
     _viewer: Viewer,
     limit: PageLimit,
-    after: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    after: Cursor = None,
     machine: str | None = None,
     entity_id: str | None = None,
 ) -> TransitionPage:

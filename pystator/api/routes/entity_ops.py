@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import Admin, AuditDep, Operator, PageLimit, ServicesDep, Viewer
+from pystator.api.params import Cursor
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.entity_ops import (
     ArchiveOut,
@@ -182,9 +183,7 @@ def entity_history(
     services: ServicesDep,
     _viewer: Viewer,
     limit: PageLimit,
-    before: Annotated[
-        int | None, Query(ge=1, le=2**62, description="next_cursor of the previous page")
-    ] = None,
+    before: Cursor = None,
 ) -> HistoryPageOut:
     """History rows, newest version first (404 when the entity has none)."""
     machine, key = checked_key(machine_name, entity_id)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 
 from pystator.api.deps import AuditDep, Operator, PageLimit, ServicesDep, Viewer
+from pystator.api.params import BigInt, Cursor
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.events import (
     BatchIn,
@@ -84,7 +85,12 @@ def submit(
     return Submitted(id=int(receipt), duplicate=receipt.duplicate)
 
 
-@router.post("/batch", response_model=BatchOut, status_code=201)
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    status_code=201,
+    responses={200: {"model": BatchOut, "description": "no new event: every one was a repeat"}},
+)
 def submit_batch(
     body: BatchIn, response: Response, services: ServicesDep, _operator: Operator, audit: AuditDep
 ) -> BatchOut:
@@ -119,7 +125,7 @@ def list_events(
     _viewer: Viewer,
     limit: PageLimit,
     where: Annotated[EventQuery, Query()],
-    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Cursor = None,
 ) -> EventPage:
     """Events matching the filters, newest first."""
     rows = admin.list_events(services.engine, _filter(where), limit=limit, before_id=cursor)
@@ -132,7 +138,7 @@ def list_events(
 
 
 @router.get("/{event_id}", response_model=EventDetailOut)
-def show_event(event_id: int, services: ServicesDep, _viewer: Viewer) -> EventDetailOut:
+def show_event(event_id: BigInt, services: ServicesDep, _viewer: Viewer) -> EventDetailOut:
     """One event: every attempt's error, its outcome, its duplicate count and its actions."""
     detail = admin.show_event(services.engine, event_id)
     return EventDetailOut(

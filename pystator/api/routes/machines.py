@@ -4,16 +4,26 @@ POST and PUT validate the definition and store it as a new immutable version (20
 200 with the current version when it is identical; DELETE retires the machine (its versions
 stay). Running workers and producers pick a new version up within
 ``PYSTATOR_REGISTRY_REFRESH_SECONDS``.
+
+POST and PUT check the definition against the live fleet first: a version that would strand
+entities or pending events answers 409 with the compatibility report, unless ``map=OLD=NEW``
+(repeatable) sends every removed state's entities somewhere. ``dry_run=true`` answers the report
+alone; ``upgrade_policy`` is ``auto`` or ``pinned``. ``POST /api/v1/machines/{name}/compatibility``
+answers the report of a candidate (viewer: nothing is stored).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
 
 from pystator.api.definition_body import DEFINITION_BODY, Definition
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
+from pystator.api.params import MachineVersion
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.machines import (
+    CompatibilityOut,
     MachineDetailOut,
     MachineOut,
     PublishedOut,
@@ -22,9 +32,32 @@ from pystator.api.schemas.machines import (
 )
 from pystator.fsm_core.summary import summarize
 from pystator.registry import versions
+from pystator.registry.compatibility import parse_state_map
 from pystator.registry.versions import Published
 
+#: The 200 of a publish: the definition is the current version's.
+UNCHANGED = "identical to the current version: nothing stored"
+
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"], responses=PROBLEMS)
+
+#: ``map=OLD=NEW``, repeatable: where the entities of a removed state go.
+StateMapQuery = Annotated[
+    list[str] | None,
+    Query(
+        alias="map",
+        description="OLD=NEW (repeatable): move the entities of state OLD to NEW on publish",
+    ),
+]
+DryRunQuery = Annotated[
+    bool, Query(description="answer the compatibility report only; store nothing")
+]
+PolicyQuery = Annotated[
+    str | None,
+    Query(
+        description="auto (entities move to this version on their next event) or pinned "
+        "(they stay on theirs until migrated); default: the current version's, else auto"
+    ),
+]
 
 
 @router.get("", response_model=list[MachineOut])
@@ -36,19 +69,40 @@ def list_machines(
     return [MachineOut.model_validate(r) for r in records]
 
 
-@router.post("", response_model=PublishedOut, status_code=201, openapi_extra=DEFINITION_BODY)
+@router.post(
+    "",
+    response_model=PublishedOut,
+    status_code=201,
+    openapi_extra=DEFINITION_BODY,
+    responses={200: {"model": PublishedOut, "description": UNCHANGED}},
+)
 def create_machine(
-    admin: Admin, config: Definition, response: Response, services: ServicesDep, audit: AuditDep
+    admin: Admin,
+    config: Definition,
+    response: Response,
+    services: ServicesDep,
+    audit: AuditDep,
+    state_map: StateMapQuery = None,
+    dry_run: DryRunQuery = False,
+    upgrade_policy: PolicyQuery = None,
 ) -> PublishedOut:
     """Store a definition as its machine's next version (the body is ``{"config": …}`` as
-    JSON, or the definition file as ``application/yaml``)."""
-    published = versions.publish(services.engine, config, by=admin.name)
+    JSON, or the definition file as ``application/yaml``); 409 with the compatibility report
+    when it would strand live entities."""
+    published = versions.publish(
+        services.engine,
+        config,
+        by=admin.name,
+        state_map=parse_state_map(state_map or ()),
+        dry_run=dry_run,
+        upgrade_policy=upgrade_policy,
+    )
     return _answer(published, response, services, audit)
 
 
 @router.get("/{name}", response_model=MachineDetailOut)
 def show_machine(
-    name: str, services: ServicesDep, _viewer: Viewer, version: int | None = None
+    name: str, services: ServicesDep, _viewer: Viewer, version: MachineVersion | None = None
 ) -> MachineDetailOut:
     """A stored machine: the definition of its current version (or ``version``), a summary,
     and every version."""
@@ -62,7 +116,15 @@ def show_machine(
     )
 
 
-@router.put("/{name}", response_model=PublishedOut, openapi_extra=DEFINITION_BODY)
+@router.put(
+    "/{name}",
+    response_model=PublishedOut,
+    openapi_extra=DEFINITION_BODY,
+    responses={
+        200: {"description": UNCHANGED},
+        201: {"model": PublishedOut, "description": "stored as a new version"},
+    },
+)
 def update_machine(
     name: str,
     admin: Admin,
@@ -70,10 +132,40 @@ def update_machine(
     response: Response,
     services: ServicesDep,
     audit: AuditDep,
+    state_map: StateMapQuery = None,
+    dry_run: DryRunQuery = False,
+    upgrade_policy: PolicyQuery = None,
 ) -> PublishedOut:
-    """Store a new version of ``name`` (its ``meta.machine_name`` must be ``name``)."""
-    published = versions.publish(services.engine, config, by=admin.name, name=name)
+    """Store a new version of ``name`` (its ``meta.machine_name`` must be ``name``); 409 with
+    the compatibility report when it would strand live entities."""
+    published = versions.publish(
+        services.engine,
+        config,
+        by=admin.name,
+        name=name,
+        state_map=parse_state_map(state_map or ()),
+        dry_run=dry_run,
+        upgrade_policy=upgrade_policy,
+    )
     return _answer(published, response, services, audit)
+
+
+@router.post(
+    "/{name}/compatibility", response_model=CompatibilityOut, openapi_extra=DEFINITION_BODY
+)
+def check_compatibility(
+    name: str,
+    _viewer: Viewer,
+    config: Definition,
+    services: ServicesDep,
+    state_map: StateMapQuery = None,
+) -> CompatibilityOut:
+    """What publishing the candidate as the next version of ``name`` would do to the live
+    fleet: entities per removed state, pending events and armed timers it would strand."""
+    report = versions.check_compatibility(
+        services.engine, name, config, state_map=parse_state_map(state_map or ())
+    )
+    return CompatibilityOut.model_validate(report.to_dict())
 
 
 @router.delete("/{name}", response_model=MachineOut)
@@ -92,12 +184,17 @@ def _answer(
     response.status_code = 201 if published.created else 200
     if published.created:
         _refresh(services)
+    moved = len(published.migration.moved) if published.migration is not None else 0
+    selection: dict[str, Any] | None = {"dry_run": True} if published.dry_run else None
+    if published.report is not None and published.report.state_map:
+        selection = {**(selection or {}), "state_map": dict(published.report.state_map)}
     audit.write(
         status=response.status_code,
         target=f"{published.name}@{published.version}",
-        affected=1 if published.created else 0,
+        selection=selection,
+        affected=(1 if published.created else 0) + moved,
     )
-    return PublishedOut.model_validate(published)
+    return PublishedOut.model_validate(published.to_dict())
 
 
 def _refresh(services: ServicesDep) -> None:

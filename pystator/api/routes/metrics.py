@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pystator.api.app_services import Services
@@ -43,7 +43,7 @@ def _registry(request: Request, services: Services) -> CollectorRegistry:
         return registry
 
 
-@router.get("/metrics", summary="Prometheus metrics of the fleet")
+@router.get("/metrics", summary="Prometheus metrics of the fleet", response_class=PlainTextResponse)
 def metrics(request: Request, services: ServicesDep) -> Response:
     """The text exposition format."""
     return Response(generate_latest(_registry(request, services)), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import PageLimit, ServicesDep, Viewer
+from pystator.api.params import Cursor
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.entity_ops import (
     ObservedTransitionPage,
@@ -47,9 +48,7 @@ def transitions(
     services: ServicesDep,
     _viewer: Viewer,
     limit: PageLimit,
-    before: Annotated[
-        int | None, Query(ge=1, le=2**62, description="next_cursor of the previous page")
-    ] = None,
+    before: Cursor = None,
     machine: str | None = None,
     entity_id: str | None = None,
     trigger: str | None = None,
@@ -77,9 +76,7 @@ def worker_events(
     _viewer: Viewer,
     limit: PageLimit,
     where: Annotated[EventQuery, Query()],
-    cursor: Annotated[
-        int | None, Query(ge=1, le=2**62, description="next_cursor of the previous page")
-    ] = None,
+    cursor: Cursor = None,
 ) -> EventPage:
     """The ``worker_events`` rows matching the filters, newest first."""
     rows = admin.list_events(

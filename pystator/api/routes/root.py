@@ -43,7 +43,16 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="readiness: database and broker reachable")
+@router.get(
+    "/ready",
+    summary="readiness: database and broker reachable",
+    responses={
+        503: {
+            "description": "not ready: the report names the problems",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 def ready(services: ServicesDep) -> JSONResponse:
     """200 when the database answers (with the fleet's schema) and the broker accepts a
     connection; 503 with the problems otherwise."""

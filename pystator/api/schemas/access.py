@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field
 
+from pystator.api.params import Text
 from pystator.api.schemas.common import Out, Strict
 
 RoleName = Literal["viewer", "operator", "admin"]
@@ -24,7 +25,7 @@ class KeyIn(Strict):
     """A key to create."""
 
     role: RoleName
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class KeyOut(Out):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
+from pystator.api.params import StrictBigInt
 from pystator.api.schemas.common import Out, Strict
 from pystator.api.schemas.fleet import HistoryOut, TransitionOut
 
@@ -166,7 +167,7 @@ class ImportIn(Strict):
     state: StrictStr
     context: dict[str, Any] = Field(default_factory=dict)
     version: StrictInt | None = Field(default=None, ge=1, le=2**62)
-    entries: dict[str, StrictInt] | None = None
+    entries: dict[str, StrictBigInt] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     history: list[ExportedHistoryIn] = Field(default_factory=list)

@@ -7,8 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
+from pystator.api.params import BIGINT_MAX, StrictBigInt, Text
 from pystator.api.schemas.common import Out, Strict
 from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
+from pystator.fleet.door import MAX_ATTEMPTS_LIMIT
 
 EventStatusName = Literal[
     "pending", "completed", "rejected", "stale", "dead", "cancelled", "discarded"
@@ -24,7 +26,11 @@ class EventIn(Strict):
     trigger: StrictStr
     context: dict[str, Any] | None = None
     fires_at: datetime | None = Field(default=None, description="not applied before (ISO 8601)")
-    max_attempts: StrictInt = DEFAULT_MAX_ATTEMPTS
+    max_attempts: StrictInt = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        # the range the door checks (its message names the rule)
+        json_schema_extra={"minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT},
+    )
     idempotency_key: StrictStr | None = None
 
 
@@ -73,6 +79,7 @@ class EventOut(Out):
     updated_at: datetime
     completed_at: datetime | None
     last_duplicate_at: datetime | None = None
+    kind: str = Field(default="event", description="event, or apply_data (a data update)")
 
 
 class EventActionOut(Out):
@@ -103,12 +110,12 @@ class _EventFilterFields(BaseModel):
     """Which events (every field optional, combined with AND)."""
 
     status: EventStatusName | None = None
-    machine: StrictStr | None = None
-    entity_id: StrictStr | None = None
-    trigger: StrictStr | None = None
+    machine: Text | None = None
+    entity_id: Text | None = None
+    trigger: Text | None = None
     origin: Literal["submit", "timer", "replay"] | None = None
-    idempotency_key: StrictStr | None = None
-    error: StrictStr | None = Field(default=None, description="substring of an attempt's error")
+    idempotency_key: Text | None = None
+    error: Text | None = Field(default=None, description="substring of an attempt's error")
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -124,11 +131,11 @@ class EventQuery(_EventFilterFields):
 class Selection(Strict):
     """What a retry or discard applies to: ids, a filter, or both (AND)."""
 
-    ids: list[StrictInt] = Field(default_factory=list)
+    ids: list[StrictBigInt] = Field(default_factory=list)
     filter: EventFilterIn | None = None
     dry_run: StrictBool = False
     limit: StrictInt | None = Field(
-        default=None, ge=1, description="most rows to change (capped by the server)"
+        default=None, ge=1, le=BIGINT_MAX, description="most rows to change (capped by the server)"
     )
 
 

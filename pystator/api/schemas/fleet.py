@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
+from pystator.api.params import BIGINT_MAX, BigInt, StrictBigInt, Text
 from pystator.api.schemas.common import Out, Strict
 from pystator.api.schemas.events import EventOut
 
@@ -100,14 +101,16 @@ class _ActionFilterFields(BaseModel):
     """Which outbox rows (combined with AND)."""
 
     status: ActionStatusName | None = None
-    machine: StrictStr | None = None
-    entity_id: StrictStr | None = None
-    action: StrictStr | None = None
-    event_id: StrictInt | None = None
+    machine: Text | None = None
+    entity_id: Text | None = None
+    action: Text | None = None
+    event_id: BigInt | None = None
 
 
 class ActionFilterIn(_ActionFilterFields, Strict):
     """Which outbox rows, in a request body."""
+
+    event_id: StrictBigInt | None = None
 
 
 class ActionQuery(_ActionFilterFields):
@@ -117,10 +120,10 @@ class ActionQuery(_ActionFilterFields):
 class ActionSelection(Strict):
     """What an action retry or discard applies to."""
 
-    ids: list[StrictInt] = Field(default_factory=list)
+    ids: list[StrictBigInt] = Field(default_factory=list)
     filter: ActionFilterIn | None = None
     dry_run: StrictBool = False
-    limit: StrictInt | None = Field(default=None, ge=1)
+    limit: StrictInt | None = Field(default=None, ge=1, le=BIGINT_MAX)
 
 
 class BacklogOut(Out):

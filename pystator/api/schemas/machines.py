@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import StrictInt, StrictStr, model_validator
+from pydantic import Field, StrictInt, StrictStr, model_validator
 
 from pystator.api.schemas.common import Out, Strict
 
@@ -41,7 +41,7 @@ class ProcessIn(Strict):
 
     config: dict[str, Any] | None = None
     machine: StrictStr | None = None
-    version: StrictInt | None = None
+    version: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1)
     current_state: StrictStr
     trigger: StrictStr
     context: dict[str, Any] = {}
@@ -89,6 +89,7 @@ class VersionOut(Out):
     checksum: str
     created_by: str
     created_at: datetime
+    upgrade_policy: str = "auto"
 
 
 class MachineDetailOut(MachineOut):
@@ -100,19 +101,65 @@ class MachineDetailOut(MachineOut):
     versions: list[VersionOut]
 
 
+class ProblemOut(Out):
+    """One thing a candidate version would break, with its counts (``blocking``: it refuses
+    the publish unless a state map covers it)."""
+
+    kind: str
+    message: str
+    blocking: bool
+    state: str | None = None
+    trigger: str | None = None
+    timer_key: str | None = None
+    entities: int = 0
+    pending_events: int = 0
+    armed_timers: int = 0
+    mapped_to: str | None = None
+
+
+class CompatibilityOut(Out):
+    """The compatibility report of a candidate against the current version and the live
+    fleet."""
+
+    machine: str
+    current_version: int | None
+    ok: bool
+    entities: int
+    removed_states: list[str]
+    added_states: list[str]
+    state_map: dict[str, str]
+    problems: list[ProblemOut]
+
+
+class MigrationOut(Out):
+    """What a state map did: the entities moved and the timers cancelled."""
+
+    moved: list[dict[str, Any]]
+    cancelled_timers: int
+
+
 class PublishedOut(Out):
-    """The version a POST or PUT made current (``created`` False: it was identical)."""
+    """The version a POST or PUT made current (``created`` False: it was identical, or a dry
+    run: then ``report`` says what publishing would do and ``refused`` whether it would be)."""
 
     name: str
     version: int
     created: bool
     checksum: str
+    upgrade_policy: str = "auto"
+    dry_run: bool = False
+    refused: bool = False
+    report: CompatibilityOut | None = None
+    migration: MigrationOut | None = None
 
 
 __all__ = [
+    "CompatibilityOut",
     "ConfigIn",
     "MachineDetailOut",
     "MachineOut",
+    "MigrationOut",
+    "ProblemOut",
     "ProcessIn",
     "ProcessOut",
     "PublishedOut",

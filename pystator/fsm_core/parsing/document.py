@@ -116,6 +116,7 @@ class DocumentParser:
             state_variables=self.state_variables(raw.get("state_variables")),
             invariants=self.invariants(raw.get("context_invariants")),
             events=self.events(raw.get("events")),
+            document=raw,
         )
 
     def _states(self, raw: Mapping[str, Any]) -> None:

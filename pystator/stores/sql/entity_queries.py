@@ -39,6 +39,7 @@ def record_from_row(row: RowMapping) -> EntityRecord:
         entries={str(k): int(v) for k, v in (row["entries"] or {}).items()},
         created_at=as_utc_or_none(row["created_at"]),
         updated_at=as_utc_or_none(row["updated_at"]),
+        machine_version=row.get("machine_version"),
     )
 
 
@@ -53,6 +54,7 @@ def _record_values(record: EntityRecord) -> dict[str, Any]:
         "version": record.version,
         "created_at": record.created_at or now,
         "updated_at": record.updated_at or now,
+        "machine_version": record.machine_version,
     }
 
 
@@ -107,6 +109,7 @@ _UPDATE_VERSIONED = (
         entries=sa.bindparam("entries", type_=_E.entries.type),
         version=sa.bindparam("version"),
         updated_at=sa.bindparam("updated_at", type_=_E.updated_at.type),
+        machine_version=sa.bindparam("machine_version"),
     )
 )
 

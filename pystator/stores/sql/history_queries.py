@@ -28,6 +28,7 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
         "entity_id": entry.entity_id,
         **entry.transition_fields(),
         "machine_version": entry.machine_version,
+        "guard_context": None if entry.guard_context is None else dict(entry.guard_context),
     }
 
 
@@ -55,6 +56,7 @@ def history_from_row(row: RowMapping) -> HistoryEntry:
         payload=row["payload"],
         created_at=as_utc(row["created_at"]) if row["created_at"] else utc_now(),
         machine_version=row["machine_version"],
+        guard_context=row.get("guard_context"),
     )
 
 

@@ -58,6 +58,7 @@ class MachineVersion:
     checksum: str
     created_by: str
     created_at: datetime
+    upgrade_policy: str = "auto"
 
 
 def _record(row: Any) -> MachineRecord:
@@ -78,14 +79,32 @@ def _version(row: Any) -> MachineVersion:
         checksum=row["checksum"],
         created_by=row["created_by"],
         created_at=as_utc(row["created_at"]),
+        upgrade_policy=str(row["upgrade_policy"]),
     )
 
 
 def heads(conn: Connection) -> dict[str, int | None]:
     """Every stored machine's current version (None for a retired one): one small query, what
-    a process polls to notice new versions."""
-    rows = conn.execute(sa.select(_R.name, _R.current_version, _R.retired_at)).all()
+    a process polls to notice new versions. A name with versions but no current one (only
+    registered candidates) is left out: a definition from a file of that name stays in force."""
+    rows = conn.execute(
+        sa.select(_R.name, _R.current_version, _R.retired_at).where(_R.current_version > 0)
+    ).all()
     return {name: (None if retired else int(version)) for name, version, retired in rows}
+
+
+def pinned_machines(conn: Connection) -> list[str]:
+    """Names of the active machines whose current version is ``pinned`` (their entities keep
+    the version they are on)."""
+    joined = machine_registry.join(
+        machine_versions, sa.and_(_V.name == _R.name, _V.version == _R.current_version)
+    )
+    query = (
+        sa.select(_R.name)
+        .select_from(joined)
+        .where(_R.retired_at.is_(None), _V.upgrade_policy == "pinned")
+    )
+    return [str(n) for n in conn.execute(query).scalars()]
 
 
 def get_machine(conn: Connection, name: str) -> MachineRecord | None:
@@ -140,6 +159,7 @@ def add_version(
     checksum: str,
     created_by: str,
     now: datetime,
+    upgrade_policy: str = "auto",
 ) -> int:
     """Store the next version of ``name`` and make it current (un-retiring the machine); the
     caller holds the row lock (:func:`lock_machine`). Returns the new version number."""
@@ -153,6 +173,7 @@ def add_version(
             checksum=checksum,
             created_by=created_by,
             created_at=now,
+            upgrade_policy=upgrade_policy,
         )
     )
     set_current(conn, name, version, now)
@@ -195,9 +216,42 @@ def pending_work(conn: Connection, name: str) -> dict[str, int]:
     return {key: int(conn.execute(query).scalar_one()) for key, query in counts.items()}
 
 
+def add_inactive_version(
+    conn: Connection,
+    name: str,
+    *,
+    definition: Mapping[str, Any],
+    checksum: str,
+    created_by: str,
+    now: datetime,
+) -> tuple[int, bool]:
+    """Store ``definition`` as the next version of ``name`` without making it current (a
+    candidate kept beside the machine); a version with the same ``checksum`` is reused. The
+    caller holds the row lock (:func:`lock_machine`). Returns ``(version, created)``."""
+    same = conn.execute(
+        sa.select(sa.func.min(_V.version)).where(_V.name == name, _V.checksum == checksum)
+    ).scalar()
+    if same is not None:
+        return int(same), False
+    latest = conn.execute(sa.select(sa.func.max(_V.version)).where(_V.name == name)).scalar()
+    version = int(latest or 0) + 1
+    conn.execute(
+        sa.insert(machine_versions).values(
+            name=name,
+            version=version,
+            definition=dict(definition),
+            checksum=checksum,
+            created_by=created_by,
+            created_at=now,
+        )
+    )
+    return version, True
+
+
 __all__ = [
     "MachineRecord",
     "MachineVersion",
+    "add_inactive_version",
     "add_version",
     "get_machine",
     "get_version",
@@ -206,6 +260,7 @@ __all__ = [
     "list_versions",
     "lock_machine",
     "pending_work",
+    "pinned_machines",
     "retire",
     "set_current",
 ]

@@ -28,6 +28,8 @@ from pystator.stores.sql.schema import (
     audit_log,
     event_rollups,
     idempotency_conflicts,
+    machine_shadows,
+    shadow_diffs,
     transition_history,
     worker_events,
     worker_heartbeats,
@@ -111,6 +113,27 @@ TARGETS: tuple[Target, ...] = (
         event_rollups,
         (event_rollups.c.minute, event_rollups.c.machine, event_rollups.c.outcome),
         event_rollups.c.minute,
+    ),
+    # shadow mode: an ended shadow's difference groups, then the shadow (the history window)
+    Target(
+        "shadow_diffs",
+        "history",
+        shadow_diffs,
+        (shadow_diffs.c.id,),
+        shadow_diffs.c.last_seen,
+        (
+            shadow_diffs.c.shadow_id.in_(
+                sa.select(machine_shadows.c.id).where(machine_shadows.c.status != "active")
+            ),
+        ),
+    ),
+    Target(
+        "machine_shadows",
+        "history",
+        machine_shadows,
+        (machine_shadows.c.id,),
+        machine_shadows.c.ended_at,
+        (machine_shadows.c.status != "active",),
     ),
     # a live process beats every few seconds: only rows of processes gone that long match
     Target(

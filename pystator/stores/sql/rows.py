@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pystator.fsm_core.clock import as_utc, as_utc_or_none
-from pystator.fsm_core.records import EventOrigin, EventStatus
+from pystator.fsm_core.records import EventKind, EventOrigin, EventStatus
 
 #: Rows per INSERT statement (keeps PostgreSQL under its 65,535 bind parameter limit).
 INSERT_CHUNK_ROWS = 2000
@@ -57,6 +57,7 @@ class NewEvent:
     encoded_context: str | None = None  # the context's JSON text, when the door already made it
     fingerprint: str | None = None  # keyed events: what makes a repeat "the same event"
     traceparent: str | None = None  # the submission's trace context (OpenTelemetry)
+    kind: str = EventKind.EVENT  # event | apply_data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +97,7 @@ class EventRow:
     completed_at: datetime | None
     last_duplicate_at: datetime | None = None  # the key's last repeat with the same content
     traceparent: str | None = None  # the submission's trace context (OpenTelemetry)
+    kind: str = EventKind.EVENT  # event | apply_data (a data update routed by ``when`` rules)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (operator commands and the HTTP API)."""
@@ -181,6 +183,7 @@ def event_from_row(row: Any) -> EventRow:
         completed_at=as_utc_or_none(row["completed_at"]),
         last_duplicate_at=as_utc_or_none(row.get("last_duplicate_at")),
         traceparent=row.get("traceparent"),
+        kind=row.get("kind") or EventKind.EVENT,
     )
 
 

@@ -78,6 +78,9 @@ entity_states = Table(
     Column("version", BigInteger, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
+    # the registry version (machine_versions.version) of the entity's last write; NULL when the
+    # definition came from a file or from code. A pinned machine applies events with it.
+    Column("machine_version", Integer, nullable=True),
 )
 
 transition_history = Table(
@@ -91,13 +94,18 @@ transition_history = Table(
     Column("target_state", Text, nullable=False),
     Column("trigger", String(TRIGGER_LENGTH), nullable=True),
     Column("event_id", BigInteger, nullable=True),  # worker_events.id when applied by the fleet
-    Column("origin", String(16), nullable=False, server_default="direct"),  # direct|event|timer
+    Column(
+        "origin", String(16), nullable=False, server_default="direct"
+    ),  # direct|event|timer|replay|migration
     Column("actions", JsonType, nullable=False),
     Column("payload", JsonType, nullable=True),
     _ts("created_at"),
     # the registry version (machine_versions.version) of the definition that applied it; NULL
     # when the definition came from a file or from code
     Column("machine_version", Integer, nullable=True),
+    # the context the guards saw (stored context with the payload merged over it): what replay
+    # re-runs a candidate with; NULL on rows written before it was recorded
+    Column("guard_context", JsonType, nullable=True),
     _commit_xid(),
     UniqueConstraint("machine", "entity_id", "version"),
     Index("ix_transition_history_created_at", "created_at"),  # retention
@@ -133,6 +141,8 @@ worker_events = Table(
     _ts("last_duplicate_at", nullable=True),  # the key's last repeat with the same content
     # W3C trace context of the submission (OpenTelemetry): the worker's apply span's parent
     Column("traceparent", String(TRACEPARENT_LENGTH), nullable=True),
+    # event (a named trigger) | apply_data (a data update routed by ``when`` rules; 0033)
+    Column("kind", String(16), nullable=False, server_default="event"),
     UniqueConstraint("machine", "idempotency_key"),
     Index(
         "ix_worker_events_pending_due",
@@ -279,6 +289,8 @@ machine_versions = Table(
     Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),  # sha256 of canonical JSON
     Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
     _ts("created_at"),
+    # auto: entities move to this version on their next event; pinned: they stay on theirs
+    Column("upgrade_policy", String(16), nullable=False, server_default="auto"),
 )
 
 # API keys, stored as the sha256 of the key (keys are random: a slow hash would add nothing).
@@ -407,6 +419,53 @@ discovery_drafts = Table(
     Index("ix_discovery_drafts_machine", "machine", "id"),
 )
 
+# Shadow mode: a candidate definition evaluated beside a machine's active version on sampled
+# events (never acting). ``status``: active | stopped | promoted; at most one active per machine.
+machine_shadows = Table(
+    "machine_shadows",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("machine", String(MACHINE_NAME_LENGTH), nullable=False),
+    Column("definition", JsonType, nullable=False),  # the candidate, validated
+    Column("checksum", String(FINGERPRINT_LENGTH), nullable=False),
+    Column("sample_rate", Float, nullable=False),  # 0 < rate <= 1
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("matched", BigInteger, nullable=False, server_default="0"),
+    Column("mismatched", BigInteger, nullable=False, server_default="0"),
+    Column("promoted_version", Integer, nullable=True),  # the registry version it became
+    Column("created_by", String(PRINCIPAL_LENGTH), nullable=False),
+    _ts("created_at"),
+    _ts("ended_at", nullable=True),
+    Index("ix_machine_shadows_machine", "machine", "status"),
+)
+
+# Shadow differences, bounded: one row per (state, trigger, active target, shadow target, kind)
+# of a shadow with its count and a few example events; retention prunes ended shadows' rows.
+shadow_diffs = Table(
+    "shadow_diffs",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("shadow_id", BigInteger, nullable=False),
+    Column("source_state", Text, nullable=False),
+    Column("trigger", String(TRIGGER_LENGTH), nullable=False),
+    Column("active_target", Text, nullable=False),  # "" when the active version rejected
+    Column("shadow_target", Text, nullable=False),  # "" when the shadow rejected or raised
+    Column("kind", String(16), nullable=False),  # target | rejected | accepted | actions | error
+    Column("count", BigInteger, nullable=False),
+    Column("examples", JsonType, nullable=False),  # a few {entity_id, event_id, ...}
+    _ts("first_seen"),
+    _ts("last_seen"),
+    UniqueConstraint(
+        "shadow_id",
+        "source_state",
+        "trigger",
+        "active_target",
+        "shadow_target",
+        "kind",
+        name="uq_shadow_diffs_group",
+    ),
+)
+
 __all__ = [
     "ENTITY_ID_LENGTH",
     "FINGERPRINT_LENGTH",
@@ -428,8 +487,10 @@ __all__ = [
     "event_rollups",
     "idempotency_conflicts",
     "machine_registry",
+    "machine_shadows",
     "machine_versions",
     "metadata",
+    "shadow_diffs",
     "transition_history",
     "webhook_deliveries",
     "webhooks",

@@ -51,6 +51,7 @@ def _event_values(event: NewEvent, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
         "traceparent": event.traceparent,
+        "kind": event.kind,
     }
 
 
@@ -84,21 +85,22 @@ _UPSERT_FROM_ARRAYS = sa.text(
     """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
-        timer_state, timer_entry, errors, fingerprint, created_at, updated_at, traceparent)
+        timer_state, timer_entry, errors, fingerprint, created_at, updated_at, traceparent, kind)
     SELECT d.machine, d.entity_id, d.trigger, CAST(d.context AS jsonb), 'pending', d.origin,
         d.idempotency_key, 0, 0, d.max_attempts, COALESCE(d.fires_at, n.now), d.timer_key,
         d.timer_state, d.timer_entry, CAST('[]' AS jsonb), d.fingerprint, n.now, n.now,
-        d.traceparent
+        d.traceparent, d.kind
     FROM (SELECT COALESCE(CAST(:now AS timestamptz), statement_timestamp()) AS now) AS n,
          unnest(CAST(:machines AS text[]), CAST(:entity_ids AS text[]),
                 CAST(:triggers AS text[]), CAST(:contexts AS text[]), CAST(:origins AS text[]),
                 CAST(:keys AS text[]), CAST(:max_attempts AS integer[]),
                 CAST(:fires_at AS timestamptz[]), CAST(:timer_keys AS text[]),
                 CAST(:timer_states AS text[]), CAST(:timer_entries AS bigint[]),
-                CAST(:fingerprints AS text[]), CAST(:traceparents AS text[]))
+                CAST(:fingerprints AS text[]), CAST(:traceparents AS text[]),
+                CAST(:kinds AS text[]))
          WITH ORDINALITY AS d(machine, entity_id, trigger, context, origin, idempotency_key,
                               max_attempts, fires_at, timer_key, timer_state, timer_entry,
-                              fingerprint, traceparent, ord)
+                              fingerprint, traceparent, kind, ord)
     ORDER BY d.ord
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
@@ -119,12 +121,12 @@ _UPSERT_FROM_ARRAYS = sa.text(
 _UPSERT_ONE_SQL = """
     INSERT INTO worker_events (machine, entity_id, trigger, context, status, origin,
         idempotency_key, duplicate_count, attempts, max_attempts, fires_at, timer_key,
-        timer_state, timer_entry, errors, fingerprint, created_at, updated_at, traceparent)
+        timer_state, timer_entry, errors, fingerprint, created_at, updated_at, traceparent, kind)
     SELECT %(machine)s, %(entity_id)s, %(trigger)s, CAST(%(context)s AS jsonb), 'pending',
         %(origin)s, %(idempotency_key)s, 0, 0, %(max_attempts)s,
         COALESCE(CAST(%(fires_at)s AS timestamptz), n.now), %(timer_key)s,
         %(timer_state)s, %(timer_entry)s, CAST('[]' AS jsonb), %(fingerprint)s, n.now, n.now,
-        %(traceparent)s
+        %(traceparent)s, %(kind)s
     FROM (SELECT COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()) AS now) AS n
     ON CONFLICT (machine, idempotency_key)
     DO UPDATE SET duplicate_count = worker_events.duplicate_count + CASE
@@ -162,6 +164,7 @@ _EVENT_PARAMS: tuple[tuple[str, str, Callable[[NewEvent], Any]], ...] = (
     ("timer_entry", "timer_entries", operator.attrgetter("timer_entry")),
     ("fingerprint", "fingerprints", operator.attrgetter("fingerprint")),
     ("traceparent", "traceparents", operator.attrgetter("traceparent")),
+    ("kind", "kinds", operator.attrgetter("kind")),
 )
 
 

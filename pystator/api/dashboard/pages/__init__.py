@@ -16,6 +16,7 @@ from pystator.api.dashboard.pages import (
     login,
     machines,
     overview,
+    shadow,
     webhooks,
 )
 
@@ -28,6 +29,7 @@ PAGES: tuple[APIRouter, ...] = (
     idempotency.router,
     entities.router,
     machines.router,
+    shadow.router,
     actions.router,
     audit.router,
     webhooks.router,

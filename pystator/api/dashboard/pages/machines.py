@@ -21,7 +21,7 @@ from pystator.fsm_core.machine import StateMachine
 from pystator.fsm_core.summary import result_to_dict, summarize
 from pystator.fsm_core.yaml_loader import dump_yaml, parse_yaml
 from pystator.registry import versions
-from pystator.services import lookups
+from pystator.services import lookups, shadow
 from pystator.visualization import to_mermaid
 
 router = APIRouter()
@@ -82,6 +82,7 @@ def machine_page(name: str, request: Request, services: ServicesDep, user: User)
     )
     counts = lookups.state_counts(services.engine, name)
     summary = summarize(machine)
+    shadow_view = shadow.find_shadow(services.engine, name)
     return page(
         request,
         "machine.html",
@@ -95,6 +96,11 @@ def machine_page(name: str, request: Request, services: ServicesDep, user: User)
             "mermaid": diagram(machine, {s: counts.get(s, 0) for s in summary.states}),
             "definition": (dump_yaml(dict(detail.version.definition)) if detail else ""),
             "playground": None,
+            "shadow": shadow_view,
+            "shadow_example": (
+                shadow.example_timeline(services.engine, name, shadow_view) if shadow_view else None
+            ),
+            "done": request.query_params.get("done"),
         },
         principal=user,
     )
