@@ -1,7 +1,9 @@
 """HTTP API benchmark: submit rate (single events and batches) through ``pystator api --workers
-2``, and the latency of ``GET /api/v1/events`` with filters over 1,000,000 rows.
+2``, the latency of ``GET /api/v1/events`` with filters over 1,000,000 rows, the SSE stream's
+lag behind a draining fleet and webhook deliveries/s (``bench/api_live.py``).
 
     .venv/bin/python bench/api.py [--rows 1000000] [--seconds 10] [--concurrency 32]
+    .venv/bin/python bench/api.py --live-only [--fleet-workers 2] [--webhooks 2000]
 
 Runs on the local PostgreSQL (a database it creates and drops), seeds the rows with one
 ``INSERT … SELECT generate_series`` (five machines, 100,000 entities, a week of ``created_at``,
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import api_live  # bench/api_live.py: the SSE lag and webhook rows
 import httpx
 import report  # bench/report.py: every run is saved as JSON
 import sqlalchemy as sa
@@ -132,6 +135,8 @@ def api_server(url: str, workers: int) -> Iterator[str]:
     """``pystator api --workers N`` on a free loopback port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "PYSTATOR_DATABASE_URL": url, "PYSTATOR_LOG_FORMAT": "json"}
+    # this checkout's code, whichever one the venv's console script was installed from
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     env.pop("PYSTATOR_BROKER_URL", None)  # the in-process broker: no nudges to publish
     script = Path(sys.executable).with_name("pystator")
     proc = subprocess.Popen(
@@ -339,7 +344,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="API processes")
+    parser.add_argument(
+        "--live-only", action="store_true", help="only the SSE lag and webhook rows"
+    )
+    parser.add_argument("--fleet-workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--burst-entities", type=int, default=4000)
+    parser.add_argument("--burst-events", type=int, default=5, help="events per entity")
+    parser.add_argument("--webhooks", type=int, default=2000, help="deliveries to send")
     args = parser.parse_args(argv)
+    if not args.live_only:
+        submit_and_listing_rows(args)
+    live_rows(args)
+    return 0
+
+
+def live_rows(args: argparse.Namespace) -> None:
+    """The SSE lag while a fleet drains a burst, and webhook deliveries/s (bench/api_live.py)."""
+    stream = api_live.measure_stream(
+        api_server, args.fleet_workers, args.burst_entities, args.burst_events
+    )
+    hooks = [
+        (
+            interval,
+            api_live.measure_webhooks(api_server, args.fleet_workers, args.webhooks, interval),
+        )
+        for interval in (1.0, 0.1)
+    ]
+    api_live.print_rows(stream, hooks, args.fleet_workers)
+
+
+def submit_and_listing_rows(args: argparse.Namespace) -> None:
+    """Submit rates and listing latency."""
     with bench_database() as url:
         key = prepare(url, args.rows)
         with api_server(url, args.workers) as base:
@@ -366,7 +401,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28}{p50:>8.1f}{p99:>8.1f}{items:>6}")
     worst = max(p99 for _, _, p99, _ in listing)
     print(f"{'worst p99':<28}{'':>8}{worst:>8.1f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -149,13 +149,19 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         name="api",
-        title="HTTP API: submit rate and listing latency",
-        command=".venv/bin/python bench/api.py  # ~2 min: its own database",
+        title="HTTP API: submit rate, listing latency, SSE lag, webhook deliveries",
+        command=".venv/bin/python bench/api.py  # ~5 min: its own databases",
         method=(
             "`pystator api --workers 2` on the local PostgreSQL with an operator API key (auth "
             "and audit rows on): single `POST /api/v1/events` from 32 keep-alive connections, "
             "batches of 1,000 from 4, then `GET /api/v1/events` per filter set over 1,000,000 "
-            "seeded events (every other request fetching the next page by cursor)."
+            "seeded events (every other request fetching the next page by cursor). Then "
+            "(`bench/api_live.py`, `--live-only` for these alone): two `pystator worker` "
+            "processes drain a burst of 4,000 x 5 events while one client reads "
+            "`GET /api/v1/transitions/stream`; lag = arrival - the applying transaction's start "
+            "(`at`), and - the row's first visibility to a plain reader (its commit). Webhook "
+            "deliveries/s: 2,000 deliveries queued at once, sent by the workers' relays to a "
+            "local receiver."
         ),
     ),
     Benchmark(

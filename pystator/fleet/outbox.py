@@ -70,6 +70,9 @@ from pystator.stores.sql.rows import OutboxRow
 DeadAction = Callable[[OutboxRow, Exception], object]
 #: Runs an outbox row that is not a machine's action (e.g. a webhook delivery), by action name.
 OutboxHandler = Callable[[OutboxRow], object]
+#: Writes more of a run's outcome in the transaction that records it: ``(connection, ids done,
+#: failures)`` (e.g. the webhook delivery log).
+OutcomeRecorder = Callable[[Any, Sequence[int], Sequence[tuple[OutboxRow, Exception]]], None]
 
 DEFAULT_SWEEP_LIMIT = 200
 #: Margin of a lease over the action timeout it must cover.
@@ -138,6 +141,7 @@ class OutboxRunner:
         self.on_dead: DeadAction | None = None  # what an action's last failure triggers
         # rows that are not a machine's action (webhook deliveries): run by name, no fallback
         self.handlers: dict[str, OutboxHandler] = {}
+        self.recorders: list[OutcomeRecorder] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._runs = itertools.count()
@@ -295,6 +299,8 @@ class OutboxRunner:
     ) -> None:
         # the database stamps completions itself; a retry time is computed from its clock
         outbox_queries.complete_outbox(conn, done, bind_now(conn, self.clock))
+        for recorder in self.recorders:
+            recorder(conn, done, failures)
         if not failures:
             return
         now = read_now(conn, self.clock)
@@ -334,6 +340,7 @@ def _run_coroutine(awaitable: Any) -> None:
 __all__ = [
     "OutboxHandler",
     "OutboxRunner",
+    "OutcomeRecorder",
     "action_context",
     "default_action_retry",
     "lease_for",

@@ -1,9 +1,10 @@
 """The relay: the safety net that makes the broker an accelerator, not a durability requirement.
 
 Every ``interval`` it re-publishes nudges for due pending events nobody took (a lost message, a
-broker restart, a ``fires_at`` or retry time that has come, a timer that is due) and sweeps the
-action outbox for actions whose worker died before running them. Running several relays is safe:
-nudges and outbox claims are idempotent.
+broker restart, a ``fires_at`` or retry time that has come, a timer that is due), queues new
+webhook deliveries (:mod:`pystator.fleet.webhooks`) and sweeps the action outbox for actions
+whose worker died before running them, retries and webhook deliveries. Running several relays is
+safe: nudges, delivery rows and outbox claims are idempotent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from pystator.config.logs import get_logger
 from pystator.fleet.runtime import Runtime
-from pystator.fsm_core.errors import StoreError
+from pystator.fsm_core.errors import StoreError, StoreUnavailableError
 from pystator.stores.sql import event_queries
 from pystator.stores.sql.db_clock import bind_now
 from pystator.stores.sql.engine import translate_errors
@@ -53,7 +54,12 @@ class Relay:
         if keys:
             self.runtime.nudger.nudge(keys)
             self.runtime.observer.relay_republished(len(keys))
-        self.runtime.webhooks.tick()  # queue new webhook deliveries, which the sweep sends
+        try:  # queue new webhook deliveries, which the sweep sends
+            self.runtime.webhooks.tick()
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:  # never holds back the actions' sweep
+            log.warning("webhook_dispatch_failed", error=str(exc))
         actions = self.runtime.outbox.sweep()
         return RelayTick(nudged=len(keys), actions_run=actions)
 

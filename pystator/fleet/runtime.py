@@ -108,9 +108,9 @@ class Runtime:
         self.processor.shadows = ShadowBook(self.engine, bind=self.machines.bind_to)
         self.outbox.on_dead = self.processor.after_dead_action
         # webhook deliveries run from the outbox; the relay's pass queues them
-        self.outbox.handlers[WEBHOOK_ACTION] = WebhookSender(
-            self.engine, clock=self.processor.clock
-        )
+        sender = WebhookSender(self.engine, clock=self.processor.clock)
+        self.outbox.handlers[WEBHOOK_ACTION] = sender
+        self.outbox.recorders.append(sender.record)
         self.webhooks = WebhookDispatcher(self.engine, clock=self.processor.clock)
         self.producer = make_producer(settings, self.engine, self.machines, self.nudger)
 

@@ -15,7 +15,8 @@ scanning twice, or from two relays, is a no-op) and an ``action_outbox`` row for
 sweep then runs :class:`WebhookSender` like any action: at least once, retried with the outbox's
 backoff (``PYSTATOR_ACTION_RETRY_*``) up to ``PYSTATOR_ACTION_MAX_ATTEMPTS``, kept across a
 worker crash (the row's lease ends and another sweep takes it). Nothing is sent inline in a
-request or an apply. Each attempt's status and error are written on the delivery row.
+request or an apply. Each attempt's status and error are written on the delivery row, in the
+transaction that records the sweep's outcomes.
 
 **Signature.** Each POST carries ``X-Pystator-Delivery`` (the delivery id: a receiver drops a
 repeat by it), ``X-Pystator-Event`` (the kind), ``X-Pystator-Timestamp`` (Unix seconds) and
@@ -31,7 +32,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ from pystator.config.logs import get_logger
 from pystator.fsm_core.clock import Clock
 from pystator.stores.sql import outbox_queries, webhook_queries
 from pystator.stores.sql.connections import transaction
-from pystator.stores.sql.db_clock import read_now
+from pystator.stores.sql.db_clock import bind_now, read_now
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.rows import NewAction, OutboxRow
 from pystator.stores.sql.webhook_queries import WebhookRow
@@ -72,6 +73,8 @@ LOOKBACK_SECONDS = 3600.0
 OVERLAP_SECONDS = 120.0
 #: Notices of one kind per webhook per pass.
 SCAN_LIMIT = 200
+#: Seconds a sender keeps a webhook's URL and secret before reading them again.
+WEBHOOK_CACHE_SECONDS = 5.0
 
 log = get_logger("pystator.webhooks")
 
@@ -118,7 +121,12 @@ def enqueue(
         entity_version=delivery_id,
         action=WEBHOOK_ACTION,
         phase="webhook",
-        params={"delivery_id": delivery_id, "kind": kind},
+        params={
+            "delivery_id": delivery_id,
+            "kind": kind,
+            "created_at": now.isoformat(),
+            "payload": dict(payload),
+        },
         context={},
     )
     [outbox_id] = outbox_queries.insert_outbox(conn, [action], now, lease=timedelta(0))
@@ -127,7 +135,8 @@ def enqueue(
 
 
 class WebhookSender:
-    """Runs one webhook outbox row: POSTs the signed delivery and records the attempt."""
+    """Runs webhook outbox rows: POSTs each signed delivery; the outcomes are written on the
+    delivery rows in the transaction that records the sweep (:meth:`record`)."""
 
     def __init__(
         self,
@@ -135,28 +144,33 @@ class WebhookSender:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         clock: Clock | None = None,
+        cache_seconds: float = WEBHOOK_CACHE_SECONDS,
     ) -> None:
         self.engine = engine
         self.timeout = timeout
         self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._hooks: dict[int, tuple[float, WebhookRow | None]] = {}
+        # outbox id -> (the receiver's status, the error): what record() writes
+        self._answers: dict[int, tuple[int | None, str | None]] = {}
+        self._dropped: dict[int, str] = {}
 
     def __call__(self, row: OutboxRow) -> None:
-        """Send the delivery ``row`` names; raises :class:`WebhookDeliveryError` to be retried."""
-        delivery_id = int(row.params["delivery_id"])
-        with translate_errors("webhooks"), self.engine.connect() as conn:
-            delivery = webhook_queries.load_delivery(conn, delivery_id)
-            webhook = webhook_queries.get_webhook(conn, int(row.entity_id))
-        if delivery is None or webhook is None:
-            self._record(delivery_id, False, None, "the webhook was deleted: not sent")
+        """Send the delivery ``row`` carries; raises :class:`WebhookDeliveryError` to be
+        retried."""
+        webhook = self._webhook(int(row.entity_id))
+        if webhook is None:
+            self._dropped[row.id] = "the webhook was deleted: not sent"
             return  # nothing to retry
+        params = row.params
         body = json.dumps(
             {
-                "id": delivery.id,
-                "kind": delivery.kind,
+                "id": params["delivery_id"],
+                "kind": params["kind"],
                 "webhook_id": webhook.id,
-                "created_at": delivery.created_at.isoformat(),
+                "created_at": params.get("created_at"),
                 "attempt": row.attempts + 1,
-                "data": dict(delivery.payload),
+                "data": params.get("payload", {}),
             },
             separators=(",", ":"),
             default=str,
@@ -169,35 +183,60 @@ class WebhookSender:
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": "pystator-webhooks",
-                DELIVERY_HEADER: str(delivery.id),
-                EVENT_HEADER: delivery.kind,
+                DELIVERY_HEADER: str(params["delivery_id"]),
+                EVENT_HEADER: str(params["kind"]),
                 TIMESTAMP_HEADER: stamp,
                 SIGNATURE_HEADER: signature(webhook.secret, stamp, body),
             },
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status = int(response.status)
+                self._answers[row.id] = (int(response.status), None)
         except urllib.error.HTTPError as exc:
             error = f"the receiver answered {exc.code}"
-            self._record(delivery.id, False, exc.code, error)
+            self._answers[row.id] = (exc.code, error)
             raise WebhookDeliveryError(error) from exc
         except (OSError, ValueError) as exc:
             error = f"POST {webhook.url} failed: {exc}"
-            self._record(delivery.id, False, None, error)
+            self._answers[row.id] = (None, error)
             raise WebhookDeliveryError(error) from exc
-        self._record(delivery.id, True, status, None)
 
-    def _record(self, delivery_id: int, ok: bool, status: int | None, error: str | None) -> None:
-        with translate_errors("webhooks"), transaction(self.engine) as conn:
-            webhook_queries.record_attempt(
+    def record(
+        self,
+        conn: Connection,
+        done: Sequence[int],
+        failures: Sequence[tuple[OutboxRow, Exception]],
+    ) -> None:
+        """Write this sweep's webhook outcomes (an :data:`~pystator.fleet.outbox.OutcomeRecorder`)."""
+        delivered: dict[int, int | None] = {}
+        dropped: dict[int, str] = {}
+        for outbox_id in done:
+            if outbox_id in self._dropped:
+                dropped[outbox_id] = self._dropped.pop(outbox_id)
+            elif outbox_id in self._answers:
+                delivered[outbox_id] = self._answers.pop(outbox_id)[0]
+        failed: dict[int, tuple[int | None, str]] = {}
+        for row, exc in failures:
+            if row.action == WEBHOOK_ACTION:
+                status, error = self._answers.pop(row.id, (None, None))
+                failed[row.id] = (status, error or str(exc))
+        if delivered or failed or dropped:
+            webhook_queries.record_outcomes(
                 conn,
-                delivery_id,
-                delivered=ok,
-                response_status=status,
-                error=error,
-                now=read_now(conn, self.clock),
+                delivered=delivered,
+                failed=failed,
+                dropped=dropped,
+                now=bind_now(conn, self.clock),
             )
+
+    def _webhook(self, webhook_id: int) -> WebhookRow | None:
+        cached = self._hooks.get(webhook_id)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        with translate_errors("webhooks"), self.engine.connect() as conn:
+            found = webhook_queries.get_webhook(conn, webhook_id)
+        self._hooks[webhook_id] = (time.monotonic(), found)
+        return found
 
 
 class WebhookDispatcher:
@@ -224,6 +263,8 @@ class WebhookDispatcher:
         queued = 0
         with translate_errors("webhooks"), transaction(self.engine) as conn:
             hooks = webhook_queries.list_webhooks(conn, enabled_only=True)
+            if not hooks:
+                return 0
             now = read_now(conn, self.clock)
             since = self._since or now - self.lookback
             for hook in hooks:

@@ -1,7 +1,8 @@
 """Operator webhooks: create, change, delete, list, test, and read their delivery log.
 
 What a webhook is told, how deliveries are queued and retried, and how a receiver checks the
-signature: :mod:`pystator.fleet.webhooks`. A test delivery is queued like any other (it goes out
+signature: :mod:`pystator.fleet.webhooks`. Its row types (defined next to their SQL in
+:mod:`pystator.stores.sql.webhook_queries`) are this module's interface. A test delivery is queued like any other (it goes out
 with the next outbox sweep), never sent from the request.
 """
 

@@ -13,7 +13,16 @@ from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.records import HistoryEntry
 from pystator.stores.sql import history_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
-from tests.support.api_clients import MACHINE, client, drain, parcel
+from tests.support.api_clients import (
+    JWT_SECRET,
+    MACHINE,
+    bearer,
+    client,
+    create_key,
+    drain,
+    parcel,
+    token,
+)
 from tests.support.live_app import LiveApp, live_app, read_events, sse_events
 from tests.support.waiting import wait_until
 
@@ -173,6 +182,63 @@ def test_the_feed_never_skips_a_row_that_commits_out_of_id_order(pg_migrated_url
         dispose(engine)
 
 
+def test_a_transaction_open_in_another_database_does_not_hold_the_feed_back(
+    pg_migrated_url: str, postgres_server_url: str
+) -> None:
+    engine = fleet_engine(pg_migrated_url, pool_size=2)
+    other = sa.create_engine(postgres_server_url)
+    try:
+        with other.connect() as elsewhere, engine.connect() as reader:
+            elsewhere.execute(sa.text("SELECT pg_current_xact_id()"))  # holds an xid, open
+            with engine.begin() as conn:
+                history_queries.insert_history(conn, [_entry("after")])
+
+            def shown() -> bool:
+                rows = history_queries.feed(reader, limit=10)
+                reader.rollback()
+                return [e.entity_id for _, e in rows] == ["after"]
+
+            wait_until(
+                shown, message="the row in the feed while another database's transaction stays open"
+            )
+            elsewhere.rollback()
+    finally:
+        other.dispose()
+        dispose(engine)
+
+
+def _entry(entity: str) -> HistoryEntry:
+    return HistoryEntry(
+        machine=MACHINE,
+        entity_id=entity,
+        version=1,
+        source_state=None,
+        target_state="created",
+        trigger=None,
+        event_id=None,
+        origin="direct",
+        actions=(),
+        payload=None,
+        created_at=utc_now(),
+        machine_version=None,
+    )
+
+
 def test_the_transitions_page_uses_the_same_order(db_url: str) -> None:
     with client(db_url) as api:
         assert api.get("/api/v1/transitions", params={"after": 0}).json()["items"] == []
+
+
+def test_streams_take_the_token_as_access_token(db_url: str) -> None:
+    key = create_key(db_url, "viewer")
+    with client(db_url, api_jwt_secret=JWT_SECRET) as api:
+        for path in ("/api/v1/transitions/stream", "/api/v1/events/stream"):
+            query = {"max_seconds": 0}
+            assert api.get(path, params=query).status_code == 401
+            wrong = api.get(path, params={**query, "access_token": "psk_wrong"})
+            assert wrong.status_code == 401
+            assert wrong.headers["content-type"] == "application/problem+json"
+            assert api.get(path, params={**query, "access_token": key}).status_code == 200
+            assert api.get(path, params=query, headers=bearer(key)).status_code == 200
+            jwt = token("viewer")
+            assert api.get(path, params={**query, "access_token": jwt}).status_code == 200

@@ -5,6 +5,7 @@ SQLite; short retry backoff injected), also across a worker killed with SIGKILL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from fastapi.testclient import TestClient
 
 from pystator.fleet.relay import Relay
 from pystator.fleet.runtime import Runtime
-from pystator.fleet.webhooks import verify
+from pystator.fleet.webhooks import WebhookDispatcher, verify
+from pystator.fsm_core.clock import utc_now
+from pystator.stores.sql.connections import dispose, fleet_engine
 from tests.support import worker_processes as procs
-from tests.support.api_clients import MACHINE, client, drain, parcel, settings_for
+from tests.support.api_clients import MACHINE, client, drain, parcel, set_status, settings_for
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import Receiver
 
@@ -181,3 +184,36 @@ def test_deliveries_survive_a_worker_killed_with_sigkill(
         items = _deliveries(api, hook["id"])
     got = sorted(r.headers["X-Pystator-Delivery"] for r in receiver.snapshot())
     assert got == sorted(str(i["id"]) for i in items)  # each once
+
+
+def test_dead_letters_and_dwell_breaches_are_found_once(api: TestClient, db_url: str) -> None:
+    body = _hook(
+        "http://127.0.0.1:9/hook",
+        kinds=["dead_letter", "dwell.breached"],
+        states=["shipped"],
+        dwell_seconds=60,
+    )
+    hook = api.post("/api/v1/webhooks", json=body).json()
+    for entity in ("p1", "p2"):
+        event = {"machine": MACHINE, "entity_id": entity, "trigger": "ship"}
+        assert api.post("/api/v1/events", json=event).status_code == 201
+    drain(db_url)
+    stuck = {"machine": MACHINE, "entity_id": "p3", "trigger": "ship"}
+    dead_id = api.post("/api/v1/events", json=stuck).json()["id"]
+    set_status(db_url, [dead_id], "dead", error="carrier down")
+    engine = fleet_engine(db_url, pool_size=1)
+    later = utc_now() + timedelta(minutes=2)  # p1 and p2 have been "shipped" for 2 minutes
+    dispatcher = WebhookDispatcher(engine, clock=lambda: later)
+    try:
+        assert dispatcher.tick() == 3
+        assert dispatcher.tick() == 0  # found once
+    finally:
+        dispose(engine)
+    items = _deliveries(api, hook["id"])
+    assert sorted((i["kind"], i["source_key"]) for i in items) == [
+        ("dead_letter", f"event:{dead_id}"),
+        ("dwell.breached", f"{MACHINE}|p1|1"),
+        ("dwell.breached", f"{MACHINE}|p2|1"),
+    ]
+    dead = next(i for i in items if i["kind"] == "dead_letter")
+    assert dead["payload"]["last_error"]["message"] == "carrier down"

@@ -7,11 +7,18 @@ order.
 
 **The choice: a safe horizon in transaction order.** Each row stores ``commit_xid``, the id of
 the transaction that wrote it (``pg_current_xact_id()``, a 64-bit counter that never wraps; 0 on
-SQLite). A feed reads in ``(commit_xid, id)`` order and, on PostgreSQL, only rows with
-``commit_xid < pg_snapshot_xmin(pg_current_snapshot())``: every transaction below that horizon
-has ended, and any transaction still to commit has a larger id, so its rows sort after every row
-already read. A reader never skips a row, at the price of a delay: a write transaction that stays
-open holds the horizon back (never longer than it stays open).
+SQLite). A feed reads in ``(commit_xid, id)`` order and, on PostgreSQL, only rows below a
+horizon: the oldest transaction that was running when the reading statement's snapshot was
+taken (``pg_snapshot_xip(pg_current_snapshot())``, its ``xmax`` when none). Every transaction
+below it had ended, and any transaction still to commit has a larger id, so its rows sort after
+every row already read. A reader never skips a row, at the price of a delay: a write transaction
+that stays open holds the horizon back (never longer than it stays open).
+
+Transactions of other databases on the same server are left out of the horizon when
+``pg_stat_activity`` shows them running there (they cannot write our tables); one whose database
+cannot be told (no ``pg_read_all_stats``, a prepared transaction) still counts, which only ever
+delays the feed. A transaction that ends between the snapshot and that look is still left out
+correctly: only running transactions of *other* databases are removed from the snapshot's list.
 
 The public cursor stays a row id: the position ``(commit_xid, id)`` of that row is looked up
 (:func:`position_of`), so a consumer saves an integer.
@@ -26,8 +33,19 @@ from sqlalchemy.engine import Connection
 
 from pystator.stores.sql.locking import is_postgres
 
-#: The oldest transaction still running, as a bigint (PostgreSQL 13+).
-_HORIZON = sa.text("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+#: The horizon, as a bigint (PostgreSQL 13+): the oldest transaction running when the statement's
+#: snapshot was taken, leaving out those known to run in another database of the server (a
+#: transaction whose database cannot be told is counted as ours); the snapshot's ``xmax`` when
+#: none is running.
+_HORIZON = sa.text(
+    "(SELECT coalesce(min(x::text::bigint), "
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+    "FROM pg_snapshot_xip(pg_current_snapshot()) AS x "
+    "WHERE x::text::bigint % 4294967296 NOT IN ("
+    "SELECT backend_xid::text::bigint FROM pg_stat_activity "
+    "WHERE backend_xid IS NOT NULL AND datname IS NOT NULL "
+    "AND datname <> current_database()))"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)

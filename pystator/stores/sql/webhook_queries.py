@@ -216,25 +216,50 @@ def list_deliveries(
     return [_delivery(r) for r in conn.execute(query).mappings()]
 
 
-def record_attempt(
+def record_outcomes(
     conn: Connection,
-    delivery_id: int,
     *,
-    delivered: bool,
-    response_status: int | None,
-    error: str | None,
-    now: datetime,
+    delivered: Mapping[int, int | None],
+    failed: Mapping[int, tuple[int | None, str]],
+    dropped: Mapping[int, str],
+    now: datetime | None,
 ) -> None:
-    """Write one attempt's outcome on the delivery row."""
-    values: dict[str, Any] = {
-        "attempts": _D.attempts + 1,
-        "response_status": response_status,
-        "last_error": error,
-        "status": "delivered" if delivered else "failing",
-    }
-    if delivered:
-        values["delivered_at"] = now
-    conn.execute(sa.update(webhook_deliveries).where(_D.id == delivery_id).values(**values))
+    """Write a sweep's attempts on their delivery rows, by outbox id: ``delivered`` (the
+    receiver's status), ``failed`` (status, error: retried) and ``dropped`` (not sent, why).
+    ``now`` None: the database's clock."""
+    stamp: Any = now if now is not None else sa.func.now()
+    by_status: dict[int | None, list[int]] = {}
+    for outbox_id, status in delivered.items():
+        by_status.setdefault(status, []).append(outbox_id)
+    for status, ids in by_status.items():
+        conn.execute(
+            sa.update(webhook_deliveries)
+            .where(_D.outbox_id.in_(ids))
+            .values(
+                status="delivered",
+                attempts=_D.attempts + 1,
+                response_status=status,
+                last_error=None,
+                delivered_at=stamp,
+            )
+        )
+    for outbox_id, (status, error) in failed.items():
+        conn.execute(
+            sa.update(webhook_deliveries)
+            .where(_D.outbox_id == outbox_id)
+            .values(
+                status="failing",
+                attempts=_D.attempts + 1,
+                response_status=status,
+                last_error=error,
+            )
+        )
+    for outbox_id, why in dropped.items():
+        conn.execute(
+            sa.update(webhook_deliveries)
+            .where(_D.outbox_id == outbox_id)
+            .values(status="dropped", last_error=why)
+        )
 
 
 # ------------------------------------------------------------------------ what webhooks are told
@@ -329,7 +354,7 @@ __all__ = [
     "list_webhooks",
     "load_delivery",
     "published_versions",
-    "record_attempt",
+    "record_outcomes",
     "set_outbox",
     "update_webhook",
 ]
