@@ -600,6 +600,60 @@ def import_entity(
     return record
 
 
+def import_document(
+    engine: Engine, machine: StateMachine, entity_id: str, document: Mapping[str, Any]
+) -> EntityRecord:
+    """:func:`import_entity` from an export document read as JSON (the CLI's import): a
+    document that is not an export's shape is :class:`InvalidEventError` naming the field."""
+    rows = document.get("history") or []
+    if not isinstance(rows, list):
+        raise _bad_document("history", "a list of history rows")
+    context = document.get("context") or {}
+    entries = document.get("entries")
+    if not isinstance(context, dict) or not (entries is None or isinstance(entries, dict)):
+        raise _bad_document("context" if not isinstance(context, dict) else "entries", "an object")
+    state = document.get("state")
+    if not isinstance(state, str):
+        raise _bad_document("state", "a state name")
+    version = document.get("version")
+    if version is not None and not isinstance(version, int):
+        raise _bad_document("version", "an integer")
+    return import_entity(
+        engine,
+        machine,
+        entity_id,
+        state=state,
+        context=context,
+        version=version,
+        entries=entries,
+        history=[_history_row(i, row) for i, row in enumerate(rows)],
+    )
+
+
+def _history_row(index: int, row: Any) -> ImportedHistory:
+    try:
+        return ImportedHistory(
+            version=int(row["version"]),
+            from_state=row.get("source_state"),
+            to_state=str(row["target_state"]),
+            trigger=row.get("trigger"),
+            origin=str(row.get("origin") or EventOrigin.DIRECT.value),
+            actions=tuple(str(a) for a in row.get("actions") or ()),
+            payload=row.get("payload"),
+            at=datetime.fromisoformat(str(row["created_at"])),
+            event_id=row.get("event_id"),
+            machine_version=row.get("machine_version"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _bad_document(f"history[{index}]", f"an exported history row ({exc})") from exc
+
+
+def _bad_document(field_name: str, expected: str) -> InvalidEventError:
+    return InvalidEventError(
+        f"{field_name}: expected {expected}", details={"field": field_name, "rule": "type"}
+    )
+
+
 def purge(engine: Engine, machine: str, entity_id: str) -> dict[str, int]:
     """Delete the entity, its history and its armed timers; 404 when it does not exist, 409
     while it has pending events or actions (retry or discard those first)."""
@@ -660,6 +714,7 @@ __all__ = [
     "dry_run",
     "error_detail",
     "export",
+    "import_document",
     "import_entity",
     "load",
     "process",
