@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from pystator.commands.entity_ops import register_entity_ops
 from pystator.config.settings import load_settings
 from pystator.fleet.composition import command_engine, make_nudger
 from pystator.fsm_core.records import EventStatus
@@ -74,13 +75,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         _confirmation(parser)
         parser.set_defaults(func=func)
 
-    entities = sub.add_parser("entities", help="inspect entity state")
+    entities = sub.add_parser("entities", help="inspect, export, import, purge, archive entities")
     nsub = entities.add_subparsers(dest="entities_command", metavar="ACTION", required=True)
     eshow = nsub.add_parser("show", help="state, version, context and history of one entity")
     eshow.add_argument("machine")
     eshow.add_argument("entity_id")
     eshow.add_argument("--history", type=int, default=20, help="last N history rows (0: none)")
     eshow.set_defaults(func=cmd_entity_show)
+    register_entity_ops(nsub)
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:

@@ -4,22 +4,28 @@ export / import, purge and archive.
 
 The synchronous path is the library's :class:`~pystator.orchestrator.Orchestrator` over the
 fleet's own ``entity_states`` table (optimistic locking against the workers), with the actions
-run in this process and reported in ``action_results``. Timers its transitions arm or cancel
-are written to ``worker_timers`` right after the commit, where the fleet's timer backends fire
-them. Nothing here goes through the worker queue: queued events are ``POST /api/v1/events``.
+run in this process and reported in ``action_results``. The timers a transition arms or
+cancels are written to ``worker_timers`` in the SAME transaction as the state row and its
+history row (the fleet processor's timer writes, :class:`~pystator.schedulers.fleet_timers.DbTimerSink`),
+so a committed state always has its timers (DESIGN.md invariant 7); the fleet's timer backends
+fire them. A create is an entry into the initial state: it arms that state's timers in its
+transaction and runs its ``on_enter`` actions here after the commit, as an event's actions are.
+Nothing here goes through the worker queue: queued events are ``POST /api/v1/events``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.fsm_core.actions import ActionExecutor, ExecutionReport
 from pystator.fsm_core.clock import as_utc, utc_now
+from pystator.fsm_core.context import ENTITY_ID_KEY, TransitionContext
+from pystator.fsm_core.definition import ActionSpec
 from pystator.fsm_core.errors import (
     ConflictError,
     EntityNotFoundError,
@@ -29,6 +35,7 @@ from pystator.fsm_core.errors import (
     StoreError,
 )
 from pystator.fsm_core.machine import StateMachine
+from pystator.fsm_core.plan import call_of
 from pystator.fsm_core.records import (
     ArmedTimer,
     EntityRecord,
@@ -37,12 +44,13 @@ from pystator.fsm_core.records import (
     HistoryEntry,
     Outcome,
 )
-from pystator.fsm_core.results import TransitionResult
-from pystator.fsm_core.step import apply_event, starting_record
+from pystator.fsm_core.results import ActionCall, ActionPhase, TransitionResult
+from pystator.fsm_core.step import StepOutcome, apply_event, starting_record
 from pystator.fsm_core.summary import jsonable
 from pystator.orchestrator import Orchestrator
-from pystator.schedulers.base import FireCallback
-from pystator.stores.sql import entity_admin_queries, entity_queries, history_queries, timer_queries
+from pystator.schedulers.fleet_timers import DbTimerSink
+from pystator.stores.base import check_history, check_version
+from pystator.stores.sql import entity_admin_queries, entity_queries, history_queries
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.state_store import SqlStateStore
@@ -152,29 +160,44 @@ class _ReportingExecutor(ActionExecutor):
         return report
 
 
-class _TimerTable:
-    """The Orchestrator's scheduler here: armed and cancelled timers go to ``worker_timers``
-    (after the state commit), where the fleet fires them."""
+#: The fleet processor's timer writes (arm, then cancel, inside the caller's transaction).
+_TIMER_ROWS = DbTimerSink()
 
-    def __init__(self, engine: Engine) -> None:
+
+class _OneTransaction(Orchestrator):
+    """The Orchestrator whose commit writes the state row, its history row and the timers the
+    transition arms or cancels in one transaction (nothing is left to schedule after it)."""
+
+    def __init__(self, engine: Engine, machine: StateMachine, executor: ActionExecutor) -> None:
+        super().__init__(
+            machine,
+            store=SqlStateStore(engine=engine),
+            use_initial_state_when_missing=False,
+            action_executor=executor,
+        )
         self.engine = engine
 
-    def start(self, fire: FireCallback) -> None:
-        """Nothing to start: the fleet's timer backends fire the rows."""
-        del fire
+    def _save(self, outcome: StepOutcome) -> None:
+        commit_step(self.engine, outcome)
 
-    def arm(self, timers: Sequence[ArmedTimer]) -> None:
-        """Store the timers of entered states."""
-        with translate_errors("timers"), transaction(self.engine) as conn:
-            timer_queries.arm(conn, timers, utc_now())
+    def _schedule(self, outcome: StepOutcome) -> None:
+        """The timers were written with the state (see :func:`commit_step`)."""
+        del outcome
 
-    def cancel(self, timers: Sequence[ArmedTimer]) -> None:
-        """Delete the timers of exited states."""
-        with translate_errors("timers"), transaction(self.engine) as conn:
-            timer_queries.cancel(conn, timers)
 
-    async def aclose(self) -> None:
-        """Nothing to stop."""
+def commit_step(engine: Engine, outcome: StepOutcome) -> None:
+    """Commit an applied step: the versioned state write, its history row, then its armed and
+    cancelled timers, in one transaction (any failure leaves none of them)."""
+    record = outcome.record
+    if record is None:
+        raise ValueError("only an applied step (with a new record) is committed")
+    check_version(record, outcome.expected_version)
+    check_history(record, outcome.history)
+    with translate_errors("entities"), transaction(engine) as conn:
+        entity_queries.save_record(conn, record, expected_version=outcome.expected_version)
+        if outcome.history is not None:
+            history_queries.insert_history(conn, [outcome.history])
+        _TIMER_ROWS.in_transaction(conn, outcome.arm, outcome.cancel, utc_now())
 
 
 def load(engine: Engine, machine: str, entity_id: str) -> EntityRecord:
@@ -193,7 +216,20 @@ def create(
     context: Mapping[str, Any] | None = None,
 ) -> EntityRecord:
     """Store a new entity in the machine's initial state (version 1, a ``__entity_created__``
-    history row); :class:`ConflictError` (409) when it exists."""
+    history row) as an entry into that state: its ``after:``/``timeout:`` timers are armed in
+    the same transaction, its ``on_enter`` actions run here after the commit (a failing action
+    does not undo the create); :class:`ConflictError` (409) when it exists."""
+    return create_reporting(engine, machine, entity_id, context)[0]
+
+
+def create_reporting(
+    engine: Engine,
+    machine: StateMachine,
+    entity_id: str,
+    context: Mapping[str, Any] | None = None,
+) -> tuple[EntityRecord, tuple[dict[str, Any], ...]]:
+    """:func:`create`, with the results of the ``on_enter`` actions it ran (the
+    ``action_results`` shape of an event)."""
     now = utc_now()
     initial = machine.get_initial_state()
     record = EntityRecord(
@@ -219,15 +255,64 @@ def create(
         payload=dict(context or {}),
         created_at=now,
     )
-    _insert(engine, record, [history])
-    return record
+    entered = _initial_states(machine, initial)
+    timers = [
+        ArmedTimer(
+            machine=machine.name,
+            entity_id=entity_id,
+            key=spec.key,
+            state=spec.state,
+            entry=1,
+            trigger=spec.trigger,
+            due_at=now + timedelta(milliseconds=spec.delay_ms),
+        )
+        for state in entered
+        for spec in machine.timers_for_state(state)
+    ]
+    _insert(engine, record, [history], timers)
+    calls = _enter_actions(machine, entered)
+    if not calls:
+        return record, ()
+    executor = _ReportingExecutor(machine)
+    action_context = TransitionContext(record.context)
+    action_context[ENTITY_ID_KEY] = entity_id
+    executor.execute(calls, action_context)
+    return record, _action_rows(executor.reports)
 
 
-def _insert(engine: Engine, record: EntityRecord, history: Sequence[HistoryEntry]) -> None:
+def _initial_states(machine: StateMachine, initial: str) -> list[str]:
+    """The states a new entity enters (its initial configuration), outermost first."""
+    active = machine.active_states(initial)
+    return [s.name for s in machine.definition.states if s.name in active]
+
+
+def _enter_actions(machine: StateMachine, states: Sequence[str]) -> tuple[ActionCall, ...]:
+    """The named, unconditional ``on_enter`` actions of ``states``, in order."""
+    specs = {s.name: s.on_enter for s in machine.definition.states}
+    return tuple(
+        call_of(spec, ActionPhase.ENTER, state)
+        for state in states
+        for spec in specs.get(state, ())
+        if _runs_always(spec)
+    )
+
+
+def _runs_always(spec: ActionSpec) -> bool:
+    return spec.is_named and spec.when is None
+
+
+def _insert(
+    engine: Engine,
+    record: EntityRecord,
+    history: Sequence[HistoryEntry],
+    timers: Sequence[ArmedTimer] = (),
+) -> None:
     try:
         with translate_errors("entities"), transaction(engine) as conn:
             entity_queries.insert_record(conn, record)
             history_queries.insert_history(conn, history)
+            if timers:
+                _TIMER_ROWS.in_transaction(conn, timers, (), utc_now())
     except StaleVersionError as exc:
         raise ConflictError(
             f"entity {record.entity_id!r} of machine {record.machine!r} already exists",
@@ -290,13 +375,7 @@ def apply_data(
 
 
 def _orchestrator(engine: Engine, machine: StateMachine, executor: ActionExecutor) -> Orchestrator:
-    return Orchestrator(
-        machine,
-        store=SqlStateStore(engine=engine),
-        scheduler=_TimerTable(engine),
-        use_initial_state_when_missing=False,
-        action_executor=executor,
-    )
+    return _OneTransaction(engine, machine, executor)
 
 
 def _failed(
@@ -319,16 +398,7 @@ def _failed(
 def _outcome(
     machine: str, entity_id: str, result: TransitionResult, reports: Sequence[ExecutionReport]
 ) -> EventOutcome:
-    rows = [
-        {
-            "name": o.name,
-            "status": o.status,
-            "attempts": o.attempts,
-            "error": None if o.error is None else str(o.error),
-        }
-        for report in reports
-        for o in report.outcomes
-    ]
+    rows = _action_rows(reports)
     metadata = {k: v for k, v in result.metadata.items() if k not in ("attempts",)}
     version = metadata.get("entity_version")
     return EventOutcome(
@@ -343,6 +413,19 @@ def _outcome(
         action_results=tuple(rows),
         error_detail=error_detail(result.error, _engine_details(metadata)),
         context=result.context or {},
+    )
+
+
+def _action_rows(reports: Sequence[ExecutionReport]) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {
+            "name": o.name,
+            "status": o.status,
+            "attempts": o.attempts,
+            "error": None if o.error is None else str(o.error),
+        }
+        for report in reports
+        for o in report.outcomes
     )
 
 
@@ -530,6 +613,60 @@ def import_entity(
     return record
 
 
+def import_document(
+    engine: Engine, machine: StateMachine, entity_id: str, document: Mapping[str, Any]
+) -> EntityRecord:
+    """:func:`import_entity` from an export document read as JSON (the CLI's import): a
+    document that is not an export's shape is :class:`InvalidEventError` naming the field."""
+    rows = document.get("history") or []
+    if not isinstance(rows, list):
+        raise _bad_document("history", "a list of history rows")
+    context = document.get("context") or {}
+    entries = document.get("entries")
+    if not isinstance(context, dict) or not (entries is None or isinstance(entries, dict)):
+        raise _bad_document("context" if not isinstance(context, dict) else "entries", "an object")
+    state = document.get("state")
+    if not isinstance(state, str):
+        raise _bad_document("state", "a state name")
+    version = document.get("version")
+    if version is not None and not isinstance(version, int):
+        raise _bad_document("version", "an integer")
+    return import_entity(
+        engine,
+        machine,
+        entity_id,
+        state=state,
+        context=context,
+        version=version,
+        entries=entries,
+        history=[_history_row(i, row) for i, row in enumerate(rows)],
+    )
+
+
+def _history_row(index: int, row: Any) -> ImportedHistory:
+    try:
+        return ImportedHistory(
+            version=int(row["version"]),
+            from_state=row.get("source_state"),
+            to_state=str(row["target_state"]),
+            trigger=row.get("trigger"),
+            origin=str(row.get("origin") or EventOrigin.DIRECT.value),
+            actions=tuple(str(a) for a in row.get("actions") or ()),
+            payload=row.get("payload"),
+            at=datetime.fromisoformat(str(row["created_at"])),
+            event_id=row.get("event_id"),
+            machine_version=row.get("machine_version"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _bad_document(f"history[{index}]", f"an exported history row ({exc})") from exc
+
+
+def _bad_document(field_name: str, expected: str) -> InvalidEventError:
+    return InvalidEventError(
+        f"{field_name}: expected {expected}", details={"field": field_name, "rule": "type"}
+    )
+
+
 def purge(engine: Engine, machine: str, entity_id: str) -> dict[str, int]:
     """Delete the entity, its history and its armed timers; 404 when it does not exist, 409
     while it has pending events or actions (retry or discard those first)."""
@@ -585,10 +722,13 @@ __all__ = [
     "ImportedHistory",
     "apply_data",
     "archive",
+    "commit_step",
     "create",
+    "create_reporting",
     "dry_run",
     "error_detail",
     "export",
+    "import_document",
     "import_entity",
     "load",
     "process",

@@ -210,6 +210,9 @@ def test_export_import_round_trip_and_purge_archive(api: TestClient) -> None:
     assert archived.status_code == 200, archived.text
     assert archived.json()["deleted"]["entity"] == 1
     assert _snapshot(api, "x1").status_code == 404
+    again = api.post(f"{E}/x1/archive", json={"machine_name": TIMED})  # archived: nothing left
+    assert again.status_code == 404
+    assert again.headers["content-type"].startswith("application/problem+json")
     restored = api.post(f"{E}/x1/import", json=archived.json()["document"])
     assert restored.status_code == 201, restored.text
     assert (restored.json()["state"], restored.json()["version"]) == ("done", 3)

@@ -1,12 +1,14 @@
 """One entity over HTTP: ``/api/v1/entities/{entity_id}/…`` with the machine named by
 ``machine_name`` (in the body of a POST, as a query parameter of a GET).
 
-``create`` stores the entity at its initial state; ``events`` applies a trigger **now** through
+``create`` stores the entity at its initial state (arming its timers in the same transaction,
+then running its ``on_enter`` actions); ``events`` applies a trigger **now** through
 the Orchestrator (persist, then run the actions in this process: ``action_results``) and answers
 200 with ``success`` and a structured ``error_detail`` when the transition is refused;
 ``dry-run`` evaluates the same without storing, arming or running anything. ``state``,
 ``snapshot``, ``history``, ``timeline`` and ``export`` read; ``import`` restores an export,
-``purge`` deletes, ``archive`` exports and deletes in one go. Queued events are
+``purge`` deletes, ``archive`` exports and deletes in one go (nothing is kept: the answered
+document is the only copy). Queued events are
 ``POST /api/v1/events``.
 """
 
