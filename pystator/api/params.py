@@ -30,8 +30,10 @@ BIGINT_MAX = 2**63 - 1
 BigInt = Annotated[int, Ge(0), Le(BIGINT_MAX)]
 #: The same in a JSON body (a JSON integer only: ``"1"`` and ``1.0`` are refused).
 StrictBigInt = Annotated[int, Strict(), Ge(0), Le(BIGINT_MAX)]
+#: The largest value of an ``INTEGER`` column (machine versions, discovery thresholds).
+INT_MAX = 2**31 - 1
 #: A machine version (an ``INTEGER`` column: ``1 <= n <= 2**31 - 1``).
-MachineVersion = Annotated[int, Ge(1), Le(2**31 - 1)]
+MachineVersion = Annotated[int, Ge(1), Le(INT_MAX)]
 #: ``next_cursor`` of the previous page, passed back as a query parameter.
 Cursor = Annotated[BigInt | None, Query(description="next_cursor of the previous page")]
 

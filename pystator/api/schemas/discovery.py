@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from pystator.api.params import BIGINT_MAX
+from pystator.api.params import INT_MAX
 from pystator.api.schemas.common import Out, Strict
 
 #: Most entity ids a build, a preview or a draft may name (the stores' limit).
@@ -72,7 +72,7 @@ class ScopeIn(Strict):
         "observations", description="observations (the discovery store) or history (the fleet's)"
     )
     entity_ids: list[str] | None = Field(None, max_length=MAX_SCOPE_ENTITIES)
-    min_edge_count: int | None = Field(None, ge=1, le=BIGINT_MAX)
+    min_edge_count: int | None = Field(None, ge=1, le=INT_MAX)
     min_confidence: float | None = Field(None, ge=0.0, le=1.0)
     since: datetime | None = Field(None, description="history only: from this time")
     until: datetime | None = Field(None, description="history only: before this time")
@@ -165,7 +165,7 @@ class DraftIn(Strict):
 
     title: str = Field("", max_length=200)
     entity_ids: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ENTITIES)
-    min_edge_count: int | None = Field(None, ge=1, le=BIGINT_MAX)
+    min_edge_count: int | None = Field(None, ge=1, le=INT_MAX)
     min_confidence: float | None = Field(None, ge=0.0, le=1.0)
     mode: str = Field("inference", description="inference or manual")
     manual_edge_selection: list[Edge] = Field(default_factory=list, max_length=MAX_SELECTED_EDGES)
@@ -176,7 +176,7 @@ class DraftPatchIn(Strict):
 
     title: str | None = Field(None, max_length=200)
     entity_ids: list[str] | None = Field(None, max_length=MAX_SCOPE_ENTITIES)
-    min_edge_count: int | None = Field(None, ge=1, le=BIGINT_MAX)
+    min_edge_count: int | None = Field(None, ge=1, le=INT_MAX)
     min_confidence: float | None = Field(None, ge=0.0, le=1.0)
     mode: str | None = None
     manual_edge_selection: list[Edge] | None = Field(None, max_length=MAX_SELECTED_EDGES)
