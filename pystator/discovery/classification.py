@@ -171,12 +171,18 @@ def _timestamp(record: Mapping[str, Any], field: str | None, clock: Clock) -> da
         return clock()
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return time_of(value, f"field {field!r}")
+
+
+def time_of(value: Any, label: str) -> datetime:
+    """A time from ISO 8601 text (naive: UTC) or seconds since the epoch;
+    :class:`InvalidObservationError` naming ``label`` otherwise."""
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidObservationError(
-                f"field {field!r}: {value[:40]!r} is not an ISO 8601 time"
+                f"{label}: {value[:40]!r} is not an ISO 8601 time"
             ) from None
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
@@ -185,7 +191,7 @@ def _timestamp(record: Mapping[str, Any], field: str | None, clock: Clock) -> da
         except (OverflowError, OSError, ValueError):
             pass
     raise InvalidObservationError(
-        f"field {field!r}: {value!r:.40} is not a time (ISO 8601 text or seconds since the epoch)"
+        f"{label}: {value!r:.40} is not a time (ISO 8601 text or seconds since the epoch)"
     )
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from pystator.discovery import (
     StoredObservations,
     TransitionHistorySource,
 )
-from pystator.discovery.classification import MAX_ERROR_DETAILS
+from pystator.discovery.classification import MAX_ERROR_DETAILS, time_of
 from pystator.discovery.stores import MEMORY_URL
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import (
@@ -141,22 +140,7 @@ def parse_time(value: Any, default: datetime) -> datetime:
     None."""
     if value is None:
         return default
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidObservationError(
-                f"observed_at: {value[:40]!r} is not an ISO 8601 time"
-            ) from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    raise InvalidObservationError(
-        f"observed_at: {value!r:.40} is not a time (ISO 8601 text or seconds since the epoch)"
-    )
+    return time_of(value, "observed_at")
 
 
 def _text(value: Any) -> Any:
