@@ -169,18 +169,8 @@ def add_version(
 ) -> int:
     """Store the next version of ``name`` and make it current (un-retiring the machine); the
     caller holds the row lock (:func:`lock_machine`). Returns the new version number."""
-    latest = conn.execute(sa.select(sa.func.max(_V.version)).where(_V.name == name)).scalar()
-    version = int(latest or 0) + 1
-    conn.execute(
-        sa.insert(machine_versions).values(
-            name=name,
-            version=version,
-            definition=dict(definition),
-            checksum=checksum,
-            created_by=created_by,
-            created_at=now,
-            upgrade_policy=upgrade_policy,
-        )
+    version = _insert_version(
+        conn, name, definition, checksum, created_by, now, upgrade_policy=upgrade_policy
     )
     set_current(conn, name, version, now)
     return version
@@ -239,6 +229,20 @@ def add_inactive_version(
     ).scalar()
     if same is not None:
         return int(same), False
+    return _insert_version(conn, name, definition, checksum, created_by, now), True
+
+
+def _insert_version(
+    conn: Connection,
+    name: str,
+    definition: Mapping[str, Any],
+    checksum: str,
+    created_by: str,
+    now: datetime,
+    *,
+    upgrade_policy: str = "auto",
+) -> int:
+    """Insert the next version number of ``name`` (the caller holds the row lock)."""
     latest = conn.execute(sa.select(sa.func.max(_V.version)).where(_V.name == name)).scalar()
     version = int(latest or 0) + 1
     conn.execute(
@@ -249,9 +253,10 @@ def add_inactive_version(
             checksum=checksum,
             created_by=created_by,
             created_at=now,
+            upgrade_policy=upgrade_policy,
         )
     )
-    return version, True
+    return version
 
 
 __all__ = [
