@@ -38,8 +38,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# In PYTEST_WORKERS processes (pytest-xdist): most tests wait on PostgreSQL, Redis, RabbitMQ or
+# worker processes, so two test processes keep two cores busy. Every test isolates itself (its
+# own database, Redis database, queue names and ports), so any order and any split is fine.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # The documentation site, built strictly: a broken link, a missing page or a reference
 # mkdocstrings cannot resolve fails (`pystator docs` serves it; `pystator api` under /manual).

@@ -41,3 +41,19 @@ def test_every_link_in_the_readme_resolves() -> None:
         elif anchor and anchor not in {_slug(h) for h in _HEADING.findall(file.read_text())}:
             problems.append(f"{target}: no heading #{anchor}")
     assert problems == []
+
+
+_REPO_PATH = re.compile(r"\b((?:tests|bench|examples)/[\w/.-]+\.(?:py|yaml|yml|json))")
+
+
+def test_every_repository_file_the_docs_name_exists() -> None:
+    """A page that says where something is tested or measured names a file that is there
+    (the test folders were reorganised once and the pages kept the old paths)."""
+    pages = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+    missing = {
+        f"{page.relative_to(ROOT)}: {path}"
+        for page in pages
+        for path in _REPO_PATH.findall(page.read_text())
+        if not (ROOT / path).exists()
+    }
+    assert sorted(missing) == []

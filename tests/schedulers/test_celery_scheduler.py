@@ -96,8 +96,8 @@ def test_timers_fire_through_a_real_worker_in_hops_and_only_if_fresh(
         started = time.monotonic()
         for n in range(ENTITIES):
             orchestrator.process_event(f"d{n}", "start")
-        for n in range(0, ENTITIES, 2):  # half leave before the 1.5s timer is due
-            orchestrator.process_event(f"d{n}", "finish")
+            if n % 2 == 0:  # half leave at once, long before their 1.5s timer is due
+                orchestrator.process_event(f"d{n}", "finish")
 
         def settled() -> bool:
             states = [store.load("delayed", f"d{n}").state for n in range(ENTITIES)]

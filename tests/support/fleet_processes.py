@@ -199,11 +199,13 @@ def producer_runtime(
     machines: Path = FLEET_MACHINES,
     *,
     queue: str | None = None,
+    **overrides: Any,
 ) -> Iterator[Any]:
     """Make ``submit_event_sync(..., db_url=database_url)`` in this process nudge ``broker_url``.
 
     The environment of the test process names no broker; a runtime wired from explicit settings
-    is installed for ``database_url`` instead (and forgotten on exit).
+    (and ``overrides`` of other settings) is installed for ``database_url`` instead (and
+    forgotten on exit).
     """
     from dataclasses import replace
 
@@ -217,6 +219,7 @@ def producer_runtime(
         machines=str(machines),
         app=None,
         **({"queue": queue} if queue else {}),
+        **overrides,
     )
     runtime = Runtime.from_settings(settings)
     set_default_runtime(runtime, db_url=database_url)
