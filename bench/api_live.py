@@ -9,7 +9,8 @@ its ``at`` (the applying transaction's time on the database clock; client, serve
 share this machine's clock). The drain rate is the burst over the span of the ``at`` stamps.
 
 **Webhook deliveries/s.** ``--webhooks`` deliveries queued in one transaction for a webhook
-whose receiver is a local HTTP server; the fleet's relays send them from the outbox. Rate = the
+whose receiver is a local HTTP/1.1 server (keep-alive, a thread per connection); the fleet's
+relays send them from the outbox. Rate = the
 deliveries over the time from queueing to the last one received. Numbers are printed, never
 asserted.
 """
@@ -215,6 +216,8 @@ class _Receiver(ThreadingHTTPServer):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections open, as real receivers do
+
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
