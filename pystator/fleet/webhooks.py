@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -238,14 +239,24 @@ class WebhookSender:
         never shared across processes)."""
         with self._client_lock:
             if self._client is None or self._client_pid != os.getpid():
+                limits = httpx.Limits(
+                    max_connections=self.connections,
+                    max_keepalive_connections=self.connections,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
+                )
+                verify = ssl.create_default_context()
+                # TCP_NODELAY: the headers and the body go out as two writes; with Nagle's
+                # algorithm the body would wait for the receiver's delayed ACK of the headers
+                transport = httpx.HTTPTransport(
+                    verify=verify,
+                    limits=limits,
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                )
                 self._client = httpx.Client(
                     timeout=self.timeout,
-                    limits=httpx.Limits(
-                        max_connections=self.connections,
-                        max_keepalive_connections=self.connections,
-                        keepalive_expiry=KEEPALIVE_SECONDS,
-                    ),
-                    verify=ssl.create_default_context(),
+                    limits=limits,
+                    verify=verify,
+                    transport=transport,
                     follow_redirects=False,
                 )
                 self._client_pid = os.getpid()
