@@ -9,7 +9,8 @@ its ``at`` (the applying transaction's time on the database clock; client, serve
 share this machine's clock). The drain rate is the burst over the span of the ``at`` stamps.
 
 **Webhook deliveries/s.** ``--webhooks`` deliveries queued in one transaction for a webhook
-whose receiver is a local HTTP server; the fleet's relays send them from the outbox. Rate = the
+whose receiver is a local HTTP/1.1 server (keep-alive, a thread per connection); the fleet's
+relays send them from the outbox. Rate = the
 deliveries over the time from queueing to the last one received. Numbers are printed, never
 asserted.
 """
@@ -58,6 +59,11 @@ class StreamResult:
     drain_per_second: float
     lags_ms: list[float] = field(default_factory=list)  # from the applying transaction's start
     commit_lags_ms: list[float] = field(default_factory=list)  # from first visible (commit)
+    committed: int = 0  # history rows of the burst in the table at the end
+    distinct: int = 0  # distinct ids the stream delivered (== events: no repeats)
+    # lag p99 (from apply) of the first and of the last quarter of the burst, in apply order:
+    # a stream that keeps up has no lag growing with time
+    quarter_p99_ms: tuple[float, float] = (0.0, 0.0)
 
 
 def _pct(samples: list[float], pct: float) -> float:
@@ -190,15 +196,25 @@ def measure_stream(
         reader.join(TIMEOUT_SECONDS)
         watcher.stop.set()
         watcher.join(30)
+        with engine.connect() as conn:
+            committed = conn.execute(
+                sa.text("SELECT count(*) FROM transition_history WHERE entity_id LIKE 's-%'")
+            ).scalar_one()
         engine.dispose()
     stamps = [datetime.fromisoformat(at).timestamp() for _, at, _ in reader.arrivals]
     span = max(stamps) - min(stamps) if stamps else 0.0
+    lags = [
+        (arrived - s) * 1000 for (arrived, _, _), s in zip(reader.arrivals, stamps, strict=True)
+    ]
+    by_apply = [lag for _, lag in sorted(zip(stamps, lags, strict=True))]
+    quarter = max(len(by_apply) // 4, 1)
     return StreamResult(
         events=len(reader.arrivals),
         drain_per_second=len(stamps) / span if span else 0.0,
-        lags_ms=[
-            (arrived - s) * 1000 for (arrived, _, _), s in zip(reader.arrivals, stamps, strict=True)
-        ],
+        committed=int(committed),
+        distinct=len({row_id for _, _, row_id in reader.arrivals}),
+        quarter_p99_ms=(_pct(by_apply[:quarter], 0.99), _pct(by_apply[-quarter:], 0.99)),
+        lags_ms=lags,
         commit_lags_ms=[
             (arrived - watcher.first_seen[row_id]) * 1000
             for arrived, _, row_id in reader.arrivals
@@ -215,6 +231,8 @@ class _Receiver(ThreadingHTTPServer):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections open, as real receivers do
+
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
@@ -283,6 +301,12 @@ def print_rows(
             f"{statistics.median(lags or [0]):>12.0f}{_pct(lags, 0.99):>12.0f}"
             f"{max(lags or [0]):>9.0f}"
         )
+    first, last = stream.quarter_p99_ms
+    print(
+        f"keeps up: lag p99 (from apply) {first:.0f} ms in the first quarter of the burst, "
+        f"{last:.0f} ms in the last; delivered {stream.distinct:,} distinct of "
+        f"{stream.committed:,} committed ({stream.events - stream.distinct} repeats)"
+    )
     print(f"({workers} worker processes x 4 threads, one SSE client)")
     print(f"\n{'webhook deliveries':<34}{'sent':>8}{'seconds':>12}{'per s':>12}")
     for interval, result in hooks:

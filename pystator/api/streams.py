@@ -2,8 +2,10 @@
 
 Each item is one SSE event whose ``id`` is the item's id: a client that reconnects sends it back
 as ``Last-Event-ID`` and continues after it, losing nothing and repeating nothing. Between pages
-the stream polls the database every :data:`POLL_SECONDS` and, while idle, sends a comment every
-:data:`HEARTBEAT_SECONDS` (proxies close silent connections). The database calls run in a worker
+the stream polls the database every :data:`POLL_SECONDS` while it is idle, every
+:data:`BUSY_POLL_SECONDS` while rows are flowing (the last read found some), and right away after
+a full page; while idle it sends a comment every :data:`HEARTBEAT_SECONDS` (proxies close silent
+connections). The database calls run in a worker
 thread; the stream ends when the client goes away.
 
 Browsers' ``EventSource`` cannot send headers: the stream routes also take the token as an
@@ -28,6 +30,8 @@ from pystator.services.feeds import FeedCursor, FeedItem, FeedPage
 
 #: Seconds between two reads of an idle feed.
 POLL_SECONDS = 0.1
+#: Seconds between two reads while rows are flowing (the last read found some, less than a page).
+BUSY_POLL_SECONDS = 0.025
 #: Seconds of silence after which an idle stream sends a comment line.
 HEARTBEAT_SECONDS = 15.0
 #: Items read per page.
@@ -79,6 +83,7 @@ async def tail(
     *,
     max_seconds: float | None = None,
     poll_seconds: float = POLL_SECONDS,
+    busy_poll_seconds: float = BUSY_POLL_SECONDS,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> AsyncIterator[bytes]:
     """The SSE body: every item after ``cursor``, then new ones as they commit; ends after
@@ -100,7 +105,7 @@ async def tail(
         if now - quiet_since >= heartbeat_seconds:
             yield b": keep-alive\n\n"
             quiet_since = now
-        await anyio.sleep(poll_seconds)
+        await anyio.sleep(busy_poll_seconds if items else poll_seconds)
 
 
 #: The largest id a cursor may name (ids are bigints).
@@ -126,6 +131,7 @@ def start_cursor(last_event_id: str | None, after: int | None, newest: Any) -> F
 
 
 __all__ = [
+    "BUSY_POLL_SECONDS",
     "HEARTBEAT_SECONDS",
     "MAX_CURSOR",
     "MEDIA_TYPE",

@@ -69,6 +69,7 @@ DEFAULT_RETENTION_ACTIONS_DAYS = 7.0
 DEFAULT_RETENTION_AUDIT_DAYS = 365.0
 DEFAULT_RETENTION_ROLLUPS_DAYS = 400.0
 DEFAULT_RETENTION_HEARTBEATS_DAYS = 7.0
+DEFAULT_RETENTION_WEBHOOKS_DAYS = 30.0
 DEFAULT_PRUNE_INTERVAL_SECONDS = 300.0
 DEFAULT_PRUNE_BATCH_ROWS = 1000
 DEFAULT_PRUNE_PAUSE_SECONDS = 0.05
@@ -165,6 +166,8 @@ class Settings:
     retention_rollups_days: float = DEFAULT_RETENTION_ROLLUPS_DAYS  # event_rollups (charts)
     # worker_heartbeats rows of processes that stopped beating (restarted pods leave one each)
     retention_heartbeats_days: float = DEFAULT_RETENTION_HEARTBEATS_DAYS
+    # webhook_deliveries: the finished ones (delivered, dropped, given up), never those retried
+    retention_webhooks_days: float = DEFAULT_RETENTION_WEBHOOKS_DAYS
     # the pruner: how often a worker runs a pass (0 = never: cron runs ``pystator prune``)
     prune_interval_seconds: float = DEFAULT_PRUNE_INTERVAL_SECONDS
     prune_batch_rows: int = DEFAULT_PRUNE_BATCH_ROWS  # rows one delete transaction removes
@@ -312,6 +315,7 @@ _NON_NEGATIVE_NUMBERS = (
     "retention_audit_days",
     "retention_rollups_days",
     "retention_heartbeats_days",
+    "retention_webhooks_days",
     "prune_interval_seconds",
     "prune_pause_seconds",
     "nudge_queue_max",

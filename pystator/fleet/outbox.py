@@ -31,7 +31,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +141,9 @@ class OutboxRunner:
         self.on_dead: DeadAction | None = None  # what an action's last failure triggers
         # rows that are not a machine's action (webhook deliveries): run by name, no fallback
         self.handlers: dict[str, OutboxHandler] = {}
+        # handler rows of one sweep that may run at once, by action (default 1: in id order)
+        self.handler_threads: dict[str, int] = {}
+        self._handler_pools: dict[str, ThreadPoolExecutor] = {}
         self.recorders: list[OutcomeRecorder] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -170,7 +173,9 @@ class OutboxRunner:
         return self.run(rows, deadline=claimed + self.lease.total_seconds())
 
     def run(self, rows: Sequence[OutboxRow], *, deadline: float | None = None) -> int:
-        """Run ``rows`` in order; returns how many succeeded.
+        """Run ``rows`` in order; returns how many succeeded. The rows of a handler named in
+        :attr:`handler_threads` (webhook deliveries) run beside each other instead, at most that
+        many at once, on threads of their own; their outcomes are recorded with the rest.
 
         ``deadline`` is when the rows' lease ends, on this process's monotonic clock (default:
         a lease from now, for rows just committed): the lease was stamped with the database's
@@ -181,25 +186,62 @@ class OutboxRunner:
         done: list[int] = []
         failures: list[tuple[OutboxRow, Exception]] = []
         budget = self.timeout or 0.0
+        sent: list[tuple[OutboxRow, Future[Exception | bool | None]]] = []
         for row in rows:
             if time.monotonic() + budget > deadline:
                 break  # its lease would end while it may still run: the sweep takes it
-            started = time.perf_counter()
-            try:
-                self._invoke(row)
-            except Exception as exc:  # the action failed: recorded and retried below
-                failures.append((row, exc))
-                dead = row.attempts + 1 >= self.max_attempts
-                self.observer.action_finished(row, exc, dead, time.perf_counter() - started)
-            else:
+            threads = self.handler_threads.get(row.action, 1) if row.action in self.handlers else 1
+            if threads > 1:  # run beside the others of its kind (their pool bounds how many)
+                pool = self._handler_pool(row.action, threads)
+                sent.append((row, pool.submit(self._attempt_within, row, budget, deadline)))
+                continue
+            error = self._attempt(row)
+            if error is None:
                 done.append(row.id)
-                self.observer.action_finished(row, None, False, time.perf_counter() - started)
+            else:
+                failures.append((row, error))
+        for row, future in sent:
+            outcome = future.result()
+            if outcome is None:
+                done.append(row.id)
+            elif isinstance(outcome, Exception):
+                failures.append((row, outcome))
+            # False: not started before its lease would end; the sweep takes it again
         self._record(done, failures)
         for failed_row, error in failures:
             last = failed_row.attempts + 1 >= self.max_attempts
             if self.on_dead is not None and last and failed_row.action not in self.handlers:
                 self._after_dead(failed_row, error)
         return len(done)
+
+    def _attempt(self, row: OutboxRow) -> Exception | None:
+        """Run one row and tell the observer: the exception it raised, or None."""
+        started = time.perf_counter()
+        try:
+            self._invoke(row)
+        except Exception as exc:  # the action failed: recorded and retried by run()
+            dead = row.attempts + 1 >= self.max_attempts
+            self.observer.action_finished(row, exc, dead, time.perf_counter() - started)
+            return exc
+        self.observer.action_finished(row, None, False, time.perf_counter() - started)
+        return None
+
+    def _attempt_within(
+        self, row: OutboxRow, budget: float, deadline: float
+    ) -> Exception | bool | None:
+        """:meth:`_attempt` on a handler thread; False, not run, when it starts too late for its
+        lease (it waited behind others)."""
+        if time.monotonic() + budget > deadline:
+            return False
+        return self._attempt(row)
+
+    def _handler_pool(self, action: str, threads: int) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            pool = self._handler_pools.get(action)
+            if pool is None:
+                pool = ThreadPoolExecutor(threads, thread_name_prefix="pystator-outbox-handler")
+                self._handler_pools[action] = pool
+            return pool
 
     def _after_dead(self, row: OutboxRow, exc: Exception) -> None:
         assert self.on_dead is not None
@@ -219,6 +261,10 @@ class OutboxRunner:
         """Stop the action threads (those still running are left to finish on their own)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._pool_lock:
+            pools, self._handler_pools = list(self._handler_pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _invoke(self, row: OutboxRow) -> None:
         handler = self.handlers.get(row.action)

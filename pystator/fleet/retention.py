@@ -95,6 +95,11 @@ class RetentionPolicy:
         days = self.windows.get(policy, 0.0)
         return now - timedelta(days=days) if days > 0 else None
 
+    def cutoff_of(self, target: Target, now: datetime) -> datetime | None:
+        """Rows of ``target`` older than this go (its policy's window, never less than the
+        target's own minimum age); None when they are kept forever."""
+        return target.cutoff(self.cutoff(target.policy, now), now)
+
 
 @dataclass
 class PruneReport:
@@ -139,7 +144,7 @@ def prune(
         if dry_run:
             with engine.connect() as conn:
                 for target in TARGETS:
-                    cutoff = policy.cutoff(target.policy, moment)
+                    cutoff = policy.cutoff_of(target, moment)
                     if cutoff is None:
                         report.kept_forever.append(target.name)
                         continue
@@ -186,7 +191,7 @@ class _Pass:
     def run(self) -> None:
         self._create_partitions()
         for target in TARGETS:
-            cutoff = self.policy.cutoff(target.policy, self.now)
+            cutoff = self.policy.cutoff_of(target, self.now)
             if cutoff is None:
                 self.report.kept_forever.append(target.name)
                 continue

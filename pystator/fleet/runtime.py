@@ -46,7 +46,12 @@ from pystator.fleet.processor import Processor
 from pystator.fleet.producer import Producer
 from pystator.fleet.rollups import EventRollups
 from pystator.fleet.shadow import ShadowBook
-from pystator.fleet.webhooks import WEBHOOK_ACTION, WebhookDispatcher, WebhookSender
+from pystator.fleet.webhooks import (
+    SEND_THREADS,
+    WEBHOOK_ACTION,
+    WebhookDispatcher,
+    WebhookSender,
+)
 from pystator.fsm_core.errors import StoreError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.registry.machines import MachineRegistry
@@ -82,6 +87,7 @@ class Runtime:
     producer: Producer = field(init=False)
     rollups: EventRollups = field(init=False)
     webhooks: WebhookDispatcher = field(init=False)
+    webhook_sender: WebhookSender = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -108,9 +114,10 @@ class Runtime:
         self.processor.shadows = ShadowBook(self.engine, bind=self.machines.bind_to)
         self.outbox.on_dead = self.processor.after_dead_action
         # webhook deliveries run from the outbox; the relay's pass queues them
-        sender = WebhookSender(self.engine, clock=self.processor.clock)
-        self.outbox.handlers[WEBHOOK_ACTION] = sender
-        self.outbox.recorders.append(sender.record)
+        self.webhook_sender = WebhookSender(self.engine, clock=self.processor.clock)
+        self.outbox.handlers[WEBHOOK_ACTION] = self.webhook_sender
+        self.outbox.handler_threads[WEBHOOK_ACTION] = SEND_THREADS  # a sweep's, side by side
+        self.outbox.recorders.append(self.webhook_sender.record)
         self.webhooks = WebhookDispatcher(self.engine, clock=self.processor.clock)
         self.producer = make_producer(settings, self.engine, self.machines, self.nudger)
 
@@ -189,7 +196,8 @@ class Runtime:
 
     def close(self) -> None:
         """Write the event counts not yet written, release database connections, the timer
-        backend's client and the action threads; stop being this process's default runtime."""
+        backend's client, the action threads and the webhook connections; stop being this
+        process's default runtime."""
         with _lock:
             for key in [k for k, runtime in _default.items() if runtime is self]:
                 del _default[key]
@@ -201,6 +209,7 @@ class Runtime:
             self.processor.shadows.close()
         self.timers.close()
         self.outbox.close()
+        self.webhook_sender.close()  # its kept-alive connections to the receivers
         self.machines.close_stored(self.engine)
         dispose(self.engine)
 

@@ -22,6 +22,16 @@ transaction that records the sweep's outcomes.
 repeat by it), ``X-Pystator-Event`` (the kind), ``X-Pystator-Timestamp`` (Unix seconds) and
 ``X-Pystator-Signature: sha256=<hex>``, the HMAC-SHA256 with the webhook's secret of
 ``<timestamp>.<raw body>`` (:func:`signature`).
+
+**Connections.** A sender keeps one HTTP client per process (:class:`httpx.Client`, made on first
+use and again after a fork): its keep-alive connections are reused from one delivery to the next,
+at most :data:`MAX_CONNECTIONS` of them, each idle one closed after
+:data:`KEEPALIVE_SECONDS`, and all closed with the runtime (:meth:`WebhookSender.close`). Every
+request has the same :data:`DEFAULT_TIMEOUT_SECONDS` for connecting, writing, reading and for
+waiting for a free connection; TLS checks certificates with the system's trust store (as
+``urllib`` did), proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, and redirects
+are not followed (a 3xx is a failed attempt). At most :data:`MAX_RESPONSE_BYTES` of an answer
+are read.
 """
 
 from __future__ import annotations
@@ -29,13 +39,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import socket
+import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from pystator.config.logs import get_logger
@@ -64,8 +77,17 @@ TIMESTAMP_HEADER = "X-Pystator-Timestamp"
 DELIVERY_HEADER = "X-Pystator-Delivery"
 EVENT_HEADER = "X-Pystator-Event"
 
-#: Seconds a POST may take.
+#: Seconds a POST may take (to connect, to send, to wait for each read of the answer, and to
+#: wait for a free pooled connection).
 DEFAULT_TIMEOUT_SECONDS = 10.0
+#: Deliveries of one outbox sweep sent at once (per process; the rest wait their turn).
+SEND_THREADS = 4
+#: Connections a sender's client keeps open at most (per process, across all receivers).
+MAX_CONNECTIONS = 8
+#: Seconds an idle kept-alive connection is kept before it is closed.
+KEEPALIVE_SECONDS = 30.0
+#: Bytes of a receiver's answer that are read (the rest is dropped with its connection).
+MAX_RESPONSE_BYTES = 64 * 1024
 #: How far back a dispatcher that just started looks for notices.
 LOOKBACK_SECONDS = 3600.0
 #: How far back each pass looks again (a row stamped just before the previous pass but
@@ -136,7 +158,8 @@ def enqueue(
 
 class WebhookSender:
     """Runs webhook outbox rows: POSTs each signed delivery; the outcomes are written on the
-    delivery rows in the transaction that records the sweep (:meth:`record`)."""
+    delivery rows in the transaction that records the sweep (:meth:`record`). Called from
+    several threads at once (a sweep sends :data:`SEND_THREADS` deliveries side by side)."""
 
     def __init__(
         self,
@@ -145,12 +168,18 @@ class WebhookSender:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         clock: Clock | None = None,
         cache_seconds: float = WEBHOOK_CACHE_SECONDS,
+        connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.engine = engine
         self.timeout = timeout
+        self.connections = connections
+        self._client: httpx.Client | None = None
+        self._client_pid = 0
+        self._client_lock = threading.Lock()
         self.clock = clock
         self.cache_seconds = cache_seconds
         self._hooks: dict[int, tuple[float, WebhookRow | None]] = {}
+        self._hooks_lock = threading.Lock()
         # outbox id -> (the receiver's status, the error): what record() writes
         self._answers: dict[int, tuple[int | None, str | None]] = {}
         self._dropped: dict[int, str] = {}
@@ -176,30 +205,62 @@ class WebhookSender:
             default=str,
         ).encode()
         stamp = str(int(time.time()))
-        request = urllib.request.Request(
-            webhook.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "pystator-webhooks",
-                DELIVERY_HEADER: str(params["delivery_id"]),
-                EVENT_HEADER: str(params["kind"]),
-                TIMESTAMP_HEADER: stamp,
-                SIGNATURE_HEADER: signature(webhook.secret, stamp, body),
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "pystator-webhooks",
+            DELIVERY_HEADER: str(params["delivery_id"]),
+            EVENT_HEADER: str(params["kind"]),
+            TIMESTAMP_HEADER: stamp,
+            SIGNATURE_HEADER: signature(webhook.secret, stamp, body),
+        }
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                self._answers[row.id] = (int(response.status), None)
-        except urllib.error.HTTPError as exc:
-            error = f"the receiver answered {exc.code}"
-            self._answers[row.id] = (exc.code, error)
-            raise WebhookDeliveryError(error) from exc
-        except (OSError, ValueError) as exc:
-            error = f"POST {webhook.url} failed: {exc}"
+            with self._http().stream("POST", webhook.url, content=body, headers=headers) as answer:
+                _drain(answer)
+                status = answer.status_code
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            error = f"POST {webhook.url} failed: {str(exc) or type(exc).__name__}"
             self._answers[row.id] = (None, error)
             raise WebhookDeliveryError(error) from exc
+        if not 200 <= status < 300:
+            error = f"the receiver answered {status}"
+            self._answers[row.id] = (status, error)
+            raise WebhookDeliveryError(error)
+        self._answers[row.id] = (status, None)
+
+    def close(self) -> None:
+        """Close the pooled connections (the runtime's close); a later delivery opens new ones."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None and self._client_pid == os.getpid():
+            client.close()
+
+    def _http(self) -> httpx.Client:
+        """This process's client (made on first use, and anew in a forked child: sockets are
+        never shared across processes)."""
+        with self._client_lock:
+            if self._client is None or self._client_pid != os.getpid():
+                limits = httpx.Limits(
+                    max_connections=self.connections,
+                    max_keepalive_connections=self.connections,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
+                )
+                verify = ssl.create_default_context()
+                # TCP_NODELAY: the headers and the body go out as two writes; with Nagle's
+                # algorithm the body would wait for the receiver's delayed ACK of the headers
+                transport = httpx.HTTPTransport(
+                    verify=verify,
+                    limits=limits,
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                )
+                self._client = httpx.Client(
+                    timeout=self.timeout,
+                    limits=limits,
+                    verify=verify,
+                    transport=transport,
+                    follow_redirects=False,
+                )
+                self._client_pid = os.getpid()
+            return self._client
 
     def record(
         self,
@@ -233,10 +294,14 @@ class WebhookSender:
         cached = self._hooks.get(webhook_id)
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
-        with translate_errors("webhooks"), self.engine.connect() as conn:
-            found = webhook_queries.get_webhook(conn, webhook_id)
-        self._hooks[webhook_id] = (time.monotonic(), found)
-        return found
+        with self._hooks_lock:  # one read for the sending threads that all missed
+            cached = self._hooks.get(webhook_id)
+            if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+                return cached[1]
+            with translate_errors("webhooks"), self.engine.connect() as conn:
+                found = webhook_queries.get_webhook(conn, webhook_id)
+            self._hooks[webhook_id] = (time.monotonic(), found)
+            return found
 
 
 class WebhookDispatcher:
@@ -309,6 +374,16 @@ class WebhookDispatcher:
         return queued
 
 
+def _drain(answer: httpx.Response) -> None:
+    """Read the answer up to :data:`MAX_RESPONSE_BYTES` (read whole, its connection is reused;
+    a longer one is closed with its connection)."""
+    size = 0
+    for chunk in answer.iter_raw():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return
+
+
 def _event_payload(row: RowMapping) -> dict[str, Any]:
     errors = list(row["errors"] or [])
     return {
@@ -354,6 +429,7 @@ __all__ = [
     "DWELL_BREACHED",
     "KINDS",
     "MACHINE_PUBLISHED",
+    "SEND_THREADS",
     "SIGNATURE_HEADER",
     "TEST",
     "TRANSITION_FAILED",

@@ -133,29 +133,12 @@ def test_configuration_changes_stream(app: LiveApp) -> None:
 
 def test_the_feed_never_skips_a_row_that_commits_out_of_id_order(pg_migrated_url: str) -> None:
     engine = fleet_engine(pg_migrated_url, pool_size=3)
-
-    def entry(entity: str) -> HistoryEntry:
-        return HistoryEntry(
-            machine=MACHINE,
-            entity_id=entity,
-            version=1,
-            source_state=None,
-            target_state="created",
-            trigger=None,
-            event_id=None,
-            origin="direct",
-            actions=(),
-            payload=None,
-            created_at=utc_now(),
-            machine_version=None,
-        )
-
     try:
         with engine.connect() as slow, engine.connect() as fast, engine.connect() as reader:
             slow_tx = slow.begin()
-            history_queries.insert_history(slow, [entry("slow")])  # draws the smaller id
+            history_queries.insert_history(slow, [_entry("slow")])  # draws the smaller id
             with fast.begin():
-                history_queries.insert_history(fast, [entry("fast")])  # commits first
+                history_queries.insert_history(fast, [_entry("fast")])  # commits first
             ids = dict(
                 (e, i)
                 for e, i in fast.execute(

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from pystator.fleet.relay import Relay
 from pystator.fleet.runtime import Runtime
-from pystator.fleet.webhooks import WebhookDispatcher, verify
+from pystator.fleet.webhooks import SEND_THREADS, WebhookDispatcher, verify
 from pystator.fsm_core.clock import utc_now
 from pystator.stores.sql.connections import dispose, fleet_engine
 from tests.support import worker_processes as procs
@@ -142,6 +142,38 @@ def test_a_receiver_down_for_a_while_gets_each_delivery_once_signed(
     assert all(i["response_status"] == 204 and i["attempts"] >= 3 for i in items)
     everyone = api.get("/api/v1/webhooks/deliveries").json()["items"]
     assert [i["id"] for i in everyone] == [i["id"] for i in items]
+
+
+def test_a_sweep_sends_side_by_side_over_kept_alive_connections(
+    api: TestClient, db_url: str
+) -> None:
+    receiver = Receiver(keep_alive=True)
+    receiver.up()
+    hook = api.post("/api/v1/webhooks", json=_hook(receiver.url)).json()
+    for _ in range(40):
+        assert api.post(f"/api/v1/webhooks/{hook['id']}/test").status_code == 202
+    runtime = Runtime.from_settings(settings_for(db_url), concurrency=1)
+    relay = Relay(runtime)
+    try:
+
+        def delivered() -> bool:
+            relay.tick()
+            items = _deliveries(api, hook["id"])
+            return len(items) >= 41 and all(i["status"] == "delivered" for i in items)
+
+        wait_until(delivered, interval=0.05, message="every delivery delivered")
+    finally:
+        runtime.close()
+        receiver.down()
+    assert runtime.webhook_sender._client is None  # its connections closed with the runtime
+    items = _deliveries(api, hook["id"])
+    got = receiver.snapshot()
+    assert sorted(r.headers["X-Pystator-Delivery"] for r in got) == sorted(
+        str(i["id"]) for i in items
+    )  # each once
+    assert all(verify(SECRET, r.headers, r.body) for r in got)
+    # at most one connection per sending thread, each reused for many deliveries
+    assert len({r.peer for r in got}) <= SEND_THREADS
 
 
 def test_deliveries_survive_a_worker_killed_with_sigkill(

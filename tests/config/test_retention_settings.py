@@ -21,6 +21,7 @@ def test_defaults_are_documented_windows(tmp_path: Path) -> None:
         "audit": 365.0,
         "rollups": 400.0,
         "heartbeats": 7.0,
+        "webhooks": 30.0,
     }
     assert policy.batch_rows == 1000 and policy.archive_dir is None
 

@@ -24,14 +24,18 @@ from pystator.cli import main
 from pystator.config.settings import Settings, load_settings
 from pystator.fleet.duties import Duties
 from pystator.fleet.retention import PRUNE_LOCK, Pruner, RetentionPolicy, prune
+from pystator.fleet.webhooks import LOOKBACK_SECONDS
 from pystator.stores.sql import locking
 from pystator.stores.sql.connections import dispose, fleet_engine
+from pystator.stores.sql.retention_queries import WEBHOOK_MIN_AGE
 from pystator.stores.sql.schema import (
     action_outbox,
     audit_log,
+    entity_states,
     event_rollups,
     idempotency_conflicts,
     transition_history,
+    webhook_deliveries,
     worker_events,
     worker_heartbeats,
 )
@@ -178,6 +182,59 @@ def add_heartbeat(conn: sa.Connection, worker_id: str, days: float) -> None:
     conn.execute(sa.insert(worker_heartbeats).values(values))
 
 
+def add_delivery(
+    conn: sa.Connection,
+    status: str,
+    days: float,
+    *,
+    outbox: str | None = None,
+    kind: str = "test",
+    payload: dict[str, Any] | None = None,
+) -> tuple[int, int | None]:
+    """A ``webhook_deliveries`` row created ``days`` ago (and delivered then, when
+    ``delivered``), with an outbox row of status ``outbox`` ("gone": an id no row has); its id
+    and its outbox row's id."""
+    outbox_id: int | None = None
+    if outbox == "gone":
+        outbox_id = 10**9
+    elif outbox is not None:
+        outbox_id = add_action(conn, outbox, days)
+    at = ago(days)
+    values = {
+        "webhook_id": 1,
+        "kind": kind,
+        "source_key": f"{kind}-{status}-{days}-{outbox}",
+        "payload": payload or {},
+        "outbox_id": outbox_id,
+        "status": status,
+        "attempts": 1,
+        "created_at": at,
+        "delivered_at": at if status == "delivered" else None,
+    }
+    delivery = conn.execute(
+        sa.insert(webhook_deliveries).values(values).returning(webhook_deliveries.c.id)
+    ).scalar_one()
+    return int(delivery), outbox_id if outbox != "gone" else None
+
+
+def add_entity(conn: sa.Connection, entity: str, version: int) -> None:
+    values = {
+        "machine": MACHINE,
+        "entity_id": entity,
+        "state": "waiting",
+        "context": {},
+        "entries": {},
+        "version": version,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    conn.execute(sa.insert(entity_states).values(values))
+
+
+def dwell(entity: str, version: int) -> dict[str, Any]:
+    return {"machine": MACHINE, "entity_id": entity, "state": "waiting", "version": version}
+
+
 def heartbeat_ids(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(sa.select(worker_heartbeats.c.worker_id)).scalars())
@@ -232,6 +289,40 @@ class Seeded:
             add_heartbeat(conn, "beating", 0.001)
             add_heartbeat(conn, "quiet-for-6-days", 6)
             add_heartbeat(conn, "gone-8-days", 8)
+            # the webhook delivery log (30 days): only finished deliveries go
+            add_entity(conn, "stuck", 4)
+            stay = [
+                add_delivery(conn, "delivered", 20, outbox="done"),
+                add_delivery(conn, "dropped", 10, outbox="discarded"),
+                add_delivery(conn, "pending", 60, outbox="pending"),  # being sent
+                add_delivery(conn, "failing", 60, outbox="pending"),  # being retried
+                add_delivery(conn, "failing", 61, outbox="dead"),  # an operator may resend it
+                # a dwell notice about an entity still in that version: its key stays
+                add_delivery(
+                    conn, "delivered", 62, kind="dwell.breached", payload=dwell("stuck", 4)
+                ),
+            ]
+            gone = [
+                add_delivery(conn, "delivered", 31, outbox="done"),
+                add_delivery(conn, "dropped", 31, outbox="discarded"),
+                add_delivery(conn, "failing", 32, outbox="discarded"),  # given up
+                add_delivery(conn, "failing", 33, outbox="gone"),  # given up, outbox pruned
+                # the entity has moved on since (version 4): the notice is history
+                add_delivery(
+                    conn, "delivered", 63, kind="dwell.breached", payload=dwell("stuck", 3)
+                ),
+            ]
+            self.stay_deliveries = {d for d, _ in stay}
+            self.gone_deliveries = {d for d, _ in gone}
+            # the outbox rows of those deliveries follow the actions' window (7 days)
+            for _, outbox_id in stay + gone:
+                if outbox_id is None:
+                    continue
+                status = sa.select(action_outbox.c.status).where(action_outbox.c.id == outbox_id)
+                if conn.execute(status).scalar_one() in ("pending", "dead"):
+                    self.stay_actions.add(outbox_id)
+                else:
+                    self.gone_actions.add(outbox_id)
 
 
 EXPECTED_REMOVED = {
@@ -242,13 +333,16 @@ EXPECTED_REMOVED = {
     "worker_events.discarded": 1,
     "idempotency_conflicts": 1,
     "transition_history": 1,
-    "action_outbox.done": 1,
-    "action_outbox.discarded": 1,
+    "action_outbox.done": 3,  # two of them deliveries'
+    "action_outbox.discarded": 4,  # three of them deliveries'
     "audit_log": 1,
     "event_rollups": 1,
     "shadow_diffs": 0,  # no shadow seeded here (tests/replay covers shadows)
     "machine_shadows": 0,
     "worker_heartbeats": 1,
+    "webhook_deliveries.delivered": 2,
+    "webhook_deliveries.dropped": 1,
+    "webhook_deliveries.abandoned": 2,
 }
 
 
@@ -264,8 +358,23 @@ def test_rows_past_their_window_go_and_the_rest_stay(engine: sa.Engine) -> None:
     assert ids(engine, idempotency_conflicts) == seeded.stay_conflicts
     assert rollup_days(engine) == {399}
     assert heartbeat_ids(engine) == {"beating", "quiet-for-6-days"}
+    assert ids(engine, webhook_deliveries) == seeded.stay_deliveries
     # a second pass finds nothing more
     assert prune(engine, DEFAULTS, now=NOW).total == 0
+
+
+def test_a_webhook_delivery_outlives_the_webhook_scans_look_back(engine: sa.Engine) -> None:
+    # the relay's scan looks an hour back when it starts: a delivery younger than that must keep
+    # its unique key, or the same notice would be queued again
+    assert timedelta(seconds=LOOKBACK_SECONDS) < WEBHOOK_MIN_AGE
+    with engine.begin() as conn:
+        young, _ = add_delivery(conn, "delivered", 1 / 24)
+        old, _ = add_delivery(conn, "delivered", 3 / 24)
+    minutes = replace(DEFAULTS, windows={**DEFAULTS.windows, "webhooks": 1 / 1440})
+    report = prune(engine, minutes, now=NOW)
+    assert report.removed["webhook_deliveries.delivered"] == 1
+    assert ids(engine, webhook_deliveries) == {young}
+    assert old not in ids(engine, webhook_deliveries)
 
 
 def test_a_dry_run_counts_what_a_pass_removes_and_deletes_nothing(engine: sa.Engine) -> None:

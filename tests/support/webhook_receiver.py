@@ -18,6 +18,7 @@ class Received:
 
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the sender's address: one per connection
 
     @property
     def json(self) -> Any:
@@ -26,9 +27,12 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records POSTs to ``url`` while up; connection refused while down."""
+    """Records POSTs to ``url`` while up; connection refused while down. ``keep_alive``: an
+    HTTP/1.1 server that keeps connections open between requests (else HTTP/1.0: one request
+    per connection)."""
 
     port: int = field(default_factory=free_port)
+    keep_alive: bool = False
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -42,11 +46,14 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                peer = (str(self.client_address[0]), int(self.client_address[1]))
                 with receiver._lock:
-                    receiver.received.append(Received(dict(self.headers.items()), body))
+                    receiver.received.append(Received(dict(self.headers.items()), body, peer))
                 self.send_response(204)
                 self.end_headers()
 

@@ -4,17 +4,19 @@ A :class:`Target` is one table and one outcome with its own window (completed ev
 events, done actions, …). Each batch is one statement that deletes at most ``limit`` rows past
 their window, picked through an index (``ix_worker_events_status_updated``,
 ``ix_transition_history_created_at``, ``ix_action_outbox_status_completed``, ``ix_audit_log_at``,
-``ix_idempotency_conflicts_created_at``, ``event_rollups``' primary key; ``worker_heartbeats``
-holds one small row per worker process and is scanned), and skipping rows
-another transaction has locked on PostgreSQL. Only finished rows are ever targets: pending and
-dead events, and pending and dead actions, are not in any target's ``where``.
+``ix_idempotency_conflicts_created_at``, ``event_rollups``' primary key,
+``ix_webhook_deliveries_status_delivered_at``; ``worker_heartbeats`` holds one small row per
+worker process and is scanned), and skipping rows another transaction has locked on PostgreSQL.
+Only finished rows are ever targets: pending and dead events, pending and dead actions, and
+webhook deliveries still sent or retried (or dead, awaiting an operator) are not in any target's
+``where``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,20 +28,37 @@ from pystator.stores.sql.rows import OutboxStatus
 from pystator.stores.sql.schema import (
     action_outbox,
     audit_log,
+    entity_states,
     event_rollups,
     idempotency_conflicts,
     machine_shadows,
     shadow_diffs,
     transition_history,
+    webhook_deliveries,
     worker_events,
     worker_heartbeats,
 )
 
 _W = worker_events.c
 _O = action_outbox.c
+_D = webhook_deliveries.c
+_S = entity_states.c
 
 #: The policy names a window is set for (``PYSTATOR_RETENTION_<NAME>_DAYS``).
-POLICIES = ("completed", "rejected", "history", "actions", "audit", "rollups", "heartbeats")
+POLICIES = (
+    "completed",
+    "rejected",
+    "history",
+    "actions",
+    "audit",
+    "rollups",
+    "heartbeats",
+    "webhooks",
+)
+#: A webhook delivery is never pruned younger than this, whatever its window: its unique key is
+#: what keeps the relay's webhook scan (which looks an hour back when it starts,
+#: ``pystator.fleet.webhooks.LOOKBACK_SECONDS``) from queueing the same notice again.
+WEBHOOK_MIN_AGE = timedelta(hours=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +72,17 @@ class Target:
     key: tuple[sa.Column[Any], ...]
     at: sa.Column[Any]
     where: tuple[sa.ColumnElement[bool], ...] = ()
+    min_age: timedelta = timedelta(0)  # rows younger than this stay, whatever the window
 
     def conditions(self, cutoff: datetime) -> list[sa.ColumnElement[bool]]:
         """Where a row of this target is past its window."""
         return [*self.where, self.at < cutoff]
+
+    def cutoff(self, window_cutoff: datetime | None, now: datetime) -> datetime | None:
+        """The cutoff of a pass at ``now`` (its window's, held back by :attr:`min_age`)."""
+        if window_cutoff is None:
+            return None
+        return min(window_cutoff, now - self.min_age) if self.min_age else window_cutoff
 
 
 def _event_target(status: EventStatus, policy: str) -> Target:
@@ -68,6 +94,43 @@ def _event_target(status: EventStatus, policy: str) -> Target:
         _W.updated_at,  # a finished event's last change is when it finished
         (_W.status == str(status),),
     )
+
+
+def _delivery_target(name: str, at: sa.Column[Any], *where: sa.ColumnElement[bool]) -> Target:
+    # a dwell notice names an entity version: while the entity is still in that version its row
+    # stays (the scan would otherwise find the entity again and send the notice a second time)
+    payload = _D.payload
+    dwelling = sa.and_(
+        _D.kind == "dwell.breached",
+        sa.select(_S.version)
+        .where(
+            _S.machine == payload["machine"].as_string(),
+            _S.entity_id == payload["entity_id"].as_string(),
+            _S.version == payload["version"].as_integer(),
+        )
+        .exists(),
+    )
+    return Target(
+        f"webhook_deliveries.{name}",
+        "webhooks",
+        webhook_deliveries,
+        (_D.id,),
+        at,
+        (*where, ~dwelling),
+        min_age=WEBHOOK_MIN_AGE,
+    )
+
+
+#: The outbox row of a delivery that is still sent or retried, or dead (an operator may send it
+#: again): while there is one, the delivery stays.
+_DELIVERY_LIVE = (
+    sa.select(_O.id)
+    .where(
+        _O.id == _D.outbox_id,
+        _O.status.in_([str(OutboxStatus.PENDING), str(OutboxStatus.DEAD)]),
+    )
+    .exists()
+)
 
 
 def _action_target(status: OutboxStatus) -> Target:
@@ -143,6 +206,14 @@ TARGETS: tuple[Target, ...] = (
         (worker_heartbeats.c.worker_id,),
         worker_heartbeats.c.beat_at,
     ),
+    # the webhook delivery log: delivered (by when), dropped unsent (its webhook was deleted),
+    # and given up (its outbox row discarded by an operator, or already pruned); never one
+    # whose outbox row is pending (being sent or retried) or dead
+    _delivery_target("delivered", _D.delivered_at, _D.status == "delivered"),
+    _delivery_target("dropped", _D.created_at, _D.status == "dropped"),
+    _delivery_target(
+        "abandoned", _D.created_at, _D.status.in_(["pending", "failing"]), ~_DELIVERY_LIVE
+    ),
 )
 
 
@@ -212,4 +283,13 @@ def target_names() -> Sequence[str]:
     return [t.name for t in TARGETS]
 
 
-__all__ = ["POLICIES", "TARGETS", "Batch", "Target", "count_due", "delete_batch", "target_names"]
+__all__ = [
+    "POLICIES",
+    "TARGETS",
+    "WEBHOOK_MIN_AGE",
+    "Batch",
+    "Target",
+    "count_due",
+    "delete_batch",
+    "target_names",
+]

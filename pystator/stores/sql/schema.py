@@ -356,7 +356,7 @@ webhook_deliveries = Table(
     Column("source_key", String(600), nullable=False),  # what it is about (dedupe)
     Column("payload", JsonType, nullable=False),
     Column("outbox_id", BigInteger, nullable=True),
-    Column("status", String(16), nullable=False),  # pending | delivered | failing
+    Column("status", String(16), nullable=False),  # pending | delivered | failing | dropped
     Column("attempts", Integer, nullable=False),
     Column("response_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
@@ -364,6 +364,8 @@ webhook_deliveries = Table(
     _ts("delivered_at", nullable=True),
     UniqueConstraint("webhook_id", "kind", "source_key"),
     Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    # retention's picks: the finished deliveries of a status, oldest first (revision 0035)
+    Index("ix_webhook_deliveries_status_delivered_at", "status", "delivered_at"),
 )
 
 # Discovery: states observed by outside systems (or classified from their records), one row per
