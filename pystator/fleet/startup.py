@@ -13,11 +13,23 @@ probe (``pystator health``, the API's port) stays red. The broker is waited for 
 
 **Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
 crash) applies it at once through the batched path, without waiting for nudges:
-:func:`start_backlog_drain` claims batches of due entities in ``threads`` background threads
-until no event of the backlog (an id up to the newest when it started) is due any more: fresh
-events are left to their own nudges,
-while the worker already consumes fresh nudges (an entity a drain thread holds is skipped by
-the nudge and re-checked by the drain after its commit).
+:class:`BacklogDrain` lists the backlog's due entities (those whose oldest pending event has an
+id up to the newest when it started; one scan per page of :data:`STARTUP_LIST_PAGE`) and applies
+them in chunks of a batch in ``threads`` background threads, each chunk one transaction of the
+warm path (:meth:`~pystator.fleet.processor.Processor.apply_listed`: the per-entity locks, the
+pending events in id order, one commit), so no batch scans the backlog again. Each worker walks
+the list from its own place (a rotation derived from its worker id): workers that start together
+work on different entities, skip those another one holds and find those it finished settled.
+Then each thread claims what is left (the claim loop of
+:meth:`~pystator.fleet.processor.Processor.drain_once`) until a claim comes back empty, or short
+while no backlog event is due. Fresh events, submitted after it started, are left to their own
+nudges, which the worker already consumes meanwhile (an entity a drain thread holds is skipped
+by the nudge and re-checked by the drain after its commit). While it runs, the relay of its
+process leaves the backlog to it (:class:`~pystator.fleet.relay.Relay`'s ``leave``): nudging
+those entities would only set the worker's consumers racing its drain threads.
+
+``pystator worker`` starts the drain before Celery's worker boots (about a second), right after
+its database answers (:func:`pystator.fleet.app.start_before_boot`).
 
 The nudges a backlog leaves in the broker (at most ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per
 publisher, see :mod:`pystator.fleet.nudge_gate`) announce work the drain does; each would
