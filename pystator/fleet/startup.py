@@ -234,11 +234,6 @@ class BacklogDrain:
         (or when there was none)."""
         return self._through
 
-    @property
-    def running(self) -> bool:
-        """True while its threads work."""
-        return self._thread is not None and self._thread.is_alive()
-
     def run(self) -> int:
         """Drain in this thread (and ``threads - 1`` more); the number of events handled."""
         try:
