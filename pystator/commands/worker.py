@@ -14,12 +14,16 @@ from types import FrameType
 from typing import Any
 
 from celery import Celery, signals
-from celery.worker import state as celery_state
 from sqlalchemy.engine import make_url
 
 from pystator.config.logs import configure_logging, get_logger
 from pystator.config.settings import DEFAULT_WORKER_DRAIN_TIMEOUT_S, Settings, load_settings
-from pystator.fleet.app import make_worker_app
+from pystator.fleet.app import (
+    DUTIES_STOP_SECONDS,
+    WorkerStart,
+    make_worker_app,
+    start_before_boot,
+)
 from pystator.fleet.celery_config import is_memory_broker
 from pystator.fleet.composition import prepare_database
 from pystator.fleet.duties import freeze_startup_heap
@@ -193,7 +197,13 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     if app is None:
         return _run_embedded(runtime, concurrency, relay=relay)
-    return _run_celery(runtime, app, concurrency, args)
+    # The duties (timers, relay, heartbeat) and the start-up drain run before Celery's worker
+    # boots (about a second), so the backlog drains meanwhile; its FleetDuties step adopts them.
+    # A prefork pool forks: there the step starts them once the worker boots.
+    early = None if args.pool == "prefork" else start_before_boot(runtime, app)
+    if early is not None:
+        _stop_before_boot(early)
+    return _run_celery(runtime, app, concurrency, args, early=early)
 
 
 def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
@@ -218,8 +228,15 @@ def _run_embedded(runtime: Runtime, concurrency: int, *, relay: bool) -> int:
     return 0 if finished else EXIT_HARD_STOP
 
 
-def _run_celery(runtime: Runtime, app: Celery, concurrency: int, args: argparse.Namespace) -> int:
-    # The duties (timers, relay, heartbeat) start with the worker: a bootstep of the app.
+def _run_celery(
+    runtime: Runtime,
+    app: Celery,
+    concurrency: int,
+    args: argparse.Namespace,
+    *,
+    early: WorkerStart | None = None,
+) -> int:
+    # Without ``early`` the duties (timers, relay, heartbeat) start with the worker: a bootstep.
     escalate = partial(_escalate_on_second_signal, timeout=runtime.settings.worker_drain_timeout_s)
     signals.worker_shutting_down.connect(escalate, weak=False)
     argv = [
@@ -247,8 +264,29 @@ def _run_celery(runtime: Runtime, app: Celery, concurrency: int, args: argparse.
     finally:
         signals.worker_init.disconnect(remember)
         signals.worker_shutting_down.disconnect(escalate)
+        if early is not None:  # stopped by the step with the worker; not if it never booted
+            early.stop(DUTIES_STOP_SECONDS)
     exitcode = getattr(controllers[-1], "exitcode", 0) if controllers else 0
     return int(exitcode or 0)
+
+
+def _stop_before_boot(early: WorkerStart) -> None:
+    """Until Celery's worker installs its own handlers, SIGTERM and SIGINT ask for the warm
+    shutdown Celery's handler would (its flag, which the worker honours as soon as it runs;
+    the start-up drain stops after its current transactions); a second one stops hard."""
+    from celery.worker import state as celery_state  # after the drain started: Celery's boot
+
+    seen: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        seen.append(signum)
+        if len(seen) > 1:
+            os._exit(EXIT_HARD_STOP)
+        early.request_stop()
+        celery_state.should_stop = 0  # EX_OK: what Celery's warm shutdown handler sets
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def _escalate_on_second_signal(
@@ -263,6 +301,8 @@ def _escalate_on_second_signal(
         return
 
     def hard_stop(*_args: Any) -> None:
+        from celery.worker import state as celery_state  # loaded by the running worker already
+
         log.warning("worker_hard_stop", reason="second signal or drain timeout")
         celery_state.should_terminate = EXIT_HARD_STOP  # Celery's cold shutdown: pool terminated
 

@@ -36,11 +36,6 @@ try:  # the optional extra: everything below degrades to no-ops without it
 except ImportError:  # pragma: no cover - exercised by the no-extra test in a subprocess
     trace = None  # type: ignore[assignment]
 
-try:
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-except ImportError:
-    FastAPIInstrumentor = None  # type: ignore[assignment,misc]
-
 #: True when OpenTelemetry's API is importable.
 ENABLED = trace is not None
 #: The carrier key of the W3C trace context.
@@ -143,9 +138,15 @@ def action_span(
 
 def instrument_app(app: Any) -> None:
     """Instrument a FastAPI app (server spans for every request) when
-    ``opentelemetry-instrumentation-fastapi`` is installed."""
-    if FastAPIInstrumentor is not None:
-        FastAPIInstrumentor.instrument_app(app)
+    ``opentelemetry-instrumentation-fastapi`` is installed.
+
+    Imported here, when an app is built, not with this module: the instrumentation imports
+    FastAPI (about a second of start-up), which a worker or a producer never needs."""
+    try:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    except ImportError:
+        return
+    FastAPIInstrumentor.instrument_app(app)
 
 
 __all__ = [

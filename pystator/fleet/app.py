@@ -11,7 +11,8 @@ same duties as ``pystator worker``: timers, relay, heartbeat. The module attribu
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+import weakref
+from dataclasses import dataclass, replace
 from typing import Any
 
 from celery import Celery, bootsteps, signals
@@ -20,8 +21,8 @@ from pystator.config.logs import get_logger
 from pystator.config.settings import Settings
 from pystator.fleet.celery_config import broker_warnings, new_app
 from pystator.fleet.duties import Duties, freeze_startup_heap
-from pystator.fleet.runtime import configure, current_settings, get_runtime
-from pystator.fleet.startup import clear_stale_nudges, start_backlog_drain, wait_for_database
+from pystator.fleet.runtime import Runtime, configure, current_settings, get_runtime
+from pystator.fleet.startup import BacklogDrain, clear_stale_nudges, wait_for_database
 from pystator.fleet.tasks import RuntimeProvider, register
 
 #: ``app.conf`` key: run the relay in this worker (``pystator worker --no-relay`` sets False).
@@ -36,31 +37,87 @@ DUTIES_STOP_SECONDS = 10.0
 log = get_logger("pystator.worker.app")
 
 
+@dataclass
+class WorkerStart:
+    """What a starting worker runs besides its consumer: the duties and the backlog drain."""
+
+    duties: Duties
+    drain: BacklogDrain | None = None
+
+    def request_stop(self) -> None:
+        """Ask the drain to stop, without waiting (from a signal handler)."""
+        if self.drain is not None:
+            self.drain.request_stop()
+
+    def stop(self, timeout: float = DUTIES_STOP_SECONDS) -> None:
+        """Stop the drain (after its current transactions), then the duties. Idempotent."""
+        if self.drain is not None:
+            self.drain.stop(timeout)
+        self.duties.shutdown(timeout)
+
+
+def start_worker(runtime: Runtime, app: Celery) -> WorkerStart:
+    """Start what a worker of ``app`` runs besides consuming (call once the database answers):
+    the duties (its liveness lock and heartbeat first, then timers, relay, pruner) and, for a
+    table worker, the start-up drain, after purging a nudge queue a backlog left at its bound
+    (:mod:`pystator.fleet.startup`)."""
+    conf = app.conf
+    runtime.status.kind = "celery"
+    threads = int(conf.get(STARTUP_DRAIN_CONF, 0))
+    drain = None
+    if threads > 0:  # a table worker
+        drain = BacklogDrain(runtime.processor, threads=threads, order=runtime.status.worker_id)
+    duties = Duties(
+        runtime,
+        relay=bool(conf.get(RELAY_CONF, True)),
+        relay_leaves=drain.leaves_through if drain is not None else lambda: None,
+    )
+    duties.start()
+    if drain is not None:  # purge stale nudges, drain the backlog meanwhile
+        try:
+            clear_stale_nudges(runtime, app)
+        except BaseException:
+            duties.shutdown(DUTIES_STOP_SECONDS)
+            raise
+        drain.start()
+    return WorkerStart(duties, drain)
+
+
+#: Starts made before their app's worker booted (:func:`start_before_boot`), by app.
+_early: weakref.WeakKeyDictionary[Celery, WorkerStart] = weakref.WeakKeyDictionary()
+
+
+def start_before_boot(runtime: Runtime, app: Celery) -> WorkerStart:
+    """:func:`start_worker` now, before ``app.worker_main`` boots Celery's worker (about a
+    second): the backlog drain runs while Celery boots. The :class:`FleetDuties` step of that
+    worker adopts it (and stops it with the worker) instead of starting its own. For a threads
+    or solo pool only: a prefork pool must not fork a process whose threads already work."""
+    started = start_worker(runtime, app)
+    _early[app] = started
+    return started
+
+
 class FleetDuties(bootsteps.StartStopStep):  # type: ignore[misc]
     """Runs the fleet's duties (timers, relay, heartbeat) in the worker's main process."""
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        self.duties: Duties | None = None
+        self.started: WorkerStart | None = None
 
     def start(self, parent: Any) -> None:
         """Once the database answers, start the duties and the backlog drain (Celery starts
-        its consumer, the last step, after this one)."""
-        conf = parent.app.conf
-        wait_for_database(current_settings(), process="worker")
-        runtime = get_runtime()
-        runtime.status.kind = "celery"
-        self.duties = Duties(runtime, relay=bool(conf.get(RELAY_CONF, True)))
-        self.duties.start()
-        threads = int(conf.get(STARTUP_DRAIN_CONF, 0))
-        if threads > 0:  # a table worker: purge stale nudges, drain the backlog meanwhile
-            clear_stale_nudges(runtime, parent.app)
-            start_backlog_drain(runtime.processor, threads=threads)
+        its consumer, the last step, after this one), unless ``pystator worker`` started them
+        before the worker booted."""
+        app = parent.app
+        self.started = _early.pop(app, None)
+        if self.started is None:
+            wait_for_database(current_settings(), process="worker")
+            self.started = start_worker(get_runtime(), app)
 
     def stop(self, parent: Any) -> None:
-        """Stop them with the worker."""
-        if self.duties is not None:
-            self.duties.shutdown(DUTIES_STOP_SECONDS)
+        """Stop them with the worker: the drain between two transactions, then the duties."""
+        if self.started is not None:
+            self.started.stop(DUTIES_STOP_SECONDS)
 
 
 def make_worker_app(
@@ -146,4 +203,13 @@ signals.worker_process_init.connect(_child_started, weak=False)
 signals.worker_process_shutdown.connect(_child_stopping, weak=False)
 
 
-__all__ = ["RELAY_CONF", "STARTUP_DRAIN_CONF", "FleetDuties", "default_app", "make_worker_app"]
+__all__ = [
+    "RELAY_CONF",
+    "STARTUP_DRAIN_CONF",
+    "FleetDuties",
+    "WorkerStart",
+    "default_app",
+    "make_worker_app",
+    "start_before_boot",
+    "start_worker",
+]

@@ -61,6 +61,8 @@ class Duties:
     timers: bool = True
     prune: bool = True  # the retention pruner (main processes only; one prunes at a time)
     fatal: bool = True  # a dying duty ends the process (tests switch this off)
+    #: what the relay leaves to a start-up drain of this process (:class:`Relay`'s ``leave``)
+    relay_leaves: Callable[[], int | None] = lambda: None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     _started: bool = field(default=False, init=False)
@@ -92,7 +94,7 @@ class Duties:
         if self.timers:
             self.spawn(f"timers-{runtime.timers.name}", runtime.timers.run)
         if self.relay:
-            self.spawn("relay", Relay(runtime).run)
+            self.spawn("relay", Relay(runtime, leave=self.relay_leaves).run)
         if self.prune and self.timers and settings.prune_interval_seconds > 0:
             shared = runtime.engine if is_sqlite(runtime.engine.url) else None
             pruner = Pruner(settings, clock=runtime.processor.clock or utc_now, engine=shared)

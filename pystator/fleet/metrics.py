@@ -23,6 +23,10 @@ metric                                      type       labels / meaning
 ``pystator_shadow_comparisons_total``       counter    machine, result (match, mismatch, error)
 ==========================================  =========  =======================================
 
+``prometheus_client`` is imported when metrics are asked for (an observer built, a port served),
+not with this module: it costs a tenth of a second, which every worker paid at start-up
+whether it served metrics or not.
+
 Prefork workers: each child counts in files under ``PROMETHEUS_MULTIPROC_DIR`` (the
 ``prometheus_client`` multiprocess mode; the variable must be set before the worker starts) and
 the main process serves their sum.
@@ -34,9 +38,7 @@ import functools
 import os
 from collections.abc import Sequence
 from datetime import datetime
-
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector
+from typing import TYPE_CHECKING
 
 from pystator.fleet.batch import Batch
 from pystator.fleet.observer import FleetObserver
@@ -44,6 +46,9 @@ from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import SettingsError
 from pystator.fsm_core.records import ArmedTimer
 from pystator.stores.sql.rows import OutboxRow
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds: from a millisecond to a minute.
@@ -55,6 +60,8 @@ class PrometheusObserver(FleetObserver):
     """Counts what the fleet observer hooks report, in Prometheus metrics on ``registry``."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import REGISTRY, Counter, Histogram
+
         reg = registry if registry is not None else REGISTRY
         self.events = Counter(
             "pystator_events", "Event attempts by outcome", ["machine", "outcome"], registry=reg
@@ -172,6 +179,9 @@ class PrometheusObserver(FleetObserver):
 def serve_metrics(port: int, *, pool: str, host: str = "0.0.0.0") -> None:
     """Serve ``/metrics`` on ``port`` from this (main) process; with ``pool='prefork'`` the sum
     of every child's counters, which needs ``PROMETHEUS_MULTIPROC_DIR``."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
     if pool == "prefork":
         directory = os.environ.get(MULTIPROC_ENV)
         if not directory:

@@ -261,6 +261,13 @@ class Processor:
                 break
         return handled
 
+    def apply_listed(self, keys: Sequence[EntityKey]) -> Batch:
+        """One transaction of :meth:`process_entities` over entities already known to have due
+        work (a starting worker's list of its backlog, :mod:`pystator.fleet.startup`): lock
+        those no one holds, apply their due events in order, commit. No nudge bookkeeping and
+        no read first: an entity another worker finished meanwhile costs its lock only."""
+        return self._run(functools.partial(self._lock_many, keys=keys))
+
     def due_among(self, keys: Sequence[EntityKey]) -> list[EntityKey]:
         """Which of ``keys`` have a due oldest pending event (one read, no lock)."""
         with translate_errors("worker events"), autocommit(self.engine) as conn:

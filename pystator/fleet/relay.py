@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from pystator.config.logs import get_logger
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.errors import StoreError, StoreUnavailableError
+from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql import event_queries
 from pystator.stores.sql.db_clock import bind_now
 from pystator.stores.sql.engine import translate_errors
 
 #: Entities nudged per tick at most (the rest wait for the next tick).
 DEFAULT_RELAY_LIMIT = 1000
+#: What :attr:`Relay.leave` returns while every due event is left to a start-up drain.
+EVERYTHING = -1
 
 log = get_logger("pystator.relay")
 
@@ -38,19 +41,25 @@ class Relay:
     """Re-publishes nudges for stranded due events and runs stranded outbox actions."""
 
     def __init__(
-        self, runtime: Runtime, *, interval: float | None = None, limit: int = DEFAULT_RELAY_LIMIT
+        self,
+        runtime: Runtime,
+        *,
+        interval: float | None = None,
+        limit: int = DEFAULT_RELAY_LIMIT,
+        leave: Callable[[], int | None] = lambda: None,
     ) -> None:
+        """``leave()``: while a start-up drain of this process walks its backlog, the newest
+        event id of that backlog (:data:`EVERYTHING` before it knows): entities whose oldest
+        pending event is that old are the drain's, and nudging them would only set this
+        worker's consumers racing its drain threads for the same entities."""
         self.runtime = runtime
         self.interval = interval or runtime.settings.relay_interval_seconds
         self.limit = limit
+        self.leave = leave
 
     def tick(self) -> RelayTick:
         """One pass: nudge stranded entities, then sweep the outbox."""
-        clock = self.runtime.processor.clock
-        with translate_errors("relay"), self.runtime.engine.connect() as conn:
-            keys = event_queries.due_unclaimed_events(
-                conn, bind_now(conn, clock), grace=self.runtime.relay_grace(), limit=self.limit
-            )
+        keys = self._stranded()
         if keys:
             self.runtime.nudger.nudge(keys)
             self.runtime.observer.relay_republished(len(keys))
@@ -63,6 +72,20 @@ class Relay:
         actions = self.runtime.outbox.sweep()
         return RelayTick(nudged=len(keys), actions_run=actions)
 
+    def _stranded(self) -> list[EntityKey]:
+        after = self.leave()
+        if after == EVERYTHING:
+            return []
+        clock = self.runtime.processor.clock
+        with translate_errors("relay"), self.runtime.engine.connect() as conn:
+            return event_queries.due_unclaimed_events(
+                conn,
+                bind_now(conn, clock),
+                grace=self.runtime.relay_grace(),
+                limit=self.limit,
+                after=after or 0,
+            )
+
     def run(self, stop: threading.Event, tick: Callable[[], None] = lambda: None) -> None:
         """Tick every ``interval`` until ``stop`` is set; database outages are logged, not fatal."""
         while not stop.is_set():
@@ -74,4 +97,4 @@ class Relay:
             stop.wait(self.interval)
 
 
-__all__ = ["DEFAULT_RELAY_LIMIT", "Relay", "RelayTick"]
+__all__ = ["DEFAULT_RELAY_LIMIT", "EVERYTHING", "Relay", "RelayTick"]

@@ -13,11 +13,23 @@ probe (``pystator health``, the API's port) stays red. The broker is waited for 
 
 **Draining.** A worker that starts with a backlog (the fleet was scaled to zero, a deploy, a
 crash) applies it at once through the batched path, without waiting for nudges:
-:func:`start_backlog_drain` claims batches of due entities in ``threads`` background threads
-until no event of the backlog (an id up to the newest when it started) is due any more: fresh
-events are left to their own nudges,
-while the worker already consumes fresh nudges (an entity a drain thread holds is skipped by
-the nudge and re-checked by the drain after its commit).
+:class:`BacklogDrain` lists the backlog's due entities (those whose oldest pending event has an
+id up to the newest when it started; one scan per page of :data:`STARTUP_LIST_PAGE`) and applies
+them in chunks of a batch in ``threads`` background threads, each chunk one transaction of the
+warm path (:meth:`~pystator.fleet.processor.Processor.apply_listed`: the per-entity locks, the
+pending events in id order, one commit), so no batch scans the backlog again. Each worker walks
+the list from its own place (a rotation derived from its worker id): workers that start together
+work on different entities, skip those another one holds and find those it finished settled.
+Then each thread claims what is left (the claim loop of
+:meth:`~pystator.fleet.processor.Processor.drain_once`) until a claim comes back empty, or short
+while no backlog event is due. Fresh events, submitted after it started, are left to their own
+nudges, which the worker already consumes meanwhile (an entity a drain thread holds is skipped
+by the nudge and re-checked by the drain after its commit). While it runs, the relay of its
+process leaves the backlog to it (:class:`~pystator.fleet.relay.Relay`'s ``leave``): nudging
+those entities would only set the worker's consumers racing its drain threads.
+
+``pystator worker`` starts the drain before Celery's worker boots (about a second), right after
+its database answers (:func:`pystator.fleet.app.start_before_boot`).
 
 The nudges a backlog leaves in the broker (at most ``PYSTATOR_NUDGE_QUEUE_MAX`` + 16 per
 publisher, see :mod:`pystator.fleet.nudge_gate`) announce work the drain does; each would
@@ -34,6 +46,8 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -43,9 +57,11 @@ from pystator.config.logs import get_logger
 from pystator.config.settings import Settings
 from pystator.fleet.broker_depth import queue_depth_reader
 from pystator.fleet.processor import Processor
+from pystator.fleet.relay import EVERYTHING
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.backoff import Backoff
 from pystator.fsm_core.errors import StoreError, StoreUnavailableError
+from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql import event_queries, timer_queries
 from pystator.stores.sql.connections import autocommit, ping, transaction
 from pystator.stores.sql.db_clock import bind_now
@@ -53,8 +69,12 @@ from pystator.stores.sql.engine import is_sqlite, translate_errors
 
 #: Delays between attempts to reach the database at start-up (no jitter: one process).
 STARTUP_BACKOFF = Backoff(base_seconds=0.5, max_seconds=5.0, jitter=False)
-#: Batches one start-up drain thread runs at most before leaving the rest to the nudges.
+#: Batches one start-up drain thread claims at most, after its list, before leaving the rest
+#: to the nudges.
 STARTUP_DRAIN_MAX_BATCHES = 10_000
+#: Entities one listing of the backlog returns (the next page is listed once it is walked):
+#: about 1 MB of keys in memory at most.
+STARTUP_LIST_PAGE = 20_000
 
 log = get_logger("pystator.startup")
 
@@ -150,49 +170,129 @@ def clear_stale_nudges(runtime: Runtime, app: Celery) -> int:
     return purged
 
 
-def start_backlog_drain(processor: Processor, *, threads: int) -> threading.Thread:
-    """:func:`drain_backlog` in the background (a daemon thread that ends with it)."""
-    thread = threading.Thread(
-        target=drain_backlog,
-        args=(processor,),
-        kwargs={"threads": threads},
-        name="pystator-startup-drain",
-        daemon=True,
-    )
-    thread.start()
-    return thread
+class BacklogDrain:
+    """A starting worker's drain of its backlog (see the module), in ``threads`` threads.
 
+    First it lists the backlog's due entities (one query per page of ``page`` entities,
+    oldest head first) and applies them in chunks of a batch
+    (:meth:`~pystator.fleet.processor.Processor.apply_listed`: lock, load the pending events
+    in id order, apply, commit), the threads taking consecutive chunks. Each worker walks the
+    list from its own place (a rotation derived from ``order``, its worker id), so workers that
+    start together do not meet on the same entities; an entity another worker holds is skipped
+    (its holder applies it), one it finished costs a lock. Then each thread claims what is left
+    (the batched claim of :meth:`~pystator.fleet.processor.Processor.drain_once`) until a
+    claim comes back empty, or short while no backlog event is due any more. Fresh events,
+    submitted after it started, are left to their nudges. :meth:`stop` ends it between two
+    transactions; a database error ends it too (the nudges and the relay carry on).
+    """
 
-def drain_backlog(
-    processor: Processor, *, threads: int, max_batches: int = STARTUP_DRAIN_MAX_BATCHES
-) -> int:
-    """Apply the backlog (the due events with an id up to the newest when it starts) through
-    the batched path in ``threads`` threads; returns the number of events handled.
+    def __init__(
+        self,
+        processor: Processor,
+        *,
+        threads: int,
+        order: str = "",
+        page: int = STARTUP_LIST_PAGE,
+        max_batches: int = STARTUP_DRAIN_MAX_BATCHES,
+    ) -> None:
+        self.processor = processor
+        self.threads = threads
+        self.order = order
+        self.page = max(page, 1)
+        self.max_batches = max_batches
+        self.handled = 0
+        self._through: int | None = EVERYTHING  # not known before it starts
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # the list being walked: chunks of keys, and where the next page starts
+        self._chunks: deque[list[EntityKey]] = deque()
+        self._after = 0
+        self._listed_all = False
 
-    A thread claims batches until one comes back empty (every due entity is held by another
-    thread, which finishes it, or nothing is due), or short while no backlog event is due any
-    more (one index lookup: a short claim may only mean other threads hold the oldest entities).
-    Fresh events, submitted after it started, are left to their nudges. A database error ends
-    it: the nudges and the relay carry on."""
-    if threads < 1:
-        return 0
-    try:
-        with translate_errors("startup drain"), autocommit(processor.engine) as conn:
-            boundary = event_queries.newest_event_id(conn)
-    except StoreError as exc:
-        log.warning("startup_drain_stopped", error=str(exc))
-        return 0
-    if boundary is None:
-        return 0
-    log.info("startup_drain_started", backlog_through=boundary, threads=threads)
-    handled: list[int] = []
-    lock = threading.Lock()
-    full = processor.options.batch_entities
+    def start(self) -> BacklogDrain:
+        """Run it in the background (a daemon thread, ``pystator-startup-drain``)."""
+        self._thread = threading.Thread(target=self.run, name="pystator-startup-drain", daemon=True)
+        self._thread.start()
+        return self
 
-    def run() -> None:
+    def request_stop(self) -> None:
+        """Ask its threads to end after their current transaction (returns at once)."""
+        self._stop.set()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask its threads to end after their current transaction; True once they have."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def leaves_through(self) -> int | None:
+        """What the relay of this process leaves to this drain (its ``leave``): every due event
+        until the drain knows its backlog, then the events up to its newest; None once it ended
+        (or when there was none)."""
+        return self._through
+
+    def run(self) -> int:
+        """Drain in this thread (and ``threads - 1`` more); the number of events handled."""
+        try:
+            return self._run()
+        finally:
+            self._through = None  # the relay takes over again
+
+    def _run(self) -> int:
+        if self.threads < 1:
+            return 0
+        try:
+            with translate_errors("startup drain"), autocommit(self.processor.engine) as conn:
+                boundary = event_queries.newest_event_id(conn)
+        except StoreError as exc:
+            log.warning("startup_drain_stopped", error=str(exc))
+            return 0
+        if boundary is None:
+            return 0
+        self._through = boundary
+        log.info("startup_drain_started", backlog_through=boundary, threads=self.threads)
+        started = time.monotonic()
+        counts: list[int] = []
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(boundary, counts),
+                name=f"pystator-startup-drain-{n}",
+                daemon=True,
+            )
+            for n in range(1, self.threads)
+        ]
+        for worker in workers:
+            worker.start()
+        self._work(boundary, counts)
+        for worker in workers:
+            worker.join()
+        self.handled = total = sum(counts)
+        if total:
+            log.info(
+                "startup_backlog_drained",
+                events=total,
+                threads=self.threads,
+                seconds=round(time.monotonic() - started, 3),
+            )
+        return total
+
+    def _work(self, boundary: int, counts: list[int]) -> None:
+        processor = self.processor
         count = 0
         try:
-            for _ in range(max_batches):
+            while not self._stop.is_set():
+                chunk = self._next_chunk(boundary)
+                if chunk is None:
+                    break
+                count += len(processor.apply_listed(chunk).results)
+            full = processor.options.batch_entities
+            for _ in range(self.max_batches):
+                if self._stop.is_set():
+                    break
                 batch = processor.drain_once()
                 count += len(batch.results)
                 # Empty: every due entity is held by another thread (which finishes it) or
@@ -203,27 +303,63 @@ def drain_backlog(
                     break
         except StoreError as exc:
             log.warning("startup_drain_stopped", error=str(exc))
-        with lock:
-            handled.append(count)
+        with self._lock:
+            counts.append(count)
 
-    started = time.monotonic()
-    workers = [
-        threading.Thread(target=run, name=f"pystator-startup-drain-{n}", daemon=True)
-        for n in range(threads)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    total = sum(handled)
-    if total:
-        log.info(
-            "startup_backlog_drained",
-            events=total,
-            threads=threads,
-            seconds=round(time.monotonic() - started, 3),
-        )
-    return total
+    def _next_chunk(self, boundary: int) -> list[EntityKey] | None:
+        """The next chunk of the list (listing the next page when this one is walked)."""
+        with self._lock:
+            if not self._chunks and not self._listed_all:
+                self._list_page(boundary)
+            return self._chunks.popleft() if self._chunks else None
+
+    def _list_page(self, boundary: int) -> None:
+        processor = self.processor
+        with translate_errors("startup drain"), autocommit(processor.engine) as conn:
+            rows = event_queries.backlog_entities(
+                conn,
+                bind_now(conn, processor.clock),
+                through=boundary,
+                after=self._after,
+                limit=self.page,
+            )
+        if len(rows) < self.page:
+            self._listed_all = True
+        if not rows:
+            return
+        self._after = rows[-1][1]
+        keys = rotated([key for key, _head in rows], self.order)
+        size = max(processor.options.batch_entities, 1)
+        self._chunks.extend(keys[n : n + size] for n in range(0, len(keys), size))
+
+
+def rotated(keys: list[EntityKey], order: str) -> list[EntityKey]:
+    """``keys`` from a place of their own for ``order`` (a worker id), then around."""
+    if not keys or not order:
+        return keys
+    start = zlib.crc32(order.encode("utf-8")) % len(keys)
+    return keys[start:] + keys[:start]
+
+
+def start_backlog_drain(processor: Processor, *, threads: int, order: str = "") -> BacklogDrain:
+    """A :class:`BacklogDrain` running in the background."""
+    return BacklogDrain(processor, threads=threads, order=order).start()
+
+
+def drain_backlog(
+    processor: Processor,
+    *,
+    threads: int,
+    order: str = "",
+    max_batches: int = STARTUP_DRAIN_MAX_BATCHES,
+    page: int = STARTUP_LIST_PAGE,
+) -> int:
+    """A :class:`BacklogDrain` in this thread (and ``threads - 1`` more); the number of events
+    handled."""
+    drain = BacklogDrain(
+        processor, threads=threads, order=order, max_batches=max_batches, page=page
+    )
+    return drain.run()
 
 
 def _backlog_left(processor: Processor, boundary: int) -> bool:
@@ -235,9 +371,12 @@ def _backlog_left(processor: Processor, boundary: int) -> bool:
 
 __all__ = [
     "STARTUP_BACKOFF",
+    "STARTUP_LIST_PAGE",
+    "BacklogDrain",
     "clear_stale_nudges",
     "drain_backlog",
     "retry_at_startup",
+    "rotated",
     "start_backlog_drain",
     "wait_for_database",
 ]

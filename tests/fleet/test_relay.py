@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pystator.fleet.producer import EventSpec
-from pystator.fleet.relay import Relay
+from pystator.fleet.relay import EVERYTHING, Relay
 from pystator.fleet.runtime import Runtime
 from pystator.fsm_core.records import EntityKey
 from pystator.stores.sql.schema import action_outbox, worker_events
@@ -69,6 +69,27 @@ def test_relay_nudges_due_events_nobody_took_after_a_grace_period(runtime: Runti
     nudger.sent.clear()
     runtime.processor.drain()
     assert relay.tick().nudged == 0  # nothing left
+
+
+def test_relay_leaves_a_start_up_drain_s_backlog_to_it(runtime: Runtime) -> None:
+    clock = runtime.processor.clock
+    assert isinstance(clock, FakeClock)
+    backlog = [_submit(runtime, f"old{n}") for n in range(3)]
+    leave: list[int | None] = [EVERYTHING]
+    relay = Relay(runtime, leave=lambda: leave[0])
+    nudger = runtime.nudger
+    assert isinstance(nudger, RecordingNudger)
+    clock.advance(runtime.relay_grace().total_seconds() + 1)
+
+    assert relay.tick().nudged == 0  # the drain does not know its backlog yet: all is its
+    leave[0] = max(backlog)
+    _submit(runtime, "fresh")
+    clock.advance(runtime.relay_grace().total_seconds() + 1)
+    assert relay.tick().nudged == 1
+    assert nudger.sent == [(MACHINE, "fresh")]  # newer work only
+    leave[0] = None  # the drain ended
+    nudger.sent.clear()
+    assert relay.tick().nudged == 4
 
 
 def test_relay_runs_actions_whose_worker_died_after_commit(runtime: Runtime) -> None:

@@ -11,14 +11,16 @@ import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pystator.fsm_core.errors import StoreError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_SECONDS = 10
@@ -72,7 +74,12 @@ def create_engine_from_url(url: str | URL, **kwargs: Any) -> Engine:
 
 
 def create_async_engine_from_url(url: str | URL, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url`` (``postgresql+psycopg`` async or ``sqlite+aiosqlite``)."""
+    """An async engine for ``url`` (``postgresql+psycopg`` async or ``sqlite+aiosqlite``).
+
+    SQLAlchemy's asyncio extension is imported here, not with this module: it brings the ORM
+    (0.2 s of a worker's start-up), which only the async stores use."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     parsed = normalize_url(url, is_async=True)
     engine = create_async_engine(parsed, **{**_engine_kwargs(parsed), **kwargs})
     if parsed.get_backend_name() == "sqlite":

@@ -272,6 +272,39 @@ def oldest_due_event(conn: Connection, now: datetime | None) -> int | None:
     return None if oldest is None else int(oldest)
 
 
+def _backlog_page() -> sa.Select[Any]:
+    # Heads among the events up to ``through`` only: an entity's oldest event up to it is its
+    # oldest event at all exactly when that one is part of the backlog.
+    heads = (
+        _due_heads(_W.id <= sa.bindparam("through", type_=sa.BigInteger))
+        .order_by(None)
+        .subquery("backlog")
+    )
+    return (
+        sa.select(heads.c.machine, heads.c.entity_id, heads.c.head)
+        .where(heads.c.head > sa.bindparam("after", type_=sa.BigInteger))
+        .order_by(heads.c.head)
+        .limit(_LIMIT)
+    )
+
+
+_BACKLOG_PAGE = _backlog_page()
+
+
+def backlog_entities(
+    conn: Connection, now: datetime | None, *, through: int, after: int = 0, limit: int
+) -> list[tuple[EntityKey, int]]:
+    """Entities whose oldest pending event is due and has an id in ``(after, through]``, oldest
+    head first, at most ``limit``, with that head's id (to list the next page after it).
+
+    What a starting worker drains (``through``: the newest event when it started). One scan of
+    the pending events, no lock: the entities are locked, and their events loaded in order,
+    when they are applied.
+    """
+    params = {"now": now, "through": through, "after": after, "limit": limit}
+    return [((r[0], r[1]), int(r[2])) for r in conn.execute(_BACKLOG_PAGE, params).all()]
+
+
 _NEWEST = sa.select(sa.func.max(_W.id))
 
 
@@ -281,29 +314,42 @@ def newest_event_id(conn: Connection) -> int | None:
     return None if newest is None else int(newest)
 
 
+def _stranded() -> sa.Select[Any]:
+    heads = _due_heads().order_by(None).subquery("due")
+    head = worker_events.alias("stranded_head")
+    grace = sa.bindparam("grace", type_=sa.Interval)
+    return (
+        sa.select(heads.c.machine, heads.c.entity_id)
+        .join(head, head.c.id == heads.c.head)
+        .where(
+            heads.c.head > sa.bindparam("after", type_=sa.BigInteger),
+            sa.or_(head.c.fires_at > head.c.created_at, head.c.created_at <= _NOW - grace),
+        )
+        .order_by(heads.c.head)
+        .limit(_LIMIT)
+    )
+
+
+_STRANDED = _stranded()
+
+
 def due_unclaimed_events(
-    conn: Connection, now: datetime | None, *, grace: timedelta, limit: int
+    conn: Connection, now: datetime | None, *, grace: timedelta, limit: int, after: int = 0
 ) -> list[EntityKey]:
     """Entities the relay should nudge: a due event nobody took.
 
     An event submitted for now got its own nudge; it counts as stranded only after ``grace``.
     An event that became due later (``fires_at`` in the future at submission, a retry, a timer)
-    had no nudge at its due time, so it counts as soon as it is due.
+    had no nudge at its due time, so it counts as soon as it is due. Entities whose oldest
+    pending event has an id up to ``after`` are left out (a start-up drain applies them).
     """
-    heads = _due_heads().subquery("due")
-    head = worker_events.alias("stranded_head")
-    query = (
-        sa.select(heads.c.machine, heads.c.entity_id)
-        .join(head, head.c.id == heads.c.head)
-        .where(sa.or_(head.c.fires_at > head.c.created_at, head.c.created_at <= _NOW - grace))
-        .order_by(heads.c.head)
-        .limit(limit)
-    )
-    return [(r[0], r[1]) for r in conn.execute(query, {"now": now}).all()]
+    params = {"now": now, "grace": grace, "after": after, "limit": limit}
+    return [(r[0], r[1]) for r in conn.execute(_STRANDED, params).all()]
 
 
 __all__ = [
     "CLAIM_OVERSCAN",
+    "backlog_entities",
     "claim_entities",
     "complete_events",
     "due_among",

@@ -3,6 +3,10 @@
 ``upgrade(url)`` brings any database (SQLite or PostgreSQL) to the newest schema; the
 ``pystator db …`` commands are thin wrappers over these functions. No ``alembic.ini`` is needed.
 The documented import path is :mod:`pystator.migrations`.
+
+Alembic is imported by the functions that run it, not with this module: every worker imports
+this module (:func:`prepare_embedded`) but only an embedded SQLite one migrates, and Alembic
+cost a tenth of a second of each start-up.
 """
 
 from __future__ import annotations
@@ -11,11 +15,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
 
 from pystator.stores.sql.engine import (
     create_engine_from_url,
@@ -23,6 +23,9 @@ from pystator.stores.sql.engine import (
     normalize_url,
     translate_errors,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: The Alembic environment and versions (``pystator/migrations``).
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -32,6 +35,8 @@ BASE = "base"
 
 def alembic_config(url: str) -> Config:
     """An Alembic :class:`Config` for ``url`` pointing at the packaged migrations."""
+    from alembic.config import Config
+
     config = Config(stdout=io.StringIO())
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["url"] = normalize_url(url).render_as_string(hide_password=False)
@@ -46,18 +51,24 @@ def _translated() -> Iterator[None]:
 
 def upgrade(url: str, revision: str = HEAD) -> None:
     """Upgrade the database at ``url`` to ``revision`` (default: the newest)."""
+    from alembic import command
+
     with _translated():
         command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Downgrade the database at ``url`` to ``revision`` (``"base"`` drops every table)."""
+    from alembic import command
+
     with _translated():
         command.downgrade(alembic_config(url), revision)
 
 
 def current(url: str) -> str | None:
     """The revision the database at ``url`` is at, or None for an unmigrated database."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = create_engine_from_url(url)
     try:
         with _translated(), engine.connect() as conn:
@@ -75,6 +86,8 @@ def prepare_embedded(url: str) -> None:
 
 def head() -> str:
     """The newest revision shipped with this version of pystator."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     revision = script.get_current_head()
     if revision is None:  # pragma: no cover - the package always ships revisions
@@ -84,6 +97,8 @@ def head() -> str:
 
 def history() -> list[tuple[str, str | None, str]]:
     """Every shipped revision, oldest first: (revision, down_revision, message)."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     rows = []
     for rev in script.walk_revisions():
