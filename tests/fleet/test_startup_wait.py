@@ -123,6 +123,11 @@ def test_processes_started_while_the_database_is_down_wait_then_drain_everything
             proxy.start()  # the database is back
             procs.wait_for(lambda: pending(engine) == 0, "every event to be applied", 120)
             procs.wait_for(lambda: ready(api_port), "the API to answer /ready")
+            for name, _proc in started:  # the relay may still sleep its backoff out (≤ 5 s)
+                procs.wait_for(
+                    lambda name=name: connected(tmp_path / f"{name}.log"),
+                    f"{name} to log database_available",
+                )
             assert {name: p.poll() for name, p in started} == {name: None for name, _ in started}
             lost, twice, wrong_versions = check(engine)
         finally:
@@ -134,6 +139,10 @@ def test_processes_started_while_the_database_is_down_wait_then_drain_everything
         text = (tmp_path / f"{name}.log").read_text()
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
         assert "database_available" in text, name
+
+
+def connected(log: Path) -> bool:
+    return log.exists() and '"database_available"' in log.read_text(errors="replace")
 
 
 def attempts(log: Path) -> int:
