@@ -159,18 +159,31 @@ class OutboxRunner:
             rows = outbox_queries.load_outbox(conn, ids)
         return self.run(rows)
 
-    def sweep(self, limit: int = DEFAULT_SWEEP_LIMIT) -> int:
-        """Claim and run stranded or retry-due actions (the relay's outbox sweep)."""
-        claimed = time.monotonic()
-        try:
-            with translate_errors("action outbox"), transaction(self.engine) as conn:
-                now = read_now(conn, self.clock)
-                rows = outbox_queries.claim_outbox(conn, now, limit, lease=self.lease)
-        except StoreUnavailableError:
-            raise
-        except StoreError:  # one row refuses the claim: claim them one at a time
-            rows = self._claim_each(limit)
-        return self.run(rows, deadline=claimed + self.lease.total_seconds())
+    def sweep(self, limit: int = DEFAULT_SWEEP_LIMIT, *, seconds: float = 0.0) -> int:
+        """Claim and run stranded or retry-due actions (the relay's outbox sweep); returns how
+        many succeeded.
+
+        With ``seconds`` it claims page after page while each comes back full, for about that
+        long: a backlog (a burst of webhook deliveries, the actions of a dead worker) drains at
+        the rate the actions run, not one page per relay tick. A page ends the sweep when it is
+        short: what failed waits for its retry time and what was not started stays leased, so
+        neither is claimed again at once.
+        """
+        ends = time.monotonic() + seconds
+        succeeded = 0
+        while True:
+            claimed = time.monotonic()
+            try:
+                with translate_errors("action outbox"), transaction(self.engine) as conn:
+                    now = read_now(conn, self.clock)
+                    rows = outbox_queries.claim_outbox(conn, now, limit, lease=self.lease)
+            except StoreUnavailableError:
+                raise
+            except StoreError:  # one row refuses the claim: claim them one at a time
+                rows = self._claim_each(limit)
+            succeeded += self.run(rows, deadline=claimed + self.lease.total_seconds())
+            if len(rows) < limit or time.monotonic() >= ends:
+                return succeeded
 
     def run(self, rows: Sequence[OutboxRow], *, deadline: float | None = None) -> int:
         """Run ``rows`` in order; returns how many succeeded. The rows of a handler named in

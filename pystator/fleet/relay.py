@@ -69,7 +69,8 @@ class Relay:
             raise
         except StoreError as exc:  # never holds back the actions' sweep
             log.warning("webhook_dispatch_failed", error=str(exc))
-        actions = self.runtime.outbox.sweep()
+        # a full page is swept again at once, for at most one interval: the tick's cadence holds
+        actions = self.runtime.outbox.sweep(seconds=self.interval)
         return RelayTick(nudged=len(keys), actions_run=actions)
 
     def _stranded(self) -> list[EntityKey]:

@@ -257,6 +257,36 @@ def test_stranded_outbox_rows_are_swept_after_their_lease(rig: Rig) -> None:
     assert len(rig.hooks.calls) == 1
 
 
+def test_a_sweep_given_time_takes_page_after_page_until_one_is_short(rig: Rig) -> None:
+    rig.processor.after_commit = []  # the worker "dies" right after commit: five rows stranded
+    for n in range(5):
+        rig.submit(f"e{n}", "open")
+    rig.processor.drain()
+    rig.clock.advance(31)
+    assert rig.outbox.sweep(limit=2) == 2  # without time: one page
+    assert rig.outbox.sweep(limit=2, seconds=60) == 3  # a full page, then a short one ends it
+    assert len(rig.hooks.calls) == 5
+    assert rig.count(action_outbox, status="done") == 5
+
+
+def test_a_sweep_given_time_does_not_take_its_failures_again(rig: Rig) -> None:
+    attempts: list[str] = []
+
+    def explode(ctx: Mapping[str, Any]) -> None:
+        attempts.append(str(ctx["_pystator"]["entity_id"]))
+        raise RuntimeError("smtp down")
+
+    rig.hooks.on_action = explode
+    rig.processor.after_commit = []
+    for n in range(5):
+        rig.submit(f"e{n}", "open")
+    rig.processor.drain()
+    rig.clock.advance(31)
+    assert rig.outbox.sweep(limit=2, seconds=60) == 0
+    assert sorted(attempts) == [f"e{n}" for n in range(5)]  # once each; retries wait their time
+    assert rig.count(action_outbox, status="pending") == 5
+
+
 def test_a_stale_timer_is_dropped(rig: Rig) -> None:
     rig.submit("a", "open")
     rig.processor.drain()
