@@ -341,27 +341,6 @@ def rotated(keys: list[EntityKey], order: str) -> list[EntityKey]:
     return keys[start:] + keys[:start]
 
 
-def start_backlog_drain(processor: Processor, *, threads: int, order: str = "") -> BacklogDrain:
-    """A :class:`BacklogDrain` running in the background."""
-    return BacklogDrain(processor, threads=threads, order=order).start()
-
-
-def drain_backlog(
-    processor: Processor,
-    *,
-    threads: int,
-    order: str = "",
-    max_batches: int = STARTUP_DRAIN_MAX_BATCHES,
-    page: int = STARTUP_LIST_PAGE,
-) -> int:
-    """A :class:`BacklogDrain` in this thread (and ``threads - 1`` more); the number of events
-    handled."""
-    drain = BacklogDrain(
-        processor, threads=threads, order=order, max_batches=max_batches, page=page
-    )
-    return drain.run()
-
-
 def _backlog_left(processor: Processor, boundary: int) -> bool:
     """True while a due pending event of the backlog (id up to ``boundary``) remains."""
     with translate_errors("startup drain"), autocommit(processor.engine) as conn:
@@ -374,9 +353,7 @@ __all__ = [
     "STARTUP_LIST_PAGE",
     "BacklogDrain",
     "clear_stale_nudges",
-    "drain_backlog",
     "retry_at_startup",
     "rotated",
-    "start_backlog_drain",
     "wait_for_database",
 ]
