@@ -227,7 +227,9 @@ def test_a_worker_behind_a_publish_retries_instead_of_failing(fleet: Fleet) -> N
     try:
         fleet.publish(v2(), state_map={"REVIEW": "CHECK"})
         event_id = fleet.submit("x1", "approve")
-        Processor(fleet.engine, behind).drain()
+        # The full backoff, not a jittered one: a delay of a few ms would be due again within
+        # this drain, which would count a second attempt.
+        Processor(fleet.engine, behind, rand=lambda: 1.0).drain()
         event = fleet.event(event_id)
         assert (event["status"], event["attempts"]) == ("pending", 1)
         assert "retried once the registry refreshes" in event["errors"][0]["message"]
