@@ -84,6 +84,7 @@ class EventOrigin(StrEnum):
     EVENT = "event"  # submit_event -> worker
     TIMER = "timer"  # a fired after:/timeout: timer
     REPLAY = "replay"  # an operator replayed a dead or rejected event
+    MIGRATION = "migration"  # a publish's state map moved the entity (history rows only)
 
 
 class EventKind(StrEnum):

@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pystator.fsm_core.machine import StateMachine
-from pystator.fsm_core.records import ArmedTimer, EntityRecord, HistoryEntry
+from pystator.fsm_core.records import ArmedTimer, EntityRecord, EventOrigin, HistoryEntry
 from pystator.registry.compatibility import CompatibilityReport
 from pystator.stores.sql import compatibility_queries as queries
 from pystator.stores.sql import entity_queries, history_queries, timer_queries
 from pystator.stores.sql.locking import wait_for_entity
 
 #: ``transition_history.origin`` of a move made by a state map.
-MIGRATION_ORIGIN = "migration"
+MIGRATION_ORIGIN = EventOrigin.MIGRATION
 #: ``transition_history.trigger`` of such a move.
 MIGRATION_TRIGGER = "migrate"
 

@@ -18,6 +18,9 @@ from pystator.discovery import (
     TransitionHistorySource,
 )
 from pystator.fsm_core.lint import LintSeverity, lint
+from pystator.fsm_core.records import HistoryEntry
+from pystator.registry.migration import MIGRATION_ORIGIN, MIGRATION_TRIGGER
+from pystator.stores.sql import history_queries
 from pystator.stores.sql.connections import dispose
 from pystator.stores.sql.engine import create_engine_from_url
 from pystator.stores.sql.schema import transition_history
@@ -116,3 +119,28 @@ def test_a_window_and_an_entity_scope(rig: Rig, reader: sa.Engine) -> None:
     scoped = TransitionHistorySource(reader, MACHINE, entity_ids=["e2"], initial_state="new")
     assert engine.count(scoped).edges == {("new", "open"): 1, ("open", "closed"): 1}
     assert engine.count(TransitionHistorySource(reader, "no_such_machine")).observations == 0
+
+
+def test_a_state_map_move_is_not_an_observed_transition(rig: Rig, reader: sa.Engine) -> None:
+    """A publish's state map writes a history row (origin ``migration``) for each entity it
+    moves; discovery leaves it out, or the operator's move would become a learned edge."""
+    drain(rig, SCRIPT)
+    engine = InferenceEngine(InMemoryDiscoveryStore(), thresholds=EVERYTHING)
+    before = engine.count(TransitionHistorySource(reader, MACHINE, initial_state="new")).edges
+    moved = HistoryEntry(
+        machine=MACHINE,
+        entity_id="e3",  # left in open by the script
+        version=rig.record("e3").version + 1,
+        source_state="open",
+        target_state="closed",
+        trigger=MIGRATION_TRIGGER,
+        event_id=None,
+        origin=MIGRATION_ORIGIN,
+        actions=(),
+        payload={},
+        created_at=rig.clock.now,
+    )
+    with rig.engine.begin() as conn:
+        history_queries.insert_history(conn, [moved])
+    after = engine.count(TransitionHistorySource(reader, MACHINE, initial_state="new")).edges
+    assert after == before == {("new", "open"): 4, ("open", "open"): 3, ("open", "closed"): 2}

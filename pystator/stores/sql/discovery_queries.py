@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pystator.fsm_core.clock import as_utc
+from pystator.fsm_core.records import EventOrigin
 from pystator.stores.sql.locking import is_postgres
 from pystator.stores.sql.schema import (
     discovery_candidates,
@@ -146,10 +147,14 @@ def stream_history(
 ) -> Iterator[StreamRow]:
     """The applied transitions of ``machine`` committed in ``[since, until)``, as observations:
     ordered by entity and version (the order the fleet applied them; ``seq`` is the version),
-    the state entered with its trigger and the state it left (None for an entity's creation)."""
+    the state entered with its trigger and the state it left (None for an entity's creation).
+
+    A publish's state-map moves (origin ``migration``) are left out: an operator moved the
+    entity, the process did not; the row after one names the state it left, so no edge is
+    made up across it."""
     query = sa.select(
         _H.entity_id, _H.created_at, _H.version, _H.target_state, _H.trigger, _H.source_state
-    ).where(_H.machine == machine)
+    ).where(_H.machine == machine, _H.origin != EventOrigin.MIGRATION.value)
     if since is not None:
         query = query.where(_H.created_at >= since)
     if until is not None:
