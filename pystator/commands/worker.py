@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import threading
@@ -14,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from celery import Celery, signals
+from celery.utils.nodenames import default_nodename, host_format
 from sqlalchemy.engine import make_url
 
 from pystator.config.logs import configure_logging, get_logger
@@ -236,38 +238,35 @@ def _run_celery(
     *,
     early: WorkerStart | None = None,
 ) -> int:
+    """Run Celery's worker in this process until it stops; its exit code.
+
+    The worker is built as ``celery worker`` builds it once its command line is parsed, without
+    that command line: Celery's (click, click-repl, prompt-toolkit) costs 0.4 to 0.8 s of CPU at
+    every start, taken from the start-up drain that runs meanwhile. The exit code is the
+    worker's own: a consumer that crashed ("Unrecoverable error") must not exit 0, or a
+    supervisor that restarts on failure would leave it down.
+    """
     # Without ``early`` the duties (timers, relay, heartbeat) start with the worker: a bootstep.
     escalate = partial(_escalate_on_second_signal, timeout=runtime.settings.worker_drain_timeout_s)
     signals.worker_shutting_down.connect(escalate, weak=False)
-    argv = [
-        "worker",
-        f"--concurrency={concurrency}",
-        f"--pool={args.pool}",
-        f"--queues={runtime.queue}",
-        # Celery's own per-task lines only at debug: pystator logs every event that matters
-        f"--loglevel={'DEBUG' if args.log_level == 'debug' else 'WARNING'}",
-        f"--hostname=pystator-{os.getpid()}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    controllers: list[Any] = []
-
-    def remember(sender: Any = None, **_kwargs: Any) -> None:
-        controllers.append(sender)
-
-    # Celery's worker_main drops the worker's exit code; a consumer that crashed ("Unrecoverable
-    # error") must not exit 0, or a supervisor that restarts on failure would leave it down.
-    signals.worker_init.connect(remember, weak=False)
     try:
-        app.worker_main(argv)
+        worker = app.Worker(
+            hostname=host_format(default_nodename(f"pystator-{os.getpid()}@%h")),
+            pool_cls=args.pool,
+            concurrency=concurrency,
+            queues=[runtime.queue],
+            # Celery's own per-task lines only at debug: pystator logs every event that matters
+            loglevel=logging.DEBUG if args.log_level == "debug" else logging.WARNING,
+            without_gossip=True,
+            without_mingle=True,
+            without_heartbeat=True,
+        )
+        worker.start()
     finally:
-        signals.worker_init.disconnect(remember)
         signals.worker_shutting_down.disconnect(escalate)
         if early is not None:  # stopped by the step with the worker; not if it never booted
             early.stop(DUTIES_STOP_SECONDS)
-    exitcode = getattr(controllers[-1], "exitcode", 0) if controllers else 0
-    return int(exitcode or 0)
+    return int(worker.exitcode or 0)
 
 
 def _stop_before_boot(early: WorkerStart) -> None:

@@ -88,8 +88,8 @@ _early: weakref.WeakKeyDictionary[Celery, WorkerStart] = weakref.WeakKeyDictiona
 
 
 def start_before_boot(runtime: Runtime, app: Celery) -> WorkerStart:
-    """:func:`start_worker` now, before ``app.worker_main`` boots Celery's worker (about a
-    second): the backlog drain runs while Celery boots. The :class:`FleetDuties` step of that
+    """:func:`start_worker` now, before Celery's worker of ``app`` boots (its consumer, pool and
+    bootsteps): the backlog drain runs while Celery boots. The :class:`FleetDuties` step of that
     worker adopts it (and stops it with the worker) instead of starting its own. For a threads
     or solo pool only: a prefork pool must not fork a process whose threads already work."""
     started = start_worker(runtime, app)

@@ -1,10 +1,12 @@
 """``pystator worker`` in Celery mode exits with the Celery worker's own exit code: a consumer
 that crashed ("Unrecoverable error", exit code 1) must not look like a clean stop to a
-supervisor that restarts on failure (Celery's ``worker_main`` drops the code)."""
+supervisor that restarts on failure. The worker is built as ``celery worker`` would build it
+(without Celery's command line): the options it is given are checked here."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,22 +17,28 @@ from pystator.commands.worker import _run_celery
 
 
 class Controller:
-    exitcode: int | None = None
+    """Stands in for Celery's WorkController: ``start`` returns once it stopped with
+    ``exitcode`` (None when it never set one)."""
+
+    def __init__(self, exitcode: int | None, options: dict[str, Any]) -> None:
+        self.options = options
+        self.planned = exitcode
+        self.exitcode: int | None = None
+
+    def start(self) -> None:
+        self.exitcode = self.planned
 
 
 class FakeApp:
-    """Stands in for the Celery app: ``worker_main`` announces a worker that stopped with
-    ``exitcode`` (as Celery's WorkController does) and returns nothing."""
+    """Stands in for the Celery app: ``Worker(**options)`` builds a :class:`Controller`."""
 
     def __init__(self, exitcode: int | None) -> None:
         self.exitcode = exitcode
-        self.argv: list[str] = []
+        self.built: list[Controller] = []
 
-    def worker_main(self, argv: list[str]) -> None:
-        self.argv = argv
-        controller = Controller()
-        signals.worker_init.send(sender=controller)
-        controller.exitcode = self.exitcode
+    def Worker(self, **options: Any) -> Controller:  # Celery's name
+        self.built.append(Controller(self.exitcode, options))
+        return self.built[-1]
 
 
 @pytest.mark.parametrize(("celery_exit", "expected"), [(None, 0), (0, 0), (1, 1), (70, 70)])
@@ -39,10 +47,12 @@ def test_the_worker_exits_with_celery_s_exit_code(celery_exit: int | None, expec
     runtime: Any = SimpleNamespace(queue="q", settings=SimpleNamespace(worker_drain_timeout_s=5.0))
     app = FakeApp(celery_exit)
     assert _run_celery(runtime, app, 2, args) == expected  # type: ignore[arg-type]
-    assert "--queues=q" in app.argv and "--concurrency=2" in app.argv
-    assert not signals.worker_init.receivers or all(  # the hooks do not outlive the run
-        "remember" not in repr(r) for r in signals.worker_init.receivers
-    )
-    assert not signals.worker_shutting_down.receivers or all(
+    [worker] = app.built
+    assert worker.options["queues"] == ["q"] and worker.options["concurrency"] == 2
+    assert worker.options["pool_cls"] == "threads"
+    assert "%h" not in worker.options["hostname"]  # the host's name, as `celery worker -n` has it
+    assert worker.options["loglevel"] == logging.WARNING  # Celery's own lines at debug only
+    assert worker.options["without_gossip"] and worker.options["without_mingle"]
+    assert not signals.worker_shutting_down.receivers or all(  # the hook does not outlive it
         "_escalate_on_second_signal" not in repr(r) for r in signals.worker_shutting_down.receivers
     )
