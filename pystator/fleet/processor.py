@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -46,6 +45,8 @@ from pystator.fleet.batch import Batch, EventRef
 from pystator.fleet.observer import FleetObserver
 from pystator.fleet.shadow import ShadowBook
 from pystator.fleet.staleness import NudgeCounts, SettledWatermark
+from pystator.fleet.stored_events import event_input, event_ref, span_attributes
+from pystator.fleet.version_checks import behind, mismatch
 from pystator.fsm_core.backoff import Backoff, RandomSource
 from pystator.fsm_core.clock import Clock
 from pystator.fsm_core.error_policy import decide_failure
@@ -57,7 +58,6 @@ from pystator.fsm_core.errors import (
     StaleVersionError,
     StoreError,
     StoreUnavailableError,
-    UndefinedStateError,
     describe_error,
 )
 from pystator.fsm_core.machine import StateMachine
@@ -68,7 +68,6 @@ from pystator.fsm_core.records import (
     EventInput,
     EventOrigin,
     Outcome,
-    TimerRef,
 )
 from pystator.fsm_core.step import StepOutcome, apply_event, fallback_step, starting_record
 from pystator.registry.machines import MachineRegistry
@@ -101,9 +100,6 @@ AfterCommit = Callable[[Batch], None]
 #: ``(conn, now to bind) -> (keys now locked, the fleet's time the statement decided with)``.
 Claim = Callable[[Connection, datetime | None], tuple[list[EntityKey], datetime | None]]
 
-#: Stored origins the step sees as themselves; everything else (``submit``) is an ``event``.
-_ORIGINS: dict[str, EventOrigin] = {o.value: o for o in (EventOrigin.TIMER, EventOrigin.REPLAY)}
-
 
 def default_retry() -> Backoff:
     """The events' retry backoff with the documented defaults."""
@@ -120,47 +116,6 @@ class ProcessorOptions:
     retry: Backoff = field(default_factory=default_retry)
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     max_entity_context_bytes: int = DEFAULT_MAX_ENTITY_CONTEXT_BYTES
-
-
-def event_input(event: EventRow) -> EventInput:
-    """The pure step's view of a stored event."""
-    timer = None
-    if event.timer_key is not None and event.timer_state is not None:
-        timer = TimerRef(
-            key=event.timer_key, state=event.timer_state, entry=int(event.timer_entry or 0)
-        )
-    return EventInput(
-        trigger=event.trigger,
-        context=event.context,
-        event_id=event.id,
-        origin=_ORIGINS.get(event.origin, EventOrigin.EVENT),
-        timer=timer,
-        kind=event.kind,
-    )
-
-
-def _span_attributes(event: EventRow) -> dict[str, Any]:
-    """What the ``pystator apply`` span says about an event."""
-    return {
-        "pystator.machine": event.machine,
-        "pystator.entity_id": event.entity_id,
-        "pystator.trigger": event.trigger,
-        "pystator.event_id": event.id,
-        "pystator.attempt": event.attempts + 1,
-        "pystator.origin": event.origin,
-    }
-
-
-def event_ref(event: EventRow) -> EventRef:
-    """What a batch result says about a stored event."""
-    return EventRef(
-        id=event.id,
-        machine=event.machine,
-        entity_id=event.entity_id,
-        trigger=event.trigger,
-        attempts=event.attempts,
-        due_at=event.fires_at,
-    )
 
 
 class _BatchFailed(Exception):
@@ -501,7 +456,7 @@ class Processor:
         machine = self.machine_for(key[0], stored)
         shadows = self.shadows if self.shadows is not None and self.shadows.active(key[0]) else None
         for event in events:
-            span = tracing.start_apply(event.traceparent, _span_attributes(event))
+            span = tracing.start_apply(event.traceparent, span_attributes(event))
             trace = tracing.traceparent_of(span)
             given = event_input(event)
             try:
@@ -602,41 +557,4 @@ class Processor:
         return True
 
 
-def behind(machine: StateMachine, record: EntityRecord | None) -> None:
-    """Raise (a retried failure) when ``record`` was written with a newer version of the
-    machine than this process has: it has not refreshed its registry since a publish (within
-    ``PYSTATOR_REGISTRY_REFRESH_SECONDS``); the retry applies it with the new version."""
-    have = machine.registry_version
-    need = record.machine_version if record is not None else None
-    if have is not None and need is not None and need > have:
-        raise ConfigurationError(
-            f"this worker has version {have} of {machine.name!r} and the entity is on version "
-            f"{need}: retried once the registry refreshes"
-        )
-
-
-def mismatch(
-    machine: StateMachine | None, record: EntityRecord | None, error: InvalidStateError
-) -> InvalidStateError:
-    """``error`` with a message that says what happened and what to do."""
-    if machine is None or record is None:
-        return error
-    version = machine.registry_version
-    which = f"version {version} of {machine.name!r}" if version else repr(machine.name)
-    return UndefinedStateError(
-        f"entity {record.entity_id!r} is in state {record.state!r}, which {which} does not "
-        f"define ({error}); not retried: move the entity with a state map "
-        f"(pystator machines sync DIR --map {record.state}=NEW)",
-        state=record.state,
-    )
-
-
-__all__ = [
-    "Processor",
-    "ProcessorOptions",
-    "behind",
-    "default_retry",
-    "event_input",
-    "event_ref",
-    "mismatch",
-]
+__all__ = ["Processor", "ProcessorOptions", "default_retry"]
