@@ -271,4 +271,13 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["CHECKS", "CI_SEED", "WARNINGS", "FuzzReport", "fuzz", "main", "run_schemathesis", "stream_paths"]
+__all__ = [
+    "CHECKS",
+    "CI_SEED",
+    "WARNINGS",
+    "FuzzReport",
+    "fuzz",
+    "main",
+    "run_schemathesis",
+    "stream_paths",
+]
