@@ -90,7 +90,7 @@ EntityIdPath = Annotated[
 MachinePath = Annotated[str, Path(json_schema_extra=MACHINE_NAME_SCHEMA)]
 #: A filter on a name (machine, entity id, trigger) that goes through the door: a name or
 #: nothing.
-NameFilter = Annotated[str | None, Query(json_schema_extra=_ENTITY_ID)]
+NameFilter = Annotated[Annotated[str, Field(json_schema_extra=_ENTITY_ID)] | None, Query()]
 
 
 def _clean(value: str) -> str:

@@ -62,6 +62,9 @@ class Seeded:
     candidate_versions: list[int] = field(default_factory=list)
     idempotency_keys: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
+    #: Moments the door accepts as ``fires_at`` (from 1970 up to ten years ahead): a random
+    #: date-time of the schema mostly is not.
+    moments: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """How many of each kind (for the run's summary)."""
@@ -263,6 +266,11 @@ def discovery(api: Seeder, seeded: Seeded) -> None:
 def seed(base: str, headers: Mapping[str, str], db_url: str) -> Seeded:
     """Fill the database of the API at ``base`` (on ``db_url``) through its own routes."""
     seeded = Seeded()
+    now = datetime.now(UTC)
+    seeded.moments += [
+        (now + delta).isoformat()
+        for delta in (-timedelta(days=30), timedelta(0), timedelta(hours=1))
+    ]
     with httpx.Client(base_url=base, headers=dict(headers), timeout=60) as client:
         api = Seeder(client)
         publish_machines(api, seeded)
@@ -298,6 +306,7 @@ def fuzz_config(seeded: Seeded, probability: float = PROBABILITY) -> str:
         "spare_drafts": seeded.spare_draft_ids,
         "versions": seeded.candidate_versions,
         "idempotency_keys": seeded.idempotency_keys,
+        "moments": seeded.moments,
     }
     lines = []
     for name, values in dictionaries.items():
@@ -352,6 +361,8 @@ BINDINGS: dict[str, str] = {
     "body.ids[*]": "events",
     "body.filter.machine": "machines",
     "body.filter.entity_id": "entities",
+    "body.fires_at": "moments",
+    "body.events[*].fires_at": "moments",
 }
 
 #: Operations that retire or delete what they name: only the spare ids, so that the rest of
