@@ -71,6 +71,9 @@ class FuzzReport:
     #: Operations schemathesis warned about: every answer 404 (``missing_test_data``), mostly
     #: 400/422 (``validation_mismatch``), few accepted (``low_valid_rate``).
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    #: What the API did with the positive (schema-valid) cases, summed over operations and
+    #: phases: ``accepted``, ``rejected`` (4xx but 404/409), ``unreachable`` (404), ``conflicts``.
+    positive: Counter[str] = field(default_factory=Counter)
     seeded: dict[str, int] = field(default_factory=dict)
     exit_code: int = 0
     output: str = ""
@@ -89,7 +92,7 @@ class FuzzReport:
         return (
             f"seed {self.seed if self.seed is not None else 'random'}, {self.seconds:.0f} s, "
             f"{self.operations} operations, {self.cases} cases; failures: {counts}{extra}; "
-            f"operations warned about: {warned}"
+            f"operations warned about: {warned}; positive cases: {dict(self.positive)}"
         )
 
 
@@ -197,6 +200,9 @@ def _read(data: dict[str, Any], report: FuzzReport) -> None:
     report.cases = int(data.get("test_cases", {}).get("generated", 0) or 0)
     warnings = data.get("warnings") or {}
     report.warnings = {kind: sorted(warnings.get(kind) or []) for kind in WARNINGS}
+    for phases in (data.get("valid_rates") or {}).values():
+        for rates in phases.values():
+            report.positive.update({k: int(v) for k, v in rates.items() if isinstance(v, int)})
     for failure in data.get("failures") or []:
         title = str(failure.get("title") or failure.get("type") or "unknown")
         report.failures[title] += int(failure.get("count") or 1)
