@@ -13,6 +13,10 @@ without declaring anything:
 - 422 on every route (the query door and request validation);
 - 503 when it uses the database (``get_services``): the store is unavailable.
 
+Every string query and path parameter also declares what the app-wide query door accepts (no
+control character: :data:`~pystator.api.params.CLEAN_PATTERN`), unless it declares a stricter
+pattern of its own (the name types of :mod:`pystator.api.params`).
+
 An answer a route declares itself keeps its description and its own content (``/ready``'s
 503 is its JSON report); FastAPI's ``HTTPValidationError`` 422 and any error declared with the
 :class:`Problem` model under ``application/json`` become ``application/problem+json``, the
@@ -31,7 +35,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
 from pystator.api.deps import current_principal, get_services
-from pystator.api.params import BIGINT_MAX
+from pystator.api.params import BIGINT_MAX, CLEAN_PATTERN
 from pystator.api.problems import MEDIA_TYPE
 from pystator.api.schemas.common import PROBLEM_DESCRIPTIONS, Problem
 
@@ -112,6 +116,31 @@ def _exact_bounds(node: Any) -> None:
             _exact_bounds(value)
 
 
+#: Where :func:`~pystator.api.params.query_door` looks.
+_DOOR_LOCATIONS = frozenset({"query", "path"})
+
+
+def _clean_strings(node: dict[str, Any]) -> None:
+    """Add the query door's pattern to a string schema (or the string branches of a union)
+    that has no pattern, enum or format of its own."""
+    for branch in node.get("anyOf", []):
+        _clean_strings(branch)
+    if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
+        node["pattern"] = CLEAN_PATTERN
+
+
+def declare_query_door(schema: dict[str, Any]) -> None:
+    """Declare on every string query and path parameter that control characters are refused
+    (in place)."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") in _DOOR_LOCATIONS and "schema" in parameter:
+                    _clean_strings(parameter["schema"])
+
+
 def declare_problems(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """Add the problem answers of ``routes`` to the OpenAPI document ``schema`` (in place)."""
     _exact_bounds(schema.get("components", {}))
@@ -147,9 +176,10 @@ def install(app: FastAPI) -> None:
         if done != [id(schema)]:
             done[:] = [id(schema)]
             declare_problems(schema, app.routes)
+            declare_query_door(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-__all__ = ["MUTATIONS", "declare_problems", "install", "problem_statuses"]
+__all__ = ["MUTATIONS", "declare_problems", "declare_query_door", "install", "problem_statuses"]

@@ -9,7 +9,11 @@
 - :func:`query_door` is an app-wide dependency: a control character (NUL, C0, DEL, C1) in any
   query parameter or path segment is a 422 naming the parameter, before any route runs, as the
   event door refuses one in a body's names. It covers every route, including the ones added
-  later.
+  later (and :mod:`pystator.api.openapi` declares it on every string parameter).
+- The name types (:data:`EntityId`, :data:`TriggerName`, :data:`IdempotencyKey`,
+  :data:`MachineName`, their path and query forms) declare in the OpenAPI what the door and the
+  naming rules accept, so that a client (or a fuzzer) can tell a valid value from the schema.
+  They declare only: the door still checks, and its 422 names the rule.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from annotated_types import Ge, Le
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, Strict, StrictStr
+from pydantic import AfterValidator, Field, Strict, StrictStr
 
 from pystator.fleet import door
+from pystator.fsm_core.limits import MAX_NAME_LENGTH
+from pystator.fsm_core.naming import NAME_PATTERN
 
 #: The largest value of a ``BIGINT`` column (PostgreSQL's and SQLite's 64-bit integer).
 BIGINT_MAX = 2**63 - 1
@@ -38,6 +44,55 @@ MachineVersion = Annotated[int, Ge(1), Le(INT_MAX)]
 Cursor = Annotated[BigInt | None, Query(description="next_cursor of the previous page")]
 
 
+#: The control characters the door refuses (Unicode category Cc), as a JSON Schema class.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+#: A string with no control character (what :func:`query_door` and :data:`Text` accept).
+CLEAN_PATTERN = rf"^[^{_CONTROL}]*$"
+#: A name the door accepts (``door.check_name``): no control character, not only spaces.
+DOOR_NAME_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+#: The same in one path segment: a ``/`` would end the segment, so no route would match.
+SEGMENT_NAME_PATTERN = rf"^[^/{_CONTROL}]*[^/\s{_CONTROL}][^/{_CONTROL}]*$"
+_LIMITS = door.Limits()
+
+
+def door_name_schema(limit: int, *, segment: bool = False) -> dict[str, object]:
+    """The JSON Schema keywords of a name the door accepts, at most ``limit`` characters."""
+    pattern = SEGMENT_NAME_PATTERN if segment else DOOR_NAME_PATTERN
+    return {"minLength": 1, "maxLength": limit, "pattern": pattern}
+
+
+#: The JSON Schema keywords of a machine name (the naming rules: ``order_management``).
+MACHINE_NAME_SCHEMA: dict[str, object] = {
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": NAME_PATTERN,
+}
+_ENTITY_ID = door_name_schema(_LIMITS.max_entity_id_length)
+_TRIGGER = door_name_schema(_LIMITS.max_trigger_length)
+
+#: An entity id in a body (the door's rule; declared, the door checks).
+EntityId = Annotated[StrictStr, Field(json_schema_extra=_ENTITY_ID)]
+#: A trigger in a body.
+TriggerName = Annotated[StrictStr, Field(json_schema_extra=_TRIGGER)]
+#: An idempotency key in a body.
+IdempotencyKey = Annotated[
+    StrictStr, Field(json_schema_extra=door_name_schema(_LIMITS.max_idempotency_key_length))
+]
+#: A machine's name in a body: only a machine that exists is accepted, and every one follows
+#: the naming rules.
+MachineName = Annotated[StrictStr, Field(json_schema_extra=MACHINE_NAME_SCHEMA)]
+#: An entity id as a path segment.
+EntityIdPath = Annotated[
+    str,
+    Path(json_schema_extra=door_name_schema(_LIMITS.max_entity_id_length, segment=True)),
+]
+#: A machine's name as a path segment.
+MachinePath = Annotated[str, Path(json_schema_extra=MACHINE_NAME_SCHEMA)]
+#: A filter on a name (machine, entity id, trigger) that goes through the door: a name or
+#: nothing.
+NameFilter = Annotated[Annotated[str, Field(json_schema_extra=_ENTITY_ID)] | None, Query()]
+
+
 def _clean(value: str) -> str:
     """``value``, when it holds no control character and no lone surrogate."""
     bad = door.bad_character(value)
@@ -49,7 +104,9 @@ def _clean(value: str) -> str:
 
 
 #: A body's string that reaches a column (a filter, a name): the door's rule for names.
-Text = Annotated[StrictStr, AfterValidator(_clean)]
+Text = Annotated[
+    StrictStr, AfterValidator(_clean), Field(json_schema_extra={"pattern": CLEAN_PATTERN})
+]
 
 
 def _bad(location: str, name: str, value: str) -> dict[str, object] | None:
@@ -73,4 +130,24 @@ async def query_door(request: Request) -> None:
         raise RequestValidationError(errors)
 
 
-__all__ = ["BIGINT_MAX", "BigInt", "Cursor", "MachineVersion", "StrictBigInt", "Text", "query_door"]
+__all__ = [
+    "BIGINT_MAX",
+    "CLEAN_PATTERN",
+    "DOOR_NAME_PATTERN",
+    "MACHINE_NAME_SCHEMA",
+    "SEGMENT_NAME_PATTERN",
+    "BigInt",
+    "Cursor",
+    "EntityId",
+    "EntityIdPath",
+    "IdempotencyKey",
+    "MachineName",
+    "MachinePath",
+    "MachineVersion",
+    "NameFilter",
+    "StrictBigInt",
+    "Text",
+    "TriggerName",
+    "door_name_schema",
+    "query_door",
+]

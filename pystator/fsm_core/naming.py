@@ -13,7 +13,9 @@ from typing import Any
 
 from pystator.fsm_core.limits import MAX_NAME_LENGTH
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: The naming rule as a regular expression (also what the HTTP API's schema declares).
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 def is_valid_name(value: Any) -> bool:

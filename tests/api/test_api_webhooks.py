@@ -89,6 +89,20 @@ def _deliveries(api: TestClient, hook_id: int) -> list[dict[str, Any]]:
     return items
 
 
+@pytest.mark.parametrize("field", ["name", "url", "machine", "secret", "states"])
+def test_a_control_character_is_refused_not_stored(api: TestClient, field: str) -> None:
+    # PostgreSQL cannot store NUL in text or JSON: it was a 500 (found by the seeded fuzzer)
+    bad = "https://example.com/\x00" if field == "url" else "bad\x00name-of-sixteen+"
+    hook = {**_hook("https://example.com/h"), field: [bad] if field == "states" else bad}
+    created = api.post("/api/v1/webhooks", json=hook)
+    assert created.status_code == 422, created.text
+    assert field in created.text
+    made = api.post("/api/v1/webhooks", json=_hook("https://example.com/h")).json()
+    changed = api.put(f"/api/v1/webhooks/{made['id']}", json=hook)
+    assert changed.status_code == 422, changed.text
+    assert api.get(f"/api/v1/webhooks/{made['id']}").json()["name"] == "ops"
+
+
 def test_a_receiver_down_for_a_while_gets_each_delivery_once_signed(
     api: TestClient, db_url: str
 ) -> None:

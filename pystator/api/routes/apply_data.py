@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from pystator.api.deps import AuditDep, Operator, ServicesDep
+from pystator.api.params import EntityIdPath
 from pystator.api.routes.entity_ops import checked_context, checked_id, machine_of
 from pystator.api.schemas.apply_data import ApplyDataIn, ApplyDataQueued
 from pystator.api.schemas.common import PROBLEMS
@@ -36,7 +37,7 @@ IdempotencyHeader = Annotated[
     responses={200: {"model": ApplyDataQueued, "description": "a repeat: the original event"}},
 )
 def apply_data(
-    entity_id: str,
+    entity_id: EntityIdPath,
     body: ApplyDataIn,
     response: Response,
     services: ServicesDep,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from pystator.api.app_services import Services
 from pystator.api.deps import Admin, AuditDep, Operator, ServicesDep, Viewer
-from pystator.api.params import BigInt, MachineVersion
+from pystator.api.params import BigInt, MachinePath, MachineVersion
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.discovery import (
     CandidateOut,
@@ -188,7 +188,9 @@ def _candidate(candidate: Any) -> dict[str, Any]:
 
 
 @router.get("/candidates/{machine_name}", response_model=ListingOut)
-def list_candidates(machine_name: str, services: ServicesDep, _viewer: Viewer) -> dict[str, Any]:
+def list_candidates(
+    machine_name: MachinePath, services: ServicesDep, _viewer: Viewer
+) -> dict[str, Any]:
     """The machine's built candidates (newest first) and its drafts."""
     return discovery.listing(services.discovery.engine, _name(machine_name))
 
@@ -205,14 +207,16 @@ def _get(services: Services, machine_name: str, version: int | None) -> Any:
 
 
 @router.get("/candidates/{machine_name}/latest", response_model=CandidateOut)
-def latest_candidate(machine_name: str, services: ServicesDep, _viewer: Viewer) -> dict[str, Any]:
+def latest_candidate(
+    machine_name: MachinePath, services: ServicesDep, _viewer: Viewer
+) -> dict[str, Any]:
     """The newest candidate of the machine."""
     return _candidate(_get(services, machine_name, None))
 
 
 @router.get("/candidates/{machine_name}/diff", response_model=DiffOut)
 def diff_candidate(
-    machine_name: str,
+    machine_name: MachinePath,
     services: ServicesDep,
     _viewer: Viewer,
     version: Annotated[
@@ -233,17 +237,20 @@ def diff_candidate(
 
 @router.get("/candidates/{machine_name}/{version}", response_model=CandidateOut)
 def show_candidate(
-    machine_name: str, version: MachineVersion, services: ServicesDep, _viewer: Viewer
+    machine_name: MachinePath, version: MachineVersion, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """One candidate version of the machine."""
     return _candidate(_get(services, machine_name, version))
 
 
 @router.post(
-    "/candidates/{machine_name}/{version}/register", response_model=RegisteredOut, status_code=201
+    "/candidates/{machine_name}/{version}/register",
+    response_model=RegisteredOut,
+    status_code=201,
+    responses={200: {"model": RegisteredOut, "description": "that definition was stored already"}},
 )
 def register(
-    machine_name: str,
+    machine_name: MachinePath,
     version: MachineVersion,
     response: Response,
     services: ServicesDep,
@@ -288,7 +295,11 @@ def _thresholds(
 
 @router.post(DRAFTS, response_model=DraftOut, status_code=201)
 def create_draft(
-    machine_name: str, body: DraftIn, services: ServicesDep, _operator: Operator, audit: AuditDep
+    machine_name: MachinePath,
+    body: DraftIn,
+    services: ServicesDep,
+    _operator: Operator,
+    audit: AuditDep,
 ) -> dict[str, Any]:
     """Save a draft: which entities, which thresholds, and (mode ``manual``) which edges."""
     engine = services.discovery.engine
@@ -306,7 +317,7 @@ def create_draft(
 
 @router.get(DRAFTS + "/{draft_id}", response_model=DraftOut)
 def show_draft(
-    machine_name: str, draft_id: BigInt, services: ServicesDep, _viewer: Viewer
+    machine_name: MachinePath, draft_id: BigInt, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """One draft of the machine."""
     return discovery.machine_draft(services.discovery.engine, machine_name, draft_id).to_dict()
@@ -314,7 +325,7 @@ def show_draft(
 
 @router.patch(DRAFTS + "/{draft_id}", response_model=DraftOut)
 def update_draft(
-    machine_name: str,
+    machine_name: MachinePath,
     draft_id: BigInt,
     body: DraftPatchIn,
     services: ServicesDep,
@@ -338,7 +349,11 @@ def update_draft(
 
 @router.delete(DRAFTS + "/{draft_id}", status_code=204)
 def delete_draft(
-    machine_name: str, draft_id: BigInt, services: ServicesDep, _operator: Operator, audit: AuditDep
+    machine_name: MachinePath,
+    draft_id: BigInt,
+    services: ServicesDep,
+    _operator: Operator,
+    audit: AuditDep,
 ) -> Response:
     """Delete a draft (the candidates built from it stay)."""
     engine = services.discovery.engine
@@ -350,7 +365,7 @@ def delete_draft(
 
 @router.post(DRAFTS + "/{draft_id}/preview", response_model=PreviewOut)
 def preview_draft(
-    machine_name: str, draft_id: BigInt, services: ServicesDep, _viewer: Viewer
+    machine_name: MachinePath, draft_id: BigInt, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The edges a build of the draft would keep and drop, from its selected entities only
     (422 when it selects none); nothing is stored."""
@@ -361,7 +376,11 @@ def preview_draft(
 
 @router.post(DRAFTS + "/{draft_id}/build", response_model=CandidateOut, status_code=201)
 def build_draft(
-    machine_name: str, draft_id: BigInt, services: ServicesDep, principal: Operator, audit: AuditDep
+    machine_name: MachinePath,
+    draft_id: BigInt,
+    services: ServicesDep,
+    principal: Operator,
+    audit: AuditDep,
 ) -> dict[str, Any]:
     """Build and store a candidate from the draft's scope; the draft records its version."""
     engine = services.discovery.engine

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import PageLimit, ServicesDep, Viewer
-from pystator.api.params import BigInt, Cursor
+from pystator.api.params import BigInt, Cursor, EntityIdPath, MachinePath
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.events import EventOut
 from pystator.api.schemas.fleet import (
@@ -25,8 +25,8 @@ router = APIRouter(prefix="/api/v1", tags=["entities"], responses=PROBLEMS)
 
 @router.get("/entities/{machine}/{entity_id}", response_model=EntityOut)
 def show_entity(
-    machine: str,
-    entity_id: str,
+    machine: MachinePath,
+    entity_id: EntityIdPath,
     services: ServicesDep,
     _viewer: Viewer,
     limit: PageLimit,

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import Admin, AuditDep, Operator, PageLimit, ServicesDep, Viewer
-from pystator.api.params import Cursor
+from pystator.api.params import MACHINE_NAME_SCHEMA, Cursor, EntityIdPath
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.entity_ops import (
     ArchiveOut,
@@ -49,7 +49,10 @@ from pystator.services.entities import ImportedHistory
 
 router = APIRouter(prefix="/api/v1/entities", tags=["entities"], responses=PROBLEMS)
 
-MachineQuery = Annotated[str, Query(description="the entity's machine", min_length=1)]
+MachineQuery = Annotated[
+    str,
+    Query(description="the entity's machine", min_length=1, json_schema_extra=MACHINE_NAME_SCHEMA),
+]
 ID_LIMIT = door.Limits().max_entity_id_length
 
 
@@ -103,7 +106,7 @@ def state_out(record: EntityRecord) -> dict[str, Any]:
 
 @router.post("/{entity_id}/create", response_model=EntitySnapshotOut, status_code=201)
 def create_entity(
-    entity_id: str,
+    entity_id: EntityIdPath,
     body: EntityCreateIn,
     services: ServicesDep,
     _operator: Operator,
@@ -119,7 +122,7 @@ def create_entity(
 
 @router.post("/{entity_id}/events", response_model=EventOutcomeOut)
 def send_event(
-    entity_id: str,
+    entity_id: EntityIdPath,
     body: EntityEventIn,
     services: ServicesDep,
     _operator: Operator,
@@ -148,7 +151,7 @@ def send_event(
 
 @router.post("/{entity_id}/dry-run", response_model=DryRunOut)
 def dry_run(
-    entity_id: str, body: EntityEventIn, services: ServicesDep, _viewer: Viewer
+    entity_id: EntityIdPath, body: EntityEventIn, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """What ``events`` would do (``would_succeed``, ``actions_that_would_execute``): nothing is
     stored, no timer is armed, no action runs."""
@@ -164,7 +167,7 @@ def dry_run(
 
 @router.get("/{entity_id}/state", response_model=EntityStateOut)
 def entity_state(
-    entity_id: str, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
+    entity_id: EntityIdPath, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The entity's state and version."""
     return state_out(entities.load(services.engine, *checked_key(machine_name, entity_id)))
@@ -172,7 +175,7 @@ def entity_state(
 
 @router.get("/{entity_id}/snapshot", response_model=EntitySnapshotOut)
 def entity_snapshot(
-    entity_id: str, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
+    entity_id: EntityIdPath, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The stored record: state, context, version, state entries, times."""
     return state_out(entities.load(services.engine, *checked_key(machine_name, entity_id)))
@@ -180,7 +183,7 @@ def entity_snapshot(
 
 @router.get("/{entity_id}/history", response_model=HistoryPageOut)
 def entity_history(
-    entity_id: str,
+    entity_id: EntityIdPath,
     machine_name: MachineQuery,
     services: ServicesDep,
     _viewer: Viewer,
@@ -201,7 +204,7 @@ def entity_history(
 
 @router.get("/{entity_id}/timeline", response_model=TimelineOut)
 def entity_timeline(
-    entity_id: str,
+    entity_id: EntityIdPath,
     machine_name: MachineQuery,
     services: ServicesDep,
     _viewer: Viewer,
@@ -251,7 +254,7 @@ def entity_timeline(
 
 @router.get("/{entity_id}/export", response_model=ExportOut)
 def export_entity(
-    entity_id: str, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
+    entity_id: EntityIdPath, machine_name: MachineQuery, services: ServicesDep, _viewer: Viewer
 ) -> dict[str, Any]:
     """The entity as a document (its newest 10,000 history rows) that ``import`` restores."""
     return entities.export(services.engine, *checked_key(machine_name, entity_id))
@@ -259,7 +262,7 @@ def export_entity(
 
 @router.post("/{entity_id}/import", response_model=EntitySnapshotOut, status_code=201)
 def import_entity(
-    entity_id: str, body: ImportIn, services: ServicesDep, _admin: Admin, audit: AuditDep
+    entity_id: EntityIdPath, body: ImportIn, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> dict[str, Any]:
     """Restore an exported entity as it was (state, context, version, history); 409 when it
     exists, 422 when the state is not the machine's."""
@@ -320,7 +323,7 @@ def _imported(services: ServicesDep, index: int, row: ExportedHistoryIn) -> Impo
 
 @router.post("/{entity_id}/purge", response_model=PurgeOut)
 def purge_entity(
-    entity_id: str, body: PurgeIn, services: ServicesDep, _admin: Admin, audit: AuditDep
+    entity_id: EntityIdPath, body: PurgeIn, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> PurgeOut:
     """Delete the entity, its history and its armed timers (409 while it has pending events or
     actions)."""
@@ -331,7 +334,7 @@ def purge_entity(
 
 @router.post("/{entity_id}/archive", response_model=ArchiveOut)
 def archive_entity(
-    entity_id: str, body: PurgeIn, services: ServicesDep, _admin: Admin, audit: AuditDep
+    entity_id: EntityIdPath, body: PurgeIn, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> ArchiveOut:
     """Export the entity and purge it in one transaction; the answer holds the document."""
     archived = entities.archive(services.engine, *checked_key(body.machine_name, entity_id))

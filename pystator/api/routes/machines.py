@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Response
 
 from pystator.api.definition_body import DEFINITION_BODY, Definition
 from pystator.api.deps import Admin, AuditDep, ServicesDep, Viewer
-from pystator.api.params import MachineVersion
+from pystator.api.params import MachinePath, MachineVersion
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.machines import (
     CompatibilityOut,
@@ -102,7 +102,7 @@ def create_machine(
 
 @router.get("/{name}", response_model=MachineDetailOut)
 def show_machine(
-    name: str, services: ServicesDep, _viewer: Viewer, version: MachineVersion | None = None
+    name: MachinePath, services: ServicesDep, _viewer: Viewer, version: MachineVersion | None = None
 ) -> MachineDetailOut:
     """A stored machine: the definition of its current version (or ``version``), a summary,
     and every version."""
@@ -126,7 +126,7 @@ def show_machine(
     },
 )
 def update_machine(
-    name: str,
+    name: MachinePath,
     admin: Admin,
     config: Definition,
     response: Response,
@@ -154,7 +154,7 @@ def update_machine(
     "/{name}/compatibility", response_model=CompatibilityOut, openapi_extra=DEFINITION_BODY
 )
 def check_compatibility(
-    name: str,
+    name: MachinePath,
     _viewer: Viewer,
     config: Definition,
     services: ServicesDep,
@@ -169,7 +169,9 @@ def check_compatibility(
 
 
 @router.delete("/{name}", response_model=MachineOut)
-def retire_machine(name: str, services: ServicesDep, _admin: Admin, audit: AuditDep) -> MachineOut:
+def retire_machine(
+    name: MachinePath, services: ServicesDep, _admin: Admin, audit: AuditDep
+) -> MachineOut:
     """Retire ``name``: new events for it are refused, every version is kept (409 while it
     has pending events, armed timers or pending actions)."""
     record = versions.retire(services.engine, name)

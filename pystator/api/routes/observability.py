@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from pystator.api.deps import PageLimit, ServicesDep, Viewer
-from pystator.api.params import Cursor
+from pystator.api.params import Cursor, NameFilter
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.entity_ops import (
     ObservedTransitionPage,
@@ -49,9 +49,9 @@ def transitions(
     _viewer: Viewer,
     limit: PageLimit,
     before: Cursor = None,
-    machine: str | None = None,
-    entity_id: str | None = None,
-    trigger: str | None = None,
+    machine: NameFilter = None,
+    entity_id: NameFilter = None,
+    trigger: NameFilter = None,
 ) -> ObservedTransitionPage:
     """Committed transitions, newest first (``GET /api/v1/transitions`` is the consumer feed,
     oldest first)."""
@@ -93,7 +93,7 @@ def worker_events(
 def state_metrics(
     services: ServicesDep,
     _viewer: Viewer,
-    machine: str | None = None,
+    machine: NameFilter = None,
     window_seconds: WindowSeconds = 3600,
 ) -> dict[str, Any]:
     """Entities per state now, entries into each state and transitions per edge within the

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pystator.api.deps import Operator, ServicesDep
+from pystator.api.params import MachinePath
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.replay import ReplayIn, ReplayOut
 from pystator.services import replay
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1/machines", tags=["machines"], responses=PROBL
 
 @router.post("/{name}/replay", response_model=ReplayOut)
 def replay_machine(
-    name: str, body: ReplayIn, services: ServicesDep, _operator: Operator
+    name: MachinePath, body: ReplayIn, services: ServicesDep, _operator: Operator
 ) -> ReplayOut:
     """Replay ``name``'s recorded transitions through ``candidate`` (nothing is written, no
     action runs)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pystator.api.deps import AuditDep, Operator, ServicesDep, Viewer
+from pystator.api.params import MachinePath
 from pystator.api.routes.machines import PolicyQuery, StateMapQuery
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.replay import ShadowIn, ShadowOut
@@ -21,14 +22,14 @@ router = APIRouter(prefix="/api/v1/discovery/shadow", tags=["shadow"], responses
 
 
 @router.get("/{machine_name}", response_model=ShadowOut)
-def show_shadow(machine_name: str, services: ServicesDep, _viewer: Viewer) -> ShadowOut:
+def show_shadow(machine_name: MachinePath, services: ServicesDep, _viewer: Viewer) -> ShadowOut:
     """The machine's shadow comparison."""
     return ShadowOut(**shadow.show_shadow(services.engine, machine_name).to_dict())
 
 
 @router.post("/{machine_name}", response_model=ShadowOut, status_code=201)
 def start_shadow(
-    machine_name: str,
+    machine_name: MachinePath,
     body: ShadowIn,
     services: ServicesDep,
     operator: Operator,
@@ -48,7 +49,7 @@ def start_shadow(
 
 @router.post("/{machine_name}/stop", response_model=ShadowOut)
 def stop_shadow(
-    machine_name: str, services: ServicesDep, _operator: Operator, audit: AuditDep
+    machine_name: MachinePath, services: ServicesDep, _operator: Operator, audit: AuditDep
 ) -> ShadowOut:
     """End the machine's active shadow (its comparison is kept)."""
     view = shadow.stop_shadow(services.engine, machine_name)
@@ -58,7 +59,7 @@ def stop_shadow(
 
 @router.post("/{machine_name}/promote", response_model=ShadowOut)
 def promote_shadow(
-    machine_name: str,
+    machine_name: MachinePath,
     services: ServicesDep,
     operator: Operator,
     audit: AuditDep,

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from pystator.api.deps import ServicesDep
+from pystator.api.params import NameFilter
 from pystator.api.schemas.common import PROBLEMS
 from pystator.api.streams import (
     MAX_CURSOR,
@@ -68,8 +69,8 @@ async def transitions_stream(
     services: ServicesDep,
     _viewer: StreamViewer,
     after: After = None,
-    machine: str | None = None,
-    entity_id: str | None = None,
+    machine: NameFilter = None,
+    entity_id: NameFilter = None,
     max_seconds: MaxSeconds = None,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt
 
+from pystator.api.params import IdempotencyKey, MachineName
 from pystator.api.schemas.common import Out, Strict
 from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fleet.door import MAX_ATTEMPTS_LIMIT
@@ -15,9 +16,9 @@ from pystator.fleet.door import MAX_ATTEMPTS_LIMIT
 class ApplyDataIn(Strict):
     """The data to merge into the entity's context (routed by the machine's ``when`` rules)."""
 
-    machine_name: StrictStr
+    machine_name: MachineName
     data: dict[str, Any]
-    idempotency_key: StrictStr | None = None
+    idempotency_key: IdempotencyKey | None = None
     max_attempts: StrictInt = Field(
         default=DEFAULT_MAX_ATTEMPTS,
         # the range the door checks (its message names the rule)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from pystator.api.params import INT_MAX
+from pystator.api.params import INT_MAX, MachineName
 from pystator.api.schemas.common import Out, Strict
 
 #: Most entity ids a build, a preview or a draft may name (the stores' limit).
@@ -37,7 +37,7 @@ class ObservationBatchIn(Strict):
     fills in theirs), or raw ``records`` that ``machine_name``'s ``when:`` rules classify
     (``event_id_field`` names the field that makes a re-sent record a no-op)."""
 
-    machine_name: str | None = None
+    machine_name: MachineName | None = None
     observations: list[Any] | None = None
     records: list[Any] | None = None
     event_id_field: str | None = None
@@ -67,7 +67,7 @@ class IngestOut(Out):
 class ScopeIn(Strict):
     """What a preview or a build reads and keeps."""
 
-    machine_name: str
+    machine_name: MachineName
     source: str = Field(
         "observations", description="observations (the discovery store) or history (the fleet's)"
     )

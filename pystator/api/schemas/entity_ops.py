@@ -8,11 +8,9 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
-from pystator.api.params import StrictBigInt
+from pystator.api.params import EntityId, MachineName, StrictBigInt, TriggerName
 from pystator.api.schemas.common import Out, Strict
 from pystator.api.schemas.fleet import HistoryOut, TransitionOut
-
-MachineName = StrictStr
 
 
 class EntityCreateIn(Strict):
@@ -27,7 +25,7 @@ class EntityEventIn(Strict):
     context."""
 
     machine_name: MachineName
-    trigger: StrictStr
+    trigger: TriggerName
     context: dict[str, Any] | None = None
 
 
@@ -196,7 +194,7 @@ class ArchiveOut(PurgeOut):
 class BulkCreateItemIn(Strict):
     """One entity of a bulk create."""
 
-    entity_id: StrictStr
+    entity_id: EntityId
     context: dict[str, Any] | None = None
 
 
@@ -228,8 +226,8 @@ class BulkEventsIn(Strict):
     """``POST /entities/bulk/events``: one trigger (and payload) for many entities."""
 
     machine_name: MachineName
-    trigger: StrictStr
-    entity_ids: list[StrictStr]
+    trigger: TriggerName
+    entity_ids: list[EntityId]
     context: dict[str, Any] | None = None
 
 

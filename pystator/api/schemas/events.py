@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from pystator.api.params import BIGINT_MAX, StrictBigInt, Text
+from pystator.api.params import (
+    BIGINT_MAX,
+    EntityId,
+    IdempotencyKey,
+    MachineName,
+    StrictBigInt,
+    Text,
+    TriggerName,
+)
 from pystator.api.schemas.common import Out, Strict
 from pystator.config.settings import DEFAULT_MAX_ATTEMPTS
 from pystator.fleet.door import MAX_ATTEMPTS_LIMIT
@@ -21,9 +29,9 @@ class EventIn(Strict):
     """One event to submit (the idempotency key may also come as the ``Idempotency-Key``
     header)."""
 
-    machine: StrictStr
-    entity_id: StrictStr
-    trigger: StrictStr
+    machine: MachineName
+    entity_id: EntityId
+    trigger: TriggerName
     context: dict[str, Any] | None = None
     fires_at: datetime | None = Field(default=None, description="not applied before (ISO 8601)")
     max_attempts: StrictInt = Field(
@@ -31,7 +39,7 @@ class EventIn(Strict):
         # the range the door checks (its message names the rule)
         json_schema_extra={"minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT},
     )
-    idempotency_key: StrictStr | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class BatchIn(Strict):

@@ -5,30 +5,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool
 
+from pystator.api.params import Text
 from pystator.api.schemas.common import Out, Strict
 
 Kind = Literal["transition.failed", "dead_letter", "dwell.breached", "machine.published"]
-Name = StrictStr
+#: A name stored in a column or a JSON document: no control character (PostgreSQL refuses NUL).
+Name = Text
 
 
 class WebhookIn(Strict):
     """A webhook to create, or its new settings (PUT replaces them all; the secret only when
     one is given)."""
 
-    name: StrictStr = Field(min_length=1, max_length=200)
-    url: StrictStr = Field(
+    name: Text = Field(min_length=1, max_length=200)
+    url: Text = Field(
         min_length=8, max_length=2000, description="http:// or https:// URL to POST to"
     )
     kinds: list[Kind] = Field(min_length=1, max_length=8, description="what it is told")
-    secret: StrictStr | None = Field(
+    secret: Text | None = Field(
         default=None,
         min_length=16,
         max_length=200,
         description="the HMAC key (default on creation: a random one, shown once)",
     )
-    machine: StrictStr | None = Field(
+    machine: Text | None = Field(
         default=None, min_length=1, max_length=200, description="only this machine"
     )
     states: list[Name] = Field(
