@@ -21,7 +21,9 @@ _NAME = re.compile(NAME_PATTERN)
 def is_valid_name(value: Any) -> bool:
     """True when ``value`` follows the naming rules."""
     return (
-        isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and _NAME.match(value) is not None
+        isinstance(value, str)
+        and len(value) <= MAX_NAME_LENGTH
+        and _NAME.fullmatch(value) is not None
     )
 
 
@@ -35,7 +37,7 @@ def describe_name_problem(value: Any, what: str) -> str | None:
         return f"a {what} must not be empty"
     if len(value) > MAX_NAME_LENGTH:
         return f"a {what} must be at most {MAX_NAME_LENGTH} characters"
-    if _NAME.match(value) is None:
+    if _NAME.fullmatch(value) is None:  # not match: "$" also matches before a final newline
         return (
             f"invalid {what} {value!r}: use letters, digits, '_', '-' or '.', "
             "starting with a letter, a digit or '_'"
