@@ -106,7 +106,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
             "submits then 100 fresh events), then the workers are stopped, 10,000 events over "
             "2,000 entities are submitted one by one with no worker running, and the workers are "
             "started again: nudges in the broker before and after, time to the first applied "
-            "event (from the spawn and from the first worker's start-up drain), the drain rate "
+            "event (from the spawn and from the first worker's start-up drain) beside the import "
+            "floor of that moment (as many interpreters as workers, spawned together, importing "
+            "only SQLAlchemy, psycopg, structlog and PyYAML), the drain rate "
             "(first to last applied event, the database's clock), then 100 fresh events one "
             "after another, each timed from the producer."
         ),
