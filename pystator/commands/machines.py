@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 
-from pystator.commands import cli_actor
 from pystator.config.settings import load_settings
 from pystator.fleet.composition import command_engine
 from pystator.fsm_core.summary import summarize
@@ -19,6 +18,7 @@ from pystator.registry.compatibility import (
     load_state_map,
     parse_state_map,
 )
+from pystator.services.audit import Actor
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +76,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             results = versions.sync_directory(
                 engine,
                 args.path,
-                by=cli_actor("machines sync"),
+                by=Actor.cli("machines sync"),
                 state_map=state_map,
                 dry_run=args.dry_run,
                 upgrade_policy=args.upgrade_policy,
@@ -118,7 +118,7 @@ def _print_published(result: versions.Published, *, as_json: bool) -> None:
 def cmd_retire(args: argparse.Namespace) -> int:
     """``machines retire NAME`` (refused while the machine has pending work)."""
     with command_engine(load_settings()) as engine:
-        record = versions.retire(engine, args.name, by=cli_actor("machines retire"))
+        record = versions.retire(engine, args.name, by=Actor.cli("machines retire"))
     print(f"{record.name}: retired (version {record.current_version} and older kept)")
     return 0
 
