@@ -38,6 +38,7 @@ from scratch_db import scratch_database  # type: ignore[import-not-found]
 
 from pystator.registry import versions
 from pystator.services import api_keys
+from pystator.services.audit import Actor
 from pystator.stores.sql import migrator
 from pystator.stores.sql.connections import dispose, fleet_engine
 
@@ -117,7 +118,7 @@ def prepare(url: str, rows: int) -> str:
     engine = fleet_engine(url, pool_size=1)
     try:
         for name in MACHINES:
-            versions.publish(engine, machine(name), by="bench")
+            versions.publish(engine, machine(name), by=Actor.python("bench", "bench"))
         if rows:
             started = time.perf_counter()
             with engine.begin() as conn:
@@ -125,7 +126,9 @@ def prepare(url: str, rows: int) -> str:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(sa.text("VACUUM ANALYZE worker_events"))
             print(f"seeded {rows:,} events in {time.perf_counter() - started:.1f} s")
-        return api_keys.create_key(engine, role="operator", name="bench", by="bench").secret
+        return api_keys.create_key(
+            engine, role="operator", name="bench", by=Actor.python("bench", "bench")
+        ).secret
     finally:
         dispose(engine)
 

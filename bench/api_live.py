@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.fleet_setup import MACHINE, MACHINES, bench_database  # noqa: E402
 from pystator.fleet.webhooks import TEST, enqueue  # noqa: E402
 from pystator.services import webhooks  # noqa: E402
+from pystator.services.audit import Actor  # noqa: E402
 from pystator.services.webhooks import WebhookSpec  # noqa: E402
 from pystator.stores.sql import webhook_queries  # noqa: E402
 from pystator.stores.sql.connections import dispose, fleet_engine  # noqa: E402
@@ -261,7 +262,7 @@ def measure_webhooks(
                 spec = WebhookSpec(
                     name="bench", url=f"http://127.0.0.1:{port}/", kinds=["dead_letter"]
                 )
-                hook = webhooks.create(engine, spec, by="bench")
+                hook = webhooks.create(engine, spec, by=Actor.python("bench", "bench"))
                 started = time.perf_counter()
                 with engine.begin() as conn:
                     now = read_now(conn)

@@ -29,6 +29,7 @@ from api import MACHINES, SEED_SQL, api_server, bench_database, machine  # type:
 
 from pystator.registry import versions
 from pystator.services import api_keys
+from pystator.services.audit import Actor
 from pystator.stores.sql.connections import dispose, fleet_engine
 
 TARGET_MS = 300.0
@@ -109,7 +110,7 @@ def seed(url: str, rows: int) -> tuple[str, int]:
     engine = fleet_engine(url, pool_size=1)
     try:
         for name in MACHINES:
-            versions.publish(engine, machine(name), by="bench")
+            versions.publish(engine, machine(name), by=Actor.python("bench", "bench"))
         started = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(sa.text(SEED_SQL), {"rows": rows})
@@ -121,7 +122,9 @@ def seed(url: str, rows: int) -> tuple[str, int]:
         with engine.connect() as conn:
             dead = conn.execute(sa.text("SELECT min(id) FROM worker_events WHERE status = 'dead'"))
             dead_id = int(dead.scalar_one())
-        key = api_keys.create_key(engine, role="admin", name="bench", by="bench").secret
+        key = api_keys.create_key(
+            engine, role="admin", name="bench", by=Actor.python("bench", "bench")
+        ).secret
         return key, dead_id
     finally:
         dispose(engine)

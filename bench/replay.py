@@ -35,6 +35,7 @@ from bench.fleet_setup import MACHINE, MACHINES, bench_database, measure_drain, 
 from pystator import StateMachine  # noqa: E402
 from pystator.registry import versions  # noqa: E402
 from pystator.services import shadow  # noqa: E402
+from pystator.services.audit import Actor  # noqa: E402
 from pystator.services.replay import replay, replay_steps  # noqa: E402
 from pystator.stores.sql.replay_queries import RecordedStep  # noqa: E402
 from pystator.stores.sql.schema import transition_history  # noqa: E402
@@ -145,7 +146,7 @@ def measure_shadow(
     engine = sa.create_engine(url)
     truncate(engine)
     config = _machine_config()
-    versions.publish(engine, config, by="bench")
+    versions.publish(engine, config, by=Actor.python("bench", "bench"))
     rates: dict[str, list[float]] = {"none": [], "shadow": []}
     with (
         tempfile.TemporaryDirectory() as logs,

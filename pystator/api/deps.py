@@ -23,7 +23,7 @@ from pystator.fsm_core.clock import utc_now
 from pystator.fsm_core.errors import PermissionDeniedError
 from pystator.services import audit
 from pystator.services.api_keys import Role
-from pystator.services.audit import AuditEntry
+from pystator.services.audit import Actor, AuditEntry
 
 log = get_logger("pystator.api")
 
@@ -90,13 +90,27 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 @dataclass
 class AuditTrail:
-    """Writes the audit row of one mutation (a route calls :meth:`write` once it is done)."""
+    """Writes the audit row of one mutation (a route calls :meth:`write` once it is done).
+
+    A configuration change (publish, retire, API keys, webhooks) is recorded by the service that
+    makes it, in its transaction: its route passes :attr:`actor` to the service instead of
+    calling :meth:`write`, so the request has one row."""
 
     services: Services
     principal: Principal
     method: str
     route: str
     written: list[int] = field(default_factory=list)
+
+    @property
+    def actor(self) -> Actor:
+        """This request's caller and route, for a service that records the change itself."""
+        return Actor(
+            principal=self.principal.name,
+            role=self.principal.role.value,
+            method=self.method,
+            route=self.route,
+        )
 
     def write(
         self,

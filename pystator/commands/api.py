@@ -12,13 +12,14 @@ from datetime import timedelta
 import uvicorn
 
 from pystator.api.auth import Authenticator, check_bind, mint_token
-from pystator.commands import cli_principal
+from pystator.commands import cli_user
 from pystator.config.logs import configure_logging
 from pystator.config.settings import ENV_PREFIX, Settings, describe_settings, load_settings
 from pystator.fleet.composition import command_engine
 from pystator.fleet.startup import wait_for_database
 from pystator.services import api_keys
 from pystator.services.api_keys import Role
+from pystator.services.audit import Actor
 
 APP = "pystator.api.main:app"
 ROLES = tuple(r.value for r in Role)
@@ -98,7 +99,7 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     settings = load_settings()
     with command_engine(settings, prepare=True) as engine:
         new = api_keys.create_key(
-            engine, role=args.role, name=args.name or args.role, by=cli_principal()
+            engine, role=args.role, name=args.name or args.role, by=Actor.cli("api-keys create")
         )
     print(
         f"created API key {new.record.id} ({new.record.role}); it is shown only now:",
@@ -124,14 +125,14 @@ def cmd_list_keys(args: argparse.Namespace) -> int:
 def cmd_revoke_key(args: argparse.Namespace) -> int:
     """``api-keys revoke ID``."""
     with command_engine(load_settings()) as engine:
-        record = api_keys.revoke_key(engine, args.id)
+        record = api_keys.revoke_key(engine, args.id, by=Actor.cli("api-keys revoke"))
     print(f"revoked API key {record.id} ({record.name})")
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
     """``token``: a JWT for ``--role``, valid ``--ttl`` seconds."""
-    subject = args.subject or cli_principal().removeprefix("cli:")
+    subject = args.subject or cli_user()
     print(
         mint_token(
             load_settings(),

@@ -1,4 +1,7 @@
-"""``pystator machines sync|list|show``: the machine registry in the database."""
+"""``pystator machines sync|retire|list|show``: the machine registry in the database.
+
+``sync`` and ``retire`` are recorded in the audit log (and on the configuration-change feed) as
+``cli:<user>@<host>``, with the command as the row's route."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import argparse
 import json
 import sys
 
-from pystator.commands import cli_principal
 from pystator.config.settings import load_settings
 from pystator.fleet.composition import command_engine
 from pystator.fsm_core.summary import summarize
@@ -16,6 +18,7 @@ from pystator.registry.compatibility import (
     load_state_map,
     parse_state_map,
 )
+from pystator.services.audit import Actor
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     sync.add_argument("--json", action="store_true", help="one JSON object per machine")
     sync.set_defaults(func=cmd_sync)
+    retire = msub.add_parser(
+        "retire", help="retire a machine: its new events are refused, its versions kept"
+    )
+    retire.add_argument("name")
+    retire.set_defaults(func=cmd_retire)
     listing = msub.add_parser("list", help="stored machines and their current versions")
     listing.add_argument("--all", action="store_true", help="include retired machines")
     listing.set_defaults(func=cmd_list)
@@ -68,7 +76,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             results = versions.sync_directory(
                 engine,
                 args.path,
-                by=cli_principal(),
+                by=Actor.cli("machines sync"),
                 state_map=state_map,
                 dry_run=args.dry_run,
                 upgrade_policy=args.upgrade_policy,
@@ -105,6 +113,14 @@ def _print_published(result: versions.Published, *, as_json: bool) -> None:
             )
         if result.migration.cancelled_timers:
             print(f"  cancelled {result.migration.cancelled_timers} armed timers")
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    """``machines retire NAME`` (refused while the machine has pending work)."""
+    with command_engine(load_settings()) as engine:
+        record = versions.retire(engine, args.name, by=Actor.cli("machines retire"))
+    print(f"{record.name}: retired (version {record.current_version} and older kept)")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

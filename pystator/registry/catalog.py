@@ -30,6 +30,7 @@ from pystator.registry import versions
 from pystator.registry.compatibility import CompatibilityReport, compatibility_report
 from pystator.registry.versions import Published
 from pystator.stores.sql import registry_queries
+from pystator.stores.sql.audit_queries import Actor
 from pystator.stores.sql.engine import translate_errors
 
 
@@ -49,7 +50,7 @@ def register(
     engine: Engine,
     config: Mapping[str, Any],
     *,
-    by: str,
+    by: Actor,
     state_map: Mapping[str, str] | None = None,
 ) -> Registered:
     """Register ``config`` idempotently on ``(meta.machine_name, meta.version)`` (see the
@@ -78,7 +79,7 @@ def register(
     return _registered(published, machine.version)
 
 
-def create(engine: Engine, config: Mapping[str, Any], *, by: str) -> Registered:
+def create(engine: Engine, config: Mapping[str, Any], *, by: Actor) -> Registered:
     """Store a new machine; :class:`ConflictError` when the registry already holds its name."""
     data = versions.canonical(config)
     versions.require_name(data)
@@ -95,7 +96,7 @@ def update(
     engine: Engine,
     config: Mapping[str, Any],
     *,
-    by: str,
+    by: Actor,
     name: str | None = None,
     state_map: Mapping[str, str] | None = None,
     upgrade_policy: str | None = None,

@@ -13,6 +13,11 @@ removed state's entities somewhere (:mod:`pystator.registry.migration` moves the
 transaction). ``dry_run`` answers the report alone. Each version carries its upgrade policy:
 ``auto`` (the default: entities move to it on their next event) or ``pinned`` (entities stay on
 the version they are on until a state map migrates them).
+
+Every door (the HTTP API, the dashboard, ``pystator machines``, the Python facade) passes the
+:class:`~pystator.stores.sql.audit_queries.Actor` it acts as: a publish or a retirement writes its
+audit row in its own transaction (kind ``machine.published`` when a version was stored,
+``machine.retired``), so the change and its row commit together and a refused one leaves none.
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ from pystator.registry.compatibility import (
 from pystator.registry.machines import machine_files
 from pystator.registry.migration import MigrationResult, migrate
 from pystator.registry.stored import Binder, compile_stored
-from pystator.stores.sql import compatibility_queries, registry_queries
-from pystator.stores.sql.connections import transaction
+from pystator.stores.sql import audit_queries, compatibility_queries, registry_queries
+from pystator.stores.sql.audit_queries import Actor, ChangeKind
+from pystator.stores.sql.connections import autocommit, transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.registry_queries import MachineRecord, MachineVersion
 
@@ -187,7 +193,7 @@ def publish(
     engine: Engine,
     config: Mapping[str, Any],
     *,
-    by: str,
+    by: Actor,
     name: str | None = None,
     clock: Clock = utc_now,
     state_map: Mapping[str, str] | None = None,
@@ -202,6 +208,10 @@ def publish(
     nothing the current entities run is taken away, so nothing blocks. Mapped entities move in
     the same transaction. ``dry_run`` stores nothing and returns the report.
     ``upgrade_policy`` None keeps the current version's (``auto`` for a first version).
+
+    ``by`` is recorded as the version's author and in the call's audit row, written in the same
+    transaction (kind ``machine.published`` when a version was stored; none for a dry run or a
+    definition identical to the current version). A refused publish writes nothing.
     """
     check_policy(upgrade_policy)
     data = canonical(config)
@@ -214,7 +224,10 @@ def publish(
         )
     digest = checksum(data)
     if dry_run:
-        return _dry_run(engine, machine, digest, state_map, upgrade_policy)
+        dry = _dry_run(engine, machine, digest, state_map, upgrade_policy)
+        with translate_errors("audit log"), autocommit(engine) as conn:
+            _record(conn, by, dry, clock())
+        return dry
     now = clock()
     with translate_errors("machine registry"), transaction(engine) as conn:
         record = registry_queries.lock_machine(conn, machine.name, now)
@@ -222,7 +235,9 @@ def publish(
         if record is not None and not record.retired and record.current_version > 0:
             current = registry_queries.get_version(conn, machine.name, record.current_version)
             if current is not None and current.checksum == digest:
-                return _unchanged(conn, machine, current, state_map, by=by, now=now)
+                same = _unchanged(conn, machine, current, state_map, by=by.principal, now=now)
+                _record(conn, by, same, now)
+                return same
         policy = upgrade_policy or (
             current.upgrade_policy if current is not None else DEFAULT_UPGRADE_POLICY
         )
@@ -243,23 +258,50 @@ def publish(
             machine.name,
             definition=data,
             checksum=digest,
-            created_by=by,
+            created_by=by.principal,
             now=now,
             upgrade_policy=policy,
         )
         if pinned and previous_version is not None:
             compatibility_queries.stamp_unversioned(conn, machine.name, previous_version)
         moved = migrate(
-            conn, machine, report, to_version=version, by=by, now=now, cancel_orphans=not pinned
+            conn,
+            machine,
+            report,
+            to_version=version,
+            by=by.principal,
+            now=now,
+            cancel_orphans=not pinned,
         )
-    return Published(
-        name=machine.name,
-        version=version,
-        created=True,
-        checksum=digest,
-        upgrade_policy=policy,
-        report=report,
-        migration=moved,
+        published = Published(
+            name=machine.name,
+            version=version,
+            created=True,
+            checksum=digest,
+            upgrade_policy=policy,
+            report=report,
+            migration=moved,
+        )
+        _record(conn, by, published, now)
+    return published
+
+
+def _record(conn: Connection, by: Actor, published: Published, now: datetime) -> None:
+    """The audit row of a publish: the version it left current, the dry run and state map it
+    was asked for, how many rows it changed (the version stored plus the entities moved)."""
+    moved = len(published.migration.moved) if published.migration is not None else 0
+    selection: dict[str, Any] | None = {"dry_run": True} if published.dry_run else None
+    if published.report is not None and published.report.state_map:
+        selection = {**(selection or {}), "state_map": dict(published.report.state_map)}
+    audit_queries.record_change(
+        conn,
+        by,
+        at=now,
+        kind=ChangeKind.MACHINE_PUBLISHED if published.created else None,
+        status=201 if published.created else 200,
+        target=f"{published.name}@{published.version}",
+        selection=selection,
+        affected=(1 if published.created else 0) + moved,
     )
 
 
@@ -365,12 +407,13 @@ def show_machine(engine: Engine, name: str, *, version: int | None = None) -> Ma
     return MachineDetail(record=record, version=shown, versions=tuple(versions))
 
 
-def retire(engine: Engine, name: str, *, clock: Clock = utc_now) -> MachineRecord:
+def retire(engine: Engine, name: str, *, by: Actor, clock: Clock = utc_now) -> MachineRecord:
     """Retire ``name``: producers refuse its events from now on; every version is kept.
 
     Refused with :class:`ConflictError` while the machine has pending events, armed timers or
     pending actions (they would have no definition to run with); :class:`NotFoundError` when
-    there is no active machine of that name.
+    there is no active machine of that name. The audit row (``machine.retired``, by ``by``) is
+    written in the same transaction.
     """
     now = clock()
     with translate_errors("machine registry"), transaction(engine) as conn:
@@ -390,6 +433,15 @@ def retire(engine: Engine, name: str, *, clock: Clock = utc_now) -> MachineRecor
             )
         registry_queries.retire(conn, name, now)
         retired = registry_queries.get_machine(conn, name)
+        audit_queries.record_change(
+            conn,
+            by,
+            at=now,
+            kind=ChangeKind.MACHINE_RETIRED,
+            status=200,
+            target=name,
+            affected=1,
+        )
     assert retired is not None
     return retired
 
@@ -406,7 +458,7 @@ def sync_directory(
     engine: Engine,
     path: str | Path,
     *,
-    by: str,
+    by: Actor,
     clock: Clock = utc_now,
     state_map: Mapping[str, str] | None = None,
     dry_run: bool = False,

@@ -50,10 +50,12 @@ from pystator.runtime.types import (
 from pystator.services import admin, entities, observability
 from pystator.services import apply_data as apply_data_service
 from pystator.services.apply_data import ApplyDataRequest
+from pystator.services.audit import Actor
 from pystator.services.entities import EventOutcome
 from pystator.stores.sql.registry_queries import MachineRecord
 
-#: Who registrations through the runtime are recorded as created by.
+#: The door registrations through the runtime are recorded as coming through: their author
+#: and audit principal is ``runtime:<user>@<host>``, the audit row's route the method called.
 RUNTIME_AUTHOR = "runtime"
 #: Seconds ``subscribe`` waits between two looks for new transitions.
 DEFAULT_SUBSCRIBE_POLL = 0.5
@@ -202,7 +204,9 @@ class PyStatorRuntime:
         """Register a definition, idempotent on ``(meta.machine_name, meta.version)``: the
         same pair again is a no-op; the same pair with another document is a
         :class:`~pystator.errors.ConflictError` (bump ``meta.version``)."""
-        registered = catalog.register(self.engine, config, by=RUNTIME_AUTHOR)
+        registered = catalog.register(
+            self.engine, config, by=_actor("PyStatorRuntime.register_machine_from_dict")
+        )
         self._refresh()
         return registered
 
@@ -257,7 +261,9 @@ class PyStatorRuntime:
 
     def create_machine_from_dict(self, config: Mapping[str, Any]) -> Registered:
         """Store a new machine; :class:`~pystator.errors.ConflictError` when it exists."""
-        created = catalog.create(self.engine, config, by=RUNTIME_AUTHOR)
+        created = catalog.create(
+            self.engine, config, by=_actor("PyStatorRuntime.create_machine_from_dict")
+        )
         self._refresh()
         return created
 
@@ -278,7 +284,7 @@ class PyStatorRuntime:
         updated = catalog.update(
             self.engine,
             config,
-            by=RUNTIME_AUTHOR,
+            by=_actor("PyStatorRuntime.update_machine_from_dict"),
             name=name,
             state_map=state_map,
             upgrade_policy=upgrade_policy,
@@ -532,6 +538,11 @@ class PyStatorRuntime:
         stored = self.fleet.machines.stored
         if stored is not None:
             stored.refresh()
+
+
+def _actor(method: str) -> Actor:
+    """Who a change made through ``method`` of the runtime is recorded as."""
+    return Actor.python(RUNTIME_AUTHOR, method)
 
 
 def _moved(result: TransitionResult) -> bool:

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine
 
 from pystator.fsm_core.clock import Clock, utc_now
 from pystator.fsm_core.errors import InvalidEventError, NotFoundError
-from pystator.stores.sql import apikey_queries
+from pystator.stores.sql import apikey_queries, audit_queries
 from pystator.stores.sql.apikey_queries import ApiKeyRecord
+from pystator.stores.sql.audit_queries import Actor, ChangeKind
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 
@@ -76,8 +77,11 @@ def looks_like_key(token: str) -> bool:
     return token.startswith(KEY_PREFIX)
 
 
-def create_key(engine: Engine, *, role: str, name: str, by: str, clock: Clock = utc_now) -> NewKey:
-    """Create a key with ``role``; returns it with the secret (stored only as its hash)."""
+def create_key(
+    engine: Engine, *, role: str, name: str, by: Actor, clock: Clock = utc_now
+) -> NewKey:
+    """Create a key with ``role``; returns it with the secret (stored only as its hash). The
+    audit row (``api_key.created``, by ``by``) is written in the same transaction."""
     checked = parse_role(role)
     if not name.strip() or len(name) > NAME_LENGTH:
         raise InvalidEventError(
@@ -92,10 +96,19 @@ def create_key(engine: Engine, *, role: str, name: str, by: str, clock: Clock = 
             prefix=secret[:PREFIX_LENGTH],
             key_hash=hash_key(secret),
             role=checked.value,
-            created_by=by,
+            created_by=by.principal,
             now=now,
         )
         record = apikey_queries.get_key(conn, key_id)
+        audit_queries.record_change(
+            conn,
+            by,
+            at=now,
+            kind=ChangeKind.API_KEY_CREATED,
+            status=201,
+            target=f"key:{key_id}",
+            selection={"role": checked.value, "name": name},
+        )
     assert record is not None
     return NewKey(record=record, secret=secret)
 
@@ -118,13 +131,24 @@ def active_key_count(engine: Engine) -> int:
         return apikey_queries.count_active(conn)
 
 
-def revoke_key(engine: Engine, key_id: int, *, clock: Clock = utc_now) -> ApiKeyRecord:
+def revoke_key(engine: Engine, key_id: int, *, by: Actor, clock: Clock = utc_now) -> ApiKeyRecord:
     """Revoke a key (it stops working at once in this process, within the API's key cache
-    time elsewhere); :class:`NotFoundError` when no active key has that id."""
+    time elsewhere); :class:`NotFoundError` when no active key has that id. The audit row
+    (``api_key.revoked``, by ``by``) is written in the same transaction."""
+    now = clock()
     with translate_errors("api keys"), transaction(engine) as conn:
-        if not apikey_queries.revoke(conn, key_id, clock()):
+        if not apikey_queries.revoke(conn, key_id, now):
             raise NotFoundError(f"no active API key with id {key_id}", details={"key_id": key_id})
         record = apikey_queries.get_key(conn, key_id)
+        audit_queries.record_change(
+            conn,
+            by,
+            at=now,
+            kind=ChangeKind.API_KEY_REVOKED,
+            status=200,
+            target=f"key:{key_id}",
+            affected=1,
+        )
     assert record is not None
     return record
 

@@ -1,6 +1,10 @@
-"""The audit log: who changed what through the HTTP API, when, and how many rows it touched.
+"""The audit log: who changed what, through which door, when, and how many rows it touched.
 
-Repairs and configuration changes write their row at once (:func:`record`). Event submissions —
+Configuration changes (machines published or retired, API keys, webhooks) are recorded by the
+function that makes them, whichever door calls it — the HTTP API and the dashboard (the caller),
+the command line (``cli:<user>@<host>``), the Python facade (``runtime:<user>@<host>``) — in the
+change's own transaction, with its :class:`ChangeKind`: each caller passes its :class:`Actor`.
+Repairs made through the API write their row at once (:func:`record`). Event submissions —
 hundreds per second — go through an :class:`AuditWriter`: rows are queued and written together
 every :data:`FLUSH_SECONDS` (and when the process stops), one statement per flush. A process that
 is killed loses at most that last fraction of a second of submission rows (the events themselves
@@ -20,7 +24,13 @@ from sqlalchemy.engine import Engine
 from pystator.config.logs import get_logger
 from pystator.fsm_core.errors import StoreError
 from pystator.stores.sql import audit_queries
-from pystator.stores.sql.audit_queries import AuditEntry, AuditFilter, AuditRecord
+from pystator.stores.sql.audit_queries import (
+    Actor,
+    AuditEntry,
+    AuditFilter,
+    AuditRecord,
+    ChangeKind,
+)
 from pystator.stores.sql.connections import autocommit
 from pystator.stores.sql.engine import translate_errors
 
@@ -103,10 +113,12 @@ def _write_entries(engine: Engine, entries: list[AuditEntry]) -> None:
 
 
 __all__ = [
+    "Actor",
     "AuditEntry",
     "AuditFilter",
     "AuditRecord",
     "AuditWriter",
+    "ChangeKind",
     "list_entries",
     "record",
 ]

@@ -70,13 +70,15 @@ def transitions_page(
 
 def config_changes_page(engine: Engine, cursor: FeedCursor, limit: int) -> list[FeedItem]:
     """The next configuration changes after ``cursor``: machines published or retired, API
-    keys created or revoked, webhooks and settings changed (from the audit log)."""
+    keys created or revoked, webhooks created, changed or deleted — through any door (the
+    HTTP API, the dashboard, the command line, Python), from the audit log's rows that carry a
+    kind (:class:`~pystator.services.audit.ChangeKind`, written with the change)."""
     with translate_errors("audit log"), engine.connect() as conn:
         position, after_id = _resolve(conn, audit_log, cursor)
         rows = audit_queries.config_feed(conn, limit=limit, after=position, after_id=after_id)
     items = []
     for p, record in rows:
-        kind = change_kind(record.method, record.route)
+        kind = record.kind or OTHER_CHANGE
         data = {
             "id": record.id,
             "kind": kind,
@@ -104,25 +106,8 @@ def newest_position(engine: Engine, table_name: str) -> FeedPosition | None:
     return FeedPosition(int(row[0]), int(row[1])) if row is not None else None
 
 
-#: (method, route prefix) -> the kind of a configuration change; the first match wins.
-_KINDS: tuple[tuple[str, str, str], ...] = (
-    ("DELETE", "/api/v1/machines", "machine.retired"),
-    ("", "/api/v1/machines", "machine.published"),
-    ("POST", "/api/v1/api-keys", "api_key.created"),
-    ("DELETE", "/api/v1/api-keys", "api_key.revoked"),
-    ("POST", "/api/v1/webhooks", "webhook.created"),
-    ("PUT", "/api/v1/webhooks", "webhook.updated"),
-    ("DELETE", "/api/v1/webhooks", "webhook.deleted"),
-    ("", "/api/v1/settings", "settings.changed"),
-)
-
-
-def change_kind(method: str, route: str) -> str:
-    """The kind of the configuration change a mutation of ``route`` made."""
-    for wanted, prefix, kind in _KINDS:
-        if (not wanted or wanted == method) and route.startswith(prefix):
-            return kind
-    return "config.changed"
+#: The event name of a feed row without a kind (never written; the feed reads only rows with one).
+OTHER_CHANGE = "config.changed"
 
 
 def _resolve(
@@ -134,10 +119,10 @@ def _resolve(
 
 
 __all__ = [
+    "OTHER_CHANGE",
     "FeedCursor",
     "FeedItem",
     "FeedPage",
-    "change_kind",
     "config_changes_page",
     "newest_position",
     "transitions_page",

@@ -22,6 +22,7 @@ from pystator.registry import versions
 from pystator.registry.versions import Published
 from pystator.services.replay import candidate_machine
 from pystator.stores.sql import history_queries, shadow_queries
+from pystator.stores.sql.audit_queries import Actor
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.shadow_queries import DiffGroup, ShadowRow
@@ -131,7 +132,7 @@ def promote_shadow(
     engine: Engine,
     machine: str,
     *,
-    by: str,
+    by: Actor,
     state_map: Mapping[str, str] | None = None,
     upgrade_policy: str | None = None,
     clock: Clock = utc_now,
@@ -140,7 +141,8 @@ def promote_shadow(
     shadow promoted. It goes through the registry's publish path and its compatibility check:
     a candidate that would strand live entities raises
     :class:`~pystator.registry.compatibility.IncompatibleVersionError` (409, the shadow stays
-    active) unless ``state_map`` says where they go."""
+    active) unless ``state_map`` says where they go. The publish is audited as ``by``'s
+    (``machine.published``, in the publish's transaction)."""
     with translate_errors("shadows"), engine.connect() as conn:
         active = _active(conn, machine)
     published = versions.publish(

@@ -3,7 +3,9 @@
 What a webhook is told, how deliveries are queued and retried, and how a receiver checks the
 signature: :mod:`pystator.fleet.webhooks`. Its row types (defined next to their SQL in
 :mod:`pystator.stores.sql.webhook_queries`) are this module's interface. A test delivery is queued like any other (it goes out
-with the next outbox sweep), never sent from the request.
+with the next outbox sweep), never sent from the request. Creating, changing and deleting a
+webhook write their audit row (``webhook.created``, ``…updated``, ``…deleted``, by the caller's
+:class:`~pystator.services.audit.Actor`) in the change's transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from sqlalchemy.engine import Engine
 
 from pystator.fleet.webhooks import KINDS, TEST, enqueue
 from pystator.fsm_core.errors import FSMError, NotFoundError
-from pystator.stores.sql import webhook_queries
+from pystator.stores.sql import audit_queries, webhook_queries
+from pystator.stores.sql.audit_queries import Actor, ChangeKind
 from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.db_clock import read_now
 from pystator.stores.sql.engine import translate_errors
@@ -87,7 +90,7 @@ def _values(spec: WebhookSpec) -> dict[str, Any]:
     }
 
 
-def create(engine: Engine, spec: WebhookSpec, *, by: str) -> WebhookRow:
+def create(engine: Engine, spec: WebhookSpec, *, by: Actor) -> WebhookRow:
     """Store a new webhook (its secret is random unless given)."""
     check_spec(spec)
     with translate_errors("webhooks"), transaction(engine) as conn:
@@ -97,37 +100,67 @@ def create(engine: Engine, spec: WebhookSpec, *, by: str) -> WebhookRow:
             {
                 **_values(spec),
                 "secret": spec.secret or secrets.token_urlsafe(32),
-                "created_by": by,
+                "created_by": by.principal,
                 "created_at": now,
                 "updated_at": now,
             },
         )
         found = webhook_queries.get_webhook(conn, webhook_id)
+        audit_queries.record_change(
+            conn,
+            by,
+            at=now,
+            kind=ChangeKind.WEBHOOK_CREATED,
+            status=201,
+            target=f"webhook:{webhook_id}",
+            selection=_values(spec),
+        )
     assert found is not None
     return found
 
 
-def update(engine: Engine, webhook_id: int, spec: WebhookSpec) -> WebhookRow:
+def update(engine: Engine, webhook_id: int, spec: WebhookSpec, *, by: Actor) -> WebhookRow:
     """Replace a webhook's settings (its secret only when one is given)."""
     check_spec(spec)
     values = _values(spec)
+    selection = {**values, "secret_changed": bool(spec.secret)}
     if spec.secret:
         values["secret"] = spec.secret
     with translate_errors("webhooks"), transaction(engine) as conn:
-        values["updated_at"] = read_now(conn)
+        now = read_now(conn)
+        values["updated_at"] = now
         if not webhook_queries.update_webhook(conn, webhook_id, values):
             raise _missing(webhook_id)
         found = webhook_queries.get_webhook(conn, webhook_id)
+        audit_queries.record_change(
+            conn,
+            by,
+            at=now,
+            kind=ChangeKind.WEBHOOK_UPDATED,
+            status=200,
+            target=f"webhook:{webhook_id}",
+            selection=selection,
+            affected=1,
+        )
     assert found is not None
     return found
 
 
-def delete(engine: Engine, webhook_id: int) -> WebhookRow:
+def delete(engine: Engine, webhook_id: int, *, by: Actor) -> WebhookRow:
     """Remove a webhook (its delivery log stays; queued deliveries are dropped unsent)."""
     with translate_errors("webhooks"), transaction(engine) as conn:
         found = webhook_queries.get_webhook(conn, webhook_id)
         if found is None or not webhook_queries.delete_webhook(conn, webhook_id):
             raise _missing(webhook_id)
+        audit_queries.record_change(
+            conn,
+            by,
+            at=read_now(conn),
+            kind=ChangeKind.WEBHOOK_DELETED,
+            status=200,
+            target=f"webhook:{webhook_id}",
+            affected=1,
+        )
     return found
 
 

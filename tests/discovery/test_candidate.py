@@ -26,6 +26,7 @@ from pystator.fsm_core.loading import check_definition
 from pystator.registry.versions import canonical, checksum, publish, show_machine
 from pystator.stores.sql.engine import create_engine_from_url
 from pystator.visualization import to_dot, to_mermaid
+from tests.support.api_clients import TEST_ACTOR
 
 T0 = datetime(2026, 3, 25, 10, 0, tzinfo=UTC)
 MACHINE = "orders"
@@ -108,8 +109,8 @@ def test_the_candidate_round_trips_through_the_registry(
     assert stored == candidate.config  # already plain JSON data: stored as it is
     engine = create_engine_from_url(sqlite_migrated_url)
     try:
-        published = publish(engine, candidate.config, by="discovery")
-        again = publish(engine, dict(candidate.config), by="discovery")
+        published = publish(engine, candidate.config, by=TEST_ACTOR)
+        again = publish(engine, dict(candidate.config), by=TEST_ACTOR)
         detail = show_machine(engine, MACHINE)
     finally:
         engine.dispose()

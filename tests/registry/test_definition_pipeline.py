@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pystator import StateMachine
+from pystator.config.identity import local_principal
 from pystator.errors import MachineValidationError
 from pystator.machine_builder import MachineNotFoundError, build_machine, build_machine_from_store
 from pystator.machine_parser import MachineDefinition, parse_machine, parse_machine_file
@@ -96,7 +97,8 @@ def test_the_sqlalchemy_store_is_the_machine_registry(database_url: str, tmp_pat
         assert store.list_machines() == ["order_management"]
         # the registry's own view: what the fleet and the HTTP API read
         detail = versions.show_machine(store.engine, "order_management")
-        assert (detail.version.version, detail.version.created_by) == (1, "machine_store")
+        assert detail.version.version == 1
+        assert detail.version.created_by == store.created_by == local_principal("machine_store")
         machine = build_machine_from_store(store, "order_management")
         assert isinstance(machine, StateMachine) and machine.registry_version == 1
         assert store.get("order_management") == definition

@@ -24,6 +24,7 @@ from pystator.registry.stored import StoredMachines
 from pystator.stores.sql import entity_queries, history_queries
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events, worker_timers
+from tests.support.api_clients import TEST_ACTOR
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,7 @@ class Fleet:
         return self.producer.submit(spec).event_id
 
     def publish(self, config: dict[str, Any], **kw: Any) -> versions.Published:
-        published = versions.publish(self.engine, config, by="test", **kw)
+        published = versions.publish(self.engine, config, by=TEST_ACTOR, **kw)
         self.stored.refresh()
         return published
 
@@ -135,7 +136,7 @@ def test_renaming_a_state_with_entities_is_refused_with_counts(fleet: Fleet) -> 
     with pytest.raises(IncompatibleVersionError, match="'REVIEW' is removed and 2 entities") as e:
         fleet.publish(v2())
     assert e.value.details["report"]["problems"][0]["entities"] == 2
-    dry = versions.publish(fleet.engine, v2(), by="test", dry_run=True)
+    dry = versions.publish(fleet.engine, v2(), by=TEST_ACTOR, dry_run=True)
     assert dry.dry_run and dry.refused and not dry.created and dry.version == 1
     assert versions.show_machine(fleet.engine, NAME).record.current_version == 1
     with pytest.raises(ConfigurationError, match="no state 'NOWHERE'"):

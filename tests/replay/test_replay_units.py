@@ -33,6 +33,7 @@ from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.replay_queries import RecordedStep, sampled
 from pystator.stores.sql.schema import machine_shadows, shadow_diffs
 from tests.replay.machines import LOAN, MACHINE, threshold
+from tests.support.api_clients import TEST_ACTOR
 
 
 def boom(ctx: Mapping[str, Any]) -> bool:
@@ -117,7 +118,7 @@ def test_a_raising_shadow_never_fails_the_event_and_retention_prunes_ended_shado
 ) -> None:
     engine = fleet_engine(sqlite_migrated_url)
     try:
-        versions.publish(engine, LOAN, by="test")
+        versions.publish(engine, LOAN, by=TEST_ACTOR)
         candidate = threshold(600)
         candidate["transitions"][1]["guards"] = ["boom"]
         shadow.start_shadow(engine, MACHINE, candidate, sample_rate=1.0, by="test")

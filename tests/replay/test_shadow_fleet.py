@@ -17,6 +17,7 @@ from pystator.services import shadow
 from pystator.stores.sql import entity_queries
 from pystator.stores.sql.schema import action_outbox, worker_timers
 from tests.replay.machines import LOAN, MACHINE, shadow_candidate
+from tests.support.api_clients import TEST_ACTOR
 from tests.support.fleet_database import status_counts
 from tests.support.fleet_processes import WorkerFleet, producer_runtime
 from tests.support.waiting import wait_until
@@ -40,7 +41,7 @@ def test_shadow_diffs_are_recorded_while_a_fleet_drains(
     (machines / "loan.json").write_text(json.dumps(LOAN))
     engine = sa.create_engine(pg_migrated_url)
     try:
-        versions.publish(engine, LOAN, by="test")
+        versions.publish(engine, LOAN, by=TEST_ACTOR)
         shadow.start_shadow(engine, MACHINE, shadow_candidate(), sample_rate=1.0, by="test")
         with (
             producer_runtime(pg_migrated_url, redis_url, machines) as runtime,

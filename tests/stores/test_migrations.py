@@ -109,3 +109,40 @@ def test_unreachable_database_is_a_store_error() -> None:
 def test_migrated_fixtures_are_at_head(pg_migrated_url: str, sqlite_migrated_url: str) -> None:
     assert migrator.current(pg_migrated_url) == migrator.head()
     assert migrator.current(sqlite_migrated_url) == migrator.head()
+
+
+def test_0036_gives_the_configuration_changes_already_recorded_their_kind(
+    empty_url: str,
+) -> None:
+    """Rows written before 0036 keep the kind the feed gave them by their route, so a
+    consumer resuming the configuration stream sees the same history; other rows get none."""
+    migrator.upgrade(empty_url, "0035")
+    old = [  # (method, route, status) -> the kind expected
+        (("POST", "/api/v1/machines", 201), "machine.published"),
+        (("DELETE", "/api/v1/machines/{name}", 200), "machine.retired"),
+        (("POST", "/api/v1/api-keys", 201), "api_key.created"),
+        (("DELETE", "/api/v1/api-keys/{key_id}", 200), "api_key.revoked"),
+        (("PUT", "/api/v1/webhooks/{webhook_id}", 200), "webhook.updated"),
+        (("POST", "/api/v1/machines/validate", 200), None),
+        (("POST", "/api/v1/webhooks/{webhook_id}/test", 202), None),
+        (("POST", "/api/v1/events", 201), None),
+        (("GET", "/api/v1/machines", 200), None),
+    ]
+    engine = create_engine_from_url(empty_url)
+    try:
+        with engine.begin() as conn:
+            for (method, route, status), _kind in old:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO audit_log (at, principal, role, method, route, status) "
+                        "VALUES (CURRENT_TIMESTAMP, 'p', 'admin', :m, :r, :s)"
+                    ),
+                    {"m": method, "r": route, "s": status},
+                )
+        migrator.upgrade(empty_url)
+        with engine.connect() as conn:
+            kinds = conn.execute(sa.text("SELECT kind FROM audit_log ORDER BY id")).scalars()
+            assert list(kinds) == [kind for _row, kind in old]
+    finally:
+        engine.dispose()
+    assert _drift(empty_url) == []

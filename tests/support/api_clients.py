@@ -17,6 +17,7 @@ from pystator.config.settings import Settings
 from pystator.fleet.runtime import Runtime
 from pystator.services import api_keys
 from pystator.services.api_keys import Role
+from pystator.services.audit import Actor
 from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_events
 
@@ -24,6 +25,8 @@ from pystator.stores.sql.schema import worker_events
 LOOPBACK = "http://127.0.0.1:8000"
 JWT_SECRET = "test-secret-of-at-least-thirty-two-bytes!"
 MACHINE = "parcel"
+#: Who changes made by test set-up code are recorded as.
+TEST_ACTOR = Actor(principal="test", role="admin", method="PYTHON", route="tests")
 
 
 def parcel(dest_on_ship: str = "shipped", *, extra_trigger: str | None = None) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def create_key(db_url: str, role: str) -> str:
     """A new API key of ``role`` on the database at ``db_url``."""
     engine = fleet_engine(db_url, pool_size=1)
     try:
-        return api_keys.create_key(engine, role=role, name=f"test {role}", by="test").secret
+        return api_keys.create_key(engine, role=role, name=f"test {role}", by=TEST_ACTOR).secret
     finally:
         dispose(engine)
 

@@ -1,5 +1,6 @@
-"""``GET /api/v1/audit``: the mutations made through the API and the dashboard
-(operators and admins: who changed what is theirs to see)."""
+"""``GET /api/v1/audit``: the mutations made through the API and the dashboard, and the
+configuration changes made through any door (the command line and Python too; ``kind`` names
+them) — operators and admins: who changed what is theirs to see."""
 
 from __future__ import annotations
 

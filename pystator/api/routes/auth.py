@@ -27,18 +27,16 @@ def list_keys(services: ServicesDep, _admin: Admin, include_revoked: bool = Fals
 
 
 @router.post("/api-keys", response_model=NewKeyOut, status_code=201)
-def create_key(body: KeyIn, services: ServicesDep, admin: Admin, audit: AuditDep) -> NewKeyOut:
-    """Create a key; the response holds it, and nothing else ever will."""
-    new = api_keys.create_key(services.engine, role=body.role, name=body.name, by=admin.name)
+def create_key(body: KeyIn, services: ServicesDep, _admin: Admin, audit: AuditDep) -> NewKeyOut:
+    """Create a key; the response holds it, and nothing else ever will (audited with it)."""
+    new = api_keys.create_key(services.engine, role=body.role, name=body.name, by=audit.actor)
     services.auth.forget_keys()
-    audit.write(status=201, target=f"key:{new.record.id}", selection=body.model_dump())
     return NewKeyOut(**KeyOut.model_validate(new.record).model_dump(), key=new.secret)
 
 
 @router.delete("/api-keys/{key_id}", response_model=KeyOut)
 def revoke_key(key_id: BigInt, services: ServicesDep, _admin: Admin, audit: AuditDep) -> KeyOut:
-    """Revoke a key (other API processes stop accepting it within 5 s)."""
-    record = api_keys.revoke_key(services.engine, key_id)
+    """Revoke a key (other API processes stop accepting it within 5 s; audited with it)."""
+    record = api_keys.revoke_key(services.engine, key_id, by=audit.actor)
     services.auth.forget_keys()
-    audit.write(status=200, target=f"key:{key_id}", affected=1)
     return KeyOut.model_validate(record)

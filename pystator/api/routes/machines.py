@@ -14,7 +14,7 @@ answers the report of a candidate (viewer: nothing is stored).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
@@ -92,12 +92,12 @@ def create_machine(
     published = versions.publish(
         services.engine,
         config,
-        by=admin.name,
+        by=audit.actor,
         state_map=parse_state_map(state_map or ()),
         dry_run=dry_run,
         upgrade_policy=upgrade_policy,
     )
-    return _answer(published, response, services, audit)
+    return _answer(published, response, services)
 
 
 @router.get("/{name}", response_model=MachineDetailOut)
@@ -141,13 +141,13 @@ def update_machine(
     published = versions.publish(
         services.engine,
         config,
-        by=admin.name,
+        by=audit.actor,
         name=name,
         state_map=parse_state_map(state_map or ()),
         dry_run=dry_run,
         upgrade_policy=upgrade_policy,
     )
-    return _answer(published, response, services, audit)
+    return _answer(published, response, services)
 
 
 @router.post(
@@ -174,28 +174,16 @@ def retire_machine(
 ) -> MachineOut:
     """Retire ``name``: new events for it are refused, every version is kept (409 while it
     has pending events, armed timers or pending actions)."""
-    record = versions.retire(services.engine, name)
+    record = versions.retire(services.engine, name, by=audit.actor)
     _refresh(services)
-    audit.write(status=200, target=name, affected=1)
     return MachineOut.model_validate(record)
 
 
-def _answer(
-    published: Published, response: Response, services: ServicesDep, audit: AuditDep
-) -> PublishedOut:
+def _answer(published: Published, response: Response, services: ServicesDep) -> PublishedOut:
+    """The publish's answer (its audit row was written with it: 201 created, else 200)."""
     response.status_code = 201 if published.created else 200
     if published.created:
         _refresh(services)
-    moved = len(published.migration.moved) if published.migration is not None else 0
-    selection: dict[str, Any] | None = {"dry_run": True} if published.dry_run else None
-    if published.report is not None and published.report.state_map:
-        selection = {**(selection or {}), "state_map": dict(published.report.state_map)}
-    audit.write(
-        status=response.status_code,
-        target=f"{published.name}@{published.version}",
-        selection=selection,
-        affected=(1 if published.created else 0) + moved,
-    )
     return PublishedOut.model_validate(published.to_dict())
 
 

@@ -61,23 +61,23 @@ def stop_shadow(
 def promote_shadow(
     machine_name: MachinePath,
     services: ServicesDep,
-    operator: Operator,
+    _operator: Operator,
     audit: AuditDep,
     state_map: StateMapQuery = None,
     upgrade_policy: PolicyQuery = None,
 ) -> ShadowOut:
     """Publish the shadow's candidate as the machine's next version through the publish path
     (409 with the compatibility report when it would strand live entities, unless ``map``
-    says where they go), and end the shadow."""
-    view, published = shadow.promote_shadow(
+    says where they go), and end the shadow. The publish writes the audit row
+    (``machine.published``)."""
+    view, _published = shadow.promote_shadow(
         services.engine,
         machine_name,
-        by=operator.name,
+        by=audit.actor,
         state_map=parse_state_map(state_map or ()),
         upgrade_policy=upgrade_policy,
     )
     stored = services.machines.stored
     if stored is not None:
         stored.refresh()
-    audit.write(status=200, target=f"{published.name}@{published.version}", affected=1)
     return ShadowOut(**view.to_dict())

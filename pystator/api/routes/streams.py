@@ -1,6 +1,7 @@
 """The live feeds as server-sent events (viewer): ``GET /api/v1/transitions/stream`` (every
 committed transition, the tail of ``GET /api/v1/transitions``) and ``GET /api/v1/events/stream``
-(configuration changes: machines published or retired, API keys, webhooks, settings).
+(configuration changes — machines published or retired, API keys, webhooks — whichever door
+made them: the API, the dashboard, the command line, Python).
 
 Registered before the events router: ``stream`` is not an event id.
 """

@@ -89,15 +89,11 @@ def list_webhooks(services: ServicesDep, _viewer: Viewer) -> list[WebhookOut]:
 
 @router.post("", response_model=NewWebhookOut, status_code=201)
 def create_webhook(
-    body: WebhookIn, services: ServicesDep, admin: Admin, audit: AuditDep
+    body: WebhookIn, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> NewWebhookOut:
-    """Create a webhook; the answer holds its secret, and nothing else ever will."""
-    row = webhooks.create(services.engine, _spec(body), by=admin.name)
-    audit.write(
-        status=201,
-        target=f"webhook:{row.id}",
-        selection=body.model_dump(exclude={"secret"}),
-    )
+    """Create a webhook; the answer holds its secret, and nothing else ever will (audited with
+    it)."""
+    row = webhooks.create(services.engine, _spec(body), by=audit.actor)
     return NewWebhookOut(**_out(row).model_dump(), secret=row.secret)
 
 
@@ -127,14 +123,8 @@ def get_webhook(webhook_id: WebhookId, services: ServicesDep, _viewer: Viewer) -
 def replace_webhook(
     webhook_id: WebhookId, body: WebhookIn, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> WebhookOut:
-    """Replace a webhook's settings (its secret too, when one is given)."""
-    row = webhooks.update(services.engine, webhook_id, _spec(body))
-    audit.write(
-        status=200,
-        target=f"webhook:{webhook_id}",
-        selection=body.model_dump(exclude={"secret"}) | {"secret_changed": bool(body.secret)},
-        affected=1,
-    )
+    """Replace a webhook's settings (its secret too, when one is given; audited with it)."""
+    row = webhooks.update(services.engine, webhook_id, _spec(body), by=audit.actor)
     return _out(row)
 
 
@@ -142,9 +132,9 @@ def replace_webhook(
 def delete_webhook(
     webhook_id: WebhookId, services: ServicesDep, _admin: Admin, audit: AuditDep
 ) -> WebhookOut:
-    """Delete a webhook (its delivery log stays; queued deliveries are dropped unsent)."""
-    row = webhooks.delete(services.engine, webhook_id)
-    audit.write(status=200, target=f"webhook:{webhook_id}", affected=1)
+    """Delete a webhook (its delivery log stays; queued deliveries are dropped unsent; audited
+    with it)."""
+    row = webhooks.delete(services.engine, webhook_id, by=audit.actor)
     return _out(row)
 
 

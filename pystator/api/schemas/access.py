@@ -59,6 +59,11 @@ class AuditOut(Out):
     selection: dict[str, Any] | None
     affected: int | None
     status: int
+    kind: str | None = Field(
+        default=None,
+        description="the configuration change it made (machine.published, api_key.revoked, …); "
+        "null for other mutations",
+    )
 
 
 class AuditPage(Out):

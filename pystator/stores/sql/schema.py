@@ -50,6 +50,7 @@ FINGERPRINT_LENGTH = 64
 WORKER_ID_LENGTH = WORKER_ID_MAX_LENGTH
 PRINCIPAL_LENGTH = 200
 ROLE_LENGTH = 16
+CHANGE_KIND_LENGTH = 40
 SOURCE_LENGTH = 200
 SOURCE_EVENT_ID_LENGTH = 255
 
@@ -308,7 +309,9 @@ api_keys = Table(
     UniqueConstraint("key_hash"),
 )
 
-# One row per mutation through the HTTP API: who, when, which route, what it selected, how many.
+# One row per mutation through the HTTP API and the dashboard, and per configuration change
+# through any door (the CLI, Python): who, when, which route (or command, or function), what it
+# selected, how many; ``kind`` when it changed the configuration (migration 0036).
 audit_log = Table(
     "audit_log",
     metadata,
@@ -323,8 +326,17 @@ audit_log = Table(
     Column("affected", Integer, nullable=True),
     Column("status", Integer, nullable=False),  # the HTTP status answered
     _commit_xid(),
+    # machine.published, api_key.revoked, …: set on configuration changes only (the config feed)
+    Column("kind", String(CHANGE_KIND_LENGTH), nullable=True),
     Index("ix_audit_log_at", "at"),
-    Index("ix_audit_log_commit_xid_id", "commit_xid", "id"),  # the configuration-change feed
+    Index("ix_audit_log_commit_xid_id", "commit_xid", "id"),  # where a feed's tail starts
+    Index(  # the configuration-change feed: its rows are few among the submissions'
+        "ix_audit_log_config_feed",
+        "commit_xid",
+        "id",
+        postgresql_where=text("kind IS NOT NULL"),
+        sqlite_where=text("kind IS NOT NULL"),
+    ),
 )
 
 # Operator webhooks: where to POST which notices (signed with ``secret``, HMAC-SHA256).

@@ -1,5 +1,6 @@
 """``/ui/audit``: who changed what, when, with which filter and how many rows (the API's and
-the dashboard's mutations; operators and admins, as in the API)."""
+the dashboard's mutations, and configuration changes from every door, the command line and
+Python too; operators and admins, as in the API)."""
 
 from __future__ import annotations
 

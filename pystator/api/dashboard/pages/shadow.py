@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from pystator.api.dashboard.pages.common import write_audit
+from pystator.api.dashboard.pages.common import dashboard_actor, write_audit
 from pystator.api.dashboard.render import redirect
 from pystator.api.dashboard.session import Csrf, User, require_role
 from pystator.api.deps import ServicesDep
@@ -20,13 +20,12 @@ router = APIRouter()
 def promote(
     name: str, request: Request, services: ServicesDep, user: User, _csrf: Csrf
 ) -> Response:
-    """Publish the shadow's candidate as the machine's next version."""
+    """Publish the shadow's candidate as the machine's next version (audited by the publish)."""
     require_role(user, Role.OPERATOR)
-    _view, published = shadow.promote_shadow(services.engine, name, by=user.name)
+    shadow.promote_shadow(services.engine, name, by=dashboard_actor(services, user, request))
     stored = services.machines.stored
     if stored is not None:
         stored.refresh()
-    write_audit(services, user, request, target=f"{published.name}@{published.version}", affected=1)
     return redirect(f"/machines/{name}", done="promoted")
 
 
