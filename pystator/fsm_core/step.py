@@ -369,6 +369,29 @@ def _routed(
     return dataclasses.replace(outcome, apply_data=routed)
 
 
+def creation(
+    machine: StateMachine, entity_id: str, event: EventInput, now: datetime
+) -> StepOutcome:
+    """A new entity entering the machine's initial configuration, with ``event.context`` as its
+    context: the outcome to commit (version 1, its history row labelled ``event.trigger``, the
+    entered states' timers) and then carry out (their ``on_enter`` actions), decided by the
+    engine's entry (:meth:`~pystator.fsm_core.machine.StateMachine.initial_entry`) exactly as a
+    transition entering that configuration decides it. A ``when`` or an effect that fails raises
+    its error here, before there is anything to commit."""
+    context = dict(event.context)
+    result = machine.initial_entry(context, now, trigger=event.trigger)
+    nothing = EntityRecord(machine=machine.name, entity_id=entity_id, state="", version=NO_VERSION)
+    return plan(
+        nothing,
+        event,
+        result,
+        _after_effects(result, context),
+        now,
+        machine_version=machine.registry_version,
+        guard_context=context,
+    )
+
+
 def _after_effects(result: TransitionResult, context: Mapping[str, Any]) -> Mapping[str, Any]:
     return result.context if result.context is not None else context
 
