@@ -337,15 +337,7 @@ def _planned(
 ) -> StepOutcome:
     if not result.success and machine.error_policy.active:
         result = on_invalid_event(machine, start.state, result, context, now)
-    return plan(
-        start,
-        event,
-        result,
-        _after_effects(result, context),
-        now,
-        machine_version=machine.registry_version,
-        guard_context=context,
-    )
+    return _decided(machine, start, event, result, context, now)
 
 
 def _routed(
@@ -381,19 +373,29 @@ def creation(
     context = dict(event.context)
     result = machine.initial_entry(context, now, trigger=event.trigger)
     nothing = EntityRecord(machine=machine.name, entity_id=entity_id, state="", version=NO_VERSION)
+    return _decided(machine, nothing, event, result, context, now)
+
+
+def _decided(
+    machine: StateMachine,
+    start: EntityRecord,
+    event: EventInput,
+    result: TransitionResult,
+    context: Mapping[str, Any],
+    now: datetime,
+) -> StepOutcome:
+    """:func:`plan` for a result the machine decided on ``context``: the context after its
+    effects is stored, ``context`` is kept as what the guards and conditions saw."""
+    stored = result.context if result.context is not None else context
     return plan(
-        nothing,
+        start,
         event,
         result,
-        _after_effects(result, context),
+        stored,
         now,
         machine_version=machine.registry_version,
         guard_context=context,
     )
-
-
-def _after_effects(result: TransitionResult, context: Mapping[str, Any]) -> Mapping[str, Any]:
-    return result.context if result.context is not None else context
 
 
 def fallback_step(
@@ -419,12 +421,4 @@ def fallback_step(
         FALLBACK_STATE: machine.error_policy.default_fallback,
     }
     result = dataclasses.replace(result, metadata=metadata)
-    return plan(
-        record,
-        event,
-        result,
-        _after_effects(result, context),
-        now,
-        machine_version=machine.registry_version,
-        guard_context=context,
-    )
+    return _decided(machine, record, event, result, context, now)
