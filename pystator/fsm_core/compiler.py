@@ -269,14 +269,46 @@ class CompiledMachine:
         remaining = set(active - exits) | set(entries)
         entries.extend(self._complete(remaining))
         new_active = frozenset((active - exits) | set(entries))
-        exited = self._innermost_first(exits)
-        entered = sorted(
-            {n for n in entries if tree.is_state(n)}, key=lambda n: (tree.depth[n], tree.order[n])
+        return self._result(
+            label,
+            self.encode(new_active),
+            selected[0][0].trigger,
+            exited=self._innermost_first(exits),
+            transition=[
+                PlanStep(ActionPhase.TRANSITION, None, a) for t, _ in selected for a in t.actions
+            ],
+            entered=self._outermost_first(entries),
         )
+
+    def entry(self, trigger: str) -> TransitionResult:
+        """The result of a new entity entering the initial configuration: every state of it
+        entered, outermost first (their ``on_enter`` entries and timers), as a transition into
+        that configuration enters them; nothing is exited. ``source_state`` is empty."""
+        return self._result(
+            "",
+            self.initial,
+            trigger,
+            exited=[],
+            transition=[],
+            entered=self._outermost_first(self.row(self.initial).active),
+        )
+
+    def _result(
+        self,
+        label: str,
+        target: str,
+        trigger: str,
+        *,
+        exited: Sequence[str],
+        transition: Sequence[PlanStep],
+        entered: Sequence[str],
+    ) -> TransitionResult:
+        """The result leaving ``exited`` and entering ``entered`` (each in the order its actions
+        run), with ``transition``'s entries between them."""
         internal = not exited and not entered
         steps = [
             *self._steps(exited, ActionPhase.EXIT),
-            *(PlanStep(ActionPhase.TRANSITION, None, a) for t, _ in selected for a in t.actions),
+            *transition,
             *self._steps(entered, ActionPhase.ENTER),
         ]
         dynamic = any(step.spec.dynamic for step in steps)
@@ -287,8 +319,8 @@ class CompiledMachine:
         return TransitionResult(
             success=True,
             source_state=label,
-            target_state=self.encode(new_active),
-            trigger=selected[0][0].trigger,
+            target_state=target,
+            trigger=trigger,
             exit_actions=tuple(calls[ActionPhase.EXIT]),
             transition_actions=tuple(calls[ActionPhase.TRANSITION]),
             enter_actions=tuple(calls[ActionPhase.ENTER]),
@@ -322,6 +354,13 @@ class CompiledMachine:
             call_of(step.spec, step.phase, step.state)
             for step in self._steps(self._innermost_first(inside), ActionPhase.EXIT)
             if _is_fixed(step)
+        )
+
+    def _outermost_first(self, nodes: Iterable[str]) -> list[str]:
+        """The states among ``nodes`` in the order their entry actions run: outermost first."""
+        tree = self.tree
+        return sorted(
+            {n for n in nodes if tree.is_state(n)}, key=lambda n: (tree.depth[n], tree.order[n])
         )
 
     def _innermost_first(self, nodes: Iterable[str]) -> list[str]:

@@ -163,6 +163,16 @@ class Decider:
         result = self._compiled.forced(row.label, row.active, target, trigger)
         return self._resolved(result, ctx, now)
 
+    def entry(self, trigger: str, context: Any, now: datetime | None = None) -> TransitionResult:
+        """A new entity entering the initial configuration, carried out against ``context``
+        like a transition's entry: the same plan, so ``when`` entries are decided and effects
+        applied (``result.context``) in the order a transition into it would."""
+        if context is None:
+            context = _EMPTY
+        elif not isinstance(context, Mapping):
+            raise _bad_context(context)
+        return self._resolved(self._compiled.entry(trigger), context, now)
+
     # steps ----------------------------------------------------------------------------------
 
     def _prepare(

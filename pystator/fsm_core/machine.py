@@ -32,6 +32,7 @@ from pystator.fsm_core.loading import (
     read_text,
     validate_config,
 )
+from pystator.fsm_core.records import CREATED_TRIGGER
 from pystator.fsm_core.results import ActionCall, TransitionResult
 from pystator.fsm_core.session import EntitySession
 
@@ -352,6 +353,20 @@ class StateMachine(MachineIntrospection):
                 f"machine {self.name!r} has no error_policy.default_fallback", state=None
             )
         return self._decider.forced(current_state, trigger, context, target, now)
+
+    def initial_entry(
+        self,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        *,
+        trigger: str = CREATED_TRIGGER,
+    ) -> TransitionResult:
+        """What a new entity entering the initial configuration does, decided on ``context`` as a
+        transition's entry is: every state of the configuration entered outermost first, their
+        ``on_enter`` entries in order (``when`` evaluated, effects applied: ``result.context``,
+        skipped entries in ``metadata["skipped_actions"]``), their timers in ``timers_to_arm``.
+        Pure, like :meth:`process`; ``trigger`` labels the result."""
+        return self._decider.entry(trigger, context, now)
 
     # parallel states ------------------------------------------------------------------------
 

@@ -13,6 +13,10 @@ from typing import Any
 #: Version of an entity that has never been written. The first write stores version 1.
 NO_VERSION = 0
 
+#: The trigger of a creation (an entity's entry into the machine's initial configuration): the
+#: label of its history row and of the ``_event`` its actions see.
+CREATED_TRIGGER = "__entity_created__"
+
 #: ``(machine, entity_id)``: the key of one entity everywhere (stores, nudges, claims).
 EntityKey = tuple[str, str]
 

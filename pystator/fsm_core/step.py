@@ -337,15 +337,7 @@ def _planned(
 ) -> StepOutcome:
     if not result.success and machine.error_policy.active:
         result = on_invalid_event(machine, start.state, result, context, now)
-    return plan(
-        start,
-        event,
-        result,
-        _after_effects(result, context),
-        now,
-        machine_version=machine.registry_version,
-        guard_context=context,
-    )
+    return _decided(machine, start, event, result, context, now)
 
 
 def _routed(
@@ -369,8 +361,41 @@ def _routed(
     return dataclasses.replace(outcome, apply_data=routed)
 
 
-def _after_effects(result: TransitionResult, context: Mapping[str, Any]) -> Mapping[str, Any]:
-    return result.context if result.context is not None else context
+def creation(
+    machine: StateMachine, entity_id: str, event: EventInput, now: datetime
+) -> StepOutcome:
+    """A new entity entering the machine's initial configuration, with ``event.context`` as its
+    context: the outcome to commit (version 1, its history row labelled ``event.trigger``, the
+    entered states' timers) and then carry out (their ``on_enter`` actions), decided by the
+    engine's entry (:meth:`~pystator.fsm_core.machine.StateMachine.initial_entry`) exactly as a
+    transition entering that configuration decides it. A ``when`` or an effect that fails raises
+    its error here, before there is anything to commit."""
+    context = dict(event.context)
+    result = machine.initial_entry(context, now, trigger=event.trigger)
+    nothing = EntityRecord(machine=machine.name, entity_id=entity_id, state="", version=NO_VERSION)
+    return _decided(machine, nothing, event, result, context, now)
+
+
+def _decided(
+    machine: StateMachine,
+    start: EntityRecord,
+    event: EventInput,
+    result: TransitionResult,
+    context: Mapping[str, Any],
+    now: datetime,
+) -> StepOutcome:
+    """:func:`plan` for a result the machine decided on ``context``: the context after its
+    effects is stored, ``context`` is kept as what the guards and conditions saw."""
+    stored = result.context if result.context is not None else context
+    return plan(
+        start,
+        event,
+        result,
+        stored,
+        now,
+        machine_version=machine.registry_version,
+        guard_context=context,
+    )
 
 
 def fallback_step(
@@ -396,12 +421,4 @@ def fallback_step(
         FALLBACK_STATE: machine.error_policy.default_fallback,
     }
     result = dataclasses.replace(result, metadata=metadata)
-    return plan(
-        record,
-        event,
-        result,
-        _after_effects(result, context),
-        now,
-        machine_version=machine.registry_version,
-        guard_context=context,
-    )
+    return _decided(machine, record, event, result, context, now)

@@ -315,7 +315,8 @@ class PyStatorRuntime:
         version: int | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> EntitySnapshot:
-        """Store a new entity in the machine's initial state;
+        """Store a new entity in the machine's initial state, entered as a transition enters it
+        (``on_enter`` effects stored, the actions whose ``when`` holds run after the commit);
         :class:`~pystator.errors.ConflictError` when it exists."""
         record = entities.create(self.engine, self.machine(machine, version), entity_id, context)
         return EntitySnapshot.from_record(record)

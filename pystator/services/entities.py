@@ -8,8 +8,10 @@ run in this process and reported in ``action_results``. The timers a transition 
 cancels are written to ``worker_timers`` in the SAME transaction as the state row and its
 history row (the fleet processor's timer writes, :class:`~pystator.schedulers.fleet_timers.DbTimerSink`),
 so a committed state always has its timers (DESIGN.md invariant 7); the fleet's timer backends
-fire them. A create is an entry into the initial state: it arms that state's timers in its
-transaction and runs its ``on_enter`` actions here after the commit, as an event's actions are.
+fire them. A create is the engine's entry into the initial configuration
+(:func:`~pystator.fsm_core.step.creation`), committed and acted on as an event's step is: its
+``on_enter`` effects are in the stored row, its timers are written with it, and the actions
+whose ``when`` held run here after the commit.
 Nothing here goes through the worker queue: queued events are ``POST /api/v1/events``.
 """
 
@@ -17,15 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from pystator.fsm_core.actions import ActionExecutor, ExecutionReport
 from pystator.fsm_core.clock import as_utc, utc_now
-from pystator.fsm_core.context import ENTITY_ID_KEY, TransitionContext
-from pystator.fsm_core.definition import ActionSpec
 from pystator.fsm_core.errors import (
     ConflictError,
     EntityNotFoundError,
@@ -35,17 +35,16 @@ from pystator.fsm_core.errors import (
     StoreError,
 )
 from pystator.fsm_core.machine import StateMachine
-from pystator.fsm_core.plan import call_of
 from pystator.fsm_core.records import (
-    ArmedTimer,
+    CREATED_TRIGGER,
     EntityRecord,
     EventInput,
     EventOrigin,
     HistoryEntry,
     Outcome,
 )
-from pystator.fsm_core.results import ActionCall, ActionPhase, TransitionResult
-from pystator.fsm_core.step import StepOutcome, apply_event, starting_record
+from pystator.fsm_core.results import TransitionResult
+from pystator.fsm_core.step import StepOutcome, apply_event, creation, starting_record
 from pystator.fsm_core.summary import jsonable
 from pystator.orchestrator import Orchestrator
 from pystator.schedulers.fleet_timers import DbTimerSink
@@ -55,8 +54,6 @@ from pystator.stores.sql.connections import transaction
 from pystator.stores.sql.engine import translate_errors
 from pystator.stores.sql.state_store import SqlStateStore
 
-#: The trigger of the history row a create writes (the documented marker).
-CREATED_TRIGGER = "__entity_created__"
 #: The trigger of the history row an import writes when the document carries no history.
 IMPORTED_TRIGGER = "__entity_imported__"
 #: The ``format`` of an export document (what import accepts).
@@ -184,6 +181,21 @@ class _OneTransaction(Orchestrator):
         """The timers were written with the state (see :func:`commit_step`)."""
         del outcome
 
+    def create(self, entity_id: str, context: Mapping[str, Any]) -> StepOutcome:
+        """A new entity entering the initial configuration (the engine's :func:`creation`
+        step), committed and acted on as an event's step is: refused before anything is
+        stored when it plans an action nobody registered, :class:`ConflictError` when the
+        entity exists, its actions run after the commit."""
+        event = EventInput(trigger=CREATED_TRIGGER, context=dict(context))
+        outcome = creation(self.machine, entity_id, event, self._clock())
+        self._check_actions(outcome)
+        try:
+            self._save(outcome)
+        except StaleVersionError as exc:
+            raise _exists(self.machine.name, entity_id) from exc
+        self._act(entity_id, outcome, event)
+        return outcome
+
 
 def commit_step(engine: Engine, outcome: StepOutcome) -> None:
     """Commit an applied step: the versioned state write, its history row, then its armed and
@@ -215,10 +227,14 @@ def create(
     entity_id: str,
     context: Mapping[str, Any] | None = None,
 ) -> EntityRecord:
-    """Store a new entity in the machine's initial state (version 1, a ``__entity_created__``
-    history row) as an entry into that state: its ``after:``/``timeout:`` timers are armed in
-    the same transaction, its ``on_enter`` actions run here after the commit (a failing action
-    does not undo the create); :class:`ConflictError` (409) when it exists."""
+    """Store a new entity in the machine's initial configuration (version 1, a
+    ``__entity_created__`` history row), entered as a transition enters it: the ``on_enter``
+    entries of every state entered are decided on ``context`` (``when``, ``branch``) and its
+    effects are in the stored context; the entered states' ``after:``/``timeout:`` timers are
+    armed in the same transaction; the named actions run here after the commit (a failing
+    action does not undo the create). :class:`ConflictError` (409) when it exists; a ``when``
+    or effect that fails raises its error (``GUARD_FAILED``, ``ACTION_FAILED``) and an
+    unregistered action :class:`ActionNotFoundError`, both before anything is stored."""
     return create_reporting(engine, machine, entity_id, context)[0]
 
 
@@ -230,94 +246,26 @@ def create_reporting(
 ) -> tuple[EntityRecord, tuple[dict[str, Any], ...]]:
     """:func:`create`, with the results of the ``on_enter`` actions it ran (the
     ``action_results`` shape of an event)."""
-    now = utc_now()
-    initial = machine.get_initial_state()
-    record = EntityRecord(
-        machine=machine.name,
-        entity_id=entity_id,
-        state=initial,
-        context=dict(context or {}),
-        version=1,
-        entries={initial: 1},
-        created_at=now,
-        updated_at=now,
-    )
-    history = HistoryEntry(
-        machine=machine.name,
-        entity_id=entity_id,
-        version=1,
-        source_state=None,
-        target_state=initial,
-        trigger=CREATED_TRIGGER,
-        event_id=None,
-        origin=EventOrigin.DIRECT,
-        actions=(),
-        payload=dict(context or {}),
-        created_at=now,
-    )
-    entered = _initial_states(machine, initial)
-    timers = [
-        ArmedTimer(
-            machine=machine.name,
-            entity_id=entity_id,
-            key=spec.key,
-            state=spec.state,
-            entry=1,
-            trigger=spec.trigger,
-            due_at=now + timedelta(milliseconds=spec.delay_ms),
-        )
-        for state in entered
-        for spec in machine.timers_for_state(state)
-    ]
-    _insert(engine, record, [history], timers)
-    calls = _enter_actions(machine, entered)
-    if not calls:
-        return record, ()
     executor = _ReportingExecutor(machine)
-    action_context = TransitionContext(record.context)
-    action_context[ENTITY_ID_KEY] = entity_id
-    executor.execute(calls, action_context)
-    return record, _action_rows(executor.reports)
+    outcome = _OneTransaction(engine, machine, executor).create(entity_id, context or {})
+    assert outcome.record is not None  # a creation is always an applied step
+    return outcome.record, _action_rows(executor.reports)
 
 
-def _initial_states(machine: StateMachine, initial: str) -> list[str]:
-    """The states a new entity enters (its initial configuration), outermost first."""
-    active = machine.active_states(initial)
-    return [s.name for s in machine.definition.states if s.name in active]
-
-
-def _enter_actions(machine: StateMachine, states: Sequence[str]) -> tuple[ActionCall, ...]:
-    """The named, unconditional ``on_enter`` actions of ``states``, in order."""
-    specs = {s.name: s.on_enter for s in machine.definition.states}
-    return tuple(
-        call_of(spec, ActionPhase.ENTER, state)
-        for state in states
-        for spec in specs.get(state, ())
-        if _runs_always(spec)
-    )
-
-
-def _runs_always(spec: ActionSpec) -> bool:
-    return spec.is_named and spec.when is None
-
-
-def _insert(
-    engine: Engine,
-    record: EntityRecord,
-    history: Sequence[HistoryEntry],
-    timers: Sequence[ArmedTimer] = (),
-) -> None:
+def _insert(engine: Engine, record: EntityRecord, history: Sequence[HistoryEntry]) -> None:
     try:
         with translate_errors("entities"), transaction(engine) as conn:
             entity_queries.insert_record(conn, record)
             history_queries.insert_history(conn, history)
-            if timers:
-                _TIMER_ROWS.in_transaction(conn, timers, (), utc_now())
     except StaleVersionError as exc:
-        raise ConflictError(
-            f"entity {record.entity_id!r} of machine {record.machine!r} already exists",
-            details={"machine": record.machine, "entity_id": record.entity_id},
-        ) from exc
+        raise _exists(record.machine, record.entity_id) from exc
+
+
+def _exists(machine: str, entity_id: str) -> ConflictError:
+    return ConflictError(
+        f"entity {entity_id!r} of machine {machine!r} already exists",
+        details={"machine": machine, "entity_id": entity_id},
+    )
 
 
 def send_event(

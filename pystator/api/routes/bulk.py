@@ -61,7 +61,7 @@ def bulk_create(
         try:
             key = checked_id(item.entity_id, f"items[{index}].entity_id")
             context = checked_context(services, item.context)
-            record = entities.create(services.engine, machine, key, context)
+            record, results = entities.create_reporting(services.engine, machine, key, context)
         except StoreUnavailableError:
             raise
         except FSMError as exc:
@@ -71,7 +71,16 @@ def bulk_create(
                 )
             )
         else:
-            items.append(BulkCreateItemOut(entity_id=key, created=True, state=record.state))
+            items.append(
+                BulkCreateItemOut.model_validate(
+                    {
+                        "entity_id": key,
+                        "created": True,
+                        "state": record.state,
+                        "action_results": list(results),
+                    }
+                )
+            )
     created = sum(1 for i in items if i.created)
     audit.write(
         status=200,

@@ -24,6 +24,7 @@ from pystator.api.schemas.common import PROBLEMS
 from pystator.api.schemas.entity_ops import (
     ArchiveOut,
     DryRunOut,
+    EntityCreatedOut,
     EntityCreateIn,
     EntityEventIn,
     EntitySnapshotOut,
@@ -104,7 +105,7 @@ def state_out(record: EntityRecord) -> dict[str, Any]:
     }
 
 
-@router.post("/{entity_id}/create", response_model=EntitySnapshotOut, status_code=201)
+@router.post("/{entity_id}/create", response_model=EntityCreatedOut, status_code=201)
 def create_entity(
     entity_id: EntityIdPath,
     body: EntityCreateIn,
@@ -112,12 +113,15 @@ def create_entity(
     _operator: Operator,
     audit: AuditDep,
 ) -> dict[str, Any]:
-    """Store a new entity at its machine's initial state (409 when it exists)."""
+    """Store a new entity at its machine's initial state, entered as a transition enters it
+    (``on_enter`` effects in the stored context, its actions in ``action_results``); 409 when
+    it exists, 422 when a ``when:`` or an effect of the entry fails (nothing stored)."""
     key = checked_id(entity_id)
     machine = machine_of(services, body.machine_name)
-    record = entities.create(services.engine, machine, key, checked_context(services, body.context))
+    context = checked_context(services, body.context)
+    record, results = entities.create_reporting(services.engine, machine, key, context)
     audit.write(status=201, target=f"{machine.name}/{key}", affected=1)
-    return state_out(record)
+    return {**state_out(record), "action_results": list(results)}
 
 
 @router.post("/{entity_id}/events", response_model=EventOutcomeOut)

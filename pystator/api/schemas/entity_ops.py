@@ -65,6 +65,13 @@ class ActionResultOut(Out):
     error: str | None
 
 
+class EntityCreatedOut(EntitySnapshotOut):
+    """A created entity (the stored record, effects of its initial state's ``on_enter``
+    applied) and what its ``on_enter`` actions did, as an event reports its actions."""
+
+    action_results: list[ActionResultOut]
+
+
 class EventOutcomeOut(Out):
     """The outcome of a synchronous event (``success: false`` with ``error_detail`` when it was
     rejected or failed: still HTTP 200)."""
@@ -206,11 +213,12 @@ class BulkCreateIn(Strict):
 
 
 class BulkCreateItemOut(Out):
-    """One item's outcome: created, or why not."""
+    """One item's outcome: created (with what its ``on_enter`` actions did), or why not."""
 
     entity_id: str | None
     created: bool
     state: str | None = None
+    action_results: list[ActionResultOut] = Field(default_factory=list)
     error_detail: ErrorDetailOut | None = None
 
 
