@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,10 @@ from pystator.fsm_core.errors import EntityNotFoundError
 from pystator.registry.machines import MachineRegistry
 from pystator.services import entities
 from pystator.services.apply_data import ApplyDataRequest, queue_apply_data
-from pystator.stores.sql.connections import dispose, fleet_engine
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "order_routing.yaml"
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    name = "pg_migrated_url" if request.param == "postgresql" else "sqlite_migrated_url"
-    engine = fleet_engine(str(request.getfixturevalue(name)))
-    yield engine
-    dispose(engine)
 
 
 def test_queueing_needs_the_entity(engine: sa.Engine) -> None:

@@ -8,7 +8,7 @@ nothing stored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,6 @@ from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
 from pystator.services import entities
 from pystator.stores.sql import entity_queries, history_queries
-from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import action_outbox, worker_timers
 from tests.support.worker import FakeClock
 
@@ -61,14 +60,6 @@ CONFIG: dict[str, Any] = {
 #: The create context: `greet`'s condition holds, `audit`'s does not.
 CONTEXT = {"vip": True, "amount": 5}
 STORED = {**CONTEXT, "stage": "opened", "openings": 1}
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    name = "pg_migrated_url" if request.param == "postgresql" else "sqlite_migrated_url"
-    engine = fleet_engine(str(request.getfixturevalue(name)))
-    yield engine
-    dispose(engine)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ them), the fleet fires what they armed, and a create arms the initial state's ti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,6 @@ from pystator.registry.machines import MachineRegistry
 from pystator.schedulers.fleet_timers import DbTimerSink, TimerFiring
 from pystator.services import entities
 from pystator.stores.sql import entity_queries, history_queries, timer_queries
-from pystator.stores.sql.connections import dispose, fleet_engine
 from pystator.stores.sql.schema import worker_timers
 from tests.support.worker import FakeClock
 
@@ -46,14 +44,6 @@ CONFIG: dict[str, Any] = {
 
 class Boom(RuntimeError):
     """The injected failure between the state write and the timer write."""
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    name = "pg_migrated_url" if request.param == "postgresql" else "sqlite_migrated_url"
-    engine = fleet_engine(str(request.getfixturevalue(name)))
-    yield engine
-    dispose(engine)
 
 
 @pytest.fixture
